@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pachd and its tests need, when missing:
+#   etcd-server   the metadata backend (and the etcd the tests start)
+#   fuse3         fusermount3, for `pachctl mount` and FUSE pods
+#   libfuse3-dev  headers pyfuse3 compiles against
+#   pkg-config    how pyfuse3 finds them
+#   gcc           the compiler for pyfuse3
+set -euo pipefail
+
+wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc)
+missing=()
+for pkg in "${wanted[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+    echo "missing system packages: ${missing[*]}; install them with your package manager" >&2
+    exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! $sudo apt-get install -y -q "${missing[@]}" >/dev/null; then
+    $sudo apt-get update -q >/dev/null
+    $sudo apt-get install -y -q "${missing[@]}" >/dev/null
+fi

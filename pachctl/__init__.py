@@ -1,0 +1,1 @@
+"""pachctl: the command-line client and the Python client library."""

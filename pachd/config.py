@@ -1,0 +1,93 @@
+"""pachd's configuration: one frozen PachdConfig, built once at start-up.
+
+Each setting comes from a command-line flag, else from an environment variable
+(keeping Pachyderm v1.2's names where it had one), else from a default. This is
+the only module of pachd that reads os.environ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORT = 30650
+
+
+@dataclass(frozen=True, slots=True)
+class PachdConfig:
+    """Everything pachd needs to know to start."""
+
+    port: int = DEFAULT_PORT
+    host: str = "0.0.0.0"
+    data_dir: Path = Path.home() / ".pachyderm" / "data"
+    etcd_address: str = ""  # host:port; empty means the embedded SQLite store
+    storage: str = "local"  # "local" (files under data_dir) or "gcs"
+    gcs_bucket: str = ""
+    log_level: str = "INFO"
+    max_message_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def uses_etcd(self) -> bool:
+        return bool(self.etcd_address)
+
+
+# flag name -> (environment variables in order of preference, help)
+_SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
+    "port": (("PORT",), f"gRPC port (default {DEFAULT_PORT})"),
+    "host": (("PACHD_HOST",), "address to listen on (default 0.0.0.0)"),
+    "data_dir": (("PACH_ROOT", "PACHD_DATA_DIR"), "embedded metadata and local blocks (default ~/.pachyderm/data)"),
+    "etcd": (("ETCD_ADDRESS",), "keep metadata in etcd at HOST:PORT instead of the embedded store"),
+    "storage": (("STORAGE_BACKEND",), "where blocks live: local or gcs (default local)"),
+    "gcs_bucket": (("GCS_BUCKET",), "the Google Cloud Storage bucket for --storage gcs"),
+    "log_level": (("LOG_LEVEL",), "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pachd", description="The Pachyderm server.")
+    for name, (envs, help_text) in _SETTINGS.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, default=None, help=f"{help_text}; env {' or '.join(envs)}")
+    return parser
+
+
+def _env_address(env: Mapping[str, str]) -> str:
+    # Kubernetes service variables, as v1.2 used them: host only, port 2379.
+    host = env.get("ETCD_PORT_2379_TCP_ADDR", "")
+    return f"{host}:2379" if host else ""
+
+
+def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> PachdConfig:
+    """Builds the config from flags, then the environment, then defaults."""
+    env = os.environ if env is None else env
+    args = vars(build_parser().parse_args(argv))
+
+    def pick(name: str) -> str | None:
+        if args[name] is not None:
+            return str(args[name])
+        for var in _SETTINGS[name][0]:
+            if env.get(var):
+                return env[var]
+        return None
+
+    defaults = PachdConfig()
+    port = pick("port")
+    data_dir = pick("data_dir")
+    storage = (pick("storage") or defaults.storage).lower()
+    if storage not in ("local", "gcs"):
+        raise SystemExit(f"pachd: --storage must be local or gcs, not {storage!r}")
+    gcs_bucket = pick("gcs_bucket") or ""
+    if storage == "gcs" and not gcs_bucket:
+        raise SystemExit("pachd: --storage gcs needs --gcs-bucket (or GCS_BUCKET)")
+    return PachdConfig(
+        port=int(port) if port else defaults.port,
+        host=pick("host") or defaults.host,
+        data_dir=Path(data_dir).expanduser() if data_dir else defaults.data_dir,
+        etcd_address=pick("etcd") or _env_address(env),
+        storage=storage,
+        gcs_bucket=gcs_bucket,
+        log_level=(pick("log_level") or defaults.log_level).upper(),
+    )

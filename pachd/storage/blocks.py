@@ -1,0 +1,64 @@
+"""The block store contract: immutable named objects (blocks and tree nodes).
+
+Two backends implement it: `pachd.storage.localdisk.LocalBlockStore` (files
+under the data dir) and `pachd.storage.gcs.GcsBlockStore` (Google Cloud
+Storage, or its emulator via STORAGE_EMULATOR_HOST). One conformance suite
+(tests/storage/test_blocks.py) runs against both.
+
+Names are "/"-separated ASCII strings such as "blocks/<sha512 hex>"; callers
+choose them, backends map them to files or objects. An object is written once
+and never changed, so readers may cache it forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What the store knows about one object."""
+
+    name: str
+    size: int
+    created: datetime
+
+
+class BlockStore(Protocol):
+    """Immutable named objects.
+
+    All methods raise `pachd.errors.StorageError` when the backend fails and
+    `pachd.errors.BlockNotFound` for a missing object.
+    """
+
+    async def put(self, name: str, data: bytes) -> None:
+        """Store `data` under `name`, durably before returning.
+
+        Writing a name that exists is allowed and leaves it unchanged (names
+        are content hashes, so the bytes are the same). A crash mid-write never
+        leaves a partial object visible.
+        """
+
+    async def get(self, name: str, offset: int = 0, size: int = 0) -> bytes:
+        """Bytes [offset, offset+size) of the object; size 0 means to the end.
+
+        Reading past the end returns what there is (possibly b"").
+        """
+
+    async def exists(self, name: str) -> bool:
+        """Whether the object exists."""
+
+    async def stat(self, name: str) -> ObjectInfo:
+        """Size and creation time of the object."""
+
+    async def delete(self, name: str) -> None:
+        """Remove the object; no error if it is absent."""
+
+    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every object whose name starts with `prefix`, in name order."""
+
+    async def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""

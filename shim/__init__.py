@@ -1,0 +1,1 @@
+"""The job shim: runs user code inside a pipeline pod."""
