@@ -41,6 +41,10 @@ class InvalidCommitID(InvalidArgument):
     """A commit ID is neither a branch name nor of the form branch/number."""
 
 
+class PathIsDirectory(InvalidArgument):
+    """A file operation named a directory."""
+
+
 class InvalidManifest(InvalidArgument):
     """A pipeline or job spec is malformed."""
 

@@ -1,0 +1,76 @@
+"""Assembles pachd: storage, domain objects, gRPC services; runs and stops them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from pachd.config import PachdConfig
+from pachd.health import HealthService, VersionService
+from pachd.interceptors import ErrorInterceptor
+from pachd.pfs import Pfs
+from pachd.pfs.service import BlockService, PfsService
+from pachd.storage import open_block_store, open_kv
+from protos import health_pb2_grpc, pfs_pb2_grpc, protoversion_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 10.0
+
+
+class Pachd:
+    """One running pachd: start() to serve, stop() to shut down in phases."""
+
+    def __init__(self, config: PachdConfig) -> None:
+        self.config = config
+        self._server: grpc.aio.Server | None = None
+        self._closers: list[object] = []
+
+    async def start(self) -> int:
+        """Opens storage and starts serving; returns the bound port."""
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.kv = await open_kv(config)
+        self.blocks = await open_block_store(config)
+        self.pfs = Pfs(kv=self.kv, blocks=self.blocks)
+        options = [
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+        ]
+        server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=options)
+        pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
+        pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
+        health_pb2_grpc.add_HealthServicer_to_server(HealthService(), server)
+        protoversion_pb2_grpc.add_APIServicer_to_server(VersionService(), server)
+        port = server.add_insecure_port(f"{config.host}:{config.port}")
+        if port == 0:
+            raise SystemExit(f"pachd: cannot listen on {config.host}:{config.port}")
+        await server.start()
+        self._server = server
+        logger.info("pachd serving on %s:%d (metadata: %s, blocks: %s)", config.host, port,
+                    f"etcd {config.etcd_address}" if config.uses_etcd else f"sqlite in {config.data_dir}",
+                    f"gcs bucket {config.gcs_bucket}" if config.storage == "gcs" else f"{config.data_dir}")
+        return port
+
+    async def wait(self) -> None:
+        assert self._server is not None
+        await self._server.wait_for_termination()
+
+    async def stop(self) -> None:
+        """Stops taking calls, lets running ones finish (within a grace), closes storage."""
+        if self._server is not None:
+            await self._server.stop(SHUTDOWN_GRACE)
+        await self.kv.close()
+        await self.blocks.close()
+        logger.info("pachd stopped")
+
+
+async def serve(config: PachdConfig, stop: asyncio.Event) -> None:
+    pachd = Pachd(config)
+    await pachd.start()
+    try:
+        await stop.wait()
+    finally:
+        await pachd.stop()

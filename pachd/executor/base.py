@@ -1,0 +1,99 @@
+"""The executor contract: how the pods of a job run.
+
+PPS describes a job's pods with a JobSpec (built by a pure function in
+pachd/pps/pods.py) and hands it to one Executor. Implementations:
+`local.LocalExecutor` (pod processes in private mount namespaces, the
+default), `kubernetes.KubernetesExecutor` (one batch/v1 Job per job) and
+`docker.DockerExecutor` (one container per pod). They are the only modules
+that see processes, Kubernetes objects or containers.
+
+A pod runs `job-shim <job-id>`, which talks to pachd (StartJob/FinishJob) and
+exits 0 once it has reported its result, whatever the user code did. Any
+other ending (non-zero exit, a signal, an eviction) means the pod crashed
+before reporting: the executor replaces it, up to `max_restarts` times per
+pod index, and reports what happened through events().
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMount:
+    """A Kubernetes secret mounted into each pod at `mount_path`."""
+
+    name: str
+    mount_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything an executor needs to run the pods of one job."""
+
+    job_id: str
+    pipeline: str  # "" for a job made by create-job
+    pod_count: int
+    image: str  # transform.image, or the default job-shim image
+    command: tuple[str, ...]  # ("job-shim", job_id)
+    env: Mapping[str, str]  # transform.env and PACH_* variables; never pachd's own env
+    secrets: tuple[SecretMount, ...] = ()
+    max_restarts: int = 3  # per pod index
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class PodPhase(enum.Enum):
+    STARTED = "started"  # a pod process/container began (also each replacement)
+    SUCCEEDED = "succeeded"  # exited 0: it reported to pachd
+    CRASHED = "crashed"  # ended otherwise; a replacement follows if restarts remain
+    GAVE_UP = "gave_up"  # crashed with no restarts left for its index
+
+
+@dataclass(frozen=True, slots=True)
+class PodEvent:
+    job_id: str
+    index: int  # the pod index (0..pod_count-1) the pod was started for
+    name: str  # unique per attempt; the shim sends it with StartJob/FinishJob
+    phase: PodPhase
+    reason: str = ""  # for CRASHED/GAVE_UP: exit code, signal, or the cluster's reason
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    index: int  # pod index
+    attempt: int  # 0 for the first pod of the index, then 1, 2... for replacements
+    line: bytes  # one line of stdout/stderr, without its newline
+
+
+class Executor(Protocol):
+    """Runs the pods of jobs. Every method may raise pachd.errors.Unavailable."""
+
+    async def recover(self) -> None:
+        """Called once at pachd start-up, before any start(): reconcile with pods
+        left by an earlier pachd (adopt them, or kill them so they are re-run)."""
+
+    async def start(self, spec: JobSpec) -> None:
+        """Starts the job's pods (one per index), passing each its index and name
+        in the environment (PACH_POD_INDEX, PACH_POD_NAME). Idempotent: starting
+        a job that runs already does nothing."""
+
+    def events(self, job_id: str) -> AsyncIterator[PodEvent]:
+        """Pod events of the job, from its first pod on, then live, until the
+        caller stops iterating. Events of one pod index come in order."""
+
+    def logs(self, job_id: str) -> AsyncIterator[LogLine]:
+        """Every line the job's pods printed so far: ordered by pod index, then
+        attempt, then as printed. Each line exactly once."""
+
+    async def delete(self, job_id: str) -> None:
+        """Stops the job's pods and removes what start() created. No error if
+        nothing is left."""
+
+    async def node_count(self) -> int:
+        """How many nodes can run pods (1 for local), for COEFFICIENT parallelism."""
+
+    async def close(self) -> None:
+        """Stops watching; pods keep their state for recover()."""

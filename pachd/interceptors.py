@@ -1,0 +1,119 @@
+"""The one place where errors become gRPC statuses, and where RPCs are logged.
+
+Every handler (unary or streaming, either direction) is wrapped: a PachError
+aborts the call with its own status code and message; anything unexpected is
+logged with its traceback and reported as INTERNAL. Each call is logged at
+debug (method, peer, code, duration), or at warning when it is slow.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from pachd.errors import PachError
+
+logger = logging.getLogger(__name__)
+
+SLOW_SECONDS = 10.0
+# Calls that are meant to wait; never "slow".
+_BLOCKING = ("FlushCommit", "ListCommit", "InspectJob", "GetLogs", "FinishCommit", "StartPipeline", "StopPipeline")
+
+
+def _pach_error(err: BaseException) -> PachError | None:
+    """The PachError behind `err`, looking inside exception groups (TaskGroups raise those)."""
+    if isinstance(err, PachError):
+        return err
+    if isinstance(err, BaseExceptionGroup):
+        for inner in err.exceptions:
+            found = _pach_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+class _Call:
+    """Logs one call and turns its failure into an abort."""
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.method = method
+        self.context = context
+        self.start = time.monotonic()
+
+    async def fail(self, err: BaseException) -> None:
+        pach = _pach_error(err)
+        if pach is not None:
+            self.log(pach.code)
+            await self.context.abort(pach.code, pach.message)
+        logger.exception("%s failed unexpectedly", self.method)
+        self.log(grpc.StatusCode.INTERNAL)
+        await self.context.abort(grpc.StatusCode.INTERNAL, f"internal error in {self.method}: {err!r}")
+
+    def log(self, code: grpc.StatusCode) -> None:
+        elapsed = time.monotonic() - self.start
+        slow = elapsed > SLOW_SECONDS and not self.method.endswith(_BLOCKING)
+        logger.log(
+            logging.WARNING if slow else logging.DEBUG,
+            "%s from %s: %s in %.3fs", self.method, self.context.peer(), code.name, elapsed,
+        )
+
+
+def _wrap_unary(method: str, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        tracked = _Call(method, context)
+        try:
+            response = await handler(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:
+            await tracked.fail(err)
+            raise
+        tracked.log(grpc.StatusCode.OK)
+        return response
+
+    return call
+
+
+def _wrap_stream(method: str, handler: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        tracked = _Call(method, context)
+        try:
+            async for response in handler(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:
+            await tracked.fail(err)
+            raise
+        tracked.log(grpc.StatusCode.OK)
+
+    return call
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        full = handler_call_details.method
+        codec = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(_wrap_unary(full, handler.unary_unary), **codec)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(_wrap_unary(full, handler.stream_unary), **codec)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(_wrap_stream(full, handler.unary_stream), **codec)
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(_wrap_stream(full, handler.stream_stream), **codec)
+        return handler

@@ -1,0 +1,33 @@
+"""`pachd`: the server's entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from pachd import config as pachd_config
+from pachd.app import serve
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = pachd_config.load(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=getattr(logging, config.log_level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(_run(config))
+
+
+async def _run(config: pachd_config.PachdConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(config, stop)
+
+
+if __name__ == "__main__":
+    main()

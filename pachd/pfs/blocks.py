@@ -1,0 +1,246 @@
+"""Blocks: content-addressed chunks of file data in the block store.
+
+A block is named by the SHA-512 of its bytes ("blocks/<hex>"), so equal bytes
+are stored once. Large files are cut into blocks by the Chunker; small files
+of one put-file stream are packed together into shared blocks, each file
+referring to its own byte range, so putting thousands of small files costs a
+handful of block writes instead of one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+
+from pachd.errors import InvalidArgument
+from pachd.pfs.chunking import BLOCK_SIZE, Chunker, Delimiter
+from pachd.pfs.records import BlockRef
+from pachd.storage.blocks import BlockStore, ObjectInfo
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "blocks/"
+SMALL_FILE = 1024 * 1024
+"""Files smaller than this are packed with others into shared blocks."""
+READ_CHUNK = 2 * 1024 * 1024
+"""How much one read (and one streamed message) of file data carries."""
+
+
+def block_name(block_hash: str) -> str:
+    if len(block_hash) != 128 or not all(c in "0123456789abcdef" for c in block_hash):
+        raise InvalidArgument(f"block hash {block_hash[:140]!r} is not a SHA-512 hex digest")
+    return PREFIX + block_hash
+
+
+class BlockWriter:
+    """Writes the blocks of one put-file stream, at most `in_flight` at once.
+
+    Use as `async with BlockWriter(store) as writer`. submit() waits while
+    `in_flight` writes are running, which pushes back on the stream being
+    received. A block is durable once its task is done, so metadata that
+    refers to it may be committed after that.
+    """
+
+    def __init__(self, store: BlockStore, *, in_flight: int = 4) -> None:
+        self._store = store
+        self._slots = asyncio.Semaphore(in_flight)
+        self._tasks = asyncio.TaskGroup()
+
+    async def __aenter__(self) -> BlockWriter:
+        await self._tasks.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._tasks.__aexit__(*exc)  # type: ignore[arg-type]
+
+    async def submit(self, data: bytes) -> asyncio.Task[BlockRef]:
+        await self._slots.acquire()
+        return self._tasks.create_task(self._write(data))
+
+    async def _write(self, data: bytes) -> BlockRef:
+        try:
+            digest = await asyncio.to_thread(_sha512, data)
+            name = PREFIX + digest
+            if not await self._store.exists(name):
+                await self._store.put(name, data)
+            return BlockRef(digest, 0, len(data))
+        finally:
+            self._slots.release()
+
+
+def _sha512(data: bytes) -> str:
+    return hashlib.sha512(data).hexdigest()
+
+
+class FileAssembler:
+    """Turns the data of a put-file stream's files into block references.
+
+    Feed one file at a time (start, feed..., end). A file that stays under
+    SMALL_FILE goes into the shared pack; a larger one is chunked by its
+    delimiter into blocks of its own. results() waits for every write and
+    returns each file's references, in the order the files ended.
+    """
+
+    def __init__(self, writer: BlockWriter) -> None:
+        self._writer = writer
+        self._files: list[list[asyncio.Task[BlockRef] | _PackSlice]] = []
+        self._chunker: Chunker | None = None
+        self._current: list[asyncio.Task[BlockRef] | _PackSlice] = []
+        self._small = bytearray()
+        self._pack = bytearray()
+        self._pack_slices: list[_PackSlice] = []
+
+    def start(self, delimiter: Delimiter) -> None:
+        self._chunker = Chunker(delimiter)
+        self._current = []
+        self._small.clear()
+
+    async def feed(self, data: bytes) -> None:
+        assert self._chunker is not None
+        if not self._current and len(self._small) + len(data) < SMALL_FILE:
+            self._small += data
+            return
+        if self._small:
+            data, self._small = bytes(self._small) + data, bytearray()
+        for block in self._chunker.feed(data):
+            self._current.append(await self._writer.submit(block))
+
+    async def end(self) -> int:
+        """Ends the current file; returns its index in results()."""
+        assert self._chunker is not None
+        if not self._current:
+            await self._add_to_pack(bytes(self._small))
+        else:
+            rest = self._chunker.close()
+            if rest:
+                self._current.append(await self._writer.submit(rest))
+        self._files.append(self._current)
+        self._chunker = None
+        self._small.clear()
+        return len(self._files) - 1
+
+    async def _add_to_pack(self, data: bytes) -> None:
+        self._current = []
+        if not data:
+            return
+        if len(self._pack) + len(data) > BLOCK_SIZE:
+            await self._flush_pack()
+        piece = _PackSlice(len(self._pack), len(self._pack) + len(data))
+        self._pack += data
+        self._pack_slices.append(piece)
+        self._current = [piece]
+
+    async def _flush_pack(self) -> None:
+        if not self._pack_slices:
+            return
+        task = await self._writer.submit(bytes(self._pack))
+        for piece in self._pack_slices:
+            piece.block = task
+        self._pack.clear()
+        self._pack_slices = []
+
+    async def results(self) -> list[tuple[BlockRef, ...]]:
+        """Every ended file's references, once all their blocks are durable."""
+        await self._flush_pack()
+        out: list[tuple[BlockRef, ...]] = []
+        for parts in self._files:
+            refs: list[BlockRef] = []
+            for part in parts:
+                if isinstance(part, _PackSlice):
+                    assert part.block is not None
+                    pack = await part.block
+                    refs.append(BlockRef(pack.hash, part.lower, part.upper))
+                else:
+                    refs.append(await part)
+            out.append(tuple(refs))
+        return out
+
+
+class _PackSlice:
+    """A small file's place in a pack block that is not written yet."""
+
+    __slots__ = ("lower", "upper", "block")
+
+    def __init__(self, lower: int, upper: int) -> None:
+        self.lower = lower
+        self.upper = upper
+        self.block: asyncio.Task[BlockRef] | None = None
+
+
+async def read_refs(store: BlockStore, refs: Sequence[BlockRef], offset: int = 0, size: int = 0) -> AsyncIterator[bytes]:
+    """The bytes of `refs` in order, from `offset`, at most `size` (0: all).
+
+    Reads ahead one piece so the next read overlaps sending the current one.
+    """
+    pieces = _pieces(refs, offset, size)
+    if not pieces:
+        return
+    pending = asyncio.ensure_future(store.get(*pieces[0]))
+    try:
+        for following in pieces[1:]:
+            data = await pending
+            pending = asyncio.ensure_future(store.get(*following))
+            yield data
+        yield await pending
+    finally:
+        if not pending.done():
+            pending.cancel()
+
+
+def _pieces(refs: Sequence[BlockRef], offset: int, size: int) -> list[tuple[str, int, int]]:
+    """(object name, offset, size) reads of at most READ_CHUNK covering the range."""
+    remaining = size if size > 0 else None
+    out: list[tuple[str, int, int]] = []
+    for ref in refs:
+        if remaining == 0:
+            break
+        if offset >= ref.size:
+            offset -= ref.size
+            continue
+        start = ref.lower + offset
+        offset = 0
+        end = ref.upper if remaining is None else min(ref.upper, start + remaining)
+        while start < end:
+            step = min(READ_CHUNK, end - start)
+            out.append((PREFIX + ref.hash, start, step))
+            start += step
+            if remaining is not None:
+                remaining -= step
+    return out
+
+
+async def stat(store: BlockStore, block_hash: str) -> ObjectInfo:
+    return await store.stat(block_name(block_hash))
+
+
+async def list_blocks(store: BlockStore) -> AsyncIterator[tuple[str, int, datetime]]:
+    async for info in store.list(PREFIX):
+        yield info.name[len(PREFIX) :], info.size, info.created
+
+
+async def put_stream(store: BlockStore, delimiter: Delimiter, chunks: AsyncIterator[bytes]) -> list[BlockRef]:
+    """Stores a byte stream as blocks cut by `delimiter`; the BlockAPI's PutBlock."""
+    async with BlockWriter(store) as writer:
+        chunker = Chunker(delimiter)
+        tasks = []
+        async for data in chunks:
+            for block in chunker.feed(data):
+                tasks.append(await writer.submit(block))
+        rest = chunker.close()
+        if rest:
+            tasks.append(await writer.submit(rest))
+    return [task.result() for task in tasks]
+
+
+async def read_block(store: BlockStore, block_hash: str, offset: int = 0, size: int = 0) -> AsyncIterator[bytes]:
+    """Bytes of one block from `offset`, at most `size` (0: to the end)."""
+    name = block_name(block_hash)
+    info = await store.stat(name)
+    end = info.size if size == 0 else min(info.size, offset + size)
+    if end <= offset:
+        return
+    async for chunk in read_refs(store, [BlockRef(block_hash, 0, info.size)], offset, end - offset):
+        yield chunk

@@ -1,0 +1,259 @@
+"""Files: put (streamed, many files per stream), get, inspect, list, delete.
+
+A file in a commit is its parent's content plus what the commit appended;
+writes land as FileDiffs of the open commit (see records.py), reads go
+through the commit's tree view. Reads may be narrowed to a shard and to what
+changed since another commit (a DiffSpec).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from pachd.errors import FileNotFound, InvalidArgument, PathIsDirectory
+from pachd.pfs.blocks import BlockWriter, FileAssembler, read_refs
+from pachd.pfs.chunking import Delimiter
+from pachd.pfs.commits import Commits
+from pachd.pfs.records import BlockRef, CommitRecord, FileDiff, FileKind
+from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard
+from pachd.pfs.tree import DirEntry, Entry, FileEntry, Tree, file_change
+from pachd.pfs.urls import fetch
+from pachd.pfs.writes import OpenCommit, Writes
+from pachd.storage.blocks import BlockStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FileHeader:
+    """Starts a file in a put-file stream; the bytes that follow are its data."""
+
+    repo: str
+    commit: str
+    path: str
+    kind: FileKind = FileKind.FILE  # FILE, or DIR to make a directory
+    delimiter: Delimiter = Delimiter.LINE
+    url: str = ""  # fetch the data from here instead
+
+
+PutItem = FileHeader | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DiffSpec:
+    """Narrows reads to what changed since `from_commit` (in the same repo)."""
+
+    from_commit: str
+    full_file: bool = False  # whole files, but only those that changed
+
+
+class ListMode(enum.Enum):
+    NORMAL = 0
+    FAST = 1  # sizes only where they are free
+    RECURSE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    path: str
+    kind: FileKind
+    size: int
+    modified: float
+    commit_modified: str
+    children: tuple[str, ...] = ()
+
+
+class Files:
+    def __init__(
+        self, *, blocks: BlockStore, commits: Commits, writes: Writes, now: Callable[[], float] = time.time
+    ) -> None:
+        self._blocks = blocks
+        self._commits = commits
+        self._writes = writes
+        self._now = now
+
+    # -- writing ------------------------------------------------------------
+
+    async def put(self, items: AsyncIterator[PutItem]) -> int:
+        """Writes every file of the stream; returns how many.
+
+        Nothing becomes visible until the stream has ended and all its blocks
+        are durable, so an interrupted stream writes nothing.
+        """
+        headers: list[tuple[FileHeader, OpenCommit]] = []
+        targets: dict[tuple[str, str], OpenCommit] = {}
+        async with BlockWriter(self._blocks) as writer:
+            assembler = FileAssembler(writer)
+            current: FileHeader | None = None
+            async for item in items:
+                if isinstance(item, FileHeader):
+                    if current is not None:
+                        await assembler.end()
+                    target = targets.get((item.repo, item.commit))
+                    if target is None:
+                        target = targets[item.repo, item.commit] = await self._writes.open(item.repo, item.commit)
+                    await self._writes.check(target, item.path, item.kind)
+                    headers.append((item, target))
+                    current = item
+                    assembler.start(item.delimiter)
+                    if item.url:
+                        async for chunk in fetch(item.url):
+                            await assembler.feed(chunk)
+                elif current is None:
+                    raise InvalidArgument("put-file data came before any file was named; set `file` first")
+                elif current.kind is FileKind.DIR or current.url:
+                    if item:
+                        raise InvalidArgument(f"{current.path}: a directory or URL put carries no data")
+                else:
+                    await assembler.feed(item)
+            if current is not None:
+                await assembler.end()
+            refs = await assembler.results()
+        now = self._now()
+        changes: dict[OpenCommit, list[tuple[str, FileDiff]]] = {}
+        for (header, target), file_refs in zip(headers, refs):
+            diff = FileDiff(header.kind, refs=file_refs if header.kind is FileKind.FILE else (), modified=now)
+            changes.setdefault(target, []).append((header.path, diff))
+        for target, diffs in changes.items():
+            await self._writes.apply(target, diffs)
+        return len(headers)
+
+    async def delete(self, repo: str, commit_id: str, path: str) -> None:
+        target = await self._writes.open(repo, commit_id)
+        if path != "/" and await self._writes.kind(target, path) is None:
+            raise FileNotFound(f"file {path!r} not found in {repo}/{target.record.id}")
+        await self._writes.delete(target, path, self._now())
+
+    # -- reading ------------------------------------------------------------
+
+    async def get(
+        self, repo: str, commit_id: str, path: str, *, offset: int = 0, size: int = 0,
+        shard: Shard = EVERYTHING, diff: DiffSpec | None = None,
+    ) -> AsyncIterator[bytes]:
+        """The file's bytes (narrowed by shard and diff) from offset, at most size (0: all)."""
+        record, view, old = await self._views(repo, commit_id, diff)
+        entry = await view.lookup(path)
+        if isinstance(entry, DirEntry):
+            raise PathIsDirectory(f"{path!r} in {repo}/{record.id} is a directory; use list-file")
+        refs = await self._refs(path, entry, shard, old, diff) if entry is not None else None
+        if refs is None:
+            raise _not_found(path, repo, record)
+        async for chunk in read_refs(self._blocks, refs, offset, size):
+            yield chunk
+
+    async def inspect(
+        self, repo: str, commit_id: str, path: str, *, shard: Shard = EVERYTHING, diff: DiffSpec | None = None
+    ) -> FileInfo:
+        record, view, old = await self._views(repo, commit_id, diff)
+        entry = await view.lookup(path)
+        info = await self._info(view, path, entry, shard, old, diff, ListMode.RECURSE) if entry else None
+        if info is None:
+            raise _not_found(path, repo, record)
+        if isinstance(entry, DirEntry):
+            children = [i.path for i in await self._children(view, path, entry, shard, old, diff, ListMode.FAST)]
+            info = FileInfo(info.path, info.kind, info.size, info.modified, info.commit_modified, tuple(children))
+        return info
+
+    async def list(
+        self, repo: str, commit_id: str, path: str, *, shard: Shard = EVERYTHING,
+        diff: DiffSpec | None = None, mode: ListMode = ListMode.NORMAL,
+    ) -> list[FileInfo]:
+        """The directory's children (or the file itself), narrowed by shard and diff."""
+        record, view, old = await self._views(repo, commit_id, diff)
+        entry = await view.lookup(path)
+        if isinstance(entry, FileEntry):
+            info = await self._info(view, path, entry, shard, old, diff, mode)
+            if info is None:
+                raise _not_found(path, repo, record)
+            return [info]
+        if entry is None:
+            raise _not_found(path, repo, record)
+        return await self._children(view, path, entry, shard, old, diff, mode)
+
+    async def walk(
+        self, repo: str, commit_id: str, *, shard: Shard = EVERYTHING, diff: DiffSpec | None = None
+    ) -> AsyncIterator[tuple[str, tuple[BlockRef, ...]]]:
+        """Every file of the commit with the references its shard and diff select."""
+        _, view, old = await self._views(repo, commit_id, diff)
+        async for path, entry in view.walk("/", await view.root_entry()):
+            if isinstance(entry, FileEntry):
+                refs = await self._refs(path, entry, shard, old, diff)
+                if refs is not None:
+                    yield path, refs
+
+    async def _views(self, repo: str, commit_id: str, diff: DiffSpec | None) -> tuple[CommitRecord, Tree, Tree | None]:
+        record, _ = await self._commits.get(repo, commit_id)
+        view = await self._commits.view(record)
+        old = None
+        if diff is not None and diff.from_commit:
+            old = await self._commits.view((await self._commits.get(repo, diff.from_commit))[0])
+        return record, view, old
+
+    async def _children(
+        self, view: Tree, path: str, entry: DirEntry, shard: Shard, old: Tree | None,
+        diff: DiffSpec | None, mode: ListMode,
+    ) -> list[FileInfo]:
+        infos = []
+        for name, child in (await view.children(entry)).items():
+            info = await self._info(view, _join(path, name), child, shard, old, diff, mode)
+            if info is not None:
+                infos.append(info)
+        return infos
+
+    async def _info(
+        self, view: Tree, path: str, entry: Entry, shard: Shard, old: Tree | None,
+        diff: DiffSpec | None, mode: ListMode,
+    ) -> FileInfo | None:
+        """The entry as FileInfo, or None if the shard or diff leaves nothing of it."""
+        if isinstance(entry, FileEntry):
+            refs = await self._refs(path, entry, shard, old, diff)
+            if refs is None:
+                return None
+            return FileInfo(path, FileKind.FILE, sum(r.size for r in refs), entry.modified, entry.commit)
+        if path != "/" and not file_in_shard(shard, path):
+            return None
+        if old is not None:
+            before = await old.lookup(path)
+            if isinstance(before, DirEntry) and before.node == entry.node:
+                return None
+        size = entry.size
+        if (old is not None or shard.filters_blocks) and mode is not ListMode.FAST:
+            size = 0
+            async for sub_path, sub in view.walk(path, entry):
+                if isinstance(sub, FileEntry):
+                    refs = await self._refs(sub_path, sub, shard, old, diff)
+                    size += sum(r.size for r in refs or ())
+        return FileInfo(path, FileKind.DIR, size, entry.modified, entry.commit)
+
+    async def _refs(
+        self, path: str, entry: FileEntry, shard: Shard, old: Tree | None, diff: DiffSpec | None
+    ) -> tuple[BlockRef, ...] | None:
+        """The references of the file the shard and diff select; None for none."""
+        if not file_in_shard(shard, path):
+            return None
+        refs = entry.refs
+        if old is not None:
+            change = file_change(await old.lookup(path), entry)
+            if change is None:
+                return None
+            if not (diff is not None and diff.full_file):
+                refs = change[1]
+        if shard.filters_blocks:
+            if not entry.refs:
+                return () if block_in_shard(shard, path, "") else None
+            refs = tuple(r for r in refs if block_in_shard(shard, path, r.hash))
+            if not refs:
+                return None
+        return refs
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent.rstrip('/')}/{name}"
+
+
+def _not_found(path: str, repo: str, record: CommitRecord) -> FileNotFound:
+    return FileNotFound(f"file {path!r} not found in {repo}/{record.id} (or not in the requested shard or diff)")

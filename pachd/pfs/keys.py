@@ -1,0 +1,107 @@
+"""Where PFS keeps its metadata in the KV store. No other module builds keys.
+
+    pfs/repos/<repo>                               RepoRecord
+    pfs/branches/<repo>/<branch>                   BranchRecord (the head number)
+    pfs/commits/<repo>/<branch>/<n>                CommitRecord
+    pfs/diffs/<repo>/<branch>/<n>/<path>           FileDiff of an open commit
+    pfs/resets/<repo>/<branch>/<n>                 FileDiff: the open commit deleted "/"
+    pfs/provenance/<repo>/<branch>/<n>/<repo2>/<branch2>/<n2>
+                                                   (empty) <repo2>/<branch2>/<n2> has
+                                                   <repo>/<branch>/<n> in its provenance
+Paths are stored without their leading "/"; "<path>" of the root is "".
+Commit numbers are zero-padded so keys sort in commit order.
+"""
+
+from __future__ import annotations
+
+ROOT = "pfs/"
+_PAD = 20
+
+
+def _n(number: int) -> str:
+    return str(number).zfill(_PAD)
+
+
+def repo(name: str) -> str:
+    return f"pfs/repos/{name}"
+
+
+def repos() -> str:
+    return "pfs/repos/"
+
+
+def branch(repo: str, branch: str) -> str:
+    return f"pfs/branches/{repo}/{branch}"
+
+
+def branches(repo: str) -> str:
+    return f"pfs/branches/{repo}/"
+
+
+def commit(repo: str, branch: str, number: int) -> str:
+    return f"pfs/commits/{repo}/{branch}/{_n(number)}"
+
+
+def commits(repo: str) -> str:
+    return f"pfs/commits/{repo}/"
+
+
+def all_commits() -> str:
+    return "pfs/commits/"
+
+
+def diff(repo: str, branch: str, number: int, path: str) -> str:
+    """`path` is normalised ('/a/b'); the root is '/'."""
+    return f"pfs/diffs/{repo}/{branch}/{_n(number)}/{path[1:]}"
+
+
+def diffs(repo: str, branch: str, number: int, under: str = "/") -> str:
+    """Prefix of the diffs of one commit strictly below directory `under`."""
+    base = f"pfs/diffs/{repo}/{branch}/{_n(number)}/"
+    return base if under == "/" else f"{base}{under[1:]}/"
+
+
+def diff_path(key: str) -> str:
+    """The normalised path of a diff key."""
+    # pfs/diffs/<repo>/<branch>/<n>/<path>: the path is everything after the 5th '/'.
+    return "/" + key.split("/", 5)[5]
+
+
+def repo_diffs(repo: str) -> str:
+    return f"pfs/diffs/{repo}/"
+
+
+def root_reset(repo: str, branch: str, number: int) -> str:
+    # Kept outside the commit's diff prefix: a transaction may not both
+    # delete a range and put a key inside it (etcd refuses).
+    return f"pfs/resets/{repo}/{branch}/{_n(number)}"
+
+
+def repo_resets(repo: str) -> str:
+    return f"pfs/resets/{repo}/"
+
+
+def provenance_entry(upstream: tuple[str, str, int], downstream: tuple[str, str, int]) -> str:
+    (r1, b1, n1), (r2, b2, n2) = upstream, downstream
+    return f"pfs/provenance/{r1}/{b1}/{_n(n1)}/{r2}/{b2}/{_n(n2)}"
+
+
+def downstream_of(repo: str, branch: str, number: int) -> str:
+    """Prefix of the provenance entries naming commits downstream of one commit."""
+    return f"pfs/provenance/{repo}/{branch}/{_n(number)}/"
+
+
+def repo_provenance(repo: str) -> str:
+    return f"pfs/provenance/{repo}/"
+
+
+def downstream_commit(key: str) -> tuple[str, str, int]:
+    """(repo, branch, number) of the downstream commit a provenance entry names."""
+    parts = key.split("/")
+    return parts[-3], parts[-2], int(parts[-1])
+
+
+def commit_from_key(key: str) -> tuple[str, str, int]:
+    """(repo, branch, number) of a commit key."""
+    _, _, repo, branch, number = key.split("/")
+    return repo, branch, int(number)

@@ -1,0 +1,341 @@
+"""Commit trees: the directory tree of a commit, as content-addressed nodes.
+
+A node is one directory: its entries sorted by name. A file entry holds the
+file's block references; a directory entry holds the hash of its child node.
+Nodes are immutable objects in the block store ("trees/<sha256>"), so a
+finished commit's tree never changes and commits share every unchanged
+subtree, as in git. Reading a path costs one node per path component;
+finishing a commit rewrites only the directories it touched.
+
+An open commit has no stored tree: its view is its parent's tree with the
+commit's pending FileDiffs applied in memory (TreeBuilder), which is also
+exactly how finishing builds the tree it then stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pachd.pfs.records import BlockRef, FileDiff, FileKind
+from pachd.storage.blocks import BlockStore
+
+EMPTY = ""
+"""The root of an empty tree."""
+
+_NODE_PREFIX = "trees/"
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    size: int
+    modified: float
+    commit: str  # ID of the commit that last changed the file
+    origin: str  # ID of the commit where the current content began (created or truncated)
+    refs: tuple[BlockRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DirEntry:
+    size: int  # bytes in every file below
+    modified: float
+    commit: str
+    node: str  # hash of the directory's node (EMPTY for an empty directory)
+
+
+Entry = FileEntry | DirEntry
+Node = Mapping[str, Entry]
+_EMPTY_NODE: Node = {}
+
+
+def split(path: str) -> list[str]:
+    """'/a/b' -> ['a', 'b']; '/' -> []."""
+    return [p for p in path.split("/") if p]
+
+
+def join(parent: str, name: str) -> str:
+    return f"{parent.rstrip('/')}/{name}"
+
+
+# -- node encoding ----------------------------------------------------------
+
+
+def encode_node(entries: Node) -> tuple[str, bytes]:
+    """Deterministic bytes of a node and their hash. Block hashes are interned."""
+    hashes: dict[str, int] = {}
+    rows: list[list[Any]] = []
+    for name in sorted(entries):
+        e = entries[name]
+        if isinstance(e, FileEntry):
+            refs = [[hashes.setdefault(r.hash, len(hashes)), r.lower, r.upper] for r in e.refs]
+            rows.append([name, "f", e.size, e.modified, e.commit, e.origin, refs])
+        else:
+            rows.append([name, "d", e.size, e.modified, e.commit, e.node])
+    data = json.dumps({"b": list(hashes), "e": rows}, separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def decode_node(data: bytes) -> Node:
+    raw = json.loads(data)
+    hashes: list[str] = raw["b"]
+    entries: dict[str, Entry] = {}
+    for row in raw["e"]:
+        name, kind, size, modified, commit = row[:5]
+        if kind == "f":
+            refs = tuple(BlockRef(hashes[i], lo, hi) for i, lo, hi in row[6])
+            entries[name] = FileEntry(size, modified, commit, row[5], refs)
+        else:
+            entries[name] = DirEntry(size, modified, commit, row[5])
+    return entries
+
+
+class NodeStore:
+    """Loads and saves nodes through the block store, with an LRU cache.
+
+    Nodes are immutable, so cached copies never go stale.
+    """
+
+    def __init__(self, blocks: BlockStore, *, cache_bytes: int = 256 * 1024 * 1024) -> None:
+        self._blocks = blocks
+        self._cache: OrderedDict[str, tuple[Node, int]] = OrderedDict()
+        self._cache_limit = cache_bytes
+        self._cached = 0
+
+    async def load(self, node: str) -> Node:
+        if node == EMPTY:
+            return _EMPTY_NODE
+        hit = self._cache.get(node)
+        if hit is not None:
+            self._cache.move_to_end(node)
+            return hit[0]
+        data = await self._blocks.get(_NODE_PREFIX + node)
+        entries = decode_node(data)
+        self._remember(node, entries, len(data))
+        return entries
+
+    async def save(self, nodes: Mapping[str, tuple[Node, bytes]]) -> None:
+        """Durably stores encoded nodes (before any commit refers to them)."""
+        for node, (entries, data) in nodes.items():
+            if node not in self._cache:
+                await self._blocks.put(_NODE_PREFIX + node, data)
+                self._remember(node, entries, len(data))
+
+    def _remember(self, node: str, entries: Node, size: int) -> None:
+        self._cache[node] = (entries, size)
+        self._cached += size
+        while self._cached > self._cache_limit and len(self._cache) > 1:
+            _, (_, old_size) = self._cache.popitem(last=False)
+            self._cached -= old_size
+
+
+# -- reading ----------------------------------------------------------------
+
+
+class Tree:
+    """A read-only view of one commit's tree.
+
+    `extra` holds nodes not (yet) in the store: those of an open commit's
+    in-memory view.
+    """
+
+    def __init__(self, store: NodeStore, root: str, extra: Mapping[str, Node] | None = None) -> None:
+        self.store = store
+        self.root = root
+        self.extra: Mapping[str, Node] = extra or {}
+
+    async def node(self, node: str) -> Node:
+        found = self.extra.get(node)
+        return found if found is not None else await self.store.load(node)
+
+    async def root_entry(self) -> DirEntry:
+        entries = await self.node(self.root)
+        size = sum(e.size for e in entries.values())
+        modified = max((e.modified for e in entries.values()), default=0.0)
+        return DirEntry(size, modified, "", self.root)
+
+    async def lookup(self, path: str) -> Entry | None:
+        """The entry at `path` ('/' is the root directory), or None."""
+        entry: Entry = await self.root_entry()
+        for name in split(path):
+            if not isinstance(entry, DirEntry):
+                return None
+            found = (await self.node(entry.node)).get(name)
+            if found is None:
+                return None
+            entry = found
+        return entry
+
+    async def children(self, directory: DirEntry) -> Node:
+        return await self.node(directory.node)
+
+    async def walk(self, path: str, entry: Entry) -> AsyncIterator[tuple[str, Entry]]:
+        """Every entry below `entry` (at `path`), depth first, in name order."""
+        if not isinstance(entry, DirEntry):
+            return
+        for name, child in (await self.node(entry.node)).items():
+            child_path = join(path, name)
+            yield child_path, child
+            async for item in self.walk(child_path, child):
+                yield item
+
+
+# -- building ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Dir:
+    """A directory being changed: its entries, some replaced by changed _Dirs."""
+
+    entries: dict[str, Entry | _Dir]
+    original: DirEntry | None = None  # None for a directory this commit created
+    modified: float = 0.0
+
+
+class TreeBuilder:
+    """Applies one commit's FileDiffs to its parent's tree, in memory.
+
+    Diffs must be applied in path order (a directory before what is below it),
+    which is the order the KV store returns them in.
+    """
+
+    def __init__(self, base: Tree, commit: str) -> None:
+        self.base = base
+        self.commit = commit  # ID of the commit the diffs belong to
+        self._root: _Dir | None = None
+
+    async def apply(self, path: str, diff: FileDiff) -> None:
+        names = split(path)
+        if not names:  # the root itself: only deletion applies
+            if diff.delete:
+                self._root = _Dir({}, original=None, modified=diff.modified)
+            return
+        parent = await self._directory(names[:-1], diff.modified, create=diff.kind is not FileKind.NONE)
+        if parent is None:
+            return
+        name = names[-1]
+        existing = parent.entries.get(name)
+        if diff.kind is FileKind.NONE:
+            parent.entries.pop(name, None)
+        elif diff.kind is FileKind.DIR:
+            if diff.delete or not isinstance(existing, (DirEntry, _Dir)):
+                parent.entries[name] = _Dir({}, original=None, modified=diff.modified)
+        else:
+            parent.entries[name] = self._file(existing, diff)
+
+    def _file(self, existing: Entry | _Dir | None, diff: FileDiff) -> FileEntry:
+        if isinstance(existing, FileEntry) and not diff.delete:
+            refs = existing.refs + diff.refs
+            return FileEntry(sum(r.size for r in refs), diff.modified, self.commit, existing.origin, refs)
+        return FileEntry(diff.size, diff.modified, self.commit, self.commit, diff.refs)
+
+    async def _directory(self, names: list[str], modified: float, *, create: bool) -> _Dir | None:
+        """The changed directory at `names`, made changeable on the way down.
+
+        With create, missing directories (or files in the way) become new
+        directories; without, a missing one ends the walk with None.
+        """
+        if self._root is None:
+            self._root = _Dir(dict(await self.base.node(self.base.root)), original=None)
+        current = self._root
+        current.modified = max(current.modified, modified)
+        for name in names:
+            child = current.entries.get(name)
+            if isinstance(child, DirEntry):
+                child = _Dir(dict(await self.base.node(child.node)), original=child)
+            elif not isinstance(child, _Dir):
+                if not create:
+                    return None
+                child = _Dir({}, original=None)
+            child.modified = max(child.modified, modified)
+            current.entries[name] = child
+            current = child
+        return current
+
+    def build(self) -> tuple[str, dict[str, tuple[Node, bytes]]]:
+        """The new root hash, and the new nodes (hash -> (entries, bytes)).
+
+        Nodes the base view held in memory are not repeated; see view().
+        """
+        if self._root is None:
+            return self.base.root, {}
+        nodes: dict[str, tuple[Node, bytes]] = {}
+        entry = self._finish(self._root, nodes)
+        return entry.node, nodes
+
+    def view(self) -> Tree:
+        """The tree with the diffs applied, readable before anything is stored."""
+        root, nodes = self.build()
+        extra = dict(self.base.extra)
+        extra.update((node, entries) for node, (entries, _) in nodes.items())
+        return Tree(self.base.store, root, extra)
+
+    def _finish(self, directory: _Dir, nodes: dict[str, tuple[Node, bytes]]) -> DirEntry:
+        entries: dict[str, Entry] = {}
+        for name in sorted(directory.entries):
+            child = directory.entries[name]
+            entries[name] = self._finish(child, nodes) if isinstance(child, _Dir) else child
+        if not entries:
+            node = EMPTY
+        else:
+            node, data = encode_node(entries)
+            nodes[node] = (entries, data)
+        original = directory.original
+        if original is not None and original.node == node:
+            return original  # nothing below actually changed
+        size = sum(e.size for e in entries.values())
+        return DirEntry(size, directory.modified, self.commit, node)
+
+
+def file_change(old: Entry | None, new: FileEntry) -> tuple[bool, tuple[BlockRef, ...]] | None:
+    """How `new` differs from `old`: None if unchanged, else (replaced, refs).
+
+    Appends keep the content's origin and extend its refs, so when `old` is a
+    prefix of `new` only the appended refs are the change; anything else
+    (created, truncated, rewritten) replaces the whole file.
+    """
+    if isinstance(old, FileEntry) and old.origin == new.origin and new.refs[: len(old.refs)] == old.refs:
+        if len(new.refs) == len(old.refs):
+            return None
+        return False, new.refs[len(old.refs) :]
+    return True, new.refs
+
+
+async def changes(old: Tree, new: Tree, path: str = "/") -> AsyncIterator[tuple[str, FileDiff]]:
+    """The FileDiffs that turn `old` into `new` below `path`, in path order.
+
+    Unchanged subtrees (same node hash) are skipped without being read.
+    """
+    old_entry, new_entry = await old.lookup(path), await new.lookup(path)
+    if not isinstance(new_entry, DirEntry):
+        return
+    async for item in _dir_changes(old, new, path, old_entry, new_entry):
+        yield item
+
+
+async def _dir_changes(
+    old: Tree, new: Tree, path: str, old_entry: Entry | None, new_entry: DirEntry
+) -> AsyncIterator[tuple[str, FileDiff]]:
+    if isinstance(old_entry, DirEntry) and old_entry.node == new_entry.node:
+        return
+    old_children = await old.children(old_entry) if isinstance(old_entry, DirEntry) else _EMPTY_NODE
+    new_children = await new.children(new_entry)
+    for name in sorted(set(old_children) | set(new_children)):
+        child_path = join(path, name)
+        before, after = old_children.get(name), new_children.get(name)
+        if after is None:
+            yield child_path, FileDiff(FileKind.NONE, delete=True)
+        elif isinstance(after, FileEntry):
+            change = file_change(before, after)
+            if change is not None:
+                replaced, refs = change
+                yield child_path, FileDiff(FileKind.FILE, delete=replaced and before is not None, refs=refs,
+                                           modified=after.modified)
+        else:
+            if before is None or isinstance(before, FileEntry):
+                yield child_path, FileDiff(FileKind.DIR, delete=before is not None, modified=after.modified)
+            async for item in _dir_changes(old, new, child_path, before, after):
+                yield item

@@ -1,0 +1,37 @@
+"""Fetching put-file data from a URL (http and https only)."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator
+from typing import BinaryIO
+
+from pachd.errors import InvalidArgument, Unavailable
+
+CHUNK = 1024 * 1024
+TIMEOUT = 60.0
+
+
+async def fetch(url: str) -> AsyncIterator[bytes]:
+    """The body of `url`, in chunks; the request runs in a worker thread."""
+    scheme = urllib.parse.urlparse(url).scheme
+    if scheme not in ("http", "https"):
+        raise InvalidArgument(f"cannot put-file from {url!r}: only http and https URLs are fetched")
+    try:
+        response: BinaryIO = await asyncio.to_thread(urllib.request.urlopen, url, timeout=TIMEOUT)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise Unavailable(f"cannot fetch {url!r}: {err}") from err
+    try:
+        while True:
+            try:
+                chunk = await asyncio.to_thread(response.read, CHUNK)
+            except OSError as err:
+                raise Unavailable(f"fetching {url!r} failed midway: {err}") from err
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        response.close()

@@ -1,0 +1,173 @@
+"""Writing into open commits: FileDiffs merged in guarded transactions.
+
+Every write compares the commit record's revision, and finishing a commit
+first rewrites that record (finishing=True), so a write racing a finish either
+lands before the tree is built or fails with CommitFinished: nothing is lost
+silently. Concurrent writers to one path merge their appends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pachd.errors import Aborted, CommitFinished, FileTypeConflict
+from pachd.pfs import keys
+from pachd.pfs.commits import RETRIES, Commits
+from pachd.pfs.records import CommitRecord, FileDiff, FileKind, decode_diff, encode
+from pachd.pfs.tree import DirEntry, FileEntry, Tree, split
+from pachd.storage.kv import KV, Compare, DeletePrefix, Op, Put
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class OpenCommit:
+    """An open commit being written, with what this writer knows of its diffs."""
+
+    record: CommitRecord
+    revision: int
+    base: Tree  # the parent's files
+    known: dict[str, tuple[FileDiff | None, int]] = field(default_factory=dict)  # path -> (diff, revision)
+    reset: bool = False  # the commit deleted "/", so nothing of the parent shows
+
+
+def merge(old: FileDiff | None, new: FileDiff, path: str) -> FileDiff:
+    """One diff with the effect of `old` then `new`."""
+    if new.delete or old is None:
+        return new
+    if new.kind is FileKind.FILE:
+        if old.kind is FileKind.DIR:
+            raise FileTypeConflict(f"{path!r} is a directory in this commit; it cannot also be a file")
+        if old.kind is FileKind.NONE:  # deleted earlier in this commit
+            return FileDiff(FileKind.FILE, True, new.refs, new.modified)
+        return FileDiff(FileKind.FILE, old.delete, old.refs + new.refs, new.modified)
+    if old.kind is FileKind.FILE:
+        raise FileTypeConflict(f"{path!r} is a file in this commit; it cannot also be a directory")
+    return FileDiff(FileKind.DIR, old.delete or old.kind is FileKind.NONE, (), new.modified)
+
+
+class Writes:
+    def __init__(self, *, kv: KV, commits: Commits) -> None:
+        self._kv = kv
+        self._commits = commits
+
+    async def open(self, repo: str, commit_id: str) -> OpenCommit:
+        record, revision = await self._commits.get(repo, commit_id)
+        _refuse_finished(record)
+        parent = await self._commits.parent(record)
+        base = await self._commits.view(parent) if parent is not None else Tree(self._commits.nodes, "")
+        reset = await self._kv.get(keys.root_reset(*record.key)) is not None
+        return OpenCommit(record, revision, base, reset=reset)
+
+    async def _pending(self, target: OpenCommit, path: str) -> FileDiff | None:
+        if path not in target.known:
+            found = await self._kv.get(keys.diff(*target.record.key, path))
+            target.known[path] = (decode_diff(found.value), found.mod_revision) if found else (None, 0)
+        return target.known[path][0]
+
+    async def kind(self, target: OpenCommit, path: str) -> FileKind | None:
+        """What `path` is in the open commit right now (None: nothing)."""
+        reset = target.reset
+        for ancestor in _ancestors(path):
+            diff = await self._pending(target, ancestor)
+            reset = reset or (diff is not None and diff.delete)
+        diff = await self._pending(target, path)
+        below = await self._kv.range(keys.diffs(*target.record.key, path), limit=1)
+        if below.kvs:
+            return FileKind.DIR
+        if diff is not None:
+            return None if diff.kind is FileKind.NONE else diff.kind
+        if reset:
+            return None
+        entry = await target.base.lookup(path)
+        if entry is None:
+            return None
+        return FileKind.DIR if isinstance(entry, DirEntry) else FileKind.FILE
+
+    async def check(self, target: OpenCommit, path: str, kind: FileKind) -> None:
+        """Raises FileTypeConflict unless `path` can become a `kind` here."""
+        reset = target.reset
+        for ancestor in _ancestors(path):
+            diff = await self._pending(target, ancestor)
+            if diff is not None:
+                if diff.kind is FileKind.FILE:
+                    raise _conflict(ancestor, "a file", path)
+                reset = reset or diff.delete
+            elif not reset and isinstance(await target.base.lookup(ancestor), FileEntry):
+                raise _conflict(ancestor, "a file", path)
+        if kind is FileKind.FILE and await self.kind(target, path) is FileKind.DIR:
+            raise FileTypeConflict(f"{path!r} is a directory; it cannot be written as a file")
+        if kind is FileKind.DIR and await self.kind(target, path) is FileKind.FILE:
+            raise FileTypeConflict(f"{path!r} is a file; it cannot be made a directory")
+
+    async def apply(self, target: OpenCommit, changes: Sequence[tuple[str, FileDiff]]) -> None:
+        """Merges the changes into the commit's pending diffs, in guarded batches."""
+        combined: dict[str, FileDiff] = {}
+        for path, diff in changes:
+            previous = combined.get(path)
+            combined[path] = merge(previous, diff, path) if previous else diff
+        paths = list(combined)
+        per_txn = max(1, (self._kv.max_txn_ops - 1) // 2)
+        for start in range(0, len(paths), per_txn):
+            await self._apply_batch(target, {p: combined[p] for p in paths[start : start + per_txn]})
+
+    async def _apply_batch(self, target: OpenCommit, batch: dict[str, FileDiff]) -> None:
+        key = target.record.key
+        for _ in range(RETRIES):
+            guards = [Compare(keys.commit(*key), target.revision)]
+            ops: list[Op] = []
+            merged: dict[str, FileDiff] = {}
+            for path, diff in batch.items():
+                old, revision = target.known.get(path, (None, 0))
+                merged[path] = merge(old, diff, path)
+                guards.append(Compare(keys.diff(*key, path), revision))
+                ops.append(Put(keys.diff(*key, path), encode(merged[path])))
+            result = await self._kv.txn(guards, ops)
+            if result.succeeded:
+                target.known.update((p, (d, result.revision)) for p, d in merged.items())
+                return
+            await self._refresh(target, batch)
+        raise Aborted(f"writing to {key[0]}/{target.record.id} lost too many races; try again")
+
+    async def _refresh(self, target: OpenCommit, paths: dict[str, FileDiff]) -> None:
+        record, target.revision = await self._commits.get(target.record.repo, target.record.id)
+        _refuse_finished(record)
+        for path in paths:
+            target.known.pop(path, None)
+            await self._pending(target, path)
+
+    async def delete(self, target: OpenCommit, path: str, now: float) -> None:
+        """Deletes the path (a directory with everything below it) in the commit."""
+        key = target.record.key
+        tombstone = FileDiff(FileKind.NONE, delete=True, modified=now)
+        for _ in range(RETRIES):
+            if path == "/":
+                ops: list[Op] = [DeletePrefix(keys.diffs(*key)), Put(keys.root_reset(*key), encode(tombstone))]
+            else:
+                ops = [DeletePrefix(keys.diffs(*key, path)), Put(keys.diff(*key, path), encode(tombstone))]
+            result = await self._kv.txn([Compare(keys.commit(*key), target.revision)], ops)
+            if result.succeeded:
+                target.known.clear()
+                target.reset = target.reset or path == "/"
+                return
+            record, target.revision = await self._commits.get(target.record.repo, target.record.id)
+            _refuse_finished(record)
+        raise Aborted(f"deleting from {key[0]}/{target.record.id} lost too many races; try again")
+
+
+def _ancestors(path: str) -> list[str]:
+    names = split(path)
+    return ["/" + "/".join(names[:i]) for i in range(1, len(names))]
+
+
+def _refuse_finished(record: CommitRecord) -> None:
+    if not record.is_open or record.finishing:
+        raise CommitFinished(
+            f"commit {record.repo}/{record.id} is finished; start a new commit to write (start-commit {record.repo})"
+        )
+
+
+def _conflict(ancestor: str, what: str, path: str) -> FileTypeConflict:
+    return FileTypeConflict(f"{ancestor!r} is {what}, so {path!r} cannot be created under it")

@@ -1,0 +1,30 @@
+"""Shards partition files and blocks: every item in exactly one shard."""
+
+from __future__ import annotations
+
+from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard
+
+
+def test_files_fall_in_exactly_one_shard() -> None:
+    paths = [f"/dir{i}/file{j}" for i in range(20) for j in range(3)] + [f"/top{i}" for i in range(50)]
+    for modulus in (1, 2, 3, 8):
+        for path in paths:
+            owners = [n for n in range(modulus) if file_in_shard(Shard(n, modulus, 0, 0), path)]
+            assert len(owners) == 1
+
+
+def test_a_top_level_directory_stays_in_one_shard() -> None:
+    shard_of = {n for n in range(4) if file_in_shard(Shard(n, 4, 0, 0), "/dir/a")}
+    assert shard_of == {n for n in range(4) if file_in_shard(Shard(n, 4, 0, 0), "/dir/b/c")}
+
+
+def test_blocks_fall_in_exactly_one_shard() -> None:
+    for modulus in (1, 2, 5):
+        for i in range(100):
+            owners = [n for n in range(modulus) if block_in_shard(Shard(0, 0, n, modulus), "/f", f"{i:0128x}")]
+            assert len(owners) == 1
+
+
+def test_no_modulus_selects_everything() -> None:
+    assert file_in_shard(EVERYTHING, "/anything")
+    assert block_in_shard(EVERYTHING, "/anything", "00")
