@@ -8,12 +8,15 @@ import logging
 import grpc
 
 from pachd.config import PachdConfig
+from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
 from pachd.interceptors import ErrorInterceptor
 from pachd.pfs import Pfs
 from pachd.pfs.service import BlockService, PfsService
+from pachd.pps import Pps
+from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
-from protos import health_pb2_grpc, pfs_pb2_grpc, protoversion_pb2_grpc
+from protos import health_pb2_grpc, pfs_pb2_grpc, pps_internal_pb2_grpc, pps_pb2_grpc, protoversion_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ class Pachd:
     def __init__(self, config: PachdConfig) -> None:
         self.config = config
         self._server: grpc.aio.Server | None = None
-        self._closers: list[object] = []
+        self.pps: Pps | None = None
 
     async def start(self) -> int:
         """Opens storage and starts serving; returns the bound port."""
@@ -47,8 +50,14 @@ class Pachd:
         port = server.add_insecure_port(f"{config.host}:{config.port}")
         if port == 0:
             raise SystemExit(f"pachd: cannot listen on {config.host}:{config.port}")
+        # PPS needs the bound port: local pods dial back to it.
+        self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port),
+                       default_image=config.job_shim_image)
+        pps_pb2_grpc.add_APIServicer_to_server(PpsService(self.pps), server)
+        pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(self.pps), server)
         await server.start()
         self._server = server
+        await self.pps.start()
         logger.info("pachd serving on %s:%d (metadata: %s, blocks: %s)", config.host, port,
                     f"etcd {config.etcd_address}" if config.uses_etcd else f"sqlite in {config.data_dir}",
                     f"gcs bucket {config.gcs_bucket}" if config.storage == "gcs" else f"{config.data_dir}")
@@ -59,9 +68,12 @@ class Pachd:
         await self._server.wait_for_termination()
 
     async def stop(self) -> None:
-        """Stops taking calls, lets running ones finish (within a grace), closes storage."""
+        """Stops taking calls, lets running ones finish (within a grace), stops
+        the pipeline and job tasks, closes storage."""
         if self._server is not None:
             await self._server.stop(SHUTDOWN_GRACE)
+        if self.pps is not None:
+            await self.pps.close()
         await self.kv.close()
         await self.blocks.close()
         logger.info("pachd stopped")

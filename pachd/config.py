@@ -28,6 +28,9 @@ class PachdConfig:
     gcs_bucket: str = ""
     log_level: str = "INFO"
     max_message_bytes: int = 64 * 1024 * 1024
+    executor: str = "local"  # "local" (pods as processes), "kubernetes" or "docker"
+    job_shim_image: str = "pachyderm/job-shim"
+    pod_path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH inside local pods
 
     @property
     def uses_etcd(self) -> bool:
@@ -43,6 +46,8 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "storage": (("STORAGE_BACKEND",), "where blocks live: local or gcs (default local)"),
     "gcs_bucket": (("GCS_BUCKET",), "the Google Cloud Storage bucket for --storage gcs"),
     "log_level": (("LOG_LEVEL",), "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+    "executor": (("PACHD_EXECUTOR",), "where pods run: local, kubernetes or docker (default local)"),
+    "job_shim_image": (("JOB_SHIM_IMAGE",), "image for pipelines that name none (default pachyderm/job-shim)"),
 }
 
 
@@ -82,7 +87,13 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     gcs_bucket = pick("gcs_bucket") or ""
     if storage == "gcs" and not gcs_bucket:
         raise SystemExit("pachd: --storage gcs needs --gcs-bucket (or GCS_BUCKET)")
+    executor = (pick("executor") or defaults.executor).lower()
+    if executor not in ("local", "kubernetes", "docker"):
+        raise SystemExit(f"pachd: --executor must be local, kubernetes or docker, not {executor!r}")
     return PachdConfig(
+        executor=executor,
+        job_shim_image=pick("job_shim_image") or defaults.job_shim_image,
+        pod_path=env.get("PATH", defaults.pod_path),
         port=int(port) if port else defaults.port,
         host=pick("host") or defaults.host,
         data_dir=Path(data_dir).expanduser() if data_dir else defaults.data_dir,

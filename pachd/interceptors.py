@@ -94,12 +94,15 @@ def _wrap_stream(method: str, handler: Callable[..., AsyncIterator[Any]]) -> Cal
     return call
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
+Handler = grpc.RpcMethodHandler[Any, Any]
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -112,8 +115,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             return grpc.unary_unary_rpc_method_handler(_wrap_unary(full, handler.unary_unary), **codec)
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(_wrap_unary(full, handler.stream_unary), **codec)
+        # grpc's stubs type streaming handlers as sync iterators; under grpc.aio they are async.
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_wrap_stream(full, handler.unary_stream), **codec)
+            stream: Callable[..., AsyncIterator[Any]] = handler.unary_stream  # type: ignore[assignment]
+            return grpc.unary_stream_rpc_method_handler(_wrap_stream(full, stream), **codec)
         if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(_wrap_stream(full, handler.stream_stream), **codec)
+            stream = handler.stream_stream  # type: ignore[assignment]
+            return grpc.stream_stream_rpc_method_handler(_wrap_stream(full, stream), **codec)
         return handler

@@ -37,6 +37,7 @@ class JobSpec:
     job_id: str
     pipeline: str  # "" for a job made by create-job
     pod_count: int
+    indices: tuple[int, ...]  # the pod indices to start now (those not yet done)
     image: str  # transform.image, or the default job-shim image
     command: tuple[str, ...]  # ("job-shim", job_id)
     env: Mapping[str, str]  # transform.env and PACH_* variables; never pachd's own env
@@ -76,9 +77,9 @@ class Executor(Protocol):
         left by an earlier pachd (adopt them, or kill them so they are re-run)."""
 
     async def start(self, spec: JobSpec) -> None:
-        """Starts the job's pods (one per index), passing each its index and name
-        in the environment (PACH_POD_INDEX, PACH_POD_NAME). Idempotent: starting
-        a job that runs already does nothing."""
+        """Starts a pod for each of `spec.indices`, passing each its index and
+        name in the environment (PACH_POD_INDEX, PACH_POD_NAME) and how to reach
+        pachd. Idempotent: indices whose pod runs already are left alone."""
 
     def events(self, job_id: str) -> AsyncIterator[PodEvent]:
         """Pod events of the job, from its first pod on, then live, until the

@@ -8,6 +8,8 @@ turns those into a stored tree (see tree.py) and drops the diffs.
 
 from __future__ import annotations
 
+import builtins
+
 import dataclasses
 import enum
 import logging
@@ -134,18 +136,30 @@ class Commits:
             raise CommitNotFound(f"the parent of {record.repo}/{record.id} is missing; the repo is damaged")
         return parent
 
+    async def branch_head(self, repo: str, branch: str) -> CommitRecord | None:
+        """The newest commit of the branch, or None if there is no such branch."""
+        head = await self._kv.get(keys.branch(repo, branch))
+        if head is None:
+            return None
+        return await self.record((repo, branch, decode_branch(head.value).head))
+
     async def repo_commits(self, repo: str) -> list[CommitRecord]:
         return [decode_commit(kv.value) for kv in (await self._kv.range(keys.commits(repo))).kvs]
 
     # -- starting -----------------------------------------------------------
 
-    async def start(self, repo: str, parent_id: str, provenance: Sequence[tuple[str, str]]) -> CommitRecord:
-        """A new open commit: on `parent_id`'s branch after it, or first on a new branch."""
+    async def start(
+        self, repo: str, parent_id: str, provenance: Sequence[tuple[str, str]], *, archived: bool = False
+    ) -> CommitRecord:
+        """A new open commit: on `parent_id`'s branch after it, or first on a new branch.
+
+        With archived, the commit is hidden from listings from the start.
+        """
         branch, number = validate.commit_id(parent_id)
         for _ in range(RETRIES):
             repo_record, repo_revision = await self._repos.get(repo)
             head = await self._kv.get(keys.branch(repo, branch))
-            full, archived = await self._full_provenance(repo_record.provenance, provenance)
+            full, provenance_archived = await self._full_provenance(repo_record.provenance, provenance)
             if head is None:
                 if number is not None:
                     raise CommitNotFound(f"commit {parent_id} not found in repo {repo!r}")
@@ -161,14 +175,17 @@ class Commits:
                     )
                 parent, _ = await self.get(repo, f"{branch}/{head_number}")
                 clock = parent.clock[:-1] + ((branch, head_number + 1),)
-            record = CommitRecord(repo, branch, clock[-1][1], clock, self._now(), full, archived=archived)
+            record = CommitRecord(repo, branch, clock[-1][1], clock, self._now(), full,
+                                  archived=archived or provenance_archived)
             guards = [Compare(keys.repo(repo), repo_revision),
                       Compare(keys.branch(repo, branch), head.mod_revision if head else 0)]
             if await self._create(record, guards):
                 return record
         raise Aborted(f"starting a commit on {repo}/{branch} lost too many races; try again")
 
-    async def fork(self, repo: str, parent_id: str, branch: str, provenance: Sequence[tuple[str, str]]) -> CommitRecord:
+    async def fork(
+        self, repo: str, parent_id: str, branch: str, provenance: Sequence[tuple[str, str]], *, archived: bool = False
+    ) -> CommitRecord:
         """A new open commit, first on new branch `branch`, child of `parent_id`."""
         validate.branch_name(branch)
         for _ in range(RETRIES):
@@ -176,9 +193,9 @@ class Commits:
             parent, parent_revision = await self.get(repo, parent_id)
             if await self._kv.get(keys.branch(repo, branch)) is not None:
                 raise CommitExists(f"branch {branch!r} already exists in repo {repo!r}; fork onto a new name")
-            full, archived = await self._full_provenance(repo_record.provenance, provenance)
+            full, provenance_archived = await self._full_provenance(repo_record.provenance, provenance)
             clock = parent.clock + ((branch, 0),)
-            record = CommitRecord(repo, branch, 0, clock, self._now(), full, archived=archived)
+            record = CommitRecord(repo, branch, 0, clock, self._now(), full, archived=archived or provenance_archived)
             guards = [Compare(keys.repo(repo), repo_revision), Compare(keys.branch(repo, branch), 0),
                       Compare(keys.commit(*parent.key), parent_revision)]
             if await self._create(record, guards):
@@ -292,7 +309,7 @@ class Commits:
         commit_type: CommitType = CommitType.ANY,
         status: CommitStatus = CommitStatus.NORMAL,
         block: bool = False,
-    ) -> list[CommitRecord]:
+    ) -> builtins.list[CommitRecord]:
         """Commits of the repos in `from_commits` (all repos if empty).
 
         A repo given with a commit ID lists only that commit's descendants.
@@ -305,7 +322,7 @@ class Commits:
             starts[repo] = (await self.get(repo, commit_id))[0].clock if commit_id else None
         wanted = {(await self.get(repo, commit_id))[0].key for repo, commit_id in provenance}
 
-        async def matching() -> list[CommitRecord] | None:
+        async def matching() -> builtins.list[CommitRecord] | None:
             found = [
                 c for c in await self._candidates(list(starts))
                 if _descends(c, starts.get(c.repo)) and wanted <= set(c.provenance)
@@ -319,12 +336,12 @@ class Commits:
         prefixes = [keys.commits(r) for r in starts] or [keys.all_commits()]
         return await wait_for(self._kv, prefixes, matching)
 
-    async def _candidates(self, repos: Sequence[str]) -> list[CommitRecord]:
+    async def _candidates(self, repos: Sequence[str]) -> builtins.list[CommitRecord]:
         if not repos:
             return [decode_commit(kv.value) for kv in (await self._kv.range(keys.all_commits())).kvs]
         return [c for repo in repos for c in await self.repo_commits(repo)]
 
-    async def list_branches(self, repo: str, status: CommitStatus = CommitStatus.NORMAL) -> list[str]:
+    async def list_branches(self, repo: str, status: CommitStatus = CommitStatus.NORMAL) -> builtins.list[str]:
         await self._repos.get(repo)
         names = [kv.key.rsplit("/", 1)[1] for kv in (await self._kv.range(keys.branches(repo))).kvs]
         if status is CommitStatus.ALL:
@@ -349,7 +366,7 @@ class Commits:
             branch = await self._kv.get(keys.branch(repo, record.branch))
             branch_op: Op = (Put(keys.branch(repo, record.branch), encode(BranchRecord(record.number - 1)))
                              if record.number > 0 else Delete(keys.branch(repo, record.branch)))
-            ops: list[Op] = [
+            ops: builtins.list[Op] = [
                 Delete(keys.commit(*record.key)),
                 DeletePrefix(keys.diffs(*record.key)),
                 Delete(keys.root_reset(*record.key)),
@@ -392,7 +409,7 @@ class Commits:
 
     # -- flushing -----------------------------------------------------------
 
-    async def flush(self, commits: Sequence[tuple[str, str]], to_repos: Sequence[str] = ()) -> list[CommitRecord]:
+    async def flush(self, commits: Sequence[tuple[str, str]], to_repos: Sequence[str] = ()) -> builtins.list[CommitRecord]:
         """The commits, then one finished commit per downstream repo whose provenance includes any of them.
 
         Waits until every downstream repo (limited to `to_repos` and their
@@ -404,7 +421,7 @@ class Commits:
         upstream = {c.key for c in given}
         downstream = await self._downstream_repos({c.repo for c in given}, to_repos)
 
-        async def outputs() -> list[CommitRecord] | None:
+        async def outputs() -> builtins.list[CommitRecord] | None:
             found: dict[str, CommitRecord] = {}
             for commit in given:
                 for kv in (await self._kv.range(keys.downstream_of(*commit.key))).kvs:

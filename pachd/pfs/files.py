@@ -8,6 +8,8 @@ changed since another commit (a DiffSpec).
 
 from __future__ import annotations
 
+import builtins
+
 import enum
 import logging
 import time
@@ -161,7 +163,7 @@ class Files:
     async def list(
         self, repo: str, commit_id: str, path: str, *, shard: Shard = EVERYTHING,
         diff: DiffSpec | None = None, mode: ListMode = ListMode.NORMAL,
-    ) -> list[FileInfo]:
+    ) -> builtins.list[FileInfo]:
         """The directory's children (or the file itself), narrowed by shard and diff."""
         record, view, old = await self._views(repo, commit_id, diff)
         entry = await view.lookup(path)
@@ -196,7 +198,7 @@ class Files:
     async def _children(
         self, view: Tree, path: str, entry: DirEntry, shard: Shard, old: Tree | None,
         diff: DiffSpec | None, mode: ListMode,
-    ) -> list[FileInfo]:
+    ) -> builtins.list[FileInfo]:
         infos = []
         for name, child in (await view.children(entry)).items():
             info = await self._info(view, _join(path, name), child, shard, old, diff, mode)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -9,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pachd.errors import RepoExists, RepoInUse, RepoNotFound
 from pachd.pfs import keys
 from pachd.pfs.records import RepoRecord, decode_repo, encode
-from pachd.storage.kv import KV, Compare, Delete, DeletePrefix, Put
+from pachd.storage.kv import KV, Compare, Delete, DeletePrefix, Op, Put
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class Repos:
     async def inspect(self, name: str) -> RepoRecord:
         return (await self.get(name))[0]
 
-    async def list(self, provenance: Sequence[str] = ()) -> list[RepoRecord]:
+    async def list(self, provenance: Sequence[str] = ()) -> builtins.list[RepoRecord]:
         """Every repo (sorted by name) whose provenance includes all of `provenance`."""
         for name in provenance:
             await self.get(name)
@@ -73,7 +75,7 @@ class Repos:
                 raise RepoInUse(
                     f"repo {name!r} is the provenance of {', '.join(users)}; delete those first or use force"
                 )
-        ops = [
+        ops: builtins.list[Op] = [
             Delete(keys.repo(name)),
             DeletePrefix(keys.commits(name)),
             DeletePrefix(keys.branches(name)),
@@ -85,6 +87,20 @@ class Repos:
         if not result.succeeded:
             raise RepoNotFound(f"repo {name!r} changed or was deleted meanwhile; try again")
         logger.debug("deleted repo %s", name)
+
+    async def set_provenance(self, name: str, provenance: Sequence[str]) -> RepoRecord:
+        """Replaces the repo's immediate provenance (a pipeline's inputs changed)."""
+        record, revision = await self.get(name)
+        full: set[str] = set()
+        for upstream in provenance:
+            full.add(upstream)
+            full.update((await self.inspect(upstream)).full_provenance)
+        if name in full:
+            raise RepoInUse(f"repo {name!r} cannot be its own provenance")
+        updated = RepoRecord(record.name, record.created, tuple(dict.fromkeys(provenance)),
+                             tuple(sorted(full)), record.size_bytes)
+        result = await self._kv.txn([Compare(keys.repo(name), revision)], [Put(keys.repo(name), encode(updated))])
+        return updated if result.succeeded else await self.set_provenance(name, provenance)
 
     async def add_size(self, name: str, size: int) -> tuple[Compare, Put]:
         """The compare and put that add `size` bytes to the repo's size."""

@@ -45,10 +45,12 @@ class Squash:
         self._commits = commits
         self._writes = writes
 
-    async def squash(self, repo: str, from_ids: Sequence[str], to_id: str) -> None:
+    async def squash(self, repo: str, from_ids: Sequence[str], to_id: str, *, replace: bool = False) -> None:
         """Adds the changes of `from_ids` (since they split from `to_id`) to open `to_id`.
 
         The target's provenance gains the provenance of every squashed commit.
+        With replace, the target's own pending changes are dropped first, which
+        makes repeating a squash (after a crash) harmless.
         """
         if not from_ids:
             raise InvalidArgument("squash-commit needs at least one commit to squash from")
@@ -64,6 +66,8 @@ class Squash:
                 provenance.update(dict.fromkeys(commit.provenance))
             async for path, diff in changes(base, await self._commits.view(source)):
                 collected[path] = combine(collected[path], diff) if path in collected else diff
+        if replace:
+            await self._kv.delete_prefix(keys.diffs(*target_record.key))
         target = await self._writes.open(repo, target_record.id)
         await self._writes.apply(target, sorted(collected.items()))
         added = [p for p in provenance if p not in target_record.provenance]

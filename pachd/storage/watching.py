@@ -30,12 +30,15 @@ class Changes:
             raise item
         return item
 
-    def drain(self) -> None:
-        """Drops queued changes (callers that re-read state need only a wake-up)."""
+    def drain(self) -> list[Event]:
+        """The changes queued now (callers that re-read state often need only a wake-up)."""
+        events = []
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if isinstance(item, BaseException):
                 raise item
+            events.append(item)
+        return events
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,178 @@
+"""The local executor: each pod is a job-shim process on this machine.
+
+Each pod runs in its own mount namespace where /pfs is the pod's private
+directory (see namespace.py), so user code reads /pfs/<input> and writes
+/pfs/out exactly as in a container, and the pods of a job run side by side.
+A pod that exits non-zero (or is killed) is replaced, up to max_restarts
+times per index, acting as Kubernetes' Job controller would.
+
+Layout under `root` (the data dir's pods/ folder):
+    <job>/<pod name>/pfs/   the pod's /pfs
+    <job>/<pod name>/log    its stdout and stderr
+    <job>/<pod name>/pid    "<pid> <start time>" while it may run
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pachd.executor.base import JobSpec, LogLine, PodEvent, PodPhase
+from pachd.executor.namespace import PodProcess, spawn_pod
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    spec: JobSpec
+    events: list[PodEvent] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    running: dict[int, PodProcess] = field(default_factory=dict)  # index -> current pod
+    attempts: dict[int, int] = field(default_factory=dict)  # index -> pods started
+    watchers: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # pod name -> its wait task
+
+
+class LocalExecutor:
+    def __init__(self, *, root: Path, pachd_address: str, shim: str, base_env: Mapping[str, str]) -> None:
+        """`shim` is the job-shim program; `base_env` what every pod gets besides
+        the job's own variables (PATH, locale: never pachd's secrets)."""
+        self._root = root
+        self._address = pachd_address
+        self._shim = shim
+        self._base_env = dict(base_env)
+        self._jobs: dict[str, _Job] = {}
+
+    async def recover(self) -> None:
+        """Kills pods a previous pachd left running; their jobs will start new ones."""
+        for pid_file in self._root.glob("*/*/pid"):
+            _kill_recorded(pid_file)
+
+    async def start(self, spec: JobSpec) -> None:
+        job = self._jobs.get(spec.job_id)
+        if job is None:
+            job = self._jobs[spec.job_id] = _Job(spec)
+            for pod_dir in (self._root / spec.job_id).glob("*"):  # pods of an earlier pachd
+                earlier = int(pod_dir.name.rsplit("-", 2)[1])
+                job.attempts[earlier] = job.attempts.get(earlier, 0) + 1
+        job.spec = spec
+        for index in spec.indices:
+            if index not in job.running:
+                await self._launch(job, index)
+
+    async def _launch(self, job: _Job, index: int) -> None:
+        attempt = job.attempts.get(index, 0)
+        job.attempts[index] = attempt + 1
+        name = f"{job.spec.job_id}-{index}-{attempt}"
+        pod_dir = self._root / job.spec.job_id / name
+        (pod_dir / "pfs").mkdir(parents=True, exist_ok=True)
+        env = {**self._base_env, **job.spec.env, "PACHD_ADDRESS": self._address,
+               "PACH_POD_INDEX": str(index), "PACH_POD_NAME": name}
+        argv = [self._shim if job.spec.command[0] == "job-shim" else job.spec.command[0], *job.spec.command[1:]]
+        process = await spawn_pod(argv=argv, env=env, pfs_dir=pod_dir / "pfs", log_path=pod_dir / "log")
+        (pod_dir / "pid").write_text(f"{process.pid} {_start_time(process.pid)}")
+        job.running[index] = process
+        await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.STARTED))
+        job.watchers[name] = asyncio.create_task(self._watch(job, index, name, process), name=f"pod-{name}")
+
+    async def _watch(self, job: _Job, index: int, name: str, process: PodProcess) -> None:
+        code = await process.wait()
+        (self._root / job.spec.job_id / name / "pid").unlink(missing_ok=True)
+        job.running.pop(index, None)
+        job.watchers.pop(name, None)
+        if code == 0:
+            await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.SUCCEEDED))
+            return
+        reason = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
+        if job.attempts[index] > job.spec.max_restarts:
+            await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.GAVE_UP, reason))
+            return
+        await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.CRASHED, reason))
+        logger.info("pod %s crashed (%s); starting a replacement", name, reason)
+        await self._launch(job, index)
+
+    async def _emit(self, job: _Job, event: PodEvent) -> None:
+        async with job.changed:
+            job.events.append(event)
+            job.changed.notify_all()
+
+    async def events(self, job_id: str) -> AsyncIterator[PodEvent]:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return
+        seen = 0
+        while True:
+            async with job.changed:
+                await job.changed.wait_for(lambda: len(job.events) > seen)
+                fresh = job.events[seen:]
+            seen += len(fresh)
+            for event in fresh:
+                yield event
+
+    async def logs(self, job_id: str) -> AsyncIterator[LogLine]:
+        pods: list[tuple[int, int, Path]] = []
+        for pod_dir in (self._root / job_id).glob("*"):
+            _, index, attempt = pod_dir.name.rsplit("-", 2)
+            pods.append((int(index), int(attempt), pod_dir / "log"))
+        for pod_index, pod_attempt, log in sorted(pods):
+            if log.exists():
+                data = await asyncio.to_thread(log.read_bytes)
+                for line in data.splitlines():
+                    yield LogLine(pod_index, pod_attempt, line)
+
+    async def delete(self, job_id: str) -> None:
+        job = self._jobs.pop(job_id, None)
+        if job is not None:
+            for task in job.watchers.values():
+                task.cancel()
+            for process in job.running.values():
+                process.kill()
+            await asyncio.gather(*(p.wait() for p in job.running.values()), return_exceptions=True)
+            await asyncio.gather(*job.watchers.values(), return_exceptions=True)
+        for pid_file in (self._root / job_id).glob("*/pid"):
+            _kill_recorded(pid_file)
+        await asyncio.to_thread(shutil.rmtree, self._root / job_id, True)
+
+    async def node_count(self) -> int:
+        return 1
+
+    async def close(self) -> None:
+        """Stops every pod: a restarted pachd starts them again (see recover)."""
+        for job_id in list(self._jobs):
+            job = self._jobs.pop(job_id)
+            for task in job.watchers.values():
+                task.cancel()
+            for process in job.running.values():
+                process.kill()
+            await asyncio.gather(*(p.wait() for p in job.running.values()), return_exceptions=True)
+            await asyncio.gather(*job.watchers.values(), return_exceptions=True)
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot: with the PID, a unique identity."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _kill_recorded(pid_file: Path) -> None:
+    """Kills the pod a pid file names, if that very process still runs."""
+    try:
+        pid_text, started = pid_file.read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
+        return
+    if _start_time(pid) == started:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    pid_file.unlink(missing_ok=True)

@@ -1,0 +1,54 @@
+"""Where PPS keeps its metadata in the KV store. No other module builds keys.
+
+    pps/pipelines/<name>                          PipelineRecord
+    pps/heads/<name>                              ID of the pipeline's newest job (current version)
+    pps/triggers/<name>/<version>/<repo>/<commit> job ID made for that input commit
+    pps/jobs/<id>                                 JobRecord
+    pps/pipeline-jobs/<name>/<id>                 (empty) index of a pipeline's jobs
+"""
+
+from __future__ import annotations
+
+ROOT = "pps/"
+
+
+def pipeline(name: str) -> str:
+    return f"pps/pipelines/{name}"
+
+
+def pipelines() -> str:
+    return "pps/pipelines/"
+
+
+def head(name: str) -> str:
+    return f"pps/heads/{name}"
+
+
+def trigger(name: str, version: int, repo: str, commit_id: str) -> str:
+    return f"pps/triggers/{name}/{version:010d}/{repo}/{commit_id}"
+
+
+def triggers(name: str, version: int | None = None) -> str:
+    return f"pps/triggers/{name}/" if version is None else f"pps/triggers/{name}/{version:010d}/"
+
+
+def trigger_commit(key: str) -> tuple[str, str]:
+    """(repo, commit ID) of a trigger key."""
+    repo, branch, number = key.split("/")[-3:]
+    return repo, f"{branch}/{number}"
+
+
+def job(job_id: str) -> str:
+    return f"pps/jobs/{job_id}"
+
+
+def jobs() -> str:
+    return "pps/jobs/"
+
+
+def pipeline_job(name: str, job_id: str) -> str:
+    return f"pps/pipeline-jobs/{name}/{job_id}"
+
+
+def pipeline_jobs(name: str) -> str:
+    return f"pps/pipeline-jobs/{name}/"

@@ -1,0 +1,165 @@
+"""Pipelines: create, update, inspect, list, delete, start and stop.
+
+A pipeline's output repo has its name and the input repos as provenance. The
+pipeline's controller (controller.py) reacts to every change of its record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from pachd.errors import (
+    InvalidManifest,
+    PipelineExists,
+    PipelineNotFound,
+    RepoExists,
+)
+from pachd.pfs import Pfs
+from pachd.pps import keys
+from pachd.pps.jobs import Jobs
+from pachd.pps.specs import (
+    JobState,
+    Parallelism,
+    PipelineInput,
+    PipelineRecord,
+    PipelineState,
+    Transform,
+    decode_pipeline,
+    encode,
+)
+from pachd.storage.kv import KV, Compare, Delete, DeletePrefix, Put
+from pachd.storage.watching import wait_for
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineInfo:
+    record: PipelineRecord
+    job_counts: dict[JobState, int]
+
+
+class Pipelines:
+    def __init__(
+        self, *, kv: KV, pfs: Pfs, jobs: Jobs, stop_job: Callable[[str, str], Awaitable[None]],
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._kv = kv
+        self._pfs = pfs
+        self._jobs = jobs
+        self._stop_job = stop_job  # (job ID, reason): ends an unfinished job
+        self._now = now
+
+    async def get(self, name: str) -> tuple[PipelineRecord, int]:
+        found = await self._kv.get(keys.pipeline(name))
+        if found is None:
+            raise PipelineNotFound(f"pipeline {name!r} not found; see list-pipeline")
+        return decode_pipeline(found.value), found.mod_revision
+
+    async def create(
+        self, name: str, transform: Transform, parallelism: Parallelism, inputs: Sequence[PipelineInput],
+        *, update: bool = False, no_archive: bool = False,
+    ) -> PipelineRecord:
+        repos = [i.repo for i in inputs]
+        if len(set(repos)) != len(repos):
+            raise InvalidManifest(f"pipeline {name!r} names an input repo twice")
+        if name in repos:
+            raise InvalidManifest(f"pipeline {name!r} cannot take its own output repo as input")
+        if not transform.cmd:
+            raise InvalidManifest(f"pipeline {name!r} has no transform.cmd; say what to run")
+        for repo in repos:
+            await self._pfs.repos.get(repo)
+        if update:
+            return await self._update(name, transform, parallelism, tuple(inputs), no_archive)
+        if await self._kv.get(keys.pipeline(name)) is not None:
+            raise PipelineExists(f"pipeline {name!r} already exists; use update-pipeline to change it")
+        try:
+            await self._pfs.repos.create(name, repos)
+        except RepoExists as err:
+            raise RepoExists(f"a repo named {name!r} exists already; delete it or name the pipeline differently") from err
+        record = PipelineRecord(name, transform, parallelism, tuple(inputs), self._now())
+        result = await self._kv.txn([Compare(keys.pipeline(name), 0)], [Put(keys.pipeline(name), encode(record))])
+        if not result.succeeded:
+            await self._pfs.repos.delete(name, force=True)
+            raise PipelineExists(f"pipeline {name!r} was created meanwhile")
+        logger.info("created pipeline %s", name)
+        return record
+
+    async def _update(
+        self, name: str, transform: Transform, parallelism: Parallelism, inputs: tuple[PipelineInput, ...],
+        no_archive: bool,
+    ) -> PipelineRecord:
+        old, revision = await self.get(name)
+        record = dataclasses.replace(
+            old, transform=transform, parallelism=parallelism, inputs=inputs, version=old.version + 1,
+            state=PipelineState.IDLE, recent_error="",
+        )
+        await self._pfs.repos.set_provenance(name, [i.repo for i in inputs])
+        result = await self._kv.txn(
+            [Compare(keys.pipeline(name), revision)],
+            [Put(keys.pipeline(name), encode(record)), Delete(keys.head(name))],
+        )
+        if not result.succeeded:
+            return await self._update(name, transform, parallelism, inputs, no_archive)
+        for job in await self._jobs.list(name):
+            if not job.state.done:
+                await self._stop_job(job.id, "replaced by update-pipeline")
+        if not no_archive:
+            commits = await self._pfs.commits.repo_commits(name)
+            await self._pfs.commits.archive([(name, c.id) for c in commits if not c.archived])
+        logger.info("updated pipeline %s to version %d", name, record.version)
+        return record
+
+    async def inspect(self, name: str) -> PipelineInfo:
+        record, _ = await self.get(name)
+        counts: dict[JobState, int] = {}
+        for job in await self._jobs.list(name):
+            counts[job.state] = counts.get(job.state, 0) + 1
+        return PipelineInfo(record, counts)
+
+    async def list(self) -> list[PipelineInfo]:
+        names = [kv.key.rsplit("/", 1)[1] for kv in (await self._kv.range(keys.pipelines())).kvs]
+        return [await self.inspect(name) for name in names]
+
+    async def delete(self, name: str) -> None:
+        """Deletes the pipeline and its jobs; its output repo stays."""
+        _, revision = await self.get(name)
+        result = await self._kv.txn(
+            [Compare(keys.pipeline(name), revision)],
+            [Delete(keys.pipeline(name)), Delete(keys.head(name)), DeletePrefix(keys.triggers(name))],
+        )
+        if not result.succeeded:
+            return await self.delete(name)
+        for job in await self._jobs.list(name):
+            if not job.state.done:
+                await self._stop_job(job.id, "its pipeline was deleted")
+            await self._jobs.delete(job.id)
+        logger.info("deleted pipeline %s", name)
+
+    async def set_stopped(self, name: str, stopped: bool) -> None:
+        """Stops or starts the pipeline; returns once its controller has acted on it."""
+        record, revision = await self.get(name)
+        if record.stopped != stopped:
+            updated = dataclasses.replace(record, stopped=stopped)
+            result = await self._kv.txn([Compare(keys.pipeline(name), revision)],
+                                        [Put(keys.pipeline(name), encode(updated))])
+            if not result.succeeded:
+                return await self.set_stopped(name, stopped)
+
+        async def settled() -> bool | None:
+            current, _ = await self.get(name)
+            if stopped:
+                wanted = PipelineState.STOPPED
+            else:
+                wanted = PipelineState.RUNNING if current.inputs else PipelineState.IDLE
+            return True if current.state is wanted else None
+
+        await wait_for(self._kv, [keys.pipeline(name)], settled)
+
+    async def delete_all(self) -> None:
+        for kv in (await self._kv.range(keys.pipelines())).kvs:
+            await self.delete(kv.key.rsplit("/", 1)[1])
