@@ -18,6 +18,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=getattr(logging, config.log_level, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("grpc").setLevel(logging.INFO)  # its debug lines say nothing about requests
     asyncio.run(_run(config))
 
 

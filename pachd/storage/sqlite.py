@@ -1,0 +1,340 @@
+"""SqliteKV: the embedded metadata store, an etcd-shaped KV in one SQLite file.
+
+One process owns the file. Every SQLite call runs on a single worker thread
+(connections are not thread-safe), awaited from the event loop. The store
+keeps etcd's model: one revision counter bumped by every write, per-key
+create/mod revisions and versions, and an event log from which watches
+replay history before following live changes (woken in-process, no polling).
+
+WAL with synchronous=FULL: a write that returned survives kill -9 of pachd
+and a machine crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from pachd.errors import Compacted, InvalidArgument, StorageError
+from pachd.storage.kv import (
+    Compare,
+    Delete,
+    DeletePrefix,
+    Event,
+    EventType,
+    KeyValue,
+    Op,
+    Put,
+    RangeResult,
+    TxnResult,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+KEEP_EVENTS = 100_000
+"""Revisions of history kept for watches; older start revisions get Compacted."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    key BLOB PRIMARY KEY, value BLOB NOT NULL, create_rev INTEGER NOT NULL,
+    mod_rev INTEGER NOT NULL, version INTEGER NOT NULL, lease INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_lease ON kv (lease) WHERE lease != 0;
+CREATE TABLE IF NOT EXISTS events (
+    rev INTEGER NOT NULL, seq INTEGER NOT NULL, key BLOB NOT NULL, type INTEGER NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (rev, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl REAL NOT NULL, expires REAL NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('revision', 1), ('compacted', 0);
+"""
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key with `prefix` (None: no bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+class _Lease:
+    def __init__(self, store: SqliteKV, lease_id: int) -> None:
+        self._store = store
+        self._id = lease_id
+
+    @property
+    def id(self) -> int:
+        return self._id
+
+    async def refresh(self) -> None:
+        await self._store._refresh_lease(self._id)
+
+    async def revoke(self) -> None:
+        await self._store._revoke_lease(self._id)
+
+
+class SqliteKV:
+    max_txn_ops = 10_000
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._db: sqlite3.Connection | None = None
+        self._changed = asyncio.Condition()
+        self._revision = 0
+        self._expiry: asyncio.Task[None] | None = None
+        self._lease_changed = asyncio.Event()
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteKV:
+        store = cls(path)
+        await store._call(store._open)
+        store._revision = await store._call(store._current_revision)
+        store._expiry = asyncio.create_task(store._expire_leases(), name="sqlite-lease-expiry")
+        return store
+
+    def _open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        except sqlite3.Error as err:
+            raise StorageError(f"metadata store {self._path} failed: {err}") from err
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StorageError("the metadata store is closed")
+        return self._db
+
+    def _current_revision(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()
+        return int(row[0])
+
+    # -- reading ------------------------------------------------------------------
+
+    async def get(self, key: str) -> KeyValue | None:
+        def read() -> KeyValue | None:
+            row = self._conn.execute(
+                "SELECT key, value, create_rev, mod_rev, version FROM kv WHERE key = ?", (key.encode(),)
+            ).fetchone()
+            return _row(row) if row else None
+
+        return await self._call(read)
+
+    async def range(self, prefix: str, *, start: str | None = None, limit: int = 0) -> RangeResult:
+        low = (start or prefix).encode()
+        high = prefix_end(prefix.encode())
+
+        def read() -> RangeResult:
+            sql = "SELECT key, value, create_rev, mod_rev, version FROM kv WHERE key >= ?"
+            args: list[object] = [low]
+            if high is not None:
+                sql += " AND key < ?"
+                args.append(high)
+            sql += " ORDER BY key"
+            if limit > 0:
+                sql += " LIMIT ?"
+                args.append(limit)
+            self._conn.execute("BEGIN")
+            try:
+                rows = self._conn.execute(sql, args).fetchall()
+                revision = self._current_revision()
+            finally:
+                self._conn.execute("COMMIT")
+            return RangeResult([_row(r) for r in rows], revision)
+
+        return await self._call(read)
+
+    async def revision(self) -> int:
+        return await self._call(self._current_revision)
+
+    # -- writing ------------------------------------------------------------------
+
+    async def put(self, key: str, value: bytes, *, lease: int = 0) -> int:
+        return (await self.txn([], [Put(key, value, lease)])).revision
+
+    async def delete(self, key: str) -> bool:
+        existed = await self.get(key) is not None
+        await self.txn([], [Delete(key)])
+        return existed
+
+    async def delete_prefix(self, prefix: str) -> int:
+        count = len((await self.range(prefix)).kvs)
+        await self.txn([], [DeletePrefix(prefix)])
+        return count
+
+    async def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
+        if max(len(success), len(failure)) > self.max_txn_ops:
+            raise InvalidArgument(f"a transaction may hold at most {self.max_txn_ops} operations")
+        result = await self._call(lambda: self._txn(compares, success, failure))
+        if result.revision > self._revision:
+            self._revision = result.revision
+            async with self._changed:
+                self._changed.notify_all()
+        return result
+
+    def _txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op]) -> TxnResult:
+        db = self._conn
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            held = all(self._mod_rev(c.key) == c.mod_revision for c in compares)
+            ops = success if held else failure
+            revision = self._current_revision()
+            if ops:
+                revision = self._apply(revision + 1, ops)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return TxnResult(held, revision)
+
+    def _mod_rev(self, key: str) -> int:
+        row = self._conn.execute("SELECT mod_rev FROM kv WHERE key = ?", (key.encode(),)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _apply(self, revision: int, ops: Sequence[Op]) -> int:
+        """Applies ops at `revision`; returns the store revision afterwards."""
+        db = self._conn
+        events: list[tuple[bytes, int, bytes]] = []
+        for op in ops:
+            if isinstance(op, Put):
+                key = op.key.encode()
+                db.execute(
+                    "INSERT INTO kv (key, value, create_rev, mod_rev, version, lease) VALUES (?, ?, ?, ?, 1, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev, "
+                    "version = version + 1, lease = excluded.lease",
+                    (key, op.value, revision, revision, op.lease),
+                )
+                events.append((key, 0, op.value))
+            else:
+                keys = self._matching(op)
+                for key in keys:
+                    db.execute("DELETE FROM kv WHERE key = ?", (key,))
+                    events.append((key, 1, b""))
+        if not events:
+            return revision - 1  # nothing changed: no new revision
+        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                       [(revision, seq, key, kind, value) for seq, (key, kind, value) in enumerate(events)])
+        db.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (revision,))
+        if revision % 1000 == 0:
+            self._compact(revision - KEEP_EVENTS)
+        return revision
+
+    def _matching(self, op: Delete | DeletePrefix) -> list[bytes]:
+        if isinstance(op, Delete):
+            return [op.key.encode()] if self._mod_rev(op.key) else []
+        low = op.prefix.encode()
+        high = prefix_end(low)
+        if high is None:
+            rows = self._conn.execute("SELECT key FROM kv WHERE key >= ?", (low,)).fetchall()
+        else:
+            rows = self._conn.execute("SELECT key FROM kv WHERE key >= ? AND key < ?", (low, high)).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def _compact(self, below: int) -> None:
+        if below > 0:
+            self._conn.execute("DELETE FROM events WHERE rev < ?", (below,))
+            self._conn.execute("UPDATE meta SET value = ? WHERE name = 'compacted'", (below - 1,))
+
+    # -- watching -----------------------------------------------------------------
+
+    async def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[Event]:
+        low = prefix.encode()
+        high = prefix_end(low)
+        following = start_revision
+
+        def read() -> tuple[list[Event], int]:
+            """Events from `following` on, and the revision they run up to."""
+            compacted = int(self._conn.execute("SELECT value FROM meta WHERE name = 'compacted'").fetchone()[0])
+            if following <= compacted:
+                raise Compacted(f"revision {following} is compacted (history starts at {compacted + 1})")
+            sql = "SELECT rev, key, type, value FROM events WHERE rev >= ? AND key >= ?"
+            args: list[object] = [following, low]
+            if high is not None:
+                sql += " AND key < ?"
+                args.append(high)
+            rows = self._conn.execute(sql + " ORDER BY rev, seq", args).fetchall()
+            events = [Event(EventType.PUT if t == 0 else EventType.DELETE, bytes(k).decode(), bytes(v), r)
+                      for r, k, t, v in rows]
+            return events, self._current_revision()
+
+        while True:
+            events, upto = await self._call(read)
+            for event in events:
+                yield event
+            following = upto + 1
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._revision > upto)
+
+    # -- leases -------------------------------------------------------------------
+
+    async def grant_lease(self, ttl: float) -> _Lease:
+        def grant() -> int:
+            cursor = self._conn.execute("INSERT INTO leases (ttl, expires) VALUES (?, ?)", (ttl, time.time() + ttl))
+            return int(cursor.lastrowid or 0)
+
+        lease = _Lease(self, await self._call(grant))
+        self._lease_changed.set()
+        return lease
+
+    async def _refresh_lease(self, lease_id: int) -> None:
+        def refresh() -> int:
+            return self._conn.execute(
+                "UPDATE leases SET expires = ? + ttl WHERE id = ? AND expires > ?", (time.time(), lease_id, time.time())
+            ).rowcount
+
+        if await self._call(refresh) == 0:
+            raise StorageError(f"lease {lease_id} has expired")
+        self._lease_changed.set()
+
+    async def _revoke_lease(self, lease_id: int) -> None:
+        keys = await self._call(lambda: [bytes(r[0]).decode() for r in self._conn.execute(
+            "SELECT key FROM kv WHERE lease = ?", (lease_id,)).fetchall()])
+        await self._call(lambda: self._conn.execute("DELETE FROM leases WHERE id = ?", (lease_id,)))
+        if keys:
+            await self.txn([], [Delete(k) for k in keys])
+
+    async def _expire_leases(self) -> None:
+        """Revokes each lease at its expiry time (a timer per earliest expiry, not polling)."""
+        while True:
+            self._lease_changed.clear()
+            rows = await self._call(lambda: self._conn.execute("SELECT id, expires FROM leases").fetchall())
+            now = time.time()
+            for lease_id, expires in rows:
+                if expires <= now:
+                    await self._revoke_lease(int(lease_id))
+            pending = [float(e) - now for _, e in rows if float(e) > now]
+            try:
+                await asyncio.wait_for(self._lease_changed.wait(), min(pending) if pending else None)
+            except TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            await asyncio.gather(self._expiry, return_exceptions=True)
+        if self._db is not None:
+            db, self._db = self._db, None
+            await asyncio.get_running_loop().run_in_executor(self._pool, db.close)
+        self._pool.shutdown(wait=True)
+
+
+def _row(row: tuple[bytes, bytes, int, int, int]) -> KeyValue:
+    key, value, create_rev, mod_rev, version = row
+    return KeyValue(bytes(key).decode(), bytes(value), int(create_rev), int(mod_rev), int(version))
