@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
-from pachd.errors import InvalidArgument, Unavailable
+from pachd.errors import InvalidArgument, NotFound, Unavailable
 
 CHUNK = 1024 * 1024
 TIMEOUT = 60.0
@@ -22,6 +22,10 @@ async def fetch(url: str) -> AsyncIterator[bytes]:
         raise InvalidArgument(f"cannot put-file from {url!r}: only http and https URLs are fetched")
     try:
         response: BinaryIO = await asyncio.to_thread(urllib.request.urlopen, url, timeout=TIMEOUT)
+    except urllib.error.HTTPError as err:
+        if err.code in (404, 410):
+            raise NotFound(f"{url!r} answered {err.code}: nothing to put there") from err
+        raise Unavailable(f"{url!r} answered {err.code} {err.reason}") from err
     except (urllib.error.URLError, OSError, ValueError) as err:
         raise Unavailable(f"cannot fetch {url!r}: {err}") from err
     try:

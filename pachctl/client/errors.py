@@ -1,0 +1,96 @@
+"""Every error the client raises, one class per family of gRPC status code.
+
+`from_rpc_error` is the single place that turns a grpc.RpcError into one of
+these, by its status code alone: callers test the class, never the message.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class PachydermError(Exception):
+    """Base of the client's errors; `code` is the gRPC status code."""
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidArgumentError(PachydermError):
+    """The request was malformed (bad name, path, ID, manifest)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFoundError(PachydermError):
+    """A repo, commit, file, job or pipeline does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExistsError(PachydermError):
+    """What the request would create exists already."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPreconditionError(PachydermError):
+    """The current state does not allow the request (e.g. a finished commit)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ResourceExhaustedError(PachydermError):
+    """A size limit was exceeded."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class AbortedError(PachydermError):
+    """The request lost a race with concurrent changes; retrying may work."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+class UnavailableError(PachydermError):
+    """pachd (or one of its backends) cannot be reached."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceededError(PachydermError):
+    """The call took longer than its deadline."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class UnimplementedError(PachydermError):
+    """The server does not offer this call."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class InternalError(PachydermError):
+    """pachd failed unexpectedly; its log has the details."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+_BY_CODE: dict[grpc.StatusCode, type[PachydermError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgumentError, NotFoundError, AlreadyExistsError, FailedPreconditionError, ResourceExhaustedError,
+        AbortedError, UnavailableError, DeadlineExceededError, UnimplementedError, InternalError,
+    )
+}
+
+
+def from_rpc_error(err: grpc.RpcError) -> PachydermError:
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details = err.details() if hasattr(err, "details") else str(err)
+    return _BY_CODE.get(code, PachydermError)(details or str(code), code)

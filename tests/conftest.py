@@ -1,0 +1,3 @@
+"""Shared fixtures; their logic lives in tests/support/."""
+
+pytest_plugins = ["tests.support.fixtures"]

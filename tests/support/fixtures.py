@@ -1,0 +1,43 @@
+"""pytest fixtures for a running pachd and a client (a plugin loaded by tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pachctl.client import Client
+from tests.support.pachd import PachdProcess
+
+
+def _start(kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> PachdProcess:
+    data_dir = tmp_path_factory.mktemp(f"pachd-{kind}") / "data"
+    etcd = ""
+    if kind == "etcd":
+        etcd = request.getfixturevalue("etcd_server").address
+    return PachdProcess(data_dir, etcd=etcd).start()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "etcd"])
+def pachd(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PachdProcess]:
+    """One pachd per metadata backend for the whole session; tests share it."""
+    server = _start(str(request.param), tmp_path_factory, request)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(pachd: PachdProcess) -> Iterator[Client]:
+    """A client of the shared pachd, which starts each test empty."""
+    with Client(pachd.address) as connected:
+        connected.delete_all()
+        yield connected
+
+
+@pytest.fixture
+def own_pachd(tmp_path: Path) -> Iterator[PachdProcess]:
+    """A pachd of this test alone (to kill, restart or fill as it likes), on SQLite."""
+    server = PachdProcess(tmp_path / "data").start()
+    yield server
+    server.stop()
