@@ -1,0 +1,35 @@
+"""The shim's settings, from its environment (the only place the shim reads it)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class ShimConfig:
+    pachd_address: str
+    pfs_root: Path  # where the pod's data is laid out: /pfs
+    pod_index: int | None  # the index the executor started this pod for, if it said
+    pod_name: str
+    tls_ca: bytes | None
+
+
+def load() -> ShimConfig:
+    """PACHD_ADDRESS=host:port, or Kubernetes' PACHD_PORT_650_TCP_ADDR (port 650)."""
+    env = os.environ
+    address = env.get("PACHD_ADDRESS", "")
+    if not address and env.get("PACHD_PORT_650_TCP_ADDR"):
+        address = f"{env['PACHD_PORT_650_TCP_ADDR']}:650"
+    if not address:
+        raise SystemExit("job-shim: set PACHD_ADDRESS (host:port) or PACHD_PORT_650_TCP_ADDR to reach pachd")
+    index = env.get("PACH_POD_INDEX") or env.get("JOB_COMPLETION_INDEX")
+    ca_path = env.get("PACHD_TLS_CA")
+    return ShimConfig(
+        pachd_address=address,
+        pfs_root=Path(env.get("PACH_PFS_ROOT", "/pfs")),
+        pod_index=int(index) if index and index.isdigit() else None,
+        pod_name=env.get("PACH_POD_NAME") or env.get("HOSTNAME", ""),
+        tls_ca=Path(ca_path).read_bytes() if ca_path else None,
+    )

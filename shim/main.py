@@ -1,0 +1,76 @@
+"""`job-shim <job-id>`: the program each pod of a job runs.
+
+It claims a pod index from pachd (StartJob), lays out /pfs, runs the user's
+command with its stdin lines, sends /pfs/out back and reports (FinishJob).
+It exits 0 once it has reported, whatever the user's code did; any other exit
+means the pod must run again (the executor replaces it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from pachctl.client import Client, FailedPreconditionError, NotFoundError, pod_metadata
+from shim import config as shim_config
+from shim.layout import download, mount_name, upload
+
+logger = logging.getLogger("job-shim")
+
+
+def run(job_id: str, config: shim_config.ShimConfig) -> int:
+    client = Client(config.pachd_address, tls_ca=config.tls_ca,
+                    metadata=pod_metadata(config.pod_index, config.pod_name))
+    try:
+        started = client.start_job(job_id)
+    except (FailedPreconditionError, NotFoundError) as err:
+        logger.info("nothing to do for job %s: %s", job_id, err.message)
+        return 0
+    transform = started.transform
+    if not transform.cmd:
+        print("job-shim: the transform has no cmd to run", file=sys.stderr)
+        client.finish_job(job_id, started.pod_index, False)
+        return 0
+    mounts = list(started.commit_mounts)
+    baseline = download(client, mounts, config.pfs_root)
+    out = next(m.commit for m in mounts if m.alias == "out")
+    env = dict(os.environ)
+    env.update(transform.env)
+    env["PACH_OUTPUT_COMMIT_ID"] = out.id
+    for mount in mounts:
+        if not mount.alias:
+            env[f"PACH_{mount_name(mount).upper()}_COMMIT_ID"] = mount.commit.id
+    stdin = "".join(line + "\n" for line in transform.stdin).encode()
+    code = _execute(list(transform.cmd), stdin, env)
+    success = code == 0 or code in transform.accept_return_code
+    if success:
+        upload(client, out, config.pfs_root / "out", baseline)
+    else:
+        print(f"job-shim: {transform.cmd[0]} exited with {code}", file=sys.stderr)
+    client.finish_job(job_id, started.pod_index, success)
+    return 0
+
+
+def _execute(cmd: list[str], stdin: bytes, env: dict[str, str]) -> int:
+    sys.stdout.flush()
+    try:
+        return subprocess.run(cmd, input=stdin, env=env).returncode
+    except OSError as err:  # the command does not exist or cannot run
+        print(f"job-shim: cannot run {cmd[0]}: {err}", file=sys.stderr)
+        return 127
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="job-shim", description=__doc__.split("\n\n")[0])
+    parser.add_argument("job_id")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="job-shim: %(message)s")
+    raise SystemExit(run(args.job_id, shim_config.load()))
+
+
+if __name__ == "__main__":
+    main()
