@@ -260,7 +260,8 @@ class Commits:
                 record, finished=self._now(), finishing=False, size_bytes=size, root=root,
                 cancelled=cancel or (parent is not None and parent.cancelled),
             )
-            repo_guard, repo_put = await self._repos.add_size(repo, size)
+            # Archived commits (a pipeline's pod commits) hold no data of their own to count.
+            repo_guard, repo_put = await self._repos.add_size(repo, 0 if record.archived else size)
             result = await self._kv.txn(
                 [Compare(keys.commit(*record.key), revision), repo_guard],
                 [Put(keys.commit(*record.key), encode(done)), repo_put, DeletePrefix(keys.diffs(*record.key)),

@@ -1,0 +1,111 @@
+"""Commit commands: start, fork, finish, inspect, list, squash, replay, flush, list-branch."""
+
+from __future__ import annotations
+
+import argparse
+
+from pachctl.cli import render
+from pachctl.cli.common import add, commits
+from pachctl.client import Client
+from protos import pfs_pb2
+
+
+def start_commit(args: argparse.Namespace, client: Client) -> None:
+    print(client.start_commit(args.repo, args.parent).id)
+
+
+def fork_commit(args: argparse.Namespace, client: Client) -> None:
+    print(client.fork_commit(args.repo, args.parent, args.branch).id)
+
+
+def finish_commit(args: argparse.Namespace, client: Client) -> None:
+    client.finish_commit(args.repo, args.commit, cancel=args.cancel)
+
+
+def inspect_commit(args: argparse.Namespace, client: Client) -> None:
+    info = client.inspect_commit(args.repo, args.commit)
+    print(f"Commit: {info.commit.repo.name}/{info.commit.id}")
+    if info.HasField("parent_commit"):
+        print(f"Parent: {info.parent_commit.id}")
+    if info.branch:
+        print(f"Branch: {info.branch}")
+    print(f"Started: {render.ago(info.started)}")
+    if info.HasField("finished"):
+        print(f"Finished: {render.ago(info.finished)}")
+    print(f"Size: {render.size(info.size_bytes)}")
+    if info.provenance:
+        print("Provenance: " + " ".join(f"{p.repo.name}/{p.id}" for p in info.provenance))
+    if info.cancelled:
+        print("CANCELLED")
+
+
+def print_commits(infos: list[pfs_pb2.CommitInfo]) -> None:
+    rows = []
+    for info in infos:
+        parent = info.parent_commit.id if info.HasField("parent_commit") else "<none>"
+        finished = render.ago(info.finished) if info.HasField("finished") else ""
+        rows.append([info.branch, f"{info.commit.repo.name}/{info.commit.id}", parent, render.ago(info.started),
+                     finished, render.size(info.size_bytes)])
+    render.table(["BRANCH", "REPO/ID", "PARENT", "STARTED", "FINISHED", "SIZE"], rows)
+
+
+def list_commit(args: argparse.Namespace, client: Client) -> None:
+    status = pfs_pb2.ALL if args.all else pfs_pb2.NORMAL
+    print_commits(client.list_commit(commits(args.commits), commits(args.provenance), status=status, block=args.block))
+
+
+def squash_commit(args: argparse.Namespace, client: Client) -> None:
+    client.squash_commit(args.repo, args.commits[:-1], args.commits[-1])
+
+
+def replay_commit(args: argparse.Namespace, client: Client) -> None:
+    for replayed in client.replay_commit(args.repo, args.commits[:-1], args.commits[-1]):
+        print(replayed.id)
+
+
+def flush_commit(args: argparse.Namespace, client: Client) -> None:
+    print_commits(client.flush_commit(commits(args.commits), args.repos))
+
+
+def list_branch(args: argparse.Namespace, client: Client) -> None:
+    for branch in client.list_branch(args.repo, status=pfs_pb2.ALL if args.all else pfs_pb2.NORMAL):
+        print(branch)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    start = add(sub, "start-commit", start_commit,
+                "Start a new commit after parent-commit, or on a branch (made if it does not exist).")
+    start.add_argument("repo")
+    start.add_argument("parent", nargs="?", default="master", metavar="parent-commit | branch")
+    fork = add(sub, "fork-commit", fork_commit, "Start a new commit with a given parent on a new branch.")
+    for name in ("repo", "parent", "branch"):
+        fork.add_argument(name)
+    finish = add(sub, "finish-commit", finish_commit, "Finish a started commit.")
+    finish.add_argument("repo")
+    finish.add_argument("commit")
+    finish.add_argument("-c", "--cancel", action="store_true", help="cancel the commit")
+    inspect = add(sub, "inspect-commit", inspect_commit, "Return info about a commit.")
+    inspect.add_argument("repo")
+    inspect.add_argument("commit")
+    listing = add(sub, "list-commit", list_commit,
+                  "Return all commits on a set of repos (repo, or repo/commit for the commits after it).")
+    listing.add_argument("commits", nargs="*", metavar="repo[/commit]")
+    listing.add_argument("-a", "--all", action="store_true", help="list all commits including cancelled and archived ones")
+    listing.add_argument("-b", "--block", action="store_true", help="block until there are new commits since the from commits")
+    listing.add_argument("-p", "--provenance", action="append", default=[], metavar="repo/commit",
+                         help="list only commits with the specified commits as provenance")
+    squash = add(sub, "squash-commit", squash_commit, "Squash a number of commits into a single commit.")
+    squash.add_argument("repo")
+    squash.add_argument("commits", nargs="+", metavar="commits... to-commit")
+    replay = add(sub, "replay-commit", replay_commit, "Replay a number of commits onto a branch.")
+    replay.add_argument("repo")
+    replay.add_argument("commits", nargs="+", metavar="commits... branch")
+    flush = add(sub, "flush-commit", flush_commit,
+                "Wait for all commits caused by the specified commits to finish and return them.")
+    flush.add_argument("commits", nargs="+", metavar="repo/commit")
+    flush.add_argument("-r", "--repos", action="append", default=[],
+                       help="wait only for commits leading to a specific set of repos")
+    branches = add(sub, "list-branch", list_branch, "Return all branches on a repo.")
+    branches.add_argument("repo")
+    branches.add_argument("-a", "--all", action="store_true",
+                          help="list all branches including cancelled and archived ones")

@@ -1,0 +1,160 @@
+"""File commands: put-file, get-file, inspect-file, list-file, delete-file."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from pachctl.cli import progress, render
+from pachctl.cli.common import add, add_diff_flags, add_shard_flags, shard
+from pachctl.client import Client, InvalidArgumentError
+from pachctl.client._base import CHUNK
+from protos import pfs_pb2
+
+DELIMITERS = {"line": pfs_pb2.LINE, "json": pfs_pb2.JSON, "none": pfs_pb2.NONE}
+
+
+def _is_url(source: str) -> bool:
+    return urllib.parse.urlparse(source).scheme in ("http", "https")
+
+
+def _sources(args: argparse.Namespace) -> list[str]:
+    if not args.input_file:
+        return list(args.file or ["-"])
+    if args.input_file == "-":
+        text = sys.stdin.read()
+    elif _is_url(args.input_file):
+        with urllib.request.urlopen(args.input_file, timeout=60) as response:
+            text = response.read().decode()
+    else:
+        text = Path(args.input_file).read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _local_files(source: str, path: str, recursive: bool) -> Iterator[tuple[str, Path]]:
+    """(path in the commit, local file) for one -f source; directories need -r."""
+    local = Path(source)
+    if local.is_dir():
+        if not recursive:
+            raise InvalidArgumentError(f"{source} is a directory; use -r to put its files")
+        for directory, _, names in sorted(os.walk(local)):
+            for name in sorted(names):
+                full = Path(directory) / name
+                yield (f"{path.rstrip('/')}/{full.relative_to(local).as_posix()}" if path else full.as_posix()), full
+    else:
+        yield (path or local.as_posix()), local
+
+
+def put_file(args: argparse.Namespace, client: Client) -> None:
+    delimiter = DELIMITERS[args.delimiter]
+    with contextlib.ExitStack() as stack:
+        commit_id = args.commit
+        if args.commit_flag:
+            commit_id = stack.enter_context(client.commit(args.repo, args.commit)).id
+        for source in _sources(args):
+            if source == "-":
+                if not args.path:
+                    raise InvalidArgumentError("name the file's path when putting from standard input")
+                client.put_file(args.repo, commit_id, args.path, sys.stdin.buffer, delimiter)
+            elif _is_url(source):
+                path = args.path or urllib.parse.urlparse(source).path
+                client.put_file_url(args.repo, commit_id, path, source, delimiter)
+            else:
+                files = list(_local_files(source, args.path, args.recursive))
+                total = sum(local.stat().st_size for _, local in files)
+                with progress.transfer(f"put {source}", total, quiet=args.quiet) as moved:
+                    contents = ((path, _chunks(local)) for path, local in files)
+                    client.put_files(args.repo, commit_id, contents, delimiter, moved)
+
+
+def _chunks(local: Path) -> Iterator[bytes]:
+    """The file's bytes, opened only while the stream reads it (thousands of files stay cheap)."""
+    with open(local, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+def get_file(args: argparse.Namespace, client: Client) -> None:
+    reader = client.get_file(args.repo, args.commit, args.path, from_commit=args.from_commit,
+                             full_file=args.full_file, shard=shard(args))
+    out = sys.stdout.buffer
+    total = None
+    if not args.quiet and sys.stderr.isatty():
+        total = client.inspect_file(args.repo, args.commit, args.path, args.from_commit, args.full_file,
+                                    shard(args)).size_bytes
+    with progress.transfer(f"get {args.path}", total, quiet=args.quiet) as moved:
+        for chunk in reader:
+            out.write(chunk)
+            if moved is not None:
+                moved(len(chunk))
+    out.flush()
+
+
+def _type(info: pfs_pb2.FileInfo) -> str:
+    return "file" if info.file_type == pfs_pb2.FILE_TYPE_REGULAR else "dir"
+
+
+def inspect_file(args: argparse.Namespace, client: Client) -> None:
+    info = client.inspect_file(args.repo, args.commit, args.path, args.from_commit, args.full_file, shard(args))
+    print(f"Path: {info.file.commit.repo.name}/{info.file.commit.id}/{info.file.path}")
+    print(f"Type: {_type(info)}")
+    print(f"Modifed: {render.ago(info.modified)}")
+    print(f"Size: {render.size(info.size_bytes)}")
+    print(f"Commit Modified: {info.commit_modified.repo.name}/{info.commit_modified.id}")
+    if info.children:
+        print("Children: " + " ".join(child.path for child in info.children))
+
+
+def list_file(args: argparse.Namespace, client: Client) -> None:
+    if args.fast and args.recurse:
+        raise InvalidArgumentError("give either --fast or --recurse, not both")
+    mode = pfs_pb2.ListFile_FAST if args.fast else pfs_pb2.ListFile_RECURSE if args.recurse else pfs_pb2.ListFile_NORMAL
+    infos = client.list_file(args.repo, args.commit, args.path, args.from_commit, args.full_file, shard(args), mode)
+    rows = []
+    for info in infos:
+        shown = render.size(info.size_bytes)
+        if info.size_bytes == 0 and (info.file_type == pfs_pb2.FILE_TYPE_DIR and not args.recurse or args.fast):
+            shown = "-"
+        rows.append([info.file.path, _type(info), render.ago(info.modified), info.commit_modified.id, shown])
+    render.table(["NAME", "TYPE", "MODIFIED", "LAST_COMMIT_MODIFIED", "SIZE"], rows)
+
+
+def delete_file(args: argparse.Namespace, client: Client) -> None:
+    client.delete_file(args.repo, args.commit, args.path)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    put = add(sub, "put-file", put_file, "Put a file into the filesystem (from stdin, files, directories or URLs).")
+    put.add_argument("repo")
+    put.add_argument("commit", metavar="commit-id (or branch with -c)")
+    put.add_argument("path", nargs="?", default="", metavar="path/to/file/in/pfs")
+    put.add_argument("-f", "--file", action="append", help="a local file, directory (with -r) or URL; - is stdin")
+    put.add_argument("-i", "--input-file", default="", help="read file paths or URLs from this file (- for stdin)")
+    put.add_argument("-r", "--recursive", action="store_true", help="recursively put the files in a directory")
+    put.add_argument("-c", "--commit", dest="commit_flag", action="store_true",
+                     help="start and finish the commit in addition to putting data")
+    put.add_argument("-d", "--delimiter", choices=sorted(DELIMITERS), default="line",
+                     help="where data may be split into blocks (default: line)")
+    for name, run, text in (("get-file", get_file, "Return the contents of a file."),
+                            ("inspect-file", inspect_file, "Return info about a file.")):
+        parser = add(sub, name, run, text)
+        for field in ("repo", "commit", "path"):
+            parser.add_argument(field)
+        add_shard_flags(parser)
+        add_diff_flags(parser)
+    listing = add(sub, "list-file", list_file, "Return the files in a directory.")
+    listing.add_argument("repo")
+    listing.add_argument("commit")
+    listing.add_argument("path", nargs="?", default="/")
+    listing.add_argument("--recurse", action="store_true", help="compute and display the sizes of directories")
+    listing.add_argument("--fast", action="store_true", help="don't compute the sizes of files")
+    add_shard_flags(listing)
+    add_diff_flags(listing)
+    delete = add(sub, "delete-file", delete_file, "Delete a file.")
+    for field in ("repo", "commit", "path"):
+        delete.add_argument(field)

@@ -1,0 +1,61 @@
+"""`pachctl`: the command-line client of pachd.
+
+Each command group lives in pachctl/cli/<group>.py; this module only builds the
+parser, runs the chosen command with a client, and reports errors as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pachctl import config
+from pachctl.cli import commit, file, job, misc, pipeline, repo
+from pachctl.client import Client, PachydermError
+from pachctl.manifest import ManifestError
+
+GROUPS = (repo, commit, file, job, pipeline, misc)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pachctl",
+        description="Access the Pachyderm API. Environment: ADDRESS=<host>:<port>, the pachd to connect to "
+        f"(default {config.DEFAULT_ADDRESS}).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="output verbose logs and tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    sub.required = True
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        with Client() as client:
+            args.run(args, client)
+    except (PachydermError, ManifestError) as err:
+        if args.verbose:
+            raise
+        message = err.message if isinstance(err, PachydermError) else str(err)
+        print(f"pachctl: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+def entry() -> None:
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entry()
