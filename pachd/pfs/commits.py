@@ -149,11 +149,13 @@ class Commits:
     # -- starting -----------------------------------------------------------
 
     async def start(
-        self, repo: str, parent_id: str, provenance: Sequence[tuple[str, str]], *, archived: bool = False
+        self, repo: str, parent_id: str, provenance: Sequence[tuple[str, str]], *, archived: bool = False,
+        new_branch: bool = False,
     ) -> CommitRecord:
         """A new open commit: on `parent_id`'s branch after it, or first on a new branch.
 
-        With archived, the commit is hidden from listings from the start.
+        With archived, the commit is hidden from listings from the start. With
+        new_branch, the branch must not exist yet (CommitExists otherwise).
         """
         branch, number = validate.commit_id(parent_id)
         for _ in range(RETRIES):
@@ -164,6 +166,8 @@ class Commits:
                 if number is not None:
                     raise CommitNotFound(f"commit {parent_id} not found in repo {repo!r}")
                 clock: tuple[tuple[str, int], ...] = ((branch, 0),)
+            elif new_branch:
+                raise CommitExists(f"branch {branch!r} already exists in repo {repo!r}")
             else:
                 head_number = decode_branch(head.value).head
                 if number is not None and number != head_number:

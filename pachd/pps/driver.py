@@ -74,19 +74,33 @@ class JobDriver:
         return job
 
     async def _start_output(self, job: JobRecord) -> JobRecord:
-        """Starts the output commit: after the parent's output, or first on a branch named by the job."""
+        """Starts the output commit: next after the parent's output on its branch if
+        that is free, else on a branch named by the job (also when there is no parent).
+
+        A failed sibling may hold the parent output's next commit; a crash may
+        have left our own. Both are recognised, so this can be repeated safely.
+        """
         commits = self._pfs.commits
         provenance = [(i.repo, i.commit) for i in job.inputs]
         parent_output = (await self._jobs.get(job.parent))[0].output_commit if job.parent else ""
-        if not parent_output:
-            existing = await commits.branch_head(job.output_repo, job.id)
-            output = existing or await commits.start(job.output_repo, job.id, provenance)
-        else:
+        output = None
+        if parent_output:
             try:
                 output = await commits.start(job.output_repo, parent_output, provenance)
-            except CommitExists:  # made before a crash: the parent's output's child is ours
+            except CommitExists:
                 branch, number = parent_output.split("/")
-                output = (await commits.get(job.output_repo, f"{branch}/{int(number) + 1}"))[0]
+                child = (await commits.get(job.output_repo, f"{branch}/{int(number) + 1}"))[0]
+                wanted = {(r, (await commits.get(r, c))[0].key) for r, c in provenance}
+                if child.is_open and {(k[0], k) for k in child.provenance} >= wanted:
+                    output = child
+        if output is None:
+            try:
+                if parent_output:
+                    output = await commits.fork(job.output_repo, parent_output, job.id, provenance)
+                else:
+                    output = await commits.start(job.output_repo, job.id, provenance, new_branch=True)
+            except CommitExists:  # made before a crash
+                output = (await commits.get(job.output_repo, f"{job.id}/0"))[0]
         return await self._jobs.update(job.id, lambda j: dataclasses.replace(j, output_commit=output.id))
 
     async def _plan(self, job: JobRecord) -> JobRecord:

@@ -219,11 +219,14 @@ class Jobs:
         branch = f"pod_{job.id}_{index}_{attempt}"
         provenance = [(i.repo, i.commit) for i in job.inputs]
         commits = self._pfs.commits
+        existing = await commits.branch_head(job.output_repo, branch)
+        if existing is not None:
+            return existing.id
         try:
             if job.parent:
                 parent = await self._output_of(job.parent)
                 return (await commits.fork(job.output_repo, parent, branch, provenance, archived=True)).id
-            return (await commits.start(job.output_repo, branch, provenance, archived=True)).id
+            return (await commits.start(job.output_repo, branch, provenance, archived=True, new_branch=True)).id
         except CommitExists:
             return f"{branch}/0"
 

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from pachctl.client import Client
+from tests.support.etcd import EtcdServer
 from tests.support.pachd import PachdProcess
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """One real etcd for the session."""
+    server = EtcdServer(tmp_path_factory.mktemp("etcd") / "data").start()
+    yield server
+    server.stop()
 
 
 def _start(kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> PachdProcess:
