@@ -66,7 +66,7 @@ class _Lease:
             responses = await self._lease.refresh()
         except (aetcd.ClientError, grpc.RpcError) as err:
             raise StorageError(f"refreshing lease {self.id} failed: {err}") from err
-        if not responses or responses[0].TTL <= 0:
+        if responses is None or responses.TTL <= 0:
             raise StorageError(f"lease {self.id} has expired")
 
     async def revoke(self) -> None:

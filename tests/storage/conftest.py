@@ -1,0 +1,60 @@
+"""The storage fixtures: each Protocol's backends, behind one parametrized fixture."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from pachd.storage.blocks import BlockStore
+from pachd.storage.etcd import EtcdKV
+from pachd.storage.gcs import GcsBlockStore
+from pachd.storage.kv import KV
+from pachd.storage.localdisk import LocalBlockStore
+from pachd.storage.sqlite import SqliteKV
+from tests.support.etcd import EtcdServer
+from tests.support.gcs import GcsEmulator
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    emulator = GcsEmulator(tmp_path_factory.mktemp("gcs") / "data").start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def own_etcd(tmp_path: Path) -> Iterator[EtcdServer]:
+    """An etcd of this test alone, to kill and restart."""
+    server = EtcdServer(tmp_path / "etcd").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "etcd"])
+async def kv(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KV]:
+    store: KV
+    if request.param == "sqlite":
+        store = await SqliteKV.open(tmp_path / "meta.db")
+    else:
+        server: EtcdServer = request.getfixturevalue("etcd_server")
+        store = await EtcdKV.open(server.address)
+        await store.delete_prefix("")
+    yield store
+    await store.close()
+
+
+@pytest.fixture(params=["local", "gcs"])
+async def block_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlockStore]:
+    store: BlockStore
+    if request.param == "local":
+        store = LocalBlockStore(tmp_path / "objects")
+    else:
+        emulator: GcsEmulator = request.getfixturevalue("gcs_emulator")
+        bucket = f"test-{uuid.uuid4().hex[:12]}"
+        emulator.create_bucket(bucket)
+        store = GcsBlockStore(bucket, emulator.client())
+    yield store
+    await store.close()
