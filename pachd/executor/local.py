@@ -129,12 +129,7 @@ class LocalExecutor:
     async def delete(self, job_id: str) -> None:
         job = self._jobs.pop(job_id, None)
         if job is not None:
-            for task in job.watchers.values():
-                task.cancel()
-            for process in job.running.values():
-                process.kill()
-            await asyncio.gather(*(p.wait() for p in job.running.values()), return_exceptions=True)
-            await asyncio.gather(*job.watchers.values(), return_exceptions=True)
+            await _stop(job)
         for pid_file in (self._root / job_id).glob("*/pid"):
             _kill_recorded(pid_file)
         await asyncio.to_thread(shutil.rmtree, self._root / job_id, True)
@@ -145,13 +140,17 @@ class LocalExecutor:
     async def close(self) -> None:
         """Stops every pod: a restarted pachd starts them again (see recover)."""
         for job_id in list(self._jobs):
-            job = self._jobs.pop(job_id)
-            for task in job.watchers.values():
-                task.cancel()
-            for process in job.running.values():
-                process.kill()
-            await asyncio.gather(*(p.wait() for p in job.running.values()), return_exceptions=True)
-            await asyncio.gather(*job.watchers.values(), return_exceptions=True)
+            await _stop(self._jobs.pop(job_id))
+
+
+async def _stop(job: _Job) -> None:
+    """Kills the job's pods and stops watching them."""
+    for task in job.watchers.values():
+        task.cancel()
+    for process in job.running.values():
+        process.kill()
+    await asyncio.gather(*(p.wait() for p in job.running.values()), return_exceptions=True)
+    await asyncio.gather(*job.watchers.values(), return_exceptions=True)
 
 
 def _start_time(pid: int) -> str:

@@ -10,7 +10,9 @@ handful of block writes instead of one each.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
+import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -170,24 +172,26 @@ class _PackSlice:
         self.block: asyncio.Task[BlockRef] | None = None
 
 
-async def read_refs(store: BlockStore, refs: Sequence[BlockRef], offset: int = 0, size: int = 0) -> AsyncIterator[bytes]:
-    """The bytes of `refs` in order, from `offset`, at most `size` (0: all).
+READ_AHEAD = 4
+"""Pieces read ahead of the one being sent, so disk reads overlap the stream."""
 
-    Reads ahead one piece so the next read overlaps sending the current one.
-    """
-    pieces = _pieces(refs, offset, size)
-    if not pieces:
-        return
-    pending = asyncio.ensure_future(store.get(*pieces[0]))
+
+async def read_refs(store: BlockStore, refs: Sequence[BlockRef], offset: int = 0, size: int = 0) -> AsyncIterator[bytes]:
+    """The bytes of `refs` in order, from `offset`, at most `size` (0: all)."""
+    pieces = iter(_pieces(refs, offset, size))
+    pending: collections.deque[asyncio.Future[bytes]] = collections.deque()
     try:
-        for following in pieces[1:]:
-            data = await pending
-            pending = asyncio.ensure_future(store.get(*following))
+        for piece in itertools.islice(pieces, READ_AHEAD):
+            pending.append(asyncio.ensure_future(store.get(*piece)))
+        while pending:
+            data = await pending.popleft()
+            following = next(pieces, None)
+            if following is not None:
+                pending.append(asyncio.ensure_future(store.get(*following)))
             yield data
-        yield await pending
     finally:
-        if not pending.done():
-            pending.cancel()
+        for future in pending:
+            future.cancel()
 
 
 def _pieces(refs: Sequence[BlockRef], offset: int, size: int) -> list[tuple[str, int, int]]:

@@ -46,7 +46,7 @@ class Chunker:
             cut = self._cut_point()
             if cut <= 0:
                 break
-            blocks.append(bytes(self._buffer[:cut]))
+            blocks.append(bytes(memoryview(self._buffer)[:cut]))  # one copy, not two
             del self._buffer[:cut]
             self._shift(cut)
         return blocks

@@ -161,8 +161,9 @@ async def _put_items(requests: AsyncIterator[pfs_pb2.PutFileRequest]) -> AsyncIt
             repo, commit_id, path = messages.file_ref(request.file, allow_root=False)
             kind = FileKind.DIR if request.file_type == pfs_pb2.FILE_TYPE_DIR else FileKind.FILE
             yield FileHeader(repo, commit_id, path, kind, messages.delimiter(request.delimiter), request.url)
-        if request.value:
-            yield request.value
+        value = request.value  # each read of a bytes field copies it: read it once
+        if value:
+            yield value
 
 
 def _same_repo(repo: str, commits: Iterable[pfs_pb2.Commit]) -> list[str]:
@@ -187,7 +188,7 @@ class BlockService(pfs_pb2_grpc.BlockAPIServicer):
         async def chunks() -> AsyncIterator[bytes]:
             yield first.value
             async for request in request_iterator:
-                yield request.value
+                yield request.value  # read once: each read copies
 
         refs = await blocks.put_stream(self._pfs.blocks, messages.delimiter(first.delimiter), chunks())
         return messages.block_refs(refs)

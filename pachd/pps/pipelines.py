@@ -105,12 +105,13 @@ class Pipelines:
         )
         if not result.succeeded:
             return await self._update(name, transform, parallelism, inputs, no_archive)
-        for job in await self._jobs.list(name):
+        # The new version's controller may already be making jobs: touch only the old ones.
+        old_jobs = [job for job in await self._jobs.list(name) if job.pipeline_version < record.version]
+        for job in old_jobs:
             if not job.state.done:
                 await self._stop_job(job.id, "replaced by update-pipeline")
         if not no_archive:
-            commits = await self._pfs.commits.repo_commits(name)
-            await self._pfs.commits.archive([(name, c.id) for c in commits if not c.archived])
+            await self._pfs.commits.archive([(name, job.output_commit) for job in old_jobs if job.output_commit])
         logger.info("updated pipeline %s to version %d", name, record.version)
         return record
 

@@ -4,8 +4,9 @@ Ranges are read page by page at one pinned revision, so a long listing is
 still one consistent snapshot. A watch is its own gRPC stream; when the
 stream breaks (etcd restarted), it is opened again from the revision after
 the last event seen, so callers see no gap and no repeat. Every failure of
-etcd becomes StorageError; calls give up after CALL_TIMEOUT, watches keep
-reconnecting for RECONNECT_FOR before they give up.
+etcd becomes StorageError; calls wait up to CALL_TIMEOUT for etcd (so a short
+restart is ridden out), watches keep reconnecting for RECONNECT_FOR before
+they give up.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pachd.storage.kv import (
     Put,
     RangeResult,
     TxnResult,
+    prefix_end,
 )
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,12 @@ logger = logging.getLogger(__name__)
 CALL_TIMEOUT = 10.0
 RECONNECT_FOR = 60.0
 PAGE = 1000
+# Reconnect quickly after etcd comes back (gRPC's default backoff grows to two minutes).
+CHANNEL_OPTIONS = {
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.min_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1000,
+}
 
 
 def range_start(prefix: bytes) -> bytes:
@@ -45,12 +53,9 @@ def range_start(prefix: bytes) -> bytes:
     return prefix or b"\0"
 
 
-def prefix_end(prefix: bytes) -> bytes:
+def range_end(prefix: bytes) -> bytes:
     """etcd's range_end for a prefix; b"\\0" means every key from the start."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return b"\0"
-    return stripped[:-1] + bytes([stripped[-1] + 1])
+    return prefix_end(prefix) or b"\0"
 
 
 class _Lease:
@@ -82,7 +87,8 @@ class EtcdKV:
     def __init__(self, address: str) -> None:
         host, _, port = address.rpartition(":")
         self._address = address
-        self._client = aetcd.Client(host=host or "127.0.0.1", port=int(port or 2379), timeout=int(CALL_TIMEOUT))
+        self._client = aetcd.Client(host=host or "127.0.0.1", port=int(port or 2379), timeout=int(CALL_TIMEOUT),
+                                    options=CHANNEL_OPTIONS)
         self._kv: rpc.KVStub | None = None
         self._watch: rpc.WatchStub | None = None
 
@@ -110,21 +116,22 @@ class EtcdKV:
 
     async def get(self, key: str) -> KeyValue | None:
         try:
-            response = await self._stub.Range(rpc.RangeRequest(key=key.encode()), timeout=CALL_TIMEOUT)
+            response = await self._stub.Range(rpc.RangeRequest(key=key.encode()), timeout=CALL_TIMEOUT,
+                                              wait_for_ready=True)
         except grpc.RpcError as err:
             raise self._failed("get", err) from err
         return _kv(response.kvs[0]) if response.kvs else None
 
     async def range(self, prefix: str, *, start: str | None = None, limit: int = 0) -> RangeResult:
         low = range_start((start or prefix).encode())
-        end = prefix_end(prefix.encode())
+        end = range_end(prefix.encode())
         kvs: list[KeyValue] = []
         revision = 0
         while True:
             page = PAGE if limit <= 0 else min(PAGE, limit - len(kvs))
             request = rpc.RangeRequest(key=low, range_end=end, limit=page, revision=revision)
             try:
-                response = await self._stub.Range(request, timeout=CALL_TIMEOUT)
+                response = await self._stub.Range(request, timeout=CALL_TIMEOUT, wait_for_ready=True)
             except grpc.RpcError as err:
                 if err.code() == grpc.StatusCode.OUT_OF_RANGE:
                     raise Compacted(f"etcd compacted revision {revision} during a listing; list again") from err
@@ -137,7 +144,8 @@ class EtcdKV:
 
     async def revision(self) -> int:
         try:
-            response = await self._stub.Range(rpc.RangeRequest(key=b"\0", limit=1), timeout=CALL_TIMEOUT)
+            response = await self._stub.Range(rpc.RangeRequest(key=b"\0", limit=1), timeout=CALL_TIMEOUT,
+                                              wait_for_ready=True)
         except grpc.RpcError as err:
             raise self._failed("revision", err) from err
         return int(response.header.revision)
@@ -149,15 +157,16 @@ class EtcdKV:
 
     async def delete(self, key: str) -> bool:
         try:
-            response = await self._stub.DeleteRange(rpc.DeleteRangeRequest(key=key.encode()), timeout=CALL_TIMEOUT)
+            response = await self._stub.DeleteRange(rpc.DeleteRangeRequest(key=key.encode()), timeout=CALL_TIMEOUT,
+                                                    wait_for_ready=True)
         except grpc.RpcError as err:
             raise self._failed("delete", err) from err
         return int(response.deleted) > 0
 
     async def delete_prefix(self, prefix: str) -> int:
-        request = rpc.DeleteRangeRequest(key=range_start(prefix.encode()), range_end=prefix_end(prefix.encode()))
+        request = rpc.DeleteRangeRequest(key=range_start(prefix.encode()), range_end=range_end(prefix.encode()))
         try:
-            response = await self._stub.DeleteRange(request, timeout=CALL_TIMEOUT)
+            response = await self._stub.DeleteRange(request, timeout=CALL_TIMEOUT, wait_for_ready=True)
         except grpc.RpcError as err:
             raise self._failed("delete", err) from err
         return int(response.deleted)
@@ -175,7 +184,7 @@ class EtcdKV:
             failure=[_request_op(op) for op in failure],
         )
         try:
-            response = await self._stub.Txn(request, timeout=CALL_TIMEOUT)
+            response = await self._stub.Txn(request, timeout=CALL_TIMEOUT, wait_for_ready=True)
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidArgument(f"etcd refused a transaction: {err.details()}") from err
@@ -206,7 +215,7 @@ class EtcdKV:
     async def _stream(self, prefix: str, start: int) -> AsyncIterator[Event]:
         if self._watch is None:
             raise StorageError("the etcd store is closed")
-        create = rpc.WatchCreateRequest(key=range_start(prefix.encode()), range_end=prefix_end(prefix.encode()),
+        create = rpc.WatchCreateRequest(key=range_start(prefix.encode()), range_end=range_end(prefix.encode()),
                                         start_revision=start)
         requests: asyncio.Queue[rpc.WatchRequest | None] = asyncio.Queue()
         requests.put_nowait(rpc.WatchRequest(create_request=create))
@@ -256,4 +265,4 @@ def _request_op(op: Op) -> rpc.RequestOp:
         return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=op.key.encode()))
     prefix = op.prefix.encode()
     return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=range_start(prefix),
-                                                                     range_end=prefix_end(prefix)))
+                                                                     range_end=range_end(prefix)))

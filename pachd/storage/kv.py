@@ -77,6 +77,14 @@ class DeletePrefix:
 Op = Put | Delete | DeletePrefix
 
 
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key above every key that starts with `prefix` (None: no such bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
 @dataclass(frozen=True, slots=True)
 class TxnResult:
     """Whether the compares held (so `success` ran) and the revision after."""

@@ -33,6 +33,7 @@ from pachd.storage.kv import (
     Put,
     RangeResult,
     TxnResult,
+    prefix_end,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,14 +57,6 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl REAL NOT NULL, expires REAL NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('revision', 1), ('compacted', 0);
 """
-
-
-def prefix_end(prefix: bytes) -> bytes | None:
-    """The smallest key greater than every key with `prefix` (None: no bound)."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return None
-    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 class _Lease:

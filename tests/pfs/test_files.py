@@ -202,3 +202,21 @@ def test_make_directory(client: Client) -> None:
         client.make_directory("data", c.id, "empty")
     info = client.inspect_file("data", "master", "empty")
     assert info.file_type == pfs_pb2.FILE_TYPE_DIR and list(info.children) == []
+
+
+def test_oversized_messages_are_refused(client: Client, pachd: object) -> None:
+    """pachd refuses messages over its 64 MiB limit (checked with a client that would send them)."""
+    import grpc
+
+    from protos import pfs_pb2_grpc
+
+    client.create_repo("data")
+    commit = client.start_commit("data")
+    options = [("grpc.max_send_message_length", 128 << 20)]
+    with grpc.insecure_channel(client.address, options) as channel:
+        request = pfs_pb2.PutFileRequest(file=pfs_pb2.File(commit=commit, path="huge"), value=b"x" * (65 << 20))
+        with pytest.raises(grpc.RpcError) as caught:
+            pfs_pb2_grpc.APIStub(channel).PutFile(iter([request]))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with pytest.raises(NotFoundError):
+        client.inspect_file("data", commit.id, "huge")

@@ -162,7 +162,10 @@ async def test_sqlite_compacted_history_is_reported(tmp_path: Path, monkeypatch:
     await store.close()
 
 
-async def test_etcd_outage_and_recovery(own_etcd: EtcdServer) -> None:
+async def test_etcd_outage_and_recovery(own_etcd: EtcdServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pachd.storage.etcd as etcd
+
+    monkeypatch.setattr(etcd, "CALL_TIMEOUT", 2.0)
     store = await EtcdKV.open(own_etcd.address)
     start = await store.put("o/before", b"1")
     watching = asyncio.create_task(collect(store, "o/", start, 3))

@@ -1,0 +1,1 @@
+"""Benchmarks: side-by-side measurements, written to bench/results.md (`make bench`)."""

@@ -1,0 +1,69 @@
+"""What the benchmarks share: a pachd to measure, timing, and the results file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.pachd import PachdProcess  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results.md"
+
+
+@contextmanager
+def scratch() -> Iterator[Path]:
+    """A temporary folder on the same disk as the repository's /tmp."""
+    folder = Path(tempfile.mkdtemp(prefix="pach-bench-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def running_pachd(folder: Path) -> Iterator[PachdProcess]:
+    server = PachdProcess(folder / "pachd").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def shell(command: str) -> None:
+    subprocess.run(command, shell=True, check=True)
+
+
+def drop_caches() -> bool:
+    """Empties the page cache (needs root); False where that is not allowed."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def pachctl(address: str, *args: str) -> None:
+    env = {**os.environ, "ADDRESS": address}
+    subprocess.run([sys.executable, "-m", "pachctl.main", "-q", *args], check=True, env=env,
+                   stdout=subprocess.DEVNULL)

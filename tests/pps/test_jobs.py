@@ -1,0 +1,64 @@
+"""What a job's code sees: environment, /pfs layout, logs; and how pods are counted."""
+
+from __future__ import annotations
+
+from pachctl.client import Client
+from protos import pps_pb2
+from tests.support.pipelines import GLOBAL, MAP, pipeline
+
+TIMEOUT = 90
+
+
+def test_job_environment_and_pfs_layout(client: Client) -> None:
+    client.create_repo("data")
+    client.create_repo("extra")
+    for repo in ("data", "extra"):
+        with client.commit(repo) as c:
+            client.put_file(repo, c.id, "f", repo.encode())
+    script = """
+env | grep -E '^(PACH_|GREETING)' | grep -v POD | sort > /pfs/out/env
+ls /pfs | sort > /pfs/out/layout
+"""
+    client.create_pipeline(pipeline("look", script, [("data", MAP), ("extra", GLOBAL)], env={"GREETING": "hello"}))
+    out = client.flush_commit([("data", "master/0")], timeout=TIMEOUT)[-1]
+    env = dict(line.split("=", 1) for line in client.get_file_bytes("look", out.commit.id, "env").decode().split())
+    assert env == {"GREETING": "hello", "PACH_DATA_COMMIT_ID": "master/0", "PACH_EXTRA_COMMIT_ID": "master/0",
+                   "PACH_OUTPUT_COMMIT_ID": env["PACH_OUTPUT_COMMIT_ID"]}
+    assert env["PACH_OUTPUT_COMMIT_ID"].startswith("pod_")
+    assert client.get_file_bytes("look", out.commit.id, "layout").split() == [b"data", b"extra", b"out"]
+
+
+def test_second_job_sees_prev(client: Client) -> None:
+    client.create_repo("data")
+    client.create_pipeline(pipeline("runs", "ls /pfs > /pfs/out/seen\n[ -d /pfs/prev ] && echo yes >> /pfs/out/seen; true",
+                                    [("data", MAP)]))
+    for text in (b"1", b"2"):
+        with client.commit("data") as c:
+            client.put_file("data", c.id, "f", text)
+    first, second = (client.flush_commit([("data", f"master/{n}")], timeout=TIMEOUT)[-1] for n in (0, 1))
+    assert b"prev" not in client.get_file_bytes("runs", first.commit.id, "seen")
+    assert client.get_file_bytes("runs", second.commit.id, "seen").split() == [b"data", b"out", b"prev", b"yes"]
+
+
+def test_coefficient_parallelism_uses_the_node_count(client: Client) -> None:
+    client.create_repo("data")
+    with client.commit("data") as c:
+        client.put_files("data", c.id, [(f"f{i}", b"x\n") for i in range(20)])
+    request = pipeline("wide", "cat /pfs/data/* >> /pfs/out/all", [("data", MAP)])
+    request.parallelism_spec.CopyFrom(pps_pb2.ParallelismSpec(strategy=pps_pb2.ParallelismSpec.COEFFICIENT,
+                                                              coefficient=2.0))
+    client.create_pipeline(request)
+    out = client.flush_commit([("data", "master/0")], timeout=TIMEOUT)[-1]
+    job = client.list_job("wide")[0]
+    assert len(job.pod_commits) == 2  # one node here, times two
+    assert len(client.get_file_bytes("wide", out.commit.id, "all").splitlines()) == 20
+
+
+def test_logs_are_per_pod_in_order(client: Client) -> None:
+    client.create_repo("data")
+    with client.commit("data") as c:
+        client.put_files("data", c.id, [(f"f{i}", b"x\n") for i in range(20)])
+    client.create_pipeline(pipeline("chatty", "for i in 1 2 3; do echo line $i; done", [("data", MAP)], parallelism=2))
+    client.flush_commit([("data", "master/0")], timeout=TIMEOUT)
+    logs = b"".join(client.get_logs(client.list_job("chatty")[0].job.id)).decode().splitlines()
+    assert logs == [f"{pod} | line {i}" for pod in (0, 1) for i in (1, 2, 3)]
