@@ -25,7 +25,8 @@ def read_all(client: Client, commit: str) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("how", ["kill", "stop"])
-def test_finished_commits_survive(own_pachd: PachdProcess, how: str) -> None:
+def test_finished_commits_survive(own_pachd_any: PachdProcess, how: str) -> None:
+    own_pachd = own_pachd_any
     with Client(own_pachd.address) as client:
         files = fill(client)
         open_commit = client.start_commit("data")

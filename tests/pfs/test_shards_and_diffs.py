@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import grpc
+
 import pytest
 
 from pachctl.client import Client, NotFoundError
@@ -120,3 +122,27 @@ def test_block_api_round_trip(client: Client) -> None:
     part = b"".join(v.value for v in stub.GetBlock(pfs_pb2.GetBlockRequest(block=refs[0].block, offset_bytes=9,
                                                                             size_bytes=9)))
     assert part == b"00000001\n"
+
+
+def test_block_api_diffs_and_deletes(client: Client) -> None:
+    from protos import pfs_pb2_grpc
+
+    stub = pfs_pb2_grpc.BlockAPIStub(client._channel)
+    diff = pfs_pb2.Diff(commit=pfs_pb2.Commit(repo=pfs_pb2.Repo(name="r"), id="master/0"), shard=3)
+    info = pfs_pb2.DiffInfo(diff=diff, branch="master", size_bytes=42)
+    stub.CreateDiff(info)
+    assert stub.InspectDiff(pfs_pb2.InspectDiffRequest(diff=diff)) == info
+    assert list(stub.ListDiff(pfs_pb2.ListDiffRequest(shard=3))) == [info]
+    assert list(stub.ListDiff(pfs_pb2.ListDiffRequest(shard=4))) == []
+    stub.DeleteDiff(pfs_pb2.DeleteDiffRequest(diff=diff))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.InspectDiff(pfs_pb2.InspectDiffRequest(diff=diff))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    refs = stub.PutBlock(iter([pfs_pb2.PutBlockRequest(value=b"doomed")])).block_ref
+    stub.DeleteBlock(pfs_pb2.DeleteBlockRequest(block=refs[0].block))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.InspectBlock(pfs_pb2.InspectBlockRequest(block=refs[0].block))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.InspectBlock(pfs_pb2.InspectBlockRequest(block=pfs_pb2.Block(hash="../../etc/passwd")))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -137,3 +137,15 @@ def test_empty_input_commit_makes_an_empty_job(client: Client) -> None:
     out = output(client, "data", "master/0")
     job = job_of(client, "copy", out.commit.id)
     assert job.state == pps_pb2.JOB_EMPTY
+
+
+def test_run_empty_runs_on_an_empty_commit(client: Client) -> None:
+    client.create_repo("data")
+    request = pipeline("always", "echo ran > /pfs/out/ran", [("data", MAP)])
+    request.inputs[0].run_empty = True
+    client.create_pipeline(request)
+    with client.commit("data"):
+        pass
+    out = output(client, "data", "master/0")
+    assert job_of(client, "always", out.commit.id).state == pps_pb2.JOB_SUCCESS
+    assert client.get_file_bytes("always", out.commit.id, "ran") == b"ran\n"

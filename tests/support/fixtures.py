@@ -50,3 +50,14 @@ def own_pachd(tmp_path: Path) -> Iterator[PachdProcess]:
     server = PachdProcess(tmp_path / "data").start()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["sqlite", "etcd"])
+def own_pachd_any(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PachdProcess]:
+    """Like own_pachd, once per metadata backend (etcd: an etcd of this test alone)."""
+    etcd = EtcdServer(tmp_path / "etcd").start() if request.param == "etcd" else None
+    server = PachdProcess(tmp_path / "data", etcd=etcd.address if etcd else "").start()
+    yield server
+    server.stop()
+    if etcd is not None:
+        etcd.stop()
