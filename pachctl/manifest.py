@@ -1,250 +1,333 @@
-"""Reading pipeline and job manifests: one or more JSON objects in a stream.
+"""Pipeline and job manifests: JSON text into CreatePipelineRequest / CreateJobRequest.
 
-Accepted as v1.2's reader did: objects one after another (not an array);
-field names in snake_case or camelCase; numbers as JSON numbers or strings
-("constant": "1"); an input's `method` as an alias (map, reduce,
-incremental_reduce, global) or an object of partition and incremental; the
-old top-level "parallelism": "4" for a CONSTANT parallelism_spec.
-Unknown fields and wrong types are errors that name the field; syntax errors
-say the line and column.
+A manifest is one or more JSON objects written one after another (not an
+array). Beyond protobuf's JSON mapping it accepts what v1.2 manifests use:
+
+* field names in snake_case or camelCase (`parallelism_spec`, `parallelismSpec`);
+* numbers written as strings (`"constant": "1"`);
+* `method` as an alias string (map, reduce, incremental_reduce, global) or an
+  object of `partition` and `incremental`; an input without one gets `map`;
+* the old top-level `"parallelism": "4"`, meaning CONSTANT 4 pods.
+
+Every error is a ManifestError naming the object in the stream, the line and
+column, and the field. These are pure functions: callers read the text.
 """
 
 from __future__ import annotations
 
-import json
+import base64
+import binascii
+import logging
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar, cast
 
-from protos import pfs_pb2, pps_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from pachctl.client.pps import METHOD_ALIASES, method
+from pachctl.jsonstream import Document, JSONStreamError, Member, Node, Position, read_documents
+from protos import pps_pb2
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+
+_INTEGER = re.compile(r"-?\d+")
+_INT_RANGES = {
+    FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
+}
+_FLOATS = (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT)
+_ENUM_ALIASES = {("pachyderm.pps.Incremental", "FILE"): "FULL"}  # the v1.2 docs' spelling
+_LEGACY_PARALLELISM = "parallelism"
 
 
 class ManifestError(ValueError):
-    """A manifest that cannot be read; the message says where and why."""
+    """A manifest is malformed; says which object, where, and which field."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        document: int | None = None,
+        position: Position | None = None,
+        field: str = "",
+        source: str = "",
+    ) -> None:
+        self.reason = reason
+        self.source = source
+        self.document = document
+        self.position = position
+        self.field = field
+        self.line = position.line if position else None
+        self.column = position.column if position else None
+        super().__init__(self._describe())
+
+    def with_source(self, source: str) -> ManifestError:
+        """The same error, naming the file or URL the manifest came from."""
+        return ManifestError(
+            self.reason,
+            document=self.document,
+            position=self.position,
+            field=self.field,
+            source=source,
+        )
+
+    def _describe(self) -> str:
+        where = [self.source] if self.source else []
+        if self.document is not None:
+            where.append(f"object {self.document}")
+        if self.position is not None:
+            where.append(str(self.position))
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.reason}" if prefix else self.reason
 
 
-METHOD_ALIASES = {
-    "map": (pps_pb2.BLOCK, pps_pb2.DIFF),
-    "reduce": (pps_pb2.FILE, pps_pb2.NONE),
-    "incremental_reduce": (pps_pb2.FILE, pps_pb2.DIFF),
-    "global": (pps_pb2.REPO, pps_pb2.NONE),
-}
+def read_pipeline_requests(text: str) -> list[pps_pb2.CreatePipelineRequest]:
+    """Every pipeline in a manifest stream, in order (possibly none)."""
+    return [
+        _request(document, pps_pb2.CreatePipelineRequest) for document in _documents(text)
+    ]
 
 
-def snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+def read_job_request(text: str) -> pps_pb2.CreateJobRequest:
+    """The one job spec in a manifest (create-job, run-pipeline -f)."""
+    documents = _documents(text)
+    if len(documents) != 1:
+        raise ManifestError(f"expected exactly one job spec, found {len(documents)}")
+    return _request(documents[0], pps_pb2.CreateJobRequest)
 
 
-def objects(text: str) -> Iterator[tuple[dict[str, Any], str]]:
-    """Each top-level JSON object of `text`, with where it starts ("line L, column C")."""
-    decoder = json.JSONDecoder()
-    position = 0
-    while True:
-        while position < len(text) and text[position].isspace():
-            position += 1
-        if position >= len(text):
+def _documents(text: str) -> list[Document]:
+    try:
+        return read_documents(text)
+    except JSONStreamError as err:
+        raise ManifestError(
+            f"syntax error: {err.reason}", document=err.document, position=err.position
+        ) from err
+
+
+def _request(document: Document, cls: type[M]) -> M:
+    """One request from one document: legacy fields first, then the generic mapping."""
+    root = document.root
+    if not isinstance(root.value, dict):
+        raise ManifestError(
+            f"expected a JSON object, found {root.kind}"
+            + (" (write the objects one after another, not in an array)" if root.kind == "array" else ""),
+            document=document.index,
+            position=root.position,
+        )
+    members = dict(root.value)
+    legacy = members.pop(_LEGACY_PARALLELISM, None)
+    request = cls()
+    _Converter(document.index).fill(request, members, "")
+    if legacy is not None:
+        _apply_legacy_parallelism(request, legacy, document.index)
+    for pipeline_or_job_input in getattr(request, "inputs", ()):
+        if not pipeline_or_job_input.HasField("method"):
+            pipeline_or_job_input.method.CopyFrom(method())
+    return request
+
+
+def _apply_legacy_parallelism(request: Message, member: Member, document: int) -> None:
+    """The pre-1.2 `"parallelism": N` field: CONSTANT N pods."""
+    if request.HasField("parallelism_spec"):
+        raise ManifestError(
+            "give either parallelism or parallelism_spec, not both",
+            document=document,
+            position=member.key_position,
+            field=_LEGACY_PARALLELISM,
+        )
+    constant_field = _field_lookup(pps_pb2.ParallelismSpec())["constant"]
+    converter = _Converter(document)
+    constant = converter.scalar(constant_field, member.node, _LEGACY_PARALLELISM)
+    if constant is not None:
+        spec = getattr(request, "parallelism_spec")
+        spec.strategy = pps_pb2.ParallelismSpec.CONSTANT
+        spec.constant = constant
+
+
+def _field_lookup(message: Message) -> dict[str, FieldDescriptor]:
+    """A message's fields by proto name and by JSON (camelCase) name."""
+    lookup: dict[str, FieldDescriptor] = {}
+    # The stubs type descriptors as a union of the pure-Python and upb classes.
+    for field in cast("list[FieldDescriptor]", message.DESCRIPTOR.fields):
+        lookup[field.name] = field
+        lookup[field.json_name] = field
+    return lookup
+
+
+class _Converter:
+    """Fills protobuf messages from positioned JSON Nodes, checking every field."""
+
+    def __init__(self, document: int) -> None:
+        self._document = document
+
+    def error(self, reason: str, position: Position, field: str) -> ManifestError:
+        return ManifestError(reason, document=self._document, position=position, field=field)
+
+    def fill(self, message: Message, members: dict[str, Member], path: str) -> None:
+        """Sets each member on `message`; unknown names are an error."""
+        lookup = _field_lookup(message)
+        for key, member in members.items():
+            name = f"{path}.{key}" if path else key
+            field = lookup.get(key)
+            if field is None:
+                known = ", ".join(f.name for f in message.DESCRIPTOR.fields)
+                where = f" in {path}" if path else ""
+                raise self.error(
+                    f'unknown field "{key}"{where} (known fields: {known})',
+                    member.key_position,
+                    name,
+                )
+            self._set(message, field, member.node, name)
+
+    def _set(self, message: Message, field: FieldDescriptor, node: Node, path: str) -> None:
+        if node.value is None:
+            return  # null means "not set", as in protobuf's JSON mapping
+        if _is_map(field):
+            self._set_map(message, field, node, path)
+        elif field.is_repeated:
+            self._set_repeated(message, field, node, path)
+        elif field.message_type is not None:
+            self.message(getattr(message, field.name), node, path)
+        else:
+            setattr(message, field.name, self.scalar(field, node, path))
+
+    def _set_repeated(
+        self, message: Message, field: FieldDescriptor, node: Node, path: str
+    ) -> None:
+        items = self.expect(node, list, "an array", path)
+        target = getattr(message, field.name)
+        for i, item in enumerate(items):
+            item_path = f"{path}[{i}]"
+            if field.message_type is not None:
+                self.message(target.add(), item, item_path)
+            elif item.value is None:
+                raise self.error(f"{item_path} may not be null", item.position, item_path)
+            else:
+                target.append(self.scalar(field, item, item_path))
+
+    def _set_map(self, message: Message, field: FieldDescriptor, node: Node, path: str) -> None:
+        members = self.expect(node, dict, "an object", path)
+        entry = field.message_type
+        assert entry is not None
+        key_field, value_field = entry.fields
+        target = getattr(message, field.name)
+        for key, member in members.items():
+            entry_path = f"{path}.{key}"
+            map_key = self.scalar(key_field, Node(key, member.key_position), entry_path)
+            if value_field.message_type is not None:
+                self.message(target[map_key], member.node, entry_path)
+            else:
+                target[map_key] = self.scalar(value_field, member.node, entry_path)
+
+    def message(self, message: Message, node: Node, path: str) -> None:
+        """Fills a sub-message; a Method may also be an alias string."""
+        if message.DESCRIPTOR.full_name == "pachyderm.pps.Method" and isinstance(node.value, str):
+            self._method_alias(message, node, path)
             return
-        where = _where(text, position)
-        try:
-            value, position = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as err:
-            raise ManifestError(f"line {err.lineno}, column {err.colno}: {err.msg}") from None
-        if not isinstance(value, dict):
-            raise ManifestError(f"{where}: expected a JSON object, found {type(value).__name__}")
-        yield value, where
+        members = self.expect(node, dict, "an object", path)
+        message.SetInParent()
+        self.fill(message, members, path)
 
+    def _method_alias(self, message: Message, node: Node, path: str) -> None:
+        alias = str(node.value)
+        if alias.lower() not in METHOD_ALIASES:
+            known = ", ".join(METHOD_ALIASES)
+            raise self.error(
+                f'unknown method alias "{alias}" for {path} (use one of {known}, '
+                'or an object with "partition" and "incremental")',
+                node.position,
+                path,
+            )
+        message.CopyFrom(method(alias.lower()))
 
-def _where(text: str, position: int) -> str:
-    line = text.count("\n", 0, position) + 1
-    column = position - (text.rfind("\n", 0, position) + 1) + 1
-    return f"line {line}, column {column}"
+    def expect(self, node: Node, kind: type[Any], name: str, path: str) -> Any:
+        """node.value if it is of `kind`, else an error naming the field."""
+        if not isinstance(node.value, kind):
+            raise self.error(f"{path} must be {name}, not {_a(node.kind)}", node.position, path)
+        return node.value
 
+    def scalar(self, field: FieldDescriptor, node: Node, path: str) -> Any:
+        """The Python value for a scalar or enum field."""
+        cpp = field.cpp_type
+        if cpp == FieldDescriptor.CPPTYPE_STRING:
+            if field.type == FieldDescriptor.TYPE_BYTES:
+                return self._bytes(node, path)
+            return self.expect(node, str, "a string", path)
+        if cpp == FieldDescriptor.CPPTYPE_BOOL:
+            return self.expect(node, bool, "true or false", path)
+        if cpp == FieldDescriptor.CPPTYPE_ENUM:
+            return self._enum(field, node, path)
+        if cpp in _FLOATS:
+            return self._float(node, path)
+        return self._integer(cpp, node, path)
 
-class _Reader:
-    """Reads one object's fields, naming the field in every error."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def fail(self, path: str, problem: str) -> ManifestError:
-        return ManifestError(f"object at {self.where}: {path}: {problem}")
-
-    def fields(self, value: Any, path: str, known: set[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path or "(top)", f"expected an object, found {type(value).__name__}")
-        out = {}
-        for key, item in value.items():
-            name = snake(key)
-            if name not in known:
-                raise self.fail(_join(path, key), f"unknown field; known fields: {', '.join(sorted(known))}")
-            out[name] = item
-        return out
-
-    def string(self, value: Any, path: str) -> str:
-        if not isinstance(value, str):
-            raise self.fail(path, f"expected a string, found {json.dumps(value)}")
+    def _integer(self, cpp: int, node: Node, path: str) -> int:
+        value = node.value
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+            value = int(value.strip())
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.error(
+                f"{path} must be an integer (a number or a string of digits), not {_a(node.kind)}",
+                node.position,
+                path,
+            )
+        low, high = _INT_RANGES[cpp]
+        if not low <= value <= high:
+            raise self.error(f"{path} must be between {low} and {high}", node.position, path)
         return value
 
-    def strings(self, value: Any, path: str) -> list[str]:
-        if not isinstance(value, list):
-            raise self.fail(path, "expected a list of strings")
-        return [self.string(v, f"{path}[{i}]") for i, v in enumerate(value)]
-
-    def number(self, value: Any, path: str, kind: Callable[[str], Any] = int) -> Any:
-        if isinstance(value, bool):
-            raise self.fail(path, f"expected a number, found {json.dumps(value)}")
-        if isinstance(value, (int, float)) and (kind is float or float(value).is_integer()):
-            return kind(str(value)) if kind is not float else float(value)
+    def _float(self, node: Node, path: str) -> float:
+        value = node.value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
         if isinstance(value, str):
             try:
-                return kind(value.strip())
+                return float(value.strip())
             except ValueError:
                 pass
-        raise self.fail(path, f"expected a number, found {json.dumps(value)}")
+        raise self.error(f"{path} must be a number, not {_a(node.kind)}", node.position, path)
 
-    def boolean(self, value: Any, path: str) -> bool:
-        if isinstance(value, bool):
-            return value
-        if value in ("true", "false"):
-            return bool(value == "true")
-        raise self.fail(path, f"expected true or false, found {json.dumps(value)}")
+    def _enum(self, field: FieldDescriptor, node: Node, path: str) -> int:
+        enum = field.enum_type
+        assert enum is not None
+        value = node.value
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value in enum.values_by_number:
+                return value
+        elif isinstance(value, str):
+            name = _ENUM_ALIASES.get((enum.full_name, value.upper()), value.upper())
+            by_upper = {v.name.upper(): v.number for v in enum.values}
+            if name in by_upper:
+                return by_upper[name]
+        known = ", ".join(v.name for v in enum.values)
+        raise self.error(f"{path} must be one of {known}", node.position, path)
 
-    def enum(self, value: Any, path: str, names: dict[str, int]) -> int:
-        if isinstance(value, int) and not isinstance(value, bool) and value in names.values():
-            return value
-        if isinstance(value, str) and value.upper() in names:
-            return names[value.upper()]
-        raise self.fail(path, f"expected one of {', '.join(names)}, found {json.dumps(value)}")
-
-    # -- the messages -------------------------------------------------------------
-
-    def transform(self, value: Any, path: str) -> pps_pb2.Transform:
-        d = self.fields(value, path, {"image", "cmd", "env", "secrets", "stdin", "accept_return_code", "debug"})
-        out = pps_pb2.Transform(image=self.string(d.get("image", ""), _join(path, "image")),
-                                cmd=self.strings(d.get("cmd", []), _join(path, "cmd")),
-                                stdin=self.strings(d.get("stdin", []), _join(path, "stdin")),
-                                debug=self.boolean(d.get("debug", False), _join(path, "debug")))
-        env = d.get("env", {})
-        if not isinstance(env, dict):
-            raise self.fail(_join(path, "env"), "expected an object of names to values")
-        for key, item in env.items():
-            out.env[key] = self.string(item, _join(path, f"env.{key}"))
-        codes = d.get("accept_return_code", [])
-        if not isinstance(codes, list):
-            raise self.fail(_join(path, "accept_return_code"), "expected a list of numbers")
-        out.accept_return_code.extend(self.number(c, _join(path, f"accept_return_code[{i}]"))
-                                      for i, c in enumerate(codes))
-        for i, secret in enumerate(_list(self, d.get("secrets", []), _join(path, "secrets"))):
-            s = self.fields(secret, f"{path}.secrets[{i}]", {"name", "mount_path"})
-            out.secrets.add(name=self.string(s.get("name", ""), f"{path}.secrets[{i}].name"),
-                            mount_path=self.string(s.get("mount_path", ""), f"{path}.secrets[{i}].mount_path"))
-        return out
-
-    def parallelism(self, value: Any, path: str) -> pps_pb2.ParallelismSpec:
-        d = self.fields(value, path, {"strategy", "constant", "coefficient"})
-        return pps_pb2.ParallelismSpec(
-            strategy=self.enum(d.get("strategy", 0), _join(path, "strategy"), {"CONSTANT": 0, "COEFFICIENT": 1}),  # type: ignore[arg-type]
-            constant=self.number(d.get("constant", 0), _join(path, "constant")),
-            coefficient=self.number(d.get("coefficient", 0), _join(path, "coefficient"), float),
-        )
-
-    def method(self, value: Any, path: str) -> pps_pb2.Method:
-        if isinstance(value, str):
-            if value.lower() not in METHOD_ALIASES:
-                raise self.fail(path, f"unknown method {value!r}; use {', '.join(METHOD_ALIASES)} or an object")
-            partition, incremental = METHOD_ALIASES[value.lower()]
-            return pps_pb2.Method(partition=partition, incremental=incremental)
-        d = self.fields(value, path, {"partition", "incremental"})
-        return pps_pb2.Method(
-            partition=self.enum(d.get("partition", 0), _join(path, "partition"), dict(pps_pb2.Partition.items())),  # type: ignore[arg-type]
-            incremental=self.enum(d.get("incremental", 0), _join(path, "incremental"),  # type: ignore[arg-type]
-                                  dict(pps_pb2.Incremental.items())),
-        )
-
-    def name(self, value: Any, path: str) -> str:
-        if isinstance(value, str):  # a bare name where an object with a name belongs
-            return value
-        return self.string(self.fields(value, path, {"name"}).get("name", ""), _join(path, "name"))
+    def _bytes(self, node: Node, path: str) -> bytes:
+        text = self.expect(node, str, "a base64 string", path)
+        try:
+            return base64.b64decode(text, validate=True)
+        except binascii.Error:
+            raise self.error(f"{path} must be base64", node.position, path) from None
 
 
-def _join(path: str, field: str) -> str:
-    return f"{path}.{field}" if path else field
+def _is_map(field: FieldDescriptor) -> bool:
+    return (
+        field.is_repeated
+        and field.message_type is not None
+        and field.message_type.GetOptions().map_entry
+    )
 
 
-def _list(reader: _Reader, value: Any, path: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise reader.fail(path, "expected a list")
-    return value
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
-def _pipeline_inputs(r: _Reader, value: Any) -> list[pps_pb2.PipelineInput]:
-    inputs = []
-    for i, item in enumerate(_list(r, value, "inputs")):
-        path = f"inputs[{i}]"
-        d = r.fields(item, path, {"repo", "method", "run_empty"})
-        method = r.method(d["method"], f"{path}.method") if "method" in d else pps_pb2.Method(
-            partition=pps_pb2.BLOCK, incremental=pps_pb2.DIFF)
-        inputs.append(pps_pb2.PipelineInput(repo=pfs_pb2.Repo(name=r.name(d.get("repo", {}), f"{path}.repo")),
-                                            method=method, run_empty=r.boolean(d.get("run_empty", False),
-                                                                               f"{path}.run_empty")))
-    return inputs
-
-
-def read_pipelines(text: str) -> list[pps_pb2.CreatePipelineRequest]:
-    """Every CreatePipelineRequest in a manifest."""
-    known = {"pipeline", "transform", "parallelism_spec", "parallelism", "inputs", "update", "no_archive"}
-    requests = []
-    for value, where in objects(text):
-        r = _Reader(where)
-        d = r.fields(value, "", known)
-        request = pps_pb2.CreatePipelineRequest(
-            pipeline=pps_pb2.Pipeline(name=r.name(d.get("pipeline", {}), "pipeline")),
-            transform=r.transform(d.get("transform", {}), "transform"),
-            inputs=_pipeline_inputs(r, d.get("inputs", [])),
-            update=r.boolean(d.get("update", False), "update"),
-            no_archive=r.boolean(d.get("no_archive", False), "no_archive"),
-        )
-        if "parallelism_spec" in d:
-            request.parallelism_spec.CopyFrom(r.parallelism(d["parallelism_spec"], "parallelism_spec"))
-        elif "parallelism" in d:
-            request.parallelism_spec.constant = r.number(d["parallelism"], "parallelism")
-        if not request.pipeline.name:
-            raise r.fail("pipeline.name", "every pipeline needs a name")
-        requests.append(request)
-    if not requests:
-        raise ManifestError("the manifest holds no pipeline")
-    return requests
-
-
-def read_jobs(text: str) -> list[pps_pb2.CreateJobRequest]:
-    """Every CreateJobRequest in a manifest (create-job, run-pipeline -f)."""
-    known = {"transform", "pipeline", "parallelism_spec", "parallelism", "inputs", "parent_job", "force"}
-    requests = []
-    for value, where in objects(text):
-        r = _Reader(where)
-        d = r.fields(value, "", known)
-        request = pps_pb2.CreateJobRequest(force=r.boolean(d.get("force", False), "force"))
-        if "transform" in d:
-            request.transform.CopyFrom(r.transform(d["transform"], "transform"))
-        if "pipeline" in d:
-            request.pipeline.name = r.name(d["pipeline"], "pipeline")
-        if "parallelism_spec" in d:
-            request.parallelism_spec.CopyFrom(r.parallelism(d["parallelism_spec"], "parallelism_spec"))
-        elif "parallelism" in d:
-            request.parallelism_spec.constant = r.number(d["parallelism"], "parallelism")
-        if "parent_job" in d:
-            request.parent_job.id = r.string(r.fields(d["parent_job"], "parent_job", {"id"}).get("id", ""),
-                                             "parent_job.id")
-        for i, item in enumerate(_list(r, d.get("inputs", []), "inputs")):
-            path = f"inputs[{i}]"
-            fields = r.fields(item, path, {"commit", "method", "run_empty"})
-            commit = r.fields(fields.get("commit", {}), f"{path}.commit", {"repo", "id"})
-            job_input = request.inputs.add(run_empty=r.boolean(fields.get("run_empty", False), f"{path}.run_empty"))
-            job_input.commit.repo.name = r.name(commit.get("repo", {}), f"{path}.commit.repo")
-            job_input.commit.id = r.string(commit.get("id", ""), f"{path}.commit.id")
-            if "method" in fields:
-                job_input.method.CopyFrom(r.method(fields["method"], f"{path}.method"))
-        requests.append(request)
-    if not requests:
-        raise ManifestError("the manifest holds no job")
-    return requests
+__all__: Sequence[str] = ["ManifestError", "read_job_request", "read_pipeline_requests"]

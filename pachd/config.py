@@ -31,6 +31,7 @@ class PachdConfig:
     executor: str = "local"  # "local" (pods as processes), "kubernetes" or "docker"
     job_shim_image: str = "pachyderm/job-shim"
     pod_path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH inside local pods
+    pod_pfs: str = "copy"  # how pods see /pfs: "copy" (downloaded) or "fuse" (mounted)
 
     @property
     def uses_etcd(self) -> bool:
@@ -48,6 +49,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "log_level": (("LOG_LEVEL",), "DEBUG, INFO, WARNING or ERROR (default INFO)"),
     "executor": (("PACHD_EXECUTOR",), "where pods run: local, kubernetes or docker (default local)"),
     "job_shim_image": (("JOB_SHIM_IMAGE",), "image for pipelines that name none (default pachyderm/job-shim)"),
+    "pod_pfs": (("PACHD_POD_PFS",), "how pods see /pfs: copy (download the shard) or fuse (mount it)"),
 }
 
 
@@ -90,7 +92,11 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     executor = (pick("executor") or defaults.executor).lower()
     if executor not in ("local", "kubernetes", "docker"):
         raise SystemExit(f"pachd: --executor must be local, kubernetes or docker, not {executor!r}")
+    pod_pfs = (pick("pod_pfs") or defaults.pod_pfs).lower()
+    if pod_pfs not in ("copy", "fuse"):
+        raise SystemExit(f"pachd: --pod-pfs must be copy or fuse, not {pod_pfs!r}")
     return PachdConfig(
+        pod_pfs=pod_pfs,
         executor=executor,
         job_shim_image=pick("job_shim_image") or defaults.job_shim_image,
         pod_path=env.get("PATH", defaults.pod_path),

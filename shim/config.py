@@ -14,6 +14,7 @@ class ShimConfig:
     pod_index: int | None  # the index the executor started this pod for, if it said
     pod_name: str
     tls_ca: bytes | None
+    pfs_mode: str  # "copy" (download the shard, upload /pfs/out after) or "fuse" (mount it)
 
 
 def load() -> ShimConfig:
@@ -32,4 +33,5 @@ def load() -> ShimConfig:
         pod_index=int(index) if index and index.isdigit() else None,
         pod_name=env.get("PACH_POD_NAME") or env.get("HOSTNAME", ""),
         tls_ca=Path(ca_path).read_bytes() if ca_path else None,
+        pfs_mode=env.get("PACH_PFS_MODE", "copy"),
     )

@@ -9,6 +9,7 @@ means the pod must run again (the executor replaces it).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import subprocess
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 
 from pachctl.client import Client, FailedPreconditionError, NotFoundError, pod_metadata
 from shim import config as shim_config
+from protos import fuse_pb2
 from shim.layout import download, mount_name, upload
 
 logger = logging.getLogger("job-shim")
@@ -36,7 +38,6 @@ def run(job_id: str, config: shim_config.ShimConfig) -> int:
         client.finish_job(job_id, started.pod_index, False)
         return 0
     mounts = list(started.commit_mounts)
-    baseline = download(client, mounts, config.pfs_root)
     out = next(m.commit for m in mounts if m.alias == "out")
     env = dict(os.environ)
     env.update(transform.env)
@@ -45,11 +46,16 @@ def run(job_id: str, config: shim_config.ShimConfig) -> int:
         if not mount.alias:
             env[f"PACH_{mount_name(mount).upper()}_COMMIT_ID"] = mount.commit.id
     stdin = "".join(line + "\n" for line in transform.stdin).encode()
-    code = _execute(list(transform.cmd), stdin, env)
-    success = code == 0 or code in transform.accept_return_code
-    if success:
-        upload(client, out, config.pfs_root / "out", baseline)
+    over_fuse = env.get("PACH_PFS_MODE", config.pfs_mode) == "fuse"  # a pipeline's env may choose
+    if over_fuse:
+        code = asyncio.run(_execute_over_fuse(client, mounts, config, list(transform.cmd), stdin, env))
     else:
+        baseline = download(client, mounts, config.pfs_root)
+        code = _execute(list(transform.cmd), stdin, env)
+    success = code == 0 or code in transform.accept_return_code
+    if success and not over_fuse:
+        upload(client, out, config.pfs_root / "out", baseline)
+    if not success:
         print(f"job-shim: {transform.cmd[0]} exited with {code}", file=sys.stderr)
     client.finish_job(job_id, started.pod_index, success)
     return 0
@@ -62,6 +68,32 @@ def _execute(cmd: list[str], stdin: bytes, env: dict[str, str]) -> int:
     except OSError as err:  # the command does not exist or cannot run
         print(f"job-shim: cannot run {cmd[0]}: {err}", file=sys.stderr)
         return 127
+
+
+async def _execute_over_fuse(client: Client, mounts: list[fuse_pb2.CommitMount], config: shim_config.ShimConfig,
+                             cmd: list[str], stdin: bytes, env: dict[str, str]) -> int:
+    """Runs the command while /pfs is a FUSE mount of the commits: data is read as the code
+    reads it, and each file written to /pfs/out is sent when it is closed."""
+    from pachctl.fuse import mount as fuse
+
+    problem = fuse.fuse_problem()
+    if problem:
+        raise SystemExit(f"job-shim: FUSE mode is not possible here: {problem}")
+    config.pfs_root.mkdir(parents=True, exist_ok=True)
+    ready = asyncio.Event()
+    serving = asyncio.create_task(fuse.serve(client, config.pfs_root, mounts=mounts, ready=ready))
+    await ready.wait()
+    try:
+        sys.stdout.flush()
+        process = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE, env=env)
+        await process.communicate(stdin)
+        return process.returncode if process.returncode is not None else 1
+    except OSError as err:
+        print(f"job-shim: cannot run {cmd[0]}: {err}", file=sys.stderr)
+        return 127
+    finally:
+        fuse.terminate()
+        await serving
 
 
 def main(argv: Sequence[str] | None = None) -> None:

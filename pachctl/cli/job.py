@@ -9,7 +9,7 @@ from pachctl.cli import render
 from pachctl.cli.common import add, commits
 from pachctl.cli.manifests import read_source
 from pachctl.client import Client
-from pachctl.manifest import read_jobs
+from pachctl.manifest import read_job_request
 from protos import pps_pb2
 
 STATES = {pps_pb2.JOB_PULLING: "pulling", pps_pb2.JOB_RUNNING: "running", pps_pb2.JOB_FAILURE: "failure",
@@ -17,8 +17,7 @@ STATES = {pps_pb2.JOB_PULLING: "pulling", pps_pb2.JOB_RUNNING: "running", pps_pb
 
 
 def create_job(args: argparse.Namespace, client: Client) -> None:
-    for request in read_jobs(read_source(args.file)):
-        print(client.create_job(request).id)
+    print(client.create_job(read_job_request(read_source(args.file))).id)
 
 
 def inspect_job(args: argparse.Namespace, client: Client) -> None:

@@ -9,7 +9,7 @@ from pachctl.cli.common import add
 from pachctl.cli.job import transform_text
 from pachctl.cli.manifests import read_source
 from pachctl.client import Client
-from pachctl.manifest import read_jobs, read_pipelines
+from pachctl.manifest import read_job_request, read_pipeline_requests
 from protos import pps_pb2
 
 STATES = {pps_pb2.PIPELINE_IDLE: "idle", pps_pb2.PIPELINE_RUNNING: "running", pps_pb2.PIPELINE_RESTARTING:
@@ -17,12 +17,12 @@ STATES = {pps_pb2.PIPELINE_IDLE: "idle", pps_pb2.PIPELINE_RUNNING: "running", pp
 
 
 def create_pipeline(args: argparse.Namespace, client: Client) -> None:
-    for request in read_pipelines(read_source(args.file)):
+    for request in read_pipeline_requests(read_source(args.file)):
         client.create_pipeline(request)
 
 
 def update_pipeline(args: argparse.Namespace, client: Client) -> None:
-    for request in read_pipelines(read_source(args.file)):
+    for request in read_pipeline_requests(read_source(args.file)):
         request.update = True
         request.no_archive = not args.archive
         client.create_pipeline(request)
@@ -69,7 +69,7 @@ def stop_pipeline(args: argparse.Namespace, client: Client) -> None:
 
 
 def run_pipeline(args: argparse.Namespace, client: Client) -> None:
-    request = read_jobs(read_source(args.file))[0] if args.file else pps_pb2.CreateJobRequest()
+    request = read_job_request(read_source(args.file)) if args.file else pps_pb2.CreateJobRequest()
     request.pipeline.name = args.pipeline
     print(client.create_job(request).id)
 

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from google.protobuf import empty_pb2
 
 from pachctl.client._base import Connection, stream, translated
 from pachctl.client.pfs import commit
 from protos import pps_pb2, pps_pb2_grpc
+
+
+METHOD_ALIASES: Mapping[str, tuple[pps_pb2.Partition.ValueType, pps_pb2.Incremental.ValueType]] = {
+    "map": (pps_pb2.BLOCK, pps_pb2.DIFF),
+    "reduce": (pps_pb2.FILE, pps_pb2.NONE),
+    "incremental_reduce": (pps_pb2.FILE, pps_pb2.DIFF),
+    "global": (pps_pb2.REPO, pps_pb2.NONE),
+}
+"""The input method aliases of v1.2 manifests; "map" is the default."""
+
+
+def method(alias: str = "map") -> pps_pb2.Method:
+    """The Method for an alias (map, reduce, incremental_reduce, global); KeyError if unknown."""
+    partition, incremental = METHOD_ALIASES[alias]
+    return pps_pb2.Method(partition=partition, incremental=incremental)
 
 
 class PpsClient(Connection):

@@ -26,6 +26,6 @@ def create_executor(config: PachdConfig, port: int) -> Executor:
             root=config.data_dir / "pods",
             pachd_address=f"127.0.0.1:{port}",
             shim=str(shim) if shim.exists() else "job-shim",
-            base_env={"PATH": config.pod_path, "LANG": "C.UTF-8"},
+            base_env={"PATH": config.pod_path, "LANG": "C.UTF-8", "PACH_PFS_MODE": config.pod_pfs},
         )
     raise SystemExit(f"pachd: the {config.executor} executor is not available in this build")

@@ -1,0 +1,1 @@
+"""PFS mounted as a filesystem: `pachctl mount`, and pods' /pfs in FUSE mode."""
