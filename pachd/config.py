@@ -32,6 +32,12 @@ class PachdConfig:
     job_shim_image: str = "pachyderm/job-shim"
     pod_path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH inside local pods
     pod_pfs: str = "copy"  # how pods see /pfs: "copy" (downloaded) or "fuse" (mounted)
+    tls_cert: Path | None = None  # with tls_key: serve TLS (plaintext otherwise)
+    tls_key: Path | None = None
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def uses_etcd(self) -> bool:
@@ -50,6 +56,8 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "executor": (("PACHD_EXECUTOR",), "where pods run: local, kubernetes or docker (default local)"),
     "job_shim_image": (("JOB_SHIM_IMAGE",), "image for pipelines that name none (default pachyderm/job-shim)"),
     "pod_pfs": (("PACHD_POD_PFS",), "how pods see /pfs: copy (download the shard) or fuse (mount it)"),
+    "tls_cert": (("PACHD_TLS_CERT",), "serve TLS with this certificate (PEM); needs --tls-key"),
+    "tls_key": (("PACHD_TLS_KEY",), "the private key (PEM) of --tls-cert"),
 }
 
 
@@ -95,7 +103,12 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     pod_pfs = (pick("pod_pfs") or defaults.pod_pfs).lower()
     if pod_pfs not in ("copy", "fuse"):
         raise SystemExit(f"pachd: --pod-pfs must be copy or fuse, not {pod_pfs!r}")
+    tls_cert, tls_key = pick("tls_cert"), pick("tls_key")
+    if bool(tls_cert) != bool(tls_key):
+        raise SystemExit("pachd: --tls-cert and --tls-key go together")
     return PachdConfig(
+        tls_cert=Path(tls_cert) if tls_cert else None,
+        tls_key=Path(tls_key) if tls_key else None,
         pod_pfs=pod_pfs,
         executor=executor,
         job_shim_image=pick("job_shim_image") or defaults.job_shim_image,

@@ -22,10 +22,13 @@ def create_executor(config: PachdConfig, port: int) -> Executor:
         if not support.supported:
             logger.error("local pods cannot run here: %s", support.message)
         shim = Path(sys.executable).with_name("job-shim")
+        base_env = {"PATH": config.pod_path, "LANG": "C.UTF-8", "PACH_PFS_MODE": config.pod_pfs}
+        if config.tls_cert is not None:
+            base_env["PACHD_TLS_CA"] = str(config.tls_cert.resolve())  # pods trust pachd's own certificate
         return LocalExecutor(
             root=config.data_dir / "pods",
             pachd_address=f"127.0.0.1:{port}",
             shim=str(shim) if shim.exists() else "job-shim",
-            base_env={"PATH": config.pod_path, "LANG": "C.UTF-8", "PACH_PFS_MODE": config.pod_pfs},
+            base_env=base_env,
         )
     raise SystemExit(f"pachd: the {config.executor} executor is not available in this build")

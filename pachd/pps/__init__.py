@@ -23,6 +23,7 @@ from pachd.pps.driver import JobDriver
 from pachd.pps.jobs import Jobs
 from pachd.pps.pipelines import Pipelines
 from pachd.pps.pods import DEFAULT_IMAGE
+from pachd.pps.secrets import scrub, secret_values
 from pachd.pps.specs import (
     JobInput,
     JobRecord,
@@ -181,10 +182,11 @@ class Pps:
         return job
 
     async def logs(self, job: str) -> AsyncIterator[bytes]:
-        """The job's pod logs, each line as `<pod index> | <line>`."""
-        await self.jobs.get(job)
+        """The job's pod logs, each line as `<pod index> | <line>`, secret values blanked out."""
+        record, _ = await self.jobs.get(job)
+        hidden = secret_values([record.transform])
         async for line in self.executor.logs(job):
-            yield b"%d | %s\n" % (line.index, line.line)
+            yield b"%d | %s\n" % (line.index, scrub(line.line, hidden))
 
     async def delete_all(self) -> None:
         await self.pipelines.delete_all()

@@ -9,6 +9,7 @@ from pachd.errors import InvalidManifest
 from pachd.pfs.messages import commit, commit_ref, timestamp
 from pachd.pps.jobs import Claim
 from pachd.pps.pipelines import PipelineInfo
+from pachd.pps.secrets import shown_env
 from pachd.pps.specs import (
     MAP,
     Incremental,
@@ -79,8 +80,9 @@ def pipeline_name(message: pps_pb2.Pipeline) -> str:
 
 
 def transform_message(value: Transform) -> pps_pb2.Transform:
+    """A transform as replies show it: secret env values are replaced (see secrets.py)."""
     return pps_pb2.Transform(
-        image=value.image, cmd=value.cmd, env=dict(value.env),
+        image=value.image, cmd=value.cmd, env=shown_env(value),
         secrets=[pps_pb2.Secret(name=s.name, mount_path=s.mount_path) for s in value.secrets],
         stdin=value.stdin, accept_return_code=value.accept_return_code, debug=value.debug,
     )

@@ -22,9 +22,10 @@ class PachdProcess:
     """`python -m pachd.main` with its own data dir (and etcd, if given)."""
 
     def __init__(self, data_dir: Path, *, etcd: str = "", extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None) -> None:
         self.data_dir = data_dir
         self.etcd = etcd
+        self.tls = tls  # (certificate, key): serve TLS
         self.extra_args = extra_args or []
         self.env = env or {}
         self.port = free_port()
@@ -40,6 +41,8 @@ class PachdProcess:
                 "--data-dir", str(self.data_dir), "--log-level", "DEBUG", *self.extra_args]
         if self.etcd:
             args += ["--etcd", self.etcd]
+        if self.tls:
+            args += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PORT", "PACH", "ETCD", "STORAGE"))}
         env.update(self.env)
         log = open(self.log_path, "ab")
@@ -50,7 +53,12 @@ class PachdProcess:
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
-        with grpc.insecure_channel(self.address) as channel:
+        if self.tls:
+            credentials = grpc.ssl_channel_credentials(root_certificates=self.tls[0].read_bytes())
+            channel = grpc.secure_channel(self.address, credentials)
+        else:
+            channel = grpc.insecure_channel(self.address)
+        with channel:
             health = health_pb2_grpc.HealthStub(channel)
             while True:
                 assert self.process is not None
