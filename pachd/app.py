@@ -14,6 +14,7 @@ from pachd.interceptors import ErrorInterceptor
 from pachd.pfs import Pfs
 from pachd.pfs.service import BlockService, PfsService
 from pachd.pps import Pps
+from pachd.pps.ownership import replica_identity
 from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
 from protos import health_pb2_grpc, pfs_pb2_grpc, pps_internal_pb2_grpc, pps_pb2_grpc, protoversion_pb2_grpc
@@ -57,7 +58,8 @@ class Pachd:
             raise SystemExit(f"pachd: cannot listen on {config.host}:{config.port}")
         # PPS needs the bound port: local pods dial back to it.
         self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port),
-                       default_image=config.job_shim_image)
+                       default_image=config.job_shim_image, replica=replica_identity(config.data_dir),
+                       lease_ttl=config.lease_ttl)
         pps_pb2_grpc.add_APIServicer_to_server(PpsService(self.pps), server)
         pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(self.pps), server)
         await server.start()

@@ -32,6 +32,7 @@ class PachdConfig:
     job_shim_image: str = "pachyderm/job-shim"
     pod_path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH inside local pods
     pod_pfs: str = "copy"  # how pods see /pfs: "copy" (downloaded) or "fuse" (mounted)
+    lease_ttl: float = 10.0  # seconds before another replica takes over a dead one's pipelines
     tls_cert: Path | None = None  # with tls_key: serve TLS (plaintext otherwise)
     tls_key: Path | None = None
 
@@ -56,6 +57,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "executor": (("PACHD_EXECUTOR",), "where pods run: local, kubernetes or docker (default local)"),
     "job_shim_image": (("JOB_SHIM_IMAGE",), "image for pipelines that name none (default pachyderm/job-shim)"),
     "pod_pfs": (("PACHD_POD_PFS",), "how pods see /pfs: copy (download the shard) or fuse (mount it)"),
+    "lease_ttl": (("PACHD_LEASE_TTL",), "seconds a dead replica's pipelines wait before another takes them (default 10)"),
     "tls_cert": (("PACHD_TLS_CERT",), "serve TLS with this certificate (PEM); needs --tls-key"),
     "tls_key": (("PACHD_TLS_KEY",), "the private key (PEM) of --tls-cert"),
 }
@@ -106,7 +108,9 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     tls_cert, tls_key = pick("tls_cert"), pick("tls_key")
     if bool(tls_cert) != bool(tls_key):
         raise SystemExit("pachd: --tls-cert and --tls-key go together")
+    lease_ttl = pick("lease_ttl")
     return PachdConfig(
+        lease_ttl=float(lease_ttl) if lease_ttl else defaults.lease_ttl,
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
         pod_pfs=pod_pfs,

@@ -55,8 +55,10 @@ def is_parental(inputs: tuple[JobInput, ...], parent: JobRecord) -> bool:
 
 class PipelineController:
     def __init__(
-        self, *, kv: KV, pfs: Pfs, jobs: Jobs, launch: Callable[[str], None], now: Callable[[], float] = time.time
+        self, *, kv: KV, pfs: Pfs, jobs: Jobs, launch: Callable[[str, str], None],
+        now: Callable[[], float] = time.time,
     ) -> None:
+        """`launch(job, pipeline)` starts driving a job the controller made."""
         self._kv = kv
         self._pfs = pfs
         self._jobs = jobs
@@ -66,6 +68,8 @@ class PipelineController:
     async def run(self, name: str) -> None:
         """Drives the pipeline until its record is deleted (or the task is cancelled)."""
         while True:
+            # The revision before the read: no change after it can slip past the watch below.
+            seen = await self._kv.revision()
             found = await self._kv.get(keys.pipeline(name))
             if found is None:
                 return
@@ -78,7 +82,7 @@ class PipelineController:
             prefixes = [keys.pipeline(name)]
             if wanted is PipelineState.RUNNING:
                 prefixes += [pfs_keys.commits(i.repo) for i in pipeline.inputs]
-            async with watching(self._kv, prefixes, await self._kv.revision() + 1) as changes:
+            async with watching(self._kv, prefixes, seen + 1) as changes:
                 while True:
                     if wanted is PipelineState.RUNNING:
                         await self._create_jobs(pipeline, revision)
@@ -137,7 +141,7 @@ class PipelineController:
         if not await self._mark(pipeline, revision, trigger, job.id, ops, guards):
             return False
         logger.info("pipeline %s: job %s for %s/%s", pipeline.name, job.id, trigger.repo, trigger.id)
-        self._launch(job.id)
+        self._launch(job.id, pipeline.name)
         return True
 
     async def _mark(

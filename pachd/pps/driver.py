@@ -146,6 +146,8 @@ class JobDriver:
 
         async def all_reported() -> bool | None:
             current = (await self._jobs.get(job.id))[0]
+            if current.state.done:  # stopped from elsewhere (update-pipeline, delete, another replica)
+                return True
             return True if all(p.state in (PodState.SUCCESS, PodState.FAILURE) for p in current.pods) else None
 
         follower = asyncio.create_task(self._follow_pods(job.id))
@@ -177,6 +179,9 @@ class JobDriver:
     async def _complete(self, job_id: str) -> None:
         """Squashes the successful pods' commits into the output commit and finishes it."""
         job = (await self._jobs.get(job_id))[0]
+        if job.state.done:
+            await self._executor.delete(job_id)  # stopped meanwhile: its pods are not needed
+            return
         done = [pod.commit for pod in job.pods if pod.state is PodState.SUCCESS]
         failed = any(pod.state is PodState.FAILURE for pod in job.pods)
         if done:

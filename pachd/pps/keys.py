@@ -5,6 +5,7 @@
     pps/triggers/<name>/<version>/<repo>/<commit> job ID made for that input commit
     pps/jobs/<id>                                 JobRecord
     pps/pipeline-jobs/<name>/<id>                 (empty) index of a pipeline's jobs
+    pps/owners/<name> or pps/owners/job:<id>      the replica driving it (kept alive by its lease)
 """
 
 from __future__ import annotations
@@ -52,3 +53,11 @@ def pipeline_job(name: str, job_id: str) -> str:
 
 def pipeline_jobs(name: str) -> str:
     return f"pps/pipeline-jobs/{name}/"
+
+
+def owner(owned: str) -> str:
+    return f"pps/owners/{owned}"
+
+
+def owners() -> str:
+    return "pps/owners/"

@@ -18,13 +18,6 @@ from tests.support.etcd import EtcdServer
 from tests.support.gcs import GcsEmulator
 
 
-@pytest.fixture(scope="session")
-def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
-    emulator = GcsEmulator(tmp_path_factory.mktemp("gcs") / "data").start()
-    yield emulator
-    emulator.stop()
-
-
 @pytest.fixture
 def own_etcd(tmp_path: Path) -> Iterator[EtcdServer]:
     """An etcd of this test alone, to kill and restart."""

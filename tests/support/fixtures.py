@@ -9,6 +9,7 @@ import pytest
 
 from pachctl.client import Client
 from tests.support.etcd import EtcdServer
+from tests.support.gcs import GcsEmulator
 from tests.support.pachd import PachdProcess
 
 
@@ -26,6 +27,14 @@ def _start(kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.
     if kind == "etcd":
         etcd = request.getfixturevalue("etcd_server").address
     return PachdProcess(data_dir, etcd=etcd).start()
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    """One real GCS emulator for the session (a fresh bucket per test keeps tests apart)."""
+    emulator = GcsEmulator(tmp_path_factory.mktemp("gcs") / "data").start()
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "etcd"])
