@@ -15,6 +15,7 @@ class ShimConfig:
     pod_name: str
     tls_ca: bytes | None
     pfs_mode: str  # "copy" (download the shard, upload /pfs/out after) or "fuse" (mount it)
+    environment: dict[str, str]  # what the user's code starts from (the pod's environment)
 
 
 def load() -> ShimConfig:
@@ -34,4 +35,5 @@ def load() -> ShimConfig:
         pod_name=env.get("PACH_POD_NAME") or env.get("HOSTNAME", ""),
         tls_ca=Path(ca_path).read_bytes() if ca_path else None,
         pfs_mode=env.get("PACH_PFS_MODE", "copy"),
+        environment=dict(env),
     )

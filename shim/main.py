@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ def run(job_id: str, config: shim_config.ShimConfig) -> int:
         return 0
     mounts = list(started.commit_mounts)
     out = next(m.commit for m in mounts if m.alias == "out")
-    env = dict(os.environ)
+    env = dict(config.environment)
     env.update(transform.env)
     env["PACH_OUTPUT_COMMIT_ID"] = out.id
     for mount in mounts:
