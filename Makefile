@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(VENV)/.system-packages
 
-.PHONY: install system-packages run test stress protos bench typecheck clean
+.PHONY: install system-packages run test stress protos bench typecheck manifests images clean
 
 install: $(STAMP)
 
@@ -40,6 +40,23 @@ protos: install
 
 bench: install
 	$(PY) -m bench
+
+# What `pachctl deploy` prints with default flags, checked in under manifests/
+# (tests/pachctl/test_deploy.py fails when they are out of date). google needs
+# a bucket; the example one is named in the file's header.
+GOOGLE_DEPLOY_FLAGS := --bucket my-pachyderm-bucket
+manifests: install
+	@mkdir -p manifests
+	$(VENV)/bin/pachctl deploy local > manifests/local.yaml.tmp && mv manifests/local.yaml.tmp manifests/local.yaml
+	$(VENV)/bin/pachctl deploy google $(GOOGLE_DEPLOY_FLAGS) > manifests/google.yaml.tmp \
+		&& mv manifests/google.yaml.tmp manifests/google.yaml
+
+# The pachd and job-shim images `pachctl deploy` names by default (needs a
+# Docker engine; push them, or load them into your cluster's nodes).
+IMAGE_TAG ?= 1.2.3-py
+images:
+	docker build -f etc/Dockerfile.pachd -t pachyderm/pachd:$(IMAGE_TAG) .
+	docker build -f etc/Dockerfile.job-shim -t pachyderm/job-shim:$(IMAGE_TAG) .
 
 clean:
 	rm -rf $(VENV)
