@@ -35,6 +35,13 @@ class PachdConfig:
     lease_ttl: float = 10.0  # seconds before another replica takes over a dead one's pipelines
     tls_cert: Path | None = None  # with tls_key: serve TLS (plaintext otherwise)
     tls_key: Path | None = None
+    # Cluster executors (kubernetes, docker)
+    namespace: str = "default"  # the Kubernetes namespace of pachd and its job pods
+    kubeconfig: str = ""  # empty: in-cluster config inside a pod, else ~/.kube/config
+    in_cluster: bool = False  # pachd itself runs in a Kubernetes pod
+    image_pull_policy: str = "IfNotPresent"  # Always, IfNotPresent or Never, for job pods
+    pod_pachd_address: str = ""  # host:port pods dial; empty: what suits the executor
+    docker_host: str = "unix:///var/run/docker.sock"
 
     @property
     def uses_tls(self) -> bool:
@@ -60,6 +67,11 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "lease_ttl": (("PACHD_LEASE_TTL",), "seconds a dead replica's pipelines wait before another takes them (default 10)"),
     "tls_cert": (("PACHD_TLS_CERT",), "serve TLS with this certificate (PEM); needs --tls-key"),
     "tls_key": (("PACHD_TLS_KEY",), "the private key (PEM) of --tls-cert"),
+    "namespace": (("NAMESPACE",), "Kubernetes namespace for job pods (default: default)"),
+    "kubeconfig": (("KUBECONFIG",), "kubeconfig file (default: in-cluster config, else ~/.kube/config)"),
+    "image_pull_policy": (("JOB_IMAGE_PULL_POLICY",), "Always, IfNotPresent or Never for job images (default IfNotPresent)"),
+    "pod_pachd_address": (("PACHD_POD_ADDRESS",), "HOST:PORT job pods dial to reach pachd (default: the pachd service, port 650)"),
+    "docker_host": (("DOCKER_HOST",), "the Docker engine for --executor docker (default unix:///var/run/docker.sock)"),
 }
 
 
@@ -109,7 +121,16 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if bool(tls_cert) != bool(tls_key):
         raise SystemExit("pachd: --tls-cert and --tls-key go together")
     lease_ttl = pick("lease_ttl")
+    pull_policy = pick("image_pull_policy") or defaults.image_pull_policy
+    if pull_policy not in ("Always", "IfNotPresent", "Never"):
+        raise SystemExit(f"pachd: --image-pull-policy must be Always, IfNotPresent or Never, not {pull_policy!r}")
     return PachdConfig(
+        namespace=pick("namespace") or defaults.namespace,
+        kubeconfig=pick("kubeconfig") or "",
+        in_cluster=bool(env.get("KUBERNETES_SERVICE_HOST")),
+        image_pull_policy=pull_policy,
+        pod_pachd_address=pick("pod_pachd_address") or "",
+        docker_host=pick("docker_host") or defaults.docker_host,
         lease_ttl=float(lease_ttl) if lease_ttl else defaults.lease_ttl,
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
