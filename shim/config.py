@@ -19,11 +19,12 @@ class ShimConfig:
 
 
 def load() -> ShimConfig:
-    """PACHD_ADDRESS=host:port, or Kubernetes' PACHD_PORT_650_TCP_ADDR (port 650)."""
+    """PACHD_ADDRESS=host:port, or Kubernetes' service variables PACHD_PORT_650_TCP_ADDR
+    and PACHD_PORT_650_TCP_PORT (650 unless it says otherwise)."""
     env = os.environ
     address = env.get("PACHD_ADDRESS", "")
     if not address and env.get("PACHD_PORT_650_TCP_ADDR"):
-        address = f"{env['PACHD_PORT_650_TCP_ADDR']}:650"
+        address = f"{env['PACHD_PORT_650_TCP_ADDR']}:{env.get('PACHD_PORT_650_TCP_PORT') or 650}"
     if not address:
         raise SystemExit("job-shim: set PACHD_ADDRESS (host:port) or PACHD_PORT_650_TCP_ADDR to reach pachd")
     index = env.get("PACH_POD_INDEX") or env.get("JOB_COMPLETION_INDEX")

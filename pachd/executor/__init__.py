@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 from pathlib import Path
 
 from pachd.config import PachdConfig
@@ -31,4 +32,32 @@ def create_executor(config: PachdConfig, port: int) -> Executor:
             shim=str(shim) if shim.exists() else "job-shim",
             base_env=base_env,
         )
+    if config.executor == "kubernetes":
+        from pachd.executor.kubernetes import KubernetesExecutor
+
+        return KubernetesExecutor(
+            api=_kubernetes_api(config),
+            namespace=config.namespace,
+            pachd_address=config.pod_pachd_address or "pachd:650",  # the pachd service of the namespace
+            base_env={"PACH_PFS_MODE": config.pod_pfs},
+            image_pull_policy=config.image_pull_policy,
+            privileged=config.pod_pfs == "fuse",
+        )
     raise SystemExit(f"pachd: the {config.executor} executor is not available in this build")
+
+
+def _kubernetes_api(config: PachdConfig) -> Any:
+    """A client of the cluster: the kubeconfig given, else the pod's service account
+    when pachd runs in the cluster, else ~/.kube/config."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    settings = client.Configuration()
+    try:
+        if config.kubeconfig or not config.in_cluster:
+            kube_config.load_kube_config(config_file=config.kubeconfig or None, client_configuration=settings)
+        else:
+            kube_config.load_incluster_config(client_configuration=settings)
+    except (kube_config.ConfigException, OSError) as err:
+        raise SystemExit(f"pachd: --executor kubernetes cannot find the cluster: {err}") from None
+    return client.ApiClient(settings)

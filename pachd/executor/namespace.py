@@ -31,6 +31,11 @@ logger = logging.getLogger(__name__)
 PFS = Path("/pfs")
 # Runs inside the namespaces: bind the pod's directory on /pfs, then become the pod.
 _ENTER = 'mount --bind "$0" /pfs && exec "$@"'
+# The same, first binding each extra (source, target) pair given as "$1".."$2k".
+_ENTER_WITH_BINDS = (
+    'pfs="$0"; while [ "$1" != -- ]; do mkdir -p "$2" && mount --bind "$1" "$2" || exit 1; shift 2; done; '
+    'shift; mount --bind "$pfs" /pfs && exec "$@"'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +90,26 @@ class PodProcess:
             pass
 
 
+def pod_argv(argv: Sequence[str], pfs_dir: Path, binds: Mapping[Path, Path] | None = None) -> list[str]:
+    """The command line that runs `argv` in new namespaces, seeing `pfs_dir` at
+    /pfs and each host directory of `binds` at its target path."""
+    root = os.geteuid() == 0
+    if root:
+        PFS.mkdir(exist_ok=True)
+    if not binds:
+        return [*_unshare_args(root), "--", "/bin/sh", "-c", _ENTER, str(pfs_dir.resolve()), *argv]
+    pairs = [str(path) for source, target in binds.items() for path in (source.resolve(), target)]
+    return [*_unshare_args(root), "--", "/bin/sh", "-c", _ENTER_WITH_BINDS, str(pfs_dir.resolve()), *pairs, "--", *argv]
+
+
 async def spawn_pod(
     *, argv: Sequence[str], env: Mapping[str, str], pfs_dir: Path, log_path: Path, cwd: Path | None = None
 ) -> PodProcess:
     """Starts `argv` with exactly `env`, seeing `pfs_dir` at /pfs; output appends to `log_path`."""
-    root = os.geteuid() == 0
-    if root:
-        PFS.mkdir(exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab", buffering=0) as log:
         process = await asyncio.create_subprocess_exec(
-            *_unshare_args(root), "--", "/bin/sh", "-c", _ENTER, str(pfs_dir.resolve()), *argv,
+            *pod_argv(argv, pfs_dir),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=dict(env),
             cwd=str(cwd) if cwd else None, start_new_session=True,
         )

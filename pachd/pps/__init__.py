@@ -48,7 +48,7 @@ class Pps:
         self._pfs = pfs
         self.executor = executor
         self.jobs = Jobs(kv=kv, pfs=pfs)
-        self.pipelines = Pipelines(kv=kv, pfs=pfs, jobs=self.jobs, stop_job=self.stop_job)
+        self.pipelines = Pipelines(kv=kv, pfs=pfs, jobs=self.jobs, stop_job=self.stop_job, delete_job=self._delete_job)
         driver = JobDriver(kv=kv, pfs=pfs, jobs=self.jobs, executor=executor, default_image=default_image)
         controller = PipelineController(kv=kv, pfs=pfs, jobs=self.jobs,
                                         launch=lambda job, pipeline: self.supervisor.launch(job, pipeline))
@@ -66,6 +66,11 @@ class Pps:
         """Stops every task and hands ownership over (pods keep running; start() reconciles)."""
         await self.supervisor.close()
         await self.executor.close()
+
+    async def _delete_job(self, job: str) -> None:
+        """Removes an ended job's record and its pods (and, on a cluster, their objects)."""
+        await self.executor.delete(job)
+        await self.jobs.delete(job)
 
     async def stop_job(self, job: str, reason: str) -> None:
         """Ends an unfinished job now: its pods stop, its output is cancelled."""
@@ -129,6 +134,8 @@ class Pps:
         hidden = secret_values([record.transform])
         async for line in self.executor.logs(job):
             yield b"%d | %s\n" % (line.index, scrub(line.line, hidden))
+        if record.state is JobState.FAILURE and record.reason:  # JobInfo has no field for why
+            yield b"pachd | job failed: %s\n" % scrub(record.reason.encode(), hidden)
 
     async def delete_all(self) -> None:
         await self.pipelines.delete_all()

@@ -46,12 +46,13 @@ class PipelineInfo:
 class Pipelines:
     def __init__(
         self, *, kv: KV, pfs: Pfs, jobs: Jobs, stop_job: Callable[[str, str], Awaitable[None]],
-        now: Callable[[], float] = time.time,
+        delete_job: Callable[[str], Awaitable[None]], now: Callable[[], float] = time.time,
     ) -> None:
         self._kv = kv
         self._pfs = pfs
         self._jobs = jobs
         self._stop_job = stop_job  # (job ID, reason): ends an unfinished job
+        self._delete_job = delete_job  # (job ID): removes an ended job and what its pods left
         self._now = now
 
     async def get(self, name: str) -> tuple[PipelineRecord, int]:
@@ -138,7 +139,7 @@ class Pipelines:
         for job in await self._jobs.list(name):
             if not job.state.done:
                 await self._stop_job(job.id, "its pipeline was deleted")
-            await self._jobs.delete(job.id)
+            await self._delete_job(job.id)
         logger.info("deleted pipeline %s", name)
 
     async def set_stopped(self, name: str, stopped: bool) -> None:

@@ -1,0 +1,260 @@
+"""The Kubernetes executor, through the real `kubernetes` client, against a fake
+API server whose kubelet runs pods as local processes (tests/support/fake_kubernetes.py)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from pachctl.client import Client
+from pachd.executor.base import JobSpec, SecretMount
+from pachd.executor.kubernetes import JOB_LABEL, KubernetesExecutor
+from protos import pps_pb2
+from tests.pps.test_tutorial import EXAMPLE, sums
+from tests.support.cli import pachctl
+from tests.support.fake_kubernetes import FakeKubernetes, node
+from tests.support.pachd import PachdProcess
+from tests.support.pipelines import MAP, pipeline
+from tests.support.wait import wait_until
+
+TIMEOUT = 90
+
+
+def start_pachd(tmp_path: Path, cluster: FakeKubernetes, *flags: str) -> PachdProcess:
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    server = PachdProcess(tmp_path / "data")
+    server.extra_args = ["--executor", "kubernetes", "--kubeconfig", str(kubeconfig),
+                         "--pod-pachd-address", server.address, *flags]
+    return server.start()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[FakeKubernetes]:
+    fake = FakeKubernetes(tmp_path / "cluster").start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def kube_pachd(tmp_path: Path, cluster: FakeKubernetes) -> Iterator[PachdProcess]:
+    server = start_pachd(tmp_path, cluster)
+    yield server
+    server.stop()
+
+
+def job_of(client: Client, pipeline_name: str) -> pps_pb2.JobInfo:
+    wait_until(lambda: len(client.list_job(pipeline_name)) == 1, what=f"a job of {pipeline_name}")
+    return client.inspect_job(client.list_job(pipeline_name)[0].job.id, block_state=True, timeout=TIMEOUT)
+
+
+def running_pods(cluster: FakeKubernetes, job_id: str) -> list[dict]:  # type: ignore[type-arg]
+    return [p for p in cluster.list("pods", selector=f"{JOB_LABEL}={job_id}") if p["status"]["phase"] == "Running"]
+
+
+def test_fruit_stand_runs_as_kubernetes_jobs(kube_pachd: PachdProcess, cluster: FakeKubernetes) -> None:
+    address = kube_pachd.address
+    assert pachctl(address, "create-repo", "data").code == 0
+    assert pachctl(address, "put-file", "data", "master", "sales", "-c", "-f", str(EXAMPLE / "set1.txt")).code == 0
+    created = pachctl(address, "create-pipeline", "-f", str(EXAMPLE / "pipeline.json"))
+    assert created.code == 0, created.err
+    flushed = pachctl(address, "flush-commit", "data/master/0")
+    assert flushed.code == 0, flushed.err
+    sum_commit = next(line.split()[1] for line in flushed.out.splitlines() if line.split()[1].startswith("sum/"))
+    with Client(address) as client:
+        assert sums(client, sum_commit.split("/", 1)[1]) == {"apple": 133, "orange": 205, "banana": 165}
+        jobs = {info.pipeline.name: info.job.id for info in client.list_job()}
+
+    assert len(cluster.created_jobs) == 2  # one batch/v1 Job per job, each valid (the fake validates too)
+    for job in cluster.created_jobs:
+        kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
+    job = next(j for j in cluster.created_jobs if j["metadata"]["labels"]["pipeline"] == "filter")
+    assert job["metadata"]["labels"][JOB_LABEL] == jobs["filter"]
+    spec = job["spec"]
+    assert spec["parallelism"] == spec["completions"] == 1 and spec["completionMode"] == "Indexed"
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["image"] == "pachyderm/job-shim" and container["command"] == ["job-shim", jobs["filter"]]
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PACHD_PORT_650_TCP_ADDR"] == "127.0.0.1" and env["PACHD_PORT_650_TCP_PORT"] == str(kube_pachd.port)
+    assert env["PACH_DATA_COMMIT_ID"]
+    pods = cluster.list("pods", selector=f"{JOB_LABEL}={jobs['filter']},pipeline=filter")
+    assert [p["status"]["phase"] for p in pods] == ["Succeeded"]
+
+    logs = pachctl(address, "get-logs", jobs["sum"])
+    assert logs.code == 0, logs.err
+
+
+def test_a_killed_pod_is_replaced(kube_pachd: PachdProcess, cluster: FakeKubernetes, tmp_path: Path) -> None:
+    marker = tmp_path / "first-attempt"
+    script = f"""
+        if [ ! -e {marker} ]; then touch {marker}; echo first; sleep 60; fi
+        echo second
+        cp /pfs/data/f /pfs/out/f
+    """
+    with Client(kube_pachd.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(pipeline("copy", script, [("data", MAP)]))
+        with client.commit("data") as commit:
+            client.put_file("data", commit.id, "f", b"fruit\n")
+        wait_until(lambda: len(client.list_job("copy")) == 1, what="the job")
+        job_id = client.list_job("copy")[0].job.id
+        first = cluster.wait_for(lambda: running_pods(cluster, job_id) if marker.exists() else None)
+        cluster.kill_pod(first[0]["metadata"]["name"])  # as the OOM killer would
+        info = job_of(client, "copy")
+        assert info.state == pps_pb2.JOB_SUCCESS
+        assert client.get_file_bytes("copy", info.output_commit.id, "f") == b"fruit\n"
+        logs = b"".join(client.get_logs(job_id))
+        assert logs.index(b"0 | first") < logs.index(b"0 | second")  # both attempts, in order
+    pods = cluster.list("pods", selector=f"{JOB_LABEL}={job_id}")
+    assert sorted(p["status"]["phase"] for p in pods) == ["Failed", "Succeeded"]
+    assert len(cluster.created_jobs) == 1  # Kubernetes replaced the pod; pachd made no second Job
+
+
+def test_a_pod_failing_past_its_restarts_fails_the_job(kube_pachd: PachdProcess, cluster: FakeKubernetes) -> None:
+    with Client(kube_pachd.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(pipeline("stuck", "sleep 60", [("data", MAP)]))
+        with client.commit("data") as commit:
+            client.put_file("data", commit.id, "f", b"x\n")
+        wait_until(lambda: len(client.list_job("stuck")) == 1, what="the job")
+        job_id = client.list_job("stuck")[0].job.id
+        killed: set[str] = set()
+
+        def kill_next() -> bool:
+            for pod in running_pods(cluster, job_id):
+                if pod["metadata"]["name"] not in killed:
+                    killed.add(pod["metadata"]["name"])
+                    cluster.kill_pod(pod["metadata"]["name"])
+            return len(killed) == 4  # the first pod and its 3 replacements
+
+        cluster.wait_for(kill_next)
+        info = job_of(client, "stuck")
+        logs = b"".join(client.get_logs(job_id))
+    assert info.state == pps_pb2.JOB_FAILURE
+    assert b"pachd | job failed: pod 0: exit code 137 (Error)" in logs
+    assert len(cluster.list("pods", selector=f"{JOB_LABEL}={job_id}")) == 4
+
+
+def test_deleting_pipelines_removes_their_kubernetes_objects(kube_pachd: PachdProcess,
+                                                             cluster: FakeKubernetes) -> None:
+    with Client(kube_pachd.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(pipeline("one", "sleep 60", [("data", MAP)]))
+        client.create_pipeline(pipeline("two", "cp /pfs/data/f /pfs/out/f", [("data", MAP)]))
+        with client.commit("data") as commit:
+            client.put_file("data", commit.id, "f", b"x\n")
+        assert job_of(client, "two").state == pps_pb2.JOB_SUCCESS
+        cluster.wait_for(lambda: cluster.list("pods", selector="pipeline=one"))
+        client.delete_pipeline("one")
+        assert cluster.list("jobs", selector="pipeline=one") == []
+        cluster.wait_for(lambda: cluster.list("pods", selector="pipeline=one") == [])
+        assert cluster.list("jobs", selector="pipeline=two")
+        client.delete_all()
+    assert cluster.list("jobs") == [] and cluster.list("pods") == []
+
+
+def test_secrets_are_mounted_where_the_transform_says(kube_pachd: PachdProcess, cluster: FakeKubernetes,
+                                                     tmp_path: Path) -> None:
+    mount = tmp_path / "secret-mount"
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+              "data": {"token": base64.b64encode(b"s3cr3t").decode()}}
+    cluster.create("secrets", "default", secret)
+    request = pipeline("reader", f"cp {mount}/token /pfs/out/token", [("data", MAP)])
+    request.transform.secrets.add(name="creds", mount_path=str(mount))
+    with Client(kube_pachd.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(request)
+        with client.commit("data") as commit:
+            client.put_file("data", commit.id, "f", b"x\n")
+        info = job_of(client, "reader")
+        assert info.state == pps_pb2.JOB_SUCCESS
+        assert client.get_file_bytes("reader", info.output_commit.id, "token") == b"s3cr3t"
+    volumes = cluster.created_jobs[0]["spec"]["template"]["spec"]["volumes"]
+    assert volumes == [{"name": "secret-0", "secret": {"secretName": "creds"}}]
+
+
+def test_pull_policy_never_with_a_missing_image_fails_the_job(tmp_path: Path, cluster: FakeKubernetes) -> None:
+    server = start_pachd(tmp_path, cluster, "--image-pull-policy", "Never")
+    try:
+        with Client(server.address) as client:
+            client.create_repo("data")
+            request = pipeline("nowhere", "true", [("data", MAP)])
+            request.transform.image = "example/not-on-the-node:1"
+            client.create_pipeline(request)
+            with client.commit("data") as commit:
+                client.put_file("data", commit.id, "f", b"x\n")
+            info = job_of(client, "nowhere")
+            logs = b"".join(client.get_logs(info.job.id))
+    finally:
+        server.stop()
+    assert info.state == pps_pb2.JOB_FAILURE
+    assert b"pachd | job failed: pod 0: ErrImageNeverPull" in logs and b"example/not-on-the-node:1" in logs
+
+
+def test_coefficient_parallelism_counts_schedulable_nodes(tmp_path: Path) -> None:
+    nodes = [node("a"), node("b"), node("c", unschedulable=True), node("d", ready=False)]
+    cluster = FakeKubernetes(tmp_path / "cluster", nodes=nodes).start()
+    server = start_pachd(tmp_path, cluster)
+    try:
+        with Client(server.address) as client:
+            client.create_repo("data")
+            request = pipeline("spread", "cp -r /pfs/data/. /pfs/out/", [("data", MAP)])
+            request.parallelism_spec.CopyFrom(pps_pb2.ParallelismSpec(strategy=pps_pb2.ParallelismSpec.COEFFICIENT, coefficient=2))
+            client.create_pipeline(request)
+            with client.commit("data") as commit:
+                for k in range(8):
+                    client.put_file("data", commit.id, f"f{k}", b"line\n" * 100)
+            info = job_of(client, "spread")
+            assert info.state == pps_pb2.JOB_SUCCESS
+    finally:
+        server.stop()
+        cluster.stop()
+    assert cluster.created_jobs[0]["spec"]["parallelism"] == 4  # 2 schedulable nodes x 2
+
+
+def test_pods_outlive_a_pachd_crash(tmp_path: Path, cluster: FakeKubernetes) -> None:
+    """kill -9 of pachd mid-job: the pod runs on, the restarted pachd adopts it."""
+    marker = tmp_path / "started"
+    server = start_pachd(tmp_path, cluster)
+    try:
+        with Client(server.address) as client:
+            client.create_repo("data")
+            script = f"touch {marker}; while [ ! -e {marker}.go ]; do sleep 0.1; done; cp /pfs/data/f /pfs/out/f"
+            client.create_pipeline(pipeline("slow", script, [("data", MAP)]))
+            with client.commit("data") as commit:
+                client.put_file("data", commit.id, "f", b"kept\n")
+            wait_until(marker.exists, what="the pod to start")
+        server.kill()
+        server.start()
+        (tmp_path / "started.go").touch()
+        with Client(server.address) as client:
+            info = job_of(client, "slow")
+            assert info.state == pps_pb2.JOB_SUCCESS
+            assert client.get_file_bytes("slow", info.output_commit.id, "f") == b"kept\n"
+            assert len(client.list_commit([("slow", "")])) == 1
+    finally:
+        server.stop()
+    assert len(cluster.created_jobs) == 1
+    assert [p["status"]["phase"] for p in cluster.list("pods")] == ["Succeeded"]
+
+
+def test_job_objects_validate_with_secrets_and_fuse() -> None:
+    from kubernetes import client
+
+    executor = KubernetesExecutor(api=client.ApiClient(client.Configuration()), namespace="pachyderm",
+                                  pachd_address="pachd:650", base_env={"PACH_PFS_MODE": "fuse"},
+                                  image_pull_policy="Always", privileged=True)
+    spec = JobSpec(job_id="0" * 32, pipeline="_odd_name", pod_count=3, indices=(0, 1, 2), image="me/code:2",
+                   command=("job-shim", "0" * 32), env={"A": "1"}, secrets=(SecretMount("s", "/etc/s"),),
+                   labels={"app": "0" * 32, "suite": "pachyderm", "pipeline": "_odd_name"})
+    job = executor.job_object(spec, "pach-" + "0" * 32)
+    kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
+    template = job["spec"]["template"]
+    assert "pipeline" not in template["metadata"]["labels"]  # not a valid label value; kept as an annotation
+    assert template["metadata"]["annotations"]["pachyderm.io/pipeline"] == "_odd_name"
+    assert template["spec"]["containers"][0]["securityContext"] == {"privileged": True}
+    assert job["spec"]["backoffLimitPerIndex"] == 3
