@@ -92,6 +92,7 @@ class FileAssembler:
         self._chunker: Chunker | None = None
         self._current: list[asyncio.Task[BlockRef] | _PackSlice] = []
         self._small = bytearray()
+        self._large = False  # the current file outgrew SMALL_FILE: it goes through the chunker
         self._pack = bytearray()
         self._pack_slices: list[_PackSlice] = []
 
@@ -99,13 +100,15 @@ class FileAssembler:
         self._chunker = Chunker(delimiter)
         self._current = []
         self._small.clear()
+        self._large = False
 
     async def feed(self, data: bytes) -> None:
         assert self._chunker is not None
-        if not self._current and len(self._small) + len(data) < SMALL_FILE:
-            self._small += data
-            return
-        if self._small:
+        if not self._large:
+            if len(self._small) + len(data) < SMALL_FILE:
+                self._small += data
+                return
+            self._large = True
             data, self._small = bytes(self._small) + data, bytearray()
         for block in self._chunker.feed(data):
             self._current.append(await self._writer.submit(block))
@@ -113,7 +116,7 @@ class FileAssembler:
     async def end(self) -> int:
         """Ends the current file; returns its index in results()."""
         assert self._chunker is not None
-        if not self._current:
+        if not self._large:
             await self._add_to_pack(bytes(self._small))
         else:
             rest = self._chunker.close()
@@ -122,6 +125,7 @@ class FileAssembler:
         self._files.append(self._current)
         self._chunker = None
         self._small.clear()
+        self._large = False
         return len(self._files) - 1
 
     async def _add_to_pack(self, data: bytes) -> None:

@@ -162,6 +162,39 @@ def test_large_file_is_streamed_and_chunked_into_blocks(client: Client) -> None:
     assert received == data
 
 
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize("size", [MIB - 1, MIB, MIB + 1, 3 * MIB + 7, 8 * MIB + 5])
+@pytest.mark.parametrize("delimiter", [pfs_pb2.NONE, pfs_pb2.LINE])
+def test_files_around_the_small_file_and_block_sizes_round_trip(client: Client, size: int, delimiter: int) -> None:
+    """Files just under, at and over the 1 MiB small-file packing limit and the
+    8 MiB block size keep every byte (a file between the two once lost all but
+    its tail)."""
+    client.create_repo("data")
+    data = bytes((i * 7 + 3) % 251 for i in range(256)) * (size // 256) + b"\n" * (size % 256)
+    with client.commit("data") as c:
+        client.put_file("data", c.id, "f", data, delimiter=delimiter)
+    assert client.inspect_file("data", "master", "f").size_bytes == size
+    assert client.get_file_bytes("data", "master", "f") == data
+
+
+def test_a_file_sent_in_one_message_keeps_every_byte(client: Client) -> None:
+    """Other clients may send a whole file in a single PutFile message."""
+    import grpc
+
+    from protos import pfs_pb2_grpc
+
+    client.create_repo("data")
+    commit = client.start_commit("data")
+    data = bytes(range(256)) * (3 * MIB // 256)
+    with grpc.insecure_channel(client.address) as channel:
+        request = pfs_pb2.PutFileRequest(file=pfs_pb2.File(commit=commit, path="one"), value=data)
+        pfs_pb2_grpc.APIStub(channel).PutFile(iter([request]))
+    client.finish_commit("data", commit.id)
+    assert client.get_file_bytes("data", commit.id, "one") == data
+
+
 @pytest.fixture
 def web_server() -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
