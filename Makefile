@@ -26,7 +26,15 @@ $(STAMP): pyproject.toml
 run: install
 	$(VENV)/bin/pachd
 
-test: install
+# The Node.js client of the foreign-client test (tests/foreign/node), from the
+# npm registry at the versions its lock file pins.
+NODE_CLIENT := tests/foreign/node
+$(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
+	@$(MAKE) --no-print-directory system-packages
+	cd $(NODE_CLIENT) && npm ci --silent --no-audit --no-fund
+	@touch $@
+
+test: install $(NODE_CLIENT)/node_modules/.installed
 	$(VENV)/bin/pytest -q
 
 stress: install

@@ -5,6 +5,7 @@
 #   libfuse3-dev  headers pyfuse3 compiles against
 #   pkg-config    how pyfuse3 finds them
 #   gcc           the compiler for pyfuse3
+#   nodejs, npm   the Node.js client of the foreign-client test (when no node is on PATH)
 set -euo pipefail
 
 wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc)
@@ -14,6 +15,9 @@ for pkg in "${wanted[@]}"; do
         missing+=("$pkg")
     fi
 done
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then
