@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import logging
 
-from pachd.errors import PachError
+from pachd.errors import PachError, StorageError
 from pachd.pps import keys
 from pachd.pps.controller import PipelineController
 from pachd.pps.driver import JobDriver
@@ -58,20 +58,39 @@ class Supervisor:
     # -- ownership ------------------------------------------------------------------
 
     async def _supervise(self) -> None:
+        """Follows ownership; when the lease is lost or the metadata store fails
+        (etcd down), drops everything and starts over once it answers again."""
+        failures = 0
         while True:
-            revision = await self._kv.revision()
-            async with watching(self._kv, [keys.pipelines(), keys.owners()], revision + 1) as changes:
-                while not self.ownership.lost.is_set():
-                    await self._claim()
-                    lost = asyncio.ensure_future(self.ownership.lost.wait())
-                    changed = asyncio.ensure_future(changes.next())
-                    await asyncio.wait([lost, changed], return_when=asyncio.FIRST_COMPLETED)
-                    for waiter in (lost, changed):
-                        waiter.cancel()
-                    changes.drain()
+            try:
+                if self.ownership.lost.is_set():
+                    fresh = Ownership(kv=self._kv, replica=self.ownership.replica, ttl=self.ownership.ttl)
+                    await fresh.start()
+                    self.ownership = fresh
+                    logger.info("replica %s has a new lease", fresh.replica)
+                await self._follow_ownership()
+                failures = 0
+            except StorageError as err:
+                delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
+                failures += 1
+                logger.warning("pipelines paused: the metadata store failed (%s); retrying in %ss", err, delay)
+                await self._drop_everything()
+                await asyncio.sleep(delay)
+                continue
             await self._drop_everything()
-            self.ownership = Ownership(kv=self._kv, replica=self.ownership.replica, ttl=self.ownership.ttl)
-            await self.ownership.start()
+
+    async def _follow_ownership(self) -> None:
+        """Claims what is free whenever pipelines or owners change, until the lease is lost."""
+        revision = await self._kv.revision()
+        async with watching(self._kv, [keys.pipelines(), keys.owners()], revision + 1) as changes:
+            while not self.ownership.lost.is_set():
+                await self._claim()
+                lost = asyncio.ensure_future(self.ownership.lost.wait())
+                changed = asyncio.ensure_future(changes.next())
+                await asyncio.wait([lost, changed], return_when=asyncio.FIRST_COMPLETED)
+                for waiter in (lost, changed):
+                    waiter.cancel()
+                changes.drain()
 
     async def _claim(self) -> None:
         names = {kv.key.rsplit("/", 1)[1] for kv in (await self._kv.range(keys.pipelines())).kvs}
