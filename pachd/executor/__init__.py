@@ -43,6 +43,24 @@ def create_executor(config: PachdConfig, port: int) -> Executor:
             image_pull_policy=config.image_pull_policy,
             privileged=config.pod_pfs == "fuse",
         )
+    if config.executor == "docker":
+        from pachd.executor.docker import DockerExecutor
+
+        extra_hosts = {}
+        address = config.pod_pachd_address
+        if not address:  # the engine's name for the host; pachd must listen where containers reach it
+            address, extra_hosts = f"host.docker.internal:{port}", {"host.docker.internal": "host-gateway"}
+            if config.host in ("127.0.0.1", "localhost", "::1"):
+                logger.warning("pachd listens on %s only: containers cannot reach it through "
+                               "host.docker.internal; listen on 0.0.0.0 or set --pod-pachd-address", config.host)
+        return DockerExecutor(
+            docker_host=config.docker_host,
+            pachd_address=address,
+            base_env={"PACH_PFS_MODE": config.pod_pfs},
+            image_pull_policy=config.image_pull_policy,
+            extra_hosts=extra_hosts,
+            privileged=config.pod_pfs == "fuse",
+        )
     raise SystemExit(f"pachd: the {config.executor} executor is not available in this build")
 
 
