@@ -106,23 +106,39 @@ class Commits:
             record = dataclasses.replace(record, size_bytes=size)
         return record
 
-    async def view(self, record: CommitRecord) -> Tree:
-        """The commit's tree: stored once finished, else built from its diffs."""
+    async def view(self, record: CommitRecord, under: str = "/") -> Tree:
+        """The commit's tree: stored once finished, else built from its diffs.
+
+        With `under` (a normalised path), an open commit's view is built only
+        from the diffs that can affect that path and what lies below it, so
+        reading one file or directory of a large open commit costs what that
+        path holds; the rest of such a view (sizes of its ancestors, siblings)
+        is not to be read.
+        """
         if not record.is_open and not record.finishing:
             return Tree(self.nodes, record.root)
         parent = await self.parent(record)
-        base = await self.view(parent) if parent is not None else Tree(self.nodes, "")
-        builder, _ = await self._apply_diffs(record, base)
+        base = await self.view(parent, under) if parent is not None else Tree(self.nodes, "")
+        builder, _ = await self._apply_diffs(record, base, under)
         return builder.view()
 
-    async def _apply_diffs(self, record: CommitRecord, base: Tree) -> tuple[TreeBuilder, int]:
-        """The commit's pending diffs applied to `base`, and their total size."""
+    async def _apply_diffs(self, record: CommitRecord, base: Tree, under: str = "/") -> tuple[TreeBuilder, int]:
+        """The commit's pending diffs (those affecting `under`) applied to `base`, and their total size."""
         builder = TreeBuilder(base, record.id)
         reset = await self._kv.get(keys.root_reset(*record.key))
         if reset is not None:
             await builder.apply("/", decode_diff(reset.value))
         size = 0
-        for kv in (await self._kv.range(keys.diffs(*record.key))).kvs:
+        if under != "/":  # the path itself and its ancestors: a deletion or file there shapes what is below
+            parts = under[1:].split("/")
+            for depth in range(1, len(parts) + 1):
+                path = "/" + "/".join(parts[:depth])
+                found = await self._kv.get(keys.diff(*record.key, path))
+                if found is not None:
+                    diff = decode_diff(found.value)
+                    size += diff.size
+                    await builder.apply(path, diff)
+        for kv in (await self._kv.range(keys.diffs(*record.key, under))).kvs:
             diff = decode_diff(kv.value)
             size += diff.size
             await builder.apply(keys.diff_path(kv.key), diff)

@@ -137,7 +137,7 @@ class Files:
         shard: Shard = EVERYTHING, diff: DiffSpec | None = None,
     ) -> AsyncIterator[bytes]:
         """The file's bytes (narrowed by shard and diff) from offset, at most size (0: all)."""
-        record, view, old = await self._views(repo, commit_id, diff)
+        record, view, old = await self._views(repo, commit_id, diff, path)
         entry = await view.lookup(path)
         if isinstance(entry, DirEntry):
             raise PathIsDirectory(f"{path!r} in {repo}/{record.id} is a directory; use list-file")
@@ -150,7 +150,7 @@ class Files:
     async def inspect(
         self, repo: str, commit_id: str, path: str, *, shard: Shard = EVERYTHING, diff: DiffSpec | None = None
     ) -> FileInfo:
-        record, view, old = await self._views(repo, commit_id, diff)
+        record, view, old = await self._views(repo, commit_id, diff, path)
         entry = await view.lookup(path)
         info = await self._info(view, path, entry, shard, old, diff, ListMode.RECURSE) if entry else None
         if info is None:
@@ -165,7 +165,7 @@ class Files:
         diff: DiffSpec | None = None, mode: ListMode = ListMode.NORMAL,
     ) -> builtins.list[FileInfo]:
         """The directory's children (or the file itself), narrowed by shard and diff."""
-        record, view, old = await self._views(repo, commit_id, diff)
+        record, view, old = await self._views(repo, commit_id, diff, path)
         entry = await view.lookup(path)
         if isinstance(entry, FileEntry):
             info = await self._info(view, path, entry, shard, old, diff, mode)
@@ -187,12 +187,15 @@ class Files:
                 if refs is not None:
                     yield path, refs
 
-    async def _views(self, repo: str, commit_id: str, diff: DiffSpec | None) -> tuple[CommitRecord, Tree, Tree | None]:
+    async def _views(self, repo: str, commit_id: str, diff: DiffSpec | None,
+                     under: str = "/") -> tuple[CommitRecord, Tree, Tree | None]:
+        """The commit's view and, for a diff, the view of the commit it starts from;
+        both good for `under` and what lies below it."""
         record, _ = await self._commits.get(repo, commit_id)
-        view = await self._commits.view(record)
+        view = await self._commits.view(record, under)
         old = None
         if diff is not None and diff.from_commit:
-            old = await self._commits.view((await self._commits.get(repo, diff.from_commit))[0])
+            old = await self._commits.view((await self._commits.get(repo, diff.from_commit))[0], under)
         return record, view, old
 
     async def _children(
