@@ -1,0 +1,215 @@
+"""Faults: pachd killed mid-squash (a user's and a job's), the etcd server
+killed and restarted under a running pachd, the GCS emulator stopped in the
+middle of an upload. After each, pachd carries on, every finished commit reads
+back byte for byte as before (compared by content hash), open commits can be
+finished or cancelled, and nothing is duplicated.
+
+The other faults the issue lists are tested where their feature lives:
+kill -9 during put-file (tests/pfs/test_durability.py), during a job and a pod
+killed mid-shard (tests/pps/test_failures.py), a replica killed mid-job
+(tests/cluster/test_replicas.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from pachctl.client import Client, UnavailableError
+from protos import pfs_pb2, pfs_pb2_grpc, pps_pb2
+from tests.support.etcd import EtcdServer
+from tests.support.gcs import GcsEmulator
+from tests.support.pachd import PachdProcess
+from tests.support.pipelines import MAP, pipeline
+from tests.support.wait import wait_until
+
+TIMEOUT = 120
+FILES = 12_000  # per commit of the squash test
+Snapshot = dict[str, dict[str, str]]  # "repo/commit" -> path -> sha256 of its content
+
+
+def snapshot(client: Client, every: int = 1) -> Snapshot:
+    """The content hash of every file of every finished commit (of every
+    `every`-th file, and the size of all, for commits of many thousand files)."""
+    seen: Snapshot = {}
+    for repo in client.list_repo():
+        name = repo.repo.name
+        for info in client.list_commit([(name, "")]):
+            if info.HasField("finished") and not info.cancelled:
+                listed = sorted(client.walk_files(name, info.commit.id), key=lambda f: f.file.path)
+                seen[f"{name}/{info.commit.id}"] = {
+                    f.file.path: hashlib.sha256(client.get_file_bytes(name, info.commit.id, f.file.path)).hexdigest()
+                    if n % every == 0 else str(f.size_bytes)
+                    for n, f in enumerate(listed)
+                }
+    return seen
+
+
+def files(prefix: str, count: int) -> list[tuple[str, bytes]]:
+    return [(f"{prefix}/{i:05}", f"{prefix} {i}\n".encode()) for i in range(count)]
+
+
+def kill_while(action: Callable[[], object], kill: Callable[[], None], after: float) -> BaseException | None:
+    """Runs `action` in a thread, kills `after` seconds in; returns what the action raised."""
+    outcome: list[BaseException | None] = [None]
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as err:  # noqa: BLE001 - reported to the test
+            outcome[0] = err
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(after)
+    kill()
+    worker.join(timeout=TIMEOUT)
+    return outcome[0]
+
+
+def test_pachd_killed_during_squash_commit(own_pachd: PachdProcess) -> None:
+    """Squashing 24,000 files takes most of a second; pachd dies a quarter of the way in."""
+    with Client(own_pachd.address) as client:
+        client.create_repo("data")
+        with client.commit("data") as c:
+            client.put_files("data", c.id, files("batch0", FILES))
+        side = client.fork_commit("data", c.id, "side")  # side/0, open
+        client.put_files("data", side.id, files("batch1", FILES))
+        client.finish_commit("data", side.id)
+        with client.commit("data", "side") as c:
+            client.put_files("data", c.id, files("batch2", FILES))
+        before = snapshot(client, every=100)
+        target = client.start_commit("data", "master")
+        failure = kill_while(lambda: client.squash_commit("data", ["side/0", "side/1"], target.id),
+                             own_pachd.kill, after=0.25)
+    assert isinstance(failure, UnavailableError), f"the squash should have been cut short by the kill: {failure!r}"
+    own_pachd.start()
+    with Client(own_pachd.address) as client:
+        assert snapshot(client, every=100) == before
+        assert not client.inspect_commit("data", target.id).HasField("finished")
+        client.cancel_commit("data", target.id)  # a half-done squash is cleanly cancellable
+        # ...and the squash done again from scratch is whole.
+        again = client.start_commit("data", "master")
+        client.squash_commit("data", ["side/0", "side/1"], again.id)
+        client.finish_commit("data", again.id)
+        squashed = {f.file.path for f in client.walk_files("data", again.id)}
+        assert squashed == {f"/{path}" for n in range(3) for path, _ in files(f"batch{n}", FILES)}
+        assert client.get_file_bytes("data", again.id, "batch2/00042") == b"batch2 42\n"
+        assert client.inspect_commit("data", again.id).size_bytes == sum(
+            len(data) for n in range(3) for _, data in files(f"batch{n}", FILES))
+
+
+def test_pachd_killed_while_a_job_squashes_its_pods_output(own_pachd: PachdProcess) -> None:
+    """Four pods write 2,000 files each; pachd dies as the last of them reports,
+    while their commits are squashed into the job's output."""
+    script = "for i in $(seq 2000); do echo $i > /pfs/out/$PACH_POD_INDEX-$i; done"
+    with Client(own_pachd.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(pipeline("wide", script, [("data", MAP)], parallelism=4))
+        with client.commit("data") as c:
+            client.put_files("data", c.id, files("in", 400))
+        wait_until(lambda: own_pachd.logs().count("FinishJob") >= 4, timeout=TIMEOUT, what="every pod to report")
+        own_pachd.kill()
+    own_pachd.start()
+    with Client(own_pachd.address) as client:
+        job = client.inspect_job(client.list_job("wide")[0].job.id, block_state=True, timeout=TIMEOUT)
+        assert job.state == pps_pb2.JOB_SUCCESS
+        written = [f.file.path for f in client.walk_files("wide", job.output_commit.id)]
+        assert sorted(written) == sorted(f"/{pod}-{i}" for pod in range(4) for i in range(1, 2001))
+        assert client.get_file_bytes("wide", job.output_commit.id, "3-2000") == b"2000\n"
+        assert len(client.list_job("wide")) == 1
+        assert len(client.list_commit([("wide", "")])) == 1
+
+
+@pytest.fixture
+def etcd_pachd(tmp_path: Path) -> Iterator[tuple[EtcdServer, PachdProcess]]:
+    etcd = EtcdServer(tmp_path / "etcd").start()
+    server = PachdProcess(tmp_path / "data", etcd=etcd.address).start()
+    yield etcd, server
+    server.stop()
+    etcd.stop()
+
+
+def test_etcd_killed_and_restarted_under_a_running_pachd(etcd_pachd: tuple[EtcdServer, PachdProcess]) -> None:
+    etcd, server = etcd_pachd
+    with Client(server.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(pipeline("copy", "cp -r /pfs/data/. /pfs/out/", [("data", MAP)]))
+        with client.commit("data") as c:
+            client.put_files("data", c.id, files("first", 100))
+        client.flush_commit([("data", c.id)], timeout=TIMEOUT)
+        open_commit = client.start_commit("data")
+        client.put_file("data", open_commit.id, "pending", b"written before the outage\n")
+        before = snapshot(client)
+
+        etcd.kill()
+        with pytest.raises(grpc.RpcError) as caught:
+            client._pfs.ListRepo(pfs_pb2.ListRepoRequest(), timeout=30)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "etcd" in (caught.value.details() or "")
+
+        etcd.start()
+        wait_until(lambda: _answers(client), timeout=60, what="pachd to reconnect to etcd")
+        assert snapshot(client) == before
+        client.put_file("data", open_commit.id, "after", b"written after the outage\n")
+        client.finish_commit("data", open_commit.id)
+        outputs = client.flush_commit([("data", open_commit.id)], timeout=TIMEOUT)
+        output = next(o for o in outputs if o.commit.repo.name == "copy")
+        assert client.get_file_bytes("copy", output.commit.id, "pending") == b"written before the outage\n"
+        assert client.get_file_bytes("copy", output.commit.id, "after") == b"written after the outage\n"
+        assert len(client.list_job("copy")) == 2  # the pipeline's watch came back: one job per commit
+
+
+def _answers(client: Client) -> bool:
+    try:
+        client.list_repo()
+        return True
+    except Exception:  # noqa: BLE001 - still down
+        return False
+
+
+@pytest.fixture
+def gcs_pachd(tmp_path: Path) -> Iterator[tuple[GcsEmulator, PachdProcess]]:
+    emulator = GcsEmulator(tmp_path / "gcs").start()
+    emulator.create_bucket("faults")
+    server = PachdProcess(tmp_path / "data", extra_args=["--storage", "gcs", "--gcs-bucket", "faults"],
+                          env={"STORAGE_EMULATOR_HOST": emulator.host}).start()
+    yield emulator, server
+    server.stop()
+    emulator.stop()
+
+
+def test_block_store_failing_mid_upload(gcs_pachd: tuple[GcsEmulator, PachdProcess]) -> None:
+    emulator, server = gcs_pachd
+    block = hashlib.sha256(b"seed").digest() * (1 << 15)  # 1 MiB that does not repeat within itself
+    with Client(server.address) as client:
+        client.create_repo("data")
+        with client.commit("data") as c:
+            client.put_file("data", c.id, "kept", block * 3)
+        before = snapshot(client)
+        commit = client.start_commit("data")
+
+        def requests() -> Iterator[pfs_pb2.PutFileRequest]:
+            yield pfs_pb2.PutFileRequest(file=pfs_pb2.File(commit=commit, path="big"), value=b"a" + block)
+            for n in range(40):  # distinct 1 MiB pieces: every block is a new upload
+                if n == 12:
+                    emulator.stop()
+                yield pfs_pb2.PutFileRequest(value=bytes([n]) * 1024 + block)
+
+        with pytest.raises(grpc.RpcError) as caught:
+            pfs_pb2_grpc.APIStub(client._channel).PutFile(requests(), timeout=TIMEOUT)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        emulator.start()
+        wait_until(lambda: _answers(client), timeout=60, what="pachd to answer")
+        assert snapshot(client) == before
+        assert [f.file.path for f in client.list_file("data", commit.id)] == ["/kept"]  # nothing half-written
+        client.put_file("data", commit.id, "big", block * 20)
+        client.finish_commit("data", commit.id)
+        assert client.get_file_bytes("data", commit.id, "big") == block * 20
+        assert client.get_file_bytes("data", commit.id, "kept") == block * 3
