@@ -16,6 +16,7 @@ pod index, and reports what happened through events().
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,30 @@ class PodEvent:
     name: str  # unique per attempt; the shim sends it with StartJob/FinishJob
     phase: PodPhase
     reason: str = ""  # for CRASHED/GAVE_UP: exit code, signal, or the cluster's reason
+
+
+class EventLog:
+    """The pod events of one job so far; each reader replays them from the first, then follows."""
+
+    def __init__(self) -> None:
+        self.events: list[PodEvent] = []
+        self._grew = asyncio.Event()
+
+    def add(self, event: PodEvent) -> None:
+        self.events.append(event)
+        self._grew.set()
+        self._grew = asyncio.Event()  # readers waiting on the old one wake; later ones wait afresh
+
+    async def follow(self) -> AsyncIterator[PodEvent]:
+        seen = 0
+        while True:
+            grew = self._grew
+            fresh = self.events[seen:]
+            seen += len(fresh)
+            for event in fresh:
+                yield event
+            if not fresh:
+                await grew.wait()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.utils import parse_repository_tag
 
 from pachd.errors import Unavailable
-from pachd.executor.base import JobSpec, LogLine, PodEvent, PodPhase
+from pachd.executor.base import EventLog, JobSpec, LogLine, PodEvent, PodPhase
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +69,12 @@ class _Job:
     job_id: str
     spec: JobSpec | None = None  # None for a job adopted by recover() until start() names it
     max_restarts: int = 3
-    events: list[PodEvent] = field(default_factory=list)
-    grew: asyncio.Event = field(default_factory=asyncio.Event)
+    log: EventLog = field(default_factory=EventLog)
     running: dict[int, str] = field(default_factory=dict)  # index -> container name being started or run
     attempts: dict[int, int] = field(default_factory=dict)  # index -> containers created so far
 
     def add(self, event: PodEvent) -> None:
-        self.events.append(event)
-        self.grew.set()
-        self.grew = asyncio.Event()
+        self.log.add(event)
 
 
 class DockerExecutor:
@@ -162,17 +159,8 @@ class DockerExecutor:
             else:
                 await self._launch(job, index)
 
-    async def events(self, job_id: str) -> AsyncIterator[PodEvent]:
-        job = self._job(job_id)
-        seen = 0
-        while True:
-            grew = job.grew
-            fresh = job.events[seen:]
-            seen += len(fresh)
-            for event in fresh:
-                yield event
-            if not fresh:
-                await grew.wait()
+    def events(self, job_id: str) -> AsyncIterator[PodEvent]:
+        return self._job(job_id).log.follow()
 
     async def logs(self, job_id: str) -> AsyncIterator[LogLine]:
         containers = await self._call(self._list, job_id)

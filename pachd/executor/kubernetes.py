@@ -26,7 +26,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from pachd.errors import Unavailable
-from pachd.executor.base import JobSpec, LogLine, PodEvent, PodPhase
+from pachd.executor.base import EventLog, JobSpec, LogLine, PodEvent, PodPhase
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +43,13 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 class _JobEvents:
     """What the watch has seen of one job's pods, as PodEvents."""
 
-    events: list[PodEvent] = field(default_factory=list)
-    grew: asyncio.Event = field(default_factory=asyncio.Event)
+    log: EventLog = field(default_factory=EventLog)
     reported: dict[str, PodPhase] = field(default_factory=dict)  # pod name -> last phase reported
     failures: dict[tuple[str, int], int] = field(default_factory=dict)  # (Job name, index) -> failed pods
 
     def add(self, event: PodEvent) -> None:
-        self.events.append(event)
+        self.log.add(event)
         self.reported[event.name] = event.phase
-        self.grew.set()
-        self.grew = asyncio.Event()
 
 
 class KubernetesExecutor:
@@ -134,23 +131,14 @@ class KubernetesExecutor:
             },
         }
 
-    async def events(self, job_id: str) -> AsyncIterator[PodEvent]:
-        job = self._jobs.setdefault(job_id, _JobEvents())
-        seen = 0
-        while True:
-            grew = job.grew
-            fresh = job.events[seen:]
-            seen += len(fresh)
-            for event in fresh:
-                yield event
-            if not fresh:
-                await grew.wait()
+    def events(self, job_id: str) -> AsyncIterator[PodEvent]:
+        return self._jobs.setdefault(job_id, _JobEvents()).log.follow()
 
     async def logs(self, job_id: str) -> AsyncIterator[LogLine]:
         pods = await self._call(self._core.list_namespaced_pod, self._namespace,
                                 label_selector=f"{JOB_LABEL}={job_id}")
         # Creation times have whole seconds: the order the watch saw pods start is finer.
-        seen = {e.name: k for k, e in enumerate(self._jobs[job_id].events)} if job_id in self._jobs else {}
+        seen = {e.name: k for k, e in enumerate(self._jobs[job_id].log.events)} if job_id in self._jobs else {}
         attempts: dict[int, int] = {}
         for pod in sorted(pods.items, key=lambda p: (_index(p), seen.get(p.metadata.name, len(seen)),
                                                      p.metadata.creation_timestamp, p.metadata.name)):
