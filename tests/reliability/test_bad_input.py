@@ -179,8 +179,8 @@ def stays_healthy(server: PachdProcess, stubs: Stubs) -> Iterator[None]:
 
 
 @fuzz(150)
-@given(name=REPO_NAMES, provenance=st.lists(REPO_NAMES, max_size=3), status=INT32)
-def test_repo_names(stubs: Stubs, name: str, provenance: list[str], status: int) -> None:
+@given(name=REPO_NAMES, provenance=st.lists(REPO_NAMES, max_size=3), status=INT32, force=st.booleans())
+def test_repo_names(stubs: Stubs, name: str, provenance: list[str], status: int, force: bool) -> None:
     repo = pfs_pb2.Repo(name=name)
     upstream = [pfs_pb2.Repo(name=p) for p in provenance]
     if name in (FILES, PATHS, COMMITS, PIPE_IN):
@@ -196,7 +196,8 @@ def test_repo_names(stubs: Stubs, name: str, provenance: list[str], status: int)
         attempt(lambda: stubs.pfs.ListCommit(pfs_pb2.ListCommitRequest(from_commits=[commit(name, "")]),
                                              timeout=CALL_TIMEOUT))
     finally:
-        deleted = attempt(lambda: stubs.pfs.DeleteRepo(pfs_pb2.DeleteRepoRequest(repo=repo), timeout=CALL_TIMEOUT))
+        deleted = attempt(lambda: stubs.pfs.DeleteRepo(pfs_pb2.DeleteRepoRequest(repo=repo, force=force),
+                                                       timeout=CALL_TIMEOUT))
     assert (deleted is not None) == created
 
 
@@ -260,6 +261,14 @@ def test_commit_ids(stubs: Stubs, commit_id: str, branch: str, commit_type: int,
     replayed = attempt(lambda: stubs.pfs.ReplayCommit(
         pfs_pb2.ReplayCommitRequest(from_commits=[given_commit], to_branch=branch), timeout=CALL_TIMEOUT))
     assert replayed is None or all(c.repo.name == COMMITS for c in replayed.commit)
+    with open_commit(stubs, COMMITS) as target:
+        attempt(lambda: stubs.pfs.SquashCommit(pfs_pb2.SquashCommitRequest(from_commits=[given_commit],
+                                                                           to_commit=target), timeout=CALL_TIMEOUT))
+    since = pfs_pb2.DiffMethod(from_commit=commit(FILES, commit_id), full_file=True)
+    for path in ("/", "f"):
+        attempt(lambda: stubs.pfs.InspectFile(pfs_pb2.InspectFileRequest(file=file(FILES, "master", path),
+                                                                          diff_method=since), timeout=CALL_TIMEOUT))
+    attempt(lambda: stubs.pfs.ArchiveCommit(pfs_pb2.ArchiveCommitRequest(commits=[given_commit]), timeout=CALL_TIMEOUT))
 
 
 # -- offsets, sizes, shards, modes -------------------------------------------------------------
@@ -293,13 +302,21 @@ def test_offsets_sizes_and_shards(stubs: Stubs, offset: int, size: int, shard: t
 
 @fuzz(60)
 @given(block_hash=st.one_of(TEXT, st.sampled_from(["", "0" * 128, "../" * 40, "a" * 127 + "\x00"])),
-       offset=UINT64, size=UINT64, shard=UINT64)
-def test_block_api(stubs: Stubs, block_hash: str, offset: int, size: int, shard: int) -> None:
+       offset=UINT64, size=UINT64, shard=UINT64, delimiter=st.one_of(st.sampled_from([0, 1, 2]), INT32))
+def test_block_api(stubs: Stubs, block_hash: str, offset: int, size: int, shard: int, delimiter: int) -> None:
     block = pfs_pb2.Block(hash=block_hash)
+    data = block_hash.encode() + b"\n"
+    stored = attempt(lambda: stubs.blocks.PutBlock(iter([pfs_pb2.PutBlockRequest(
+        value=data, delimiter=delimiter)]), timeout=CALL_TIMEOUT))  # type: ignore[arg-type]
+    assert stored is None or sum(r.range.upper - r.range.lower for r in stored.block_ref) == len(data)
     attempt(lambda: stubs.blocks.InspectBlock(pfs_pb2.InspectBlockRequest(block=block), timeout=CALL_TIMEOUT))
     attempt(lambda: b"".join(c.value for c in stubs.blocks.GetBlock(
         pfs_pb2.GetBlockRequest(block=block, offset_bytes=offset, size_bytes=size), timeout=CALL_TIMEOUT)))
     attempt(lambda: list(stubs.blocks.ListDiff(pfs_pb2.ListDiffRequest(shard=shard), timeout=CALL_TIMEOUT)))
+    attempt(lambda: stubs.blocks.DeleteBlock(pfs_pb2.DeleteBlockRequest(block=block), timeout=CALL_TIMEOUT))
+    diff = pfs_pb2.DiffInfo(diff=pfs_pb2.Diff(commit=commit(block_hash, block_hash), shard=shard))
+    attempt(lambda: stubs.blocks.CreateDiff(diff, timeout=CALL_TIMEOUT))
+    attempt(lambda: stubs.blocks.DeleteDiff(pfs_pb2.DeleteDiffRequest(diff=diff.diff), timeout=CALL_TIMEOUT))
     attempt(lambda: stubs.blocks.InspectDiff(pfs_pb2.InspectDiffRequest(
         diff=pfs_pb2.Diff(commit=commit(block_hash, block_hash), shard=shard)), timeout=CALL_TIMEOUT))
 
