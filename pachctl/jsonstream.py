@@ -98,6 +98,9 @@ def _skip_whitespace(text: str, offset: int) -> int:
     return match.end()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class _Lines:
     """Turns offsets into line and column numbers."""
 
@@ -120,13 +123,13 @@ def read_documents(text: str) -> list[Document]:
         index = len(documents) + 1
         try:
             _, end = decoder.raw_decode(text, offset)
+            root, _ = _Parser(text, lines, index).value(offset)
         except json.JSONDecodeError as err:
             raise JSONStreamError(err.msg, document=index, position=lines.position(err.pos)) from err
-        except RecursionError as err:
+        except RecursionError as err:  # json's decoder, or ours, which takes more frames per level
             raise JSONStreamError(
                 "values are nested too deeply", document=index, position=lines.position(offset)
             ) from err
-        root, _ = _Parser(text, lines, index).value(offset)
         documents.append(Document(index=index, root=root))
         offset = _skip_whitespace(text, end)
     logger.debug("read %d JSON document(s)", len(documents))
@@ -148,6 +151,12 @@ class _Parser:
         match = _STRING.match(self._text, offset)
         assert match is not None, "json accepted a string this parser does not know"
         value: str = json.loads(match.group(0))
+        if _SURROGATE.search(value):
+            raise JSONStreamError(
+                "a string holds an unpaired surrogate (an escape in \\ud800-\\udfff without its pair), "
+                "which is not valid Unicode",
+                document=self._document, position=self._lines.position(offset),
+            )
         return value, match.end()
 
     def value(self, offset: int) -> tuple[Node, int]:

@@ -44,13 +44,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         message = err.message if isinstance(err, PachydermError) else str(err)
-        print(f"pachctl: {message}", file=sys.stderr)
+        print(f"pachctl: {one_line(message)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
     return 0
+
+
+def one_line(message: str) -> str:
+    """The message with line breaks and other control characters escaped, so errors stay one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def entry() -> None:

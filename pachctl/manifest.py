@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -179,7 +180,7 @@ class _Converter:
                 known = ", ".join(f.name for f in message.DESCRIPTOR.fields)
                 where = f" in {path}" if path else ""
                 raise self.error(
-                    f'unknown field "{key}"{where} (known fields: {known})',
+                    f"unknown field {_quote(key)}{where} (known fields: {known})",
                     member.key_position,
                     name,
                 )
@@ -239,7 +240,7 @@ class _Converter:
         if alias.lower() not in METHOD_ALIASES:
             known = ", ".join(METHOD_ALIASES)
             raise self.error(
-                f'unknown method alias "{alias}" for {path} (use one of {known}, '
+                f"unknown method alias {_quote(alias)} for {path} (use one of {known}, "
                 'or an object with "partition" and "incremental")',
                 node.position,
                 path,
@@ -324,6 +325,11 @@ def _is_map(field: FieldDescriptor) -> bool:
         and field.message_type is not None
         and field.message_type.GetOptions().map_entry
     )
+
+
+def _quote(text: str) -> str:
+    """`text` in double quotes, control characters escaped (as JSON writes it)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _a(kind: str) -> str:

@@ -15,6 +15,8 @@ _BRANCH = re.compile(r"[A-Za-z0-9_.\-]+")
 MAX_NAME_LENGTH = 200
 MAX_PATH_LENGTH = 4096
 MAX_PATH_COMPONENT = 255
+MAX_PATH_DEPTH = 256
+"""Directories nest at most this deep: trees are built and walked one level per call."""
 
 
 def repo_name(name: str, *, what: str = "repo") -> str:
@@ -57,13 +59,15 @@ def file_path(path: str, *, allow_root: bool = True) -> str:
     """Normalises a file path to '/a/b' form; '' and '/' mean the root.
 
     Rejects NUL bytes, '..' and '.' components (no escaping the commit), over-long
-    paths and components.
+    paths and components, and paths nested deeper than MAX_PATH_DEPTH.
     """
     if "\x00" in path:
         raise InvalidPath("file path contains a NUL byte")
     if len(path) > MAX_PATH_LENGTH:
         raise InvalidPath(f"file path is {len(path)} characters long; the limit is {MAX_PATH_LENGTH}")
     parts = [p for p in path.split("/") if p]
+    if len(parts) > MAX_PATH_DEPTH:
+        raise InvalidPath(f"file path {path[:40]!r}... has {len(parts)} components; the limit is {MAX_PATH_DEPTH}")
     for part in parts:
         if part in (".", ".."):
             raise InvalidPath(f"file path {path!r} contains {part!r}; paths may not step outside their commit")

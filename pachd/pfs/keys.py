@@ -102,6 +102,43 @@ def downstream_commit(key: str) -> tuple[str, str, int]:
 
 
 def commit_from_key(key: str) -> tuple[str, str, int]:
-    """(repo, branch, number) of a commit key."""
+    """(repo, branch, number) of a commit key (or of a root reset key)."""
     _, _, repo, branch, number = key.split("/")
     return repo, branch, int(number)
+
+
+# -- reading keys back (the consistency checker walks every key) ---------------
+
+
+def all_branches() -> str:
+    return "pfs/branches/"
+
+
+def all_diffs() -> str:
+    return "pfs/diffs/"
+
+
+def all_resets() -> str:
+    return "pfs/resets/"
+
+
+def all_provenance() -> str:
+    return "pfs/provenance/"
+
+
+def branch_from_key(key: str) -> tuple[str, str]:
+    """(repo, branch) of a branch key."""
+    _, _, repo, branch = key.split("/")
+    return repo, branch
+
+
+def diff_from_key(key: str) -> tuple[tuple[str, str, int], str]:
+    """((repo, branch, number), normalised path) of a diff key."""
+    _, _, repo, branch, number, path = key.split("/", 5)
+    return (repo, branch, int(number)), "/" + path
+
+
+def provenance_from_key(key: str) -> tuple[tuple[str, str, int], tuple[str, str, int]]:
+    """(upstream, downstream) commits of a provenance index entry."""
+    _, _, r1, b1, n1, r2, b2, n2 = key.split("/")
+    return (r1, b1, int(n1)), (r2, b2, int(n2))

@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2
 from pachd import validate
 from pachd.errors import InvalidArgument
 from pachd.pfs.chunking import Delimiter
+from pachd.pfs.commits import CommitStatus, CommitType
 from pachd.pfs.files import DiffSpec, FileInfo, ListMode
 from pachd.pfs.records import BlockRef, CommitRecord, FileKind, RepoRecord
 from pachd.pfs.sharding import Shard
@@ -61,6 +62,23 @@ def delimiter(value: int) -> Delimiter:
         return Delimiter(value)
     except ValueError as err:
         raise InvalidArgument(f"unknown delimiter {value}; use NONE, JSON or LINE") from err
+
+
+def commit_type(value: int) -> CommitType:
+    try:
+        return CommitType(value)
+    except ValueError as err:
+        raise InvalidArgument(
+            f"unknown commit_type {value}; use COMMIT_TYPE_NONE (any), COMMIT_TYPE_READ (finished) "
+            "or COMMIT_TYPE_WRITE (open)"
+        ) from err
+
+
+def commit_status(value: int) -> CommitStatus:
+    try:
+        return CommitStatus(value)
+    except ValueError as err:
+        raise InvalidArgument(f"unknown commit status {value}; use NORMAL, ARCHIVED, CANCELLED or ALL") from err
 
 
 def list_mode(value: int) -> ListMode:

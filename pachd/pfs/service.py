@@ -15,7 +15,6 @@ from google.protobuf import empty_pb2, wrappers_pb2
 from pachd import validate
 from pachd.errors import InvalidArgument
 from pachd.pfs import Pfs, blocks, messages
-from pachd.pfs.commits import CommitStatus, CommitType
 from pachd.pfs.files import FileHeader, PutItem
 from pachd.pfs.records import FileKind
 from protos import pfs_pb2, pfs_pb2_grpc
@@ -75,8 +74,8 @@ class PfsService(pfs_pb2_grpc.APIServicer):
         records = await self._pfs.commits.list(
             [messages.commit_ref(c, allow_empty_id=True) for c in request.from_commits],
             [messages.commit_ref(c) for c in request.provenance],
-            CommitType(request.commit_type),
-            CommitStatus(request.status),
+            messages.commit_type(request.commit_type),
+            messages.commit_status(request.status),
             request.block,
         )
         return pfs_pb2.CommitInfos(commit_info=[messages.commit_info(r) for r in records])
@@ -92,7 +91,7 @@ class PfsService(pfs_pb2_grpc.APIServicer):
         return pfs_pb2.CommitInfos(commit_info=[messages.commit_info(r) for r in records])
 
     async def ListBranch(self, request: pfs_pb2.ListBranchRequest, context: Context) -> pfs_pb2.Branches:
-        names = await self._pfs.commits.list_branches(messages.repo_name(request.repo), CommitStatus(request.status))
+        names = await self._pfs.commits.list_branches(messages.repo_name(request.repo), messages.commit_status(request.status))
         return pfs_pb2.Branches(branches=names)
 
     async def SquashCommit(self, request: pfs_pb2.SquashCommitRequest, context: Context) -> empty_pb2.Empty:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,7 +18,10 @@ TIMEOUT = 60.0
 
 async def fetch(url: str) -> AsyncIterator[bytes]:
     """The body of `url`, in chunks; the request runs in a worker thread."""
-    scheme = urllib.parse.urlparse(url).scheme
+    try:
+        scheme = urllib.parse.urlparse(url).scheme
+    except ValueError as err:  # e.g. an unclosed IPv6 bracket
+        raise InvalidArgument(f"cannot put-file from {url!r}: it is not a valid URL ({err})") from err
     if scheme not in ("http", "https"):
         raise InvalidArgument(f"cannot put-file from {url!r}: only http and https URLs are fetched")
     try:
@@ -26,14 +30,16 @@ async def fetch(url: str) -> AsyncIterator[bytes]:
         if err.code in (404, 410):
             raise NotFound(f"{url!r} answered {err.code}: nothing to put there") from err
         raise Unavailable(f"{url!r} answered {err.code} {err.reason}") from err
-    except (urllib.error.URLError, OSError, ValueError) as err:
+    except http.client.InvalidURL as err:
+        raise InvalidArgument(f"cannot put-file from {url!r}: it is not a valid URL ({err})") from err
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
         raise Unavailable(f"cannot fetch {url!r}: {err}") from err
     try:
         while True:
             try:
                 chunk = await asyncio.to_thread(response.read, CHUNK)
-            except OSError as err:
-                raise Unavailable(f"fetching {url!r} failed midway: {err}") from err
+            except (OSError, http.client.HTTPException) as err:  # e.g. IncompleteRead
+                raise Unavailable(f"fetching {url!r} failed midway: {err!r}") from err
             if not chunk:
                 return
             yield chunk

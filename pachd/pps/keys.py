@@ -61,3 +61,35 @@ def owner(owned: str) -> str:
 
 def owners() -> str:
     return "pps/owners/"
+
+
+# -- reading keys back (the consistency checker walks every key) ---------------
+
+
+def all_heads() -> str:
+    return "pps/heads/"
+
+
+def all_triggers() -> str:
+    return "pps/triggers/"
+
+
+def all_pipeline_jobs() -> str:
+    return "pps/pipeline-jobs/"
+
+
+def name_from_key(key: str) -> str:
+    """The last component of a pipeline, head or job key: the pipeline name or job ID."""
+    return key.rsplit("/", 1)[1]
+
+
+def trigger_from_key(key: str) -> tuple[str, int, str, str]:
+    """(pipeline, version, repo, commit ID) of a trigger key."""
+    _, _, name, version, repo, branch, number = key.split("/")
+    return name, int(version), repo, f"{branch}/{number}"
+
+
+def pipeline_job_from_key(key: str) -> tuple[str, str]:
+    """(pipeline, job ID) of a pipeline-jobs index entry."""
+    _, _, name, job_id = key.split("/")
+    return name, job_id

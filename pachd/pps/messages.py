@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pachd import validate
-from pachd.errors import InvalidManifest
+from pachd.errors import InvalidManifest, TooLarge
 from pachd.pfs.messages import commit, commit_ref, timestamp
 from pachd.pps.jobs import Claim
+from pachd.pps.sharding import MAX_PODS
 from pachd.pps.pipelines import PipelineInfo
 from pachd.pps.secrets import shown_env
 from pachd.pps.specs import (
@@ -29,7 +30,15 @@ from protos import fuse_pb2, pfs_pb2, pps_internal_pb2, pps_pb2
 # -- reading requests --------------------------------------------------------
 
 
+MAX_TRANSFORM_BYTES = 256 * 1024
+"""The largest transform (cmd, stdin, env, ...) a pipeline or job may have; it is stored in every job."""
+
+
 def transform(message: pps_pb2.Transform) -> Transform:
+    size = message.ByteSize()
+    if size > MAX_TRANSFORM_BYTES:
+        raise TooLarge(f"the transform is {size} bytes; the limit is {MAX_TRANSFORM_BYTES}: put long scripts "
+                       "in the image (or in a repo given as an input) and run them from cmd")
     return Transform(
         image=message.image,
         cmd=tuple(message.cmd),
@@ -52,9 +61,20 @@ def method(message: pps_pb2.Method, present: bool) -> Method:
 
 
 def parallelism(message: pps_pb2.ParallelismSpec) -> Parallelism:
-    if message.strategy == pps_pb2.ParallelismSpec.COEFFICIENT and message.coefficient <= 0:
-        raise InvalidManifest("a COEFFICIENT parallelism_spec needs a coefficient above 0")
-    return Parallelism(Strategy(message.strategy), message.constant, message.coefficient)
+    try:
+        strategy = Strategy(message.strategy)
+    except ValueError as err:
+        raise InvalidManifest(
+            f"unknown parallelism_spec strategy {message.strategy}; use CONSTANT or COEFFICIENT"
+        ) from err
+    if strategy is Strategy.COEFFICIENT and not 0 < message.coefficient <= MAX_PODS:  # NaN fails too
+        raise InvalidManifest(
+            f"a COEFFICIENT parallelism_spec needs a coefficient above 0 and at most {MAX_PODS}, "
+            f"not {message.coefficient}"
+        )
+    if message.constant > MAX_PODS:
+        raise InvalidManifest(f"parallelism_spec asks for {message.constant} pods; the limit is {MAX_PODS}")
+    return Parallelism(strategy, message.constant, message.coefficient)
 
 
 def pipeline_inputs(messages: Iterable[pps_pb2.PipelineInput]) -> list[PipelineInput]:

@@ -6,6 +6,7 @@ pipeline's controller (controller.py) reacts to every change of its record.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from pachd.errors import (
     InvalidManifest,
+    PachError,
     PipelineExists,
     PipelineNotFound,
     RepoExists,
@@ -83,7 +85,12 @@ class Pipelines:
         except RepoExists as err:
             raise RepoExists(f"a repo named {name!r} exists already; delete it or name the pipeline differently") from err
         record = PipelineRecord(name, transform, parallelism, tuple(inputs), self._now())
-        result = await self._kv.txn([Compare(keys.pipeline(name), 0)], [Put(keys.pipeline(name), encode(record))])
+        try:
+            result = await self._kv.txn([Compare(keys.pipeline(name), 0)], [Put(keys.pipeline(name), encode(record))])
+        except PachError:
+            with contextlib.suppress(PachError):  # no output repo left behind without its pipeline
+                await self._pfs.repos.delete(name, force=True)
+            raise
         if not result.succeeded:
             await self._pfs.repos.delete(name, force=True)
             raise PipelineExists(f"pipeline {name!r} was created meanwhile")

@@ -19,13 +19,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from pachd.pfs.sharding import EVERYTHING, Shard
 from pachd.pps.specs import Parallelism, Partition, Strategy
 
+MAX_PODS = 1000
+"""The most pods one job may run; parallelism specs asking for more are refused."""
+
 
 def pod_count_wanted(parallelism: Parallelism, nodes: int) -> int:
-    """Pods a parallelism spec asks for on a cluster of `nodes` nodes (at least 1)."""
+    """Pods a parallelism spec asks for on a cluster of `nodes` nodes (1 to MAX_PODS)."""
     if parallelism.strategy is Strategy.CONSTANT and parallelism.constant > 0:
-        return parallelism.constant
+        return min(MAX_PODS, parallelism.constant)
     coefficient = 1.0 if parallelism.strategy is Strategy.CONSTANT else parallelism.coefficient
-    return max(1, math.floor(coefficient * nodes))
+    if not math.isfinite(coefficient):  # refused at the API; records from before may hold anything
+        return 1
+    return min(MAX_PODS, max(1, math.floor(coefficient * nodes)))
 
 
 def shard_of(partition: Partition, number: int, modulus: int) -> Shard:

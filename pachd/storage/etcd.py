@@ -20,7 +20,7 @@ import aetcd
 import grpc
 from aetcd import rpc
 
-from pachd.errors import Compacted, InvalidArgument, StorageError
+from pachd.errors import Compacted, InvalidArgument, StorageError, TooLarge
 from pachd.storage.kv import (
     Compare,
     Delete,
@@ -188,6 +188,9 @@ class EtcdKV:
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidArgument(f"etcd refused a transaction: {err.details()}") from err
+            if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise TooLarge(f"a metadata change of {request.ByteSize()} bytes is over etcd's request size "
+                               f"limit ({err.details()}); make the record smaller") from err
             raise self._failed("txn", err) from err
         return TxnResult(bool(response.succeeded), int(response.header.revision))
 

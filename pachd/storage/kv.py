@@ -126,7 +126,7 @@ class KV(Protocol):
     """An etcd-shaped metadata store.
 
     All methods raise `pachd.errors.StorageError` when the backend fails;
-    nothing else escapes them.
+    nothing else escapes them, except the request errors `txn` names.
     """
 
     max_txn_ops: int
@@ -154,7 +154,8 @@ class KV(Protocol):
     async def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
         """Atomically: if every compare holds run `success`, else `failure`.
 
-        Raises InvalidArgument if the ops exceed `max_txn_ops`.
+        Raises InvalidArgument if the ops exceed `max_txn_ops`, and TooLarge
+        if they exceed the backend's request size limit (etcd: 1.5 MiB).
         """
 
     async def revision(self) -> int:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pachctl.client import Client
 from tests.support.cli import pachctl
+from tests.support.examples import example
 from tests.support.pachd import PachdProcess
 
-EXAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "examples" / "fruit_stand"
+EXAMPLE = example("fruit_stand")
 
 
 def sums(client: Client, commit_id: str) -> dict[str, int]:
