@@ -2,7 +2,8 @@
 killed and restarted under a running pachd, the GCS emulator stopped in the
 middle of an upload. After each, pachd carries on, every finished commit reads
 back byte for byte as before (compared by content hash), open commits can be
-finished or cancelled, and nothing is duplicated.
+finished or cancelled, nothing is duplicated, and the consistency checker
+(pachd/check.py) finds nothing wrong with the metadata or the blocks.
 
 The other faults the issue lists are tested where their feature lives:
 kill -9 during put-file (tests/pfs/test_durability.py), during a job and a pod
@@ -12,6 +13,7 @@ killed mid-shard (tests/pps/test_failures.py), a replica killed mid-job
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
@@ -22,6 +24,8 @@ import grpc
 import pytest
 
 from pachctl.client import Client, UnavailableError
+from pachd.check import check_stores
+from pachd.config import PachdConfig
 from protos import pfs_pb2, pfs_pb2_grpc, pps_pb2
 from tests.support.etcd import EtcdServer
 from tests.support.gcs import GcsEmulator
@@ -49,6 +53,13 @@ def snapshot(client: Client, every: int = 1) -> Snapshot:
                     for n, f in enumerate(listed)
                 }
     return seen
+
+
+def assert_consistent(server: PachdProcess, **config: str) -> None:
+    """Stops pachd, then checks all its metadata and re-hashes every block."""
+    server.stop()
+    settings = PachdConfig(data_dir=server.data_dir, etcd_address=server.etcd, **config)  # type: ignore[arg-type]
+    assert asyncio.run(check_stores(settings, verify_data=True)) == []
 
 
 def files(prefix: str, count: int) -> list[tuple[str, bytes]]:
@@ -103,6 +114,7 @@ def test_pachd_killed_during_squash_commit(own_pachd: PachdProcess) -> None:
         assert client.get_file_bytes("data", again.id, "batch2/00042") == b"batch2 42\n"
         assert client.inspect_commit("data", again.id).size_bytes == sum(
             len(data) for n in range(3) for _, data in files(f"batch{n}", FILES))
+    assert_consistent(own_pachd)
 
 
 def test_pachd_killed_while_a_job_squashes_its_pods_output(own_pachd: PachdProcess) -> None:
@@ -125,6 +137,7 @@ def test_pachd_killed_while_a_job_squashes_its_pods_output(own_pachd: PachdProce
         assert client.get_file_bytes("wide", job.output_commit.id, "3-2000") == b"2000\n"
         assert len(client.list_job("wide")) == 1
         assert len(client.list_commit([("wide", "")])) == 1
+    assert_consistent(own_pachd)
 
 
 @pytest.fixture
@@ -164,6 +177,7 @@ def test_etcd_killed_and_restarted_under_a_running_pachd(etcd_pachd: tuple[EtcdS
         assert client.get_file_bytes("copy", output.commit.id, "pending") == b"written before the outage\n"
         assert client.get_file_bytes("copy", output.commit.id, "after") == b"written after the outage\n"
         assert len(client.list_job("copy")) == 2  # the pipeline's watch came back: one job per commit
+    assert_consistent(server)
 
 
 def _answers(client: Client) -> bool:
@@ -185,7 +199,8 @@ def gcs_pachd(tmp_path: Path) -> Iterator[tuple[GcsEmulator, PachdProcess]]:
     emulator.stop()
 
 
-def test_block_store_failing_mid_upload(gcs_pachd: tuple[GcsEmulator, PachdProcess]) -> None:
+def test_block_store_failing_mid_upload(gcs_pachd: tuple[GcsEmulator, PachdProcess],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     emulator, server = gcs_pachd
     block = hashlib.sha256(b"seed").digest() * (1 << 15)  # 1 MiB that does not repeat within itself
     with Client(server.address) as client:
@@ -213,3 +228,5 @@ def test_block_store_failing_mid_upload(gcs_pachd: tuple[GcsEmulator, PachdProce
         client.finish_commit("data", commit.id)
         assert client.get_file_bytes("data", commit.id, "big") == block * 20
         assert client.get_file_bytes("data", commit.id, "kept") == block * 3
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.host)
+    assert_consistent(server, storage="gcs", gcs_bucket="faults")
