@@ -23,10 +23,8 @@ import json
 import os
 import random
 import re
-import signal
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from pachd.executor.namespace import pod_argv
+from tests.support.local_pods import kill_group, local_argv, serve_http, stop_http
 from tests.support.ports import free_port
 
 Object = dict[str, Any]
@@ -128,9 +126,7 @@ class FakeDocker:
         class Handler(_Handler):
             engine = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fake-docker", daemon=True).start()
+        self._server = serve_http(self.port, Handler, "fake-docker")
         return self
 
     def stop(self) -> None:
@@ -139,10 +135,8 @@ class FakeDocker:
             self._changed.notify_all()
             processes = [c.process for c in self._containers.values() if c.process is not None]
         for process in processes:
-            _kill(process)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            kill_group(process)
+        stop_http(self._server)
 
     # What tests look at and do
 
@@ -168,7 +162,7 @@ class FakeDocker:
             container = self._find(name)
             process = container.process if container.status == "running" else None
         if process is not None:
-            _kill(process)
+            kill_group(process)
 
     # The engine
 
@@ -254,10 +248,8 @@ class FakeDocker:
         if image in self.crashing:
             return ["/bin/sh", "-c", f"echo 'fake engine: {image} crashes' >&2; exit {self.crashing[image]}"]
         argv = [*(container.body.get("Entrypoint") or []), *(container.body.get("Cmd") or [])]
-        if argv and argv[0] == "job-shim":  # the image's job-shim is ours, from this virtualenv
-            argv[0] = str(Path(sys.executable).with_name("job-shim"))
         (container.pod_dir / "pfs").mkdir(parents=True, exist_ok=True)
-        return pod_argv(argv, container.pod_dir / "pfs")
+        return local_argv(argv, container.pod_dir / "pfs")
 
     def _environment(self, container: Container) -> dict[str, str]:
         """The image's environment, then the container's; host-gateway names become 127.0.0.1."""
@@ -310,7 +302,7 @@ class FakeDocker:
                 raise EngineError(409, f"Cannot kill container: {ref}: Container {container.id} is not running")
             process = container.process
         if process is not None:
-            _kill(process)
+            kill_group(process)
 
     def remove(self, ref: str, force: bool) -> None:
         with self._changed:
@@ -320,7 +312,7 @@ class FakeDocker:
                                        "container before attempting removal or force remove")
             process = container.process if container.status == "running" else None
         if process is not None:
-            _kill(process)
+            kill_group(process)
             process.wait()
         with self._changed:
             container.removed = True
@@ -485,13 +477,6 @@ class _Handler(BaseHTTPRequestHandler):
         for chunk in chunks:
             self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
         self.wfile.write(b"0\r\n\r\n")
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _now() -> str:

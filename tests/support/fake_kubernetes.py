@@ -17,13 +17,10 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
 import random
 import re
-import signal
 import string
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +32,7 @@ from urllib.parse import parse_qs, urlparse
 
 import kubernetes_validate
 
-from pachd.executor.namespace import pod_argv
+from tests.support.local_pods import kill_group, local_argv, serve_http, stop_http
 from tests.support.ports import free_port
 
 Object = dict[str, Any]
@@ -77,9 +74,7 @@ class FakeKubernetes:
         class Handler(_Handler):
             api = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fake-kubernetes", daemon=True).start()
+        self._server = serve_http(self.port, Handler, "fake-kubernetes")
         return self
 
     def stop(self) -> None:
@@ -88,10 +83,8 @@ class FakeKubernetes:
             self._changed.notify_all()
             processes = list(self._processes.values())
         for process in processes:
-            _kill(process)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            kill_group(process)
+        stop_http(self._server)
 
     def write_kubeconfig(self, path: Path) -> Path:
         config = {
@@ -126,7 +119,7 @@ class FakeKubernetes:
         with self._changed:
             process = self._processes.get(name)
         if process is not None:
-            _kill(process)
+            kill_group(process)
 
     # Storage, with a revision per change and a history for watches
 
@@ -187,7 +180,7 @@ class FakeKubernetes:
             processes = [self._processes.pop(p["metadata"]["name"], None) for p in pods]
         for process in processes:
             if process is not None:
-                _kill(process)
+                kill_group(process)
         return {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
 
     def pod_log(self, namespace: str, name: str) -> bytes:
@@ -301,13 +294,11 @@ class FakeKubernetes:
                                                            "message": err.message}})
             return
         argv = [*container.get("command", []), *container.get("args", [])]
-        if argv and argv[0] == "job-shim":  # the image's job-shim is ours, from this virtualenv
-            argv[0] = str(Path(sys.executable).with_name("job-shim"))
         with self._changed:
             if ("pods", namespace, name) not in self._objects:
                 return  # deleted before it started
             with open(pod_dir / "log", "ab") as log:
-                process = subprocess.Popen(pod_argv(argv, pod_dir / "pfs", binds), env=env, stdout=log,
+                process = subprocess.Popen(local_argv(argv, pod_dir / "pfs", binds), env=env, stdout=log,
                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                            start_new_session=True)
             self._processes[name] = process
@@ -496,13 +487,6 @@ def matches(selector: str, obj: Object) -> bool:
         elif term not in labels:
             return False
     return True
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _now() -> str:
