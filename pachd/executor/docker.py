@@ -399,6 +399,5 @@ class DockerExecutor:
             pass
 
 
-
 class _Stopped(Exception):
     """pachd stops: a waiter ends without a result."""

@@ -364,7 +364,7 @@ class Commits:
 
     async def list_branches(self, repo: str, status: CommitStatus = CommitStatus.NORMAL) -> builtins.list[str]:
         await self._repos.get(repo)
-        names = [kv.key.rsplit("/", 1)[1] for kv in (await self._kv.range(keys.branches(repo))).kvs]
+        names = [keys.branch_from_key(kv.key)[1] for kv in (await self._kv.range(keys.branches(repo))).kvs]
         if status is CommitStatus.ALL:
             return names
         heads = [(await self.get(repo, name))[0] for name in names]

@@ -134,8 +134,8 @@ def branch_from_key(key: str) -> tuple[str, str]:
 
 def diff_from_key(key: str) -> tuple[tuple[str, str, int], str]:
     """((repo, branch, number), normalised path) of a diff key."""
-    _, _, repo, branch, number, path = key.split("/", 5)
-    return (repo, branch, int(number)), "/" + path
+    _, _, repo, branch, number, _ = key.split("/", 5)
+    return (repo, branch, int(number)), diff_path(key)
 
 
 def provenance_from_key(key: str) -> tuple[tuple[str, str, int], tuple[str, str, int]]:

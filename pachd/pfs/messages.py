@@ -6,6 +6,9 @@ only well-formed names, IDs and paths.
 
 from __future__ import annotations
 
+import enum
+from typing import TypeVar
+
 from google.protobuf import timestamp_pb2
 
 from pachd import validate
@@ -16,6 +19,8 @@ from pachd.pfs.files import DiffSpec, FileInfo, ListMode
 from pachd.pfs.records import BlockRef, CommitRecord, FileKind, RepoRecord
 from pachd.pfs.sharding import Shard
 from protos import pfs_pb2
+
+E = TypeVar("E", bound=enum.Enum)
 
 # -- reading requests --------------------------------------------------------
 
@@ -58,34 +63,28 @@ def diff_spec(message: pfs_pb2.DiffMethod, repo: str) -> DiffSpec | None:
 
 
 def delimiter(value: int) -> Delimiter:
-    try:
-        return Delimiter(value)
-    except ValueError as err:
-        raise InvalidArgument(f"unknown delimiter {value}; use NONE, JSON or LINE") from err
+    return _enum(Delimiter, value, "delimiter", "NONE, JSON or LINE")
 
 
 def commit_type(value: int) -> CommitType:
-    try:
-        return CommitType(value)
-    except ValueError as err:
-        raise InvalidArgument(
-            f"unknown commit_type {value}; use COMMIT_TYPE_NONE (any), COMMIT_TYPE_READ (finished) "
-            "or COMMIT_TYPE_WRITE (open)"
-        ) from err
+    return _enum(CommitType, value, "commit_type",
+                 "COMMIT_TYPE_NONE (any), COMMIT_TYPE_READ (finished) or COMMIT_TYPE_WRITE (open)")
 
 
 def commit_status(value: int) -> CommitStatus:
-    try:
-        return CommitStatus(value)
-    except ValueError as err:
-        raise InvalidArgument(f"unknown commit status {value}; use NORMAL, ARCHIVED, CANCELLED or ALL") from err
+    return _enum(CommitStatus, value, "commit status", "NORMAL, ARCHIVED, CANCELLED or ALL")
 
 
 def list_mode(value: int) -> ListMode:
+    return _enum(ListMode, value, "list-file mode", "ListFile_NORMAL, ListFile_FAST or ListFile_RECURSE")
+
+
+def _enum(kind: type[E], value: int, what: str, choices: str) -> E:
+    """`value` of a request's enum field as `kind`; out of range, an error naming the wire's choices."""
     try:
-        return ListMode(value)
+        return kind(value)
     except ValueError as err:
-        raise InvalidArgument(f"unknown list-file mode {value}") from err
+        raise InvalidArgument(f"unknown {what} {value}; use {choices}") from err
 
 
 # -- building replies ----------------------------------------------------------

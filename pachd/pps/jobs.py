@@ -87,7 +87,7 @@ class Jobs:
     async def list(self, pipeline: str = "", input_commits: Sequence[tuple[str, str]] = ()) -> builtins.list[JobRecord]:
         """Jobs (newest first), of one pipeline if given, having all the input commits."""
         if pipeline:
-            ids = [kv.key.rsplit("/", 1)[1] for kv in (await self._kv.range(keys.pipeline_jobs(pipeline))).kvs]
+            ids = [keys.name_from_key(kv.key) for kv in (await self._kv.range(keys.pipeline_jobs(pipeline))).kvs]
             jobs = [job for job_id in ids if (job := await self._find(job_id)) is not None]
         else:
             jobs = [decode_job(kv.value) for kv in (await self._kv.range(keys.jobs())).kvs]

@@ -79,7 +79,7 @@ def all_pipeline_jobs() -> str:
 
 
 def name_from_key(key: str) -> str:
-    """The last component of a pipeline, head or job key: the pipeline name or job ID."""
+    """The last component of a pipeline, head, job or pipeline-jobs key: the pipeline name or job ID."""
     return key.rsplit("/", 1)[1]
 
 

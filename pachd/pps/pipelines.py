@@ -131,7 +131,7 @@ class Pipelines:
         return PipelineInfo(record, counts)
 
     async def list(self) -> list[PipelineInfo]:
-        names = [kv.key.rsplit("/", 1)[1] for kv in (await self._kv.range(keys.pipelines())).kvs]
+        names = [keys.name_from_key(kv.key) for kv in (await self._kv.range(keys.pipelines())).kvs]
         return [await self.inspect(name) for name in names]
 
     async def delete(self, name: str) -> None:
@@ -171,4 +171,4 @@ class Pipelines:
 
     async def delete_all(self) -> None:
         for kv in (await self._kv.range(keys.pipelines())).kvs:
-            await self.delete(kv.key.rsplit("/", 1)[1])
+            await self.delete(keys.name_from_key(kv.key))

@@ -62,6 +62,7 @@ class Supervisor:
         (etcd down), drops everything and starts over once it answers again."""
         failures = 0
         while True:
+            delay = 0.0
             try:
                 if self.ownership.lost.is_set():
                     fresh = Ownership(kv=self._kv, replica=self.ownership.replica, ttl=self.ownership.ttl)
@@ -74,10 +75,8 @@ class Supervisor:
                 delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
                 failures += 1
                 logger.warning("pipelines paused: the metadata store failed (%s); retrying in %ss", err, delay)
-                await self._drop_everything()
-                await asyncio.sleep(delay)
-                continue
             await self._drop_everything()
+            await asyncio.sleep(delay)
 
     async def _follow_ownership(self) -> None:
         """Claims what is free whenever pipelines or owners change, until the lease is lost."""
@@ -93,7 +92,7 @@ class Supervisor:
                 changes.drain()
 
     async def _claim(self) -> None:
-        names = {kv.key.rsplit("/", 1)[1] for kv in (await self._kv.range(keys.pipelines())).kvs}
+        names = {keys.name_from_key(kv.key) for kv in (await self._kv.range(keys.pipelines())).kvs}
         for name in sorted(names):
             task = self._pipelines.get(name)
             if (task is None or task.done()) and await self.ownership.claim(name):
@@ -155,10 +154,10 @@ class Supervisor:
     async def _follow_jobs(self, name: str) -> None:
         listing = await self._kv.range(keys.pipeline_jobs(name))
         for kv in listing.kvs:
-            await self._launch_unfinished(kv.key.rsplit("/", 1)[1], name)
+            await self._launch_unfinished(keys.name_from_key(kv.key), name)
         async for event in self._kv.watch(keys.pipeline_jobs(name), start_revision=listing.revision + 1):
             if event.type is EventType.PUT:
-                await self._launch_unfinished(event.key.rsplit("/", 1)[1], name)
+                await self._launch_unfinished(keys.name_from_key(event.key), name)
 
     async def _launch_unfinished(self, job_id: str, owner: str) -> None:
         found = await self._kv.get(keys.job(job_id))
