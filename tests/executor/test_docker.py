@@ -18,19 +18,15 @@ from pachd.errors import Unavailable
 from pachd.executor.base import JobSpec, PodEvent, PodPhase
 from pachd.executor.docker import ATTEMPT_LABEL, INDEX_LABEL, JOB_LABEL, PIPELINE_LABEL, DockerExecutor
 from protos import pps_pb2
-from tests.pps.test_tutorial import sums
+from tests.pps.test_tutorial import EXAMPLE, sums
 from tests.support.cli import pachctl
 from tests.support.fake_docker import FakeDocker
 from tests.support.pachd import PachdProcess
-from tests.support.pipelines import MAP, pipeline
+from tests.support.pipelines import MAP, only_job, pipeline
 from tests.support.ports import free_port
 from tests.support.wait import wait_until
 
-TIMEOUT = 90
 SHIM_IMAGE = "pachyderm/job-shim:latest"
-# The shared examples sit beside the checkout (a git worktree may be one level deeper).
-EXAMPLE = next((folder / "shared" / "examples" / "fruit_stand" for folder in Path(__file__).resolve().parents
-                if (folder / "shared" / "examples" / "fruit_stand").is_dir()), Path("shared/examples/fruit_stand"))
 
 
 def start_pachd(tmp_path: Path, engine: FakeDocker, *flags: str, own_address: bool = True) -> PachdProcess:
@@ -58,9 +54,14 @@ def docker_pachd(tmp_path: Path, engine: FakeDocker) -> Iterator[PachdProcess]:
     server.stop()
 
 
-def job_of(client: Client, pipeline_name: str) -> pps_pb2.JobInfo:
-    wait_until(lambda: len(client.list_job(pipeline_name)) == 1, what=f"a job of {pipeline_name}")
-    return client.inspect_job(client.list_job(pipeline_name)[0].job.id, block_state=True, timeout=TIMEOUT)
+def job_on_one_file(client: Client, request: pps_pb2.CreatePipelineRequest) -> tuple[pps_pb2.JobInfo, bytes]:
+    """Creates repo "data" and the pipeline, commits one file: the job once ended, and its logs."""
+    client.create_repo("data")
+    client.create_pipeline(request)
+    with client.commit("data") as commit:
+        client.put_file("data", commit.id, "f", b"x\n")
+    info = only_job(client, request.pipeline.name)
+    return info, b"".join(client.get_logs(info.job.id))
 
 
 def running(engine: FakeDocker, job_id: str) -> list[dict]:  # type: ignore[type-arg]
@@ -123,7 +124,7 @@ def test_a_killed_container_is_replaced(docker_pachd: PachdProcess, engine: Fake
         job_id = client.list_job("copy")[0].job.id
         first = engine.wait_for(lambda: running(engine, job_id) if marker.exists() else None)
         engine.kill_process(first[0]["Name"])  # as the OOM killer would
-        info = job_of(client, "copy")
+        info = only_job(client, "copy")
         assert info.state == pps_pb2.JOB_SUCCESS
         assert client.get_file_bytes("copy", info.output_commit.id, "f") == b"fruit\n"
         assert len(client.list_file("copy", info.output_commit.id, "")) == 1
@@ -140,12 +141,7 @@ def test_a_container_crashing_past_its_restarts_fails_the_job(docker_pachd: Pach
     request = pipeline("broken", "true", [("data", MAP)])
     request.transform.image = "example/broken:1"
     with Client(docker_pachd.address) as client:
-        client.create_repo("data")
-        client.create_pipeline(request)
-        with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"x\n")
-        info = job_of(client, "broken")
-        logs = b"".join(client.get_logs(info.job.id))
+        info, logs = job_on_one_file(client, request)
     assert info.state == pps_pb2.JOB_FAILURE
     assert logs.count(b"0 | fake engine: example/broken:1 crashes") == 4  # the first and 3 replacements
     assert logs.endswith(b"pachd | job failed: pod 0: exit code 3\n")
@@ -160,7 +156,7 @@ def test_get_logs_reads_the_engine(docker_pachd: PachdProcess, engine: FakeDocke
         client.create_pipeline(pipeline("talk", script, [("data", MAP)], parallelism=2))
         with client.commit("data") as commit:
             client.put_files("data", commit.id, [(f"f{k}", b"x\n") for k in range(20)])
-        info = job_of(client, "talk")
+        info = only_job(client, "talk")
         assert info.state == pps_pb2.JOB_SUCCESS
         lines = b"".join(client.get_logs(info.job.id)).splitlines()
     job = info.job.id
@@ -178,7 +174,7 @@ def test_deleting_a_pipeline_removes_its_containers(docker_pachd: PachdProcess, 
         client.create_pipeline(pipeline("two", "cp /pfs/data/f /pfs/out/f", [("data", MAP)]))
         with client.commit("data") as commit:
             client.put_file("data", commit.id, "f", b"x\n")
-        assert job_of(client, "two").state == pps_pb2.JOB_SUCCESS
+        assert only_job(client, "two").state == pps_pb2.JOB_SUCCESS
         engine.wait_for(lambda: [c for c in engine.containers("pipeline=one") if c["State"]["Running"]])
         client.delete_pipeline("one")
         engine.wait_for(lambda: engine.containers("pipeline=one") == [])
@@ -190,15 +186,10 @@ def test_deleting_a_pipeline_removes_its_containers(docker_pachd: PachdProcess, 
 def test_pull_policy_never_with_a_missing_image_fails_the_job(tmp_path: Path, engine: FakeDocker) -> None:
     server = start_pachd(tmp_path, engine, "--image-pull-policy", "Never")
     try:
+        request = pipeline("nowhere", "true", [("data", MAP)])
+        request.transform.image = "example/not-here:1"
         with Client(server.address) as client:
-            client.create_repo("data")
-            request = pipeline("nowhere", "true", [("data", MAP)])
-            request.transform.image = "example/not-here:1"
-            client.create_pipeline(request)
-            with client.commit("data") as commit:
-                client.put_file("data", commit.id, "f", b"x\n")
-            info = job_of(client, "nowhere")
-            logs = b"".join(client.get_logs(info.job.id))
+            info, logs = job_on_one_file(client, request)
     finally:
         server.stop()
     assert info.state == pps_pb2.JOB_FAILURE
@@ -217,8 +208,8 @@ def test_if_not_present_pulls_and_a_failed_pull_fails_the_job(docker_pachd: Pach
             client.create_pipeline(request)
         with client.commit("data") as commit:
             client.put_file("data", commit.id, "f", b"x\n")
-        assert job_of(client, "pulled").state == pps_pb2.JOB_SUCCESS
-        denied = job_of(client, "denied")
+        assert only_job(client, "pulled").state == pps_pb2.JOB_SUCCESS
+        denied = only_job(client, "denied")
         logs = b"".join(client.get_logs(denied.job.id))
     assert engine.pulls == ["example/code:2"]
     assert denied.state == pps_pb2.JOB_FAILURE
@@ -229,12 +220,7 @@ def test_secrets_need_kubernetes(docker_pachd: PachdProcess, engine: FakeDocker)
     request = pipeline("secretive", "true", [("data", MAP)])
     request.transform.secrets.add(name="creds", mount_path="/etc/creds")
     with Client(docker_pachd.address) as client:
-        client.create_repo("data")
-        client.create_pipeline(request)
-        with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"x\n")
-        info = job_of(client, "secretive")
-        logs = b"".join(client.get_logs(info.job.id))
+        info, logs = job_on_one_file(client, request)
     assert info.state == pps_pb2.JOB_FAILURE
     assert logs == b"pachd | job failed: pod 0: secrets need the kubernetes executor\n"
     assert engine.created == []
@@ -257,7 +243,7 @@ def test_containers_outlive_a_pachd_crash(tmp_path: Path, engine: FakeDocker) ->
         server.start()
         (tmp_path / "started.go").touch()
         with Client(server.address) as client:
-            info = job_of(client, "slow")
+            info = only_job(client, "slow")
             assert info.state == pps_pb2.JOB_SUCCESS
             assert client.get_file_bytes("slow", info.output_commit.id, "f") == b"kept\n"
     finally:

@@ -18,10 +18,8 @@ from tests.pps.test_tutorial import EXAMPLE, sums
 from tests.support.cli import pachctl
 from tests.support.fake_kubernetes import FakeKubernetes, node
 from tests.support.pachd import PachdProcess
-from tests.support.pipelines import MAP, pipeline
+from tests.support.pipelines import MAP, only_job, pipeline
 from tests.support.wait import wait_until
-
-TIMEOUT = 90
 
 
 def start_pachd(tmp_path: Path, cluster: FakeKubernetes, *flags: str) -> PachdProcess:
@@ -44,11 +42,6 @@ def kube_pachd(tmp_path: Path, cluster: FakeKubernetes) -> Iterator[PachdProcess
     server = start_pachd(tmp_path, cluster)
     yield server
     server.stop()
-
-
-def job_of(client: Client, pipeline_name: str) -> pps_pb2.JobInfo:
-    wait_until(lambda: len(client.list_job(pipeline_name)) == 1, what=f"a job of {pipeline_name}")
-    return client.inspect_job(client.list_job(pipeline_name)[0].job.id, block_state=True, timeout=TIMEOUT)
 
 
 def running_pods(cluster: FakeKubernetes, job_id: str) -> list[dict]:  # type: ignore[type-arg]
@@ -104,7 +97,7 @@ def test_a_killed_pod_is_replaced(kube_pachd: PachdProcess, cluster: FakeKuberne
         job_id = client.list_job("copy")[0].job.id
         first = cluster.wait_for(lambda: running_pods(cluster, job_id) if marker.exists() else None)
         cluster.kill_pod(first[0]["metadata"]["name"])  # as the OOM killer would
-        info = job_of(client, "copy")
+        info = only_job(client, "copy")
         assert info.state == pps_pb2.JOB_SUCCESS
         assert client.get_file_bytes("copy", info.output_commit.id, "f") == b"fruit\n"
         logs = b"".join(client.get_logs(job_id))
@@ -132,7 +125,7 @@ def test_a_pod_failing_past_its_restarts_fails_the_job(kube_pachd: PachdProcess,
             return len(killed) == 4  # the first pod and its 3 replacements
 
         cluster.wait_for(kill_next)
-        info = job_of(client, "stuck")
+        info = only_job(client, "stuck")
         logs = b"".join(client.get_logs(job_id))
     assert info.state == pps_pb2.JOB_FAILURE
     assert b"pachd | job failed: pod 0: exit code 137 (Error)" in logs
@@ -147,7 +140,7 @@ def test_deleting_pipelines_removes_their_kubernetes_objects(kube_pachd: PachdPr
         client.create_pipeline(pipeline("two", "cp /pfs/data/f /pfs/out/f", [("data", MAP)]))
         with client.commit("data") as commit:
             client.put_file("data", commit.id, "f", b"x\n")
-        assert job_of(client, "two").state == pps_pb2.JOB_SUCCESS
+        assert only_job(client, "two").state == pps_pb2.JOB_SUCCESS
         cluster.wait_for(lambda: cluster.list("pods", selector="pipeline=one"))
         client.delete_pipeline("one")
         assert cluster.list("jobs", selector="pipeline=one") == []
@@ -170,7 +163,7 @@ def test_secrets_are_mounted_where_the_transform_says(kube_pachd: PachdProcess, 
         client.create_pipeline(request)
         with client.commit("data") as commit:
             client.put_file("data", commit.id, "f", b"x\n")
-        info = job_of(client, "reader")
+        info = only_job(client, "reader")
         assert info.state == pps_pb2.JOB_SUCCESS
         assert client.get_file_bytes("reader", info.output_commit.id, "token") == b"s3cr3t"
     volumes = cluster.created_jobs[0]["spec"]["template"]["spec"]["volumes"]
@@ -187,7 +180,7 @@ def test_pull_policy_never_with_a_missing_image_fails_the_job(tmp_path: Path, cl
             client.create_pipeline(request)
             with client.commit("data") as commit:
                 client.put_file("data", commit.id, "f", b"x\n")
-            info = job_of(client, "nowhere")
+            info = only_job(client, "nowhere")
             logs = b"".join(client.get_logs(info.job.id))
     finally:
         server.stop()
@@ -208,7 +201,7 @@ def test_coefficient_parallelism_counts_schedulable_nodes(tmp_path: Path) -> Non
             with client.commit("data") as commit:
                 for k in range(8):
                     client.put_file("data", commit.id, f"f{k}", b"line\n" * 100)
-            info = job_of(client, "spread")
+            info = only_job(client, "spread")
             assert info.state == pps_pb2.JOB_SUCCESS
     finally:
         server.stop()
@@ -232,7 +225,7 @@ def test_pods_outlive_a_pachd_crash(tmp_path: Path, cluster: FakeKubernetes) -> 
         server.start()
         (tmp_path / "started.go").touch()
         with Client(server.address) as client:
-            info = job_of(client, "slow")
+            info = only_job(client, "slow")
             assert info.state == pps_pb2.JOB_SUCCESS
             assert client.get_file_bytes("slow", info.output_commit.id, "f") == b"kept\n"
             assert len(client.list_commit([("slow", "")])) == 1

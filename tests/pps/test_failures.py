@@ -9,7 +9,7 @@ from pathlib import Path
 from pachctl.client import Client
 from protos import pps_pb2
 from tests.support.pachd import PachdProcess
-from tests.support.pipelines import MAP, REDUCE, pipeline
+from tests.support.pipelines import MAP, REDUCE, only_job, pipeline
 from tests.support.wait import wait_until
 
 TIMEOUT = 90
@@ -19,11 +19,6 @@ def commit_file(client: Client, repo: str, path: str, data: bytes) -> str:
     with client.commit(repo) as c:
         client.put_file(repo, c.id, path, data)
     return c.id
-
-
-def only_job(client: Client, name: str) -> pps_pb2.JobInfo:
-    wait_until(lambda: len(client.list_job(name)) == 1, what=f"a job of {name}")
-    return client.inspect_job(client.list_job(name)[0].job.id, block_state=True, timeout=TIMEOUT)
 
 
 def test_failing_code_fails_the_job_and_stops_the_dag(client: Client) -> None:

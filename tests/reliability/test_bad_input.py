@@ -34,7 +34,7 @@ from protos import (
     pps_pb2_grpc,
 )
 from tests.support.cli import Result, pachctl
-from tests.support.etcd import EtcdServer
+from tests.support.fixtures import pachd_on
 from tests.support.pachd import PachdProcess
 from tests.support.ports import free_port
 
@@ -140,13 +140,8 @@ def get(stubs: Stubs, request: pfs_pb2.GetFileRequest) -> bytes:
 @pytest.fixture(scope="module", params=["sqlite", "etcd"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PachdProcess]:
     """A pachd of this module alone (its store is checked at the end), per metadata backend."""
-    root = tmp_path_factory.mktemp(f"bad-input-{request.param}")
-    etcd = EtcdServer(root / "etcd").start() if request.param == "etcd" else None
-    pachd = PachdProcess(root / "data", etcd=etcd.address if etcd else "").start()
-    yield pachd
-    pachd.stop()
-    if etcd is not None:
-        etcd.stop()
+    with pachd_on(str(request.param), tmp_path_factory.mktemp(f"bad-input-{request.param}")) as pachd:
+        yield pachd
 
 
 @pytest.fixture(scope="module")

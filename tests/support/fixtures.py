@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,9 +65,18 @@ def own_pachd(tmp_path: Path) -> Iterator[PachdProcess]:
 @pytest.fixture(params=["sqlite", "etcd"])
 def own_pachd_any(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PachdProcess]:
     """Like own_pachd, once per metadata backend (etcd: an etcd of this test alone)."""
-    etcd = EtcdServer(tmp_path / "etcd").start() if request.param == "etcd" else None
-    server = PachdProcess(tmp_path / "data", etcd=etcd.address if etcd else "").start()
-    yield server
-    server.stop()
-    if etcd is not None:
-        etcd.stop()
+    with pachd_on(str(request.param), tmp_path) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def pachd_on(backend: str, root: Path) -> Iterator[PachdProcess]:
+    """A pachd with its data under `root`, on SQLite or on an etcd of its own ("sqlite", "etcd")."""
+    etcd = EtcdServer(root / "etcd").start() if backend == "etcd" else None
+    server = PachdProcess(root / "data", etcd=etcd.address if etcd else "").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        if etcd is not None:
+            etcd.stop()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pachctl.client import Client
 from protos import pfs_pb2, pps_pb2
+from tests.support.wait import wait_until
 
 MAP = pps_pb2.Method(partition=pps_pb2.BLOCK, incremental=pps_pb2.DIFF)
 REDUCE = pps_pb2.Method(partition=pps_pb2.FILE, incremental=pps_pb2.NONE)
@@ -24,3 +26,9 @@ def pipeline(
         parallelism_spec=pps_pb2.ParallelismSpec(constant=parallelism),
         inputs=[pps_pb2.PipelineInput(repo=pfs_pb2.Repo(name=repo), method=method) for repo, method in inputs],
     )
+
+
+def only_job(client: Client, pipeline_name: str, timeout: float = 90) -> pps_pb2.JobInfo:
+    """The pipeline's one job, once it has ended."""
+    wait_until(lambda: len(client.list_job(pipeline_name)) == 1, what=f"a job of {pipeline_name}")
+    return client.inspect_job(client.list_job(pipeline_name)[0].job.id, block_state=True, timeout=timeout)
