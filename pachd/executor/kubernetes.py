@@ -8,6 +8,13 @@ watch on the pods it labelled, turned into PodEvents per job. Pods and Jobs
 outlive pachd: after a restart the watch's first list replays each job's
 history, so nothing is killed or re-run by recover().
 
+Indexed Jobs came with Kubernetes 1.21 (on by default from 1.22) and
+backoffLimitPerIndex with 1.28 (on by default from 1.29); an older API server
+silently drops both fields. On such a server (told by its version, or by a
+created Job that comes back without them) each pod of a job is a Job of its
+own instead: completions 1, backoffLimit = max_restarts, its index in the
+pod's PACH_POD_INDEX and the pachyderm.io/index annotation.
+
 The official client is synchronous: calls run in threads, and the watch runs
 in a thread of its own that hands events to the event loop.
 """
@@ -32,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 JOB_LABEL = "pachyderm.io/job"  # on the Jobs and pods of each job: its ID
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"  # set by Kubernetes on indexed pods
+OWN_INDEX = "pachyderm.io/index"  # our own, on the Jobs and pods of a server without Indexed Jobs
+PER_INDEX_SINCE = (1, 29)  # the first version with Indexed Jobs and backoffLimitPerIndex on by default
 MAX_RESTARTS_ANNOTATION = "pachyderm.io/max-restarts"
 # Waiting reasons that never resolve by themselves: the job fails with them.
 FATAL_WAITING = {"ErrImageNeverPull", "InvalidImageName"}
@@ -65,6 +74,8 @@ class KubernetesExecutor:
         self._base_env = dict(base_env)
         self._pull_policy = image_pull_policy
         self._privileged = privileged
+        self._version = client.VersionApi(api)
+        self._indexed: bool | None = None  # whether the server has Indexed Jobs; None until asked
         self._jobs: dict[str, _JobEvents] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: threading.Thread | None = None
@@ -84,21 +95,67 @@ class KubernetesExecutor:
         self._start_watch()
         if not spec.indices:
             return
+        if self._indexed is None:
+            self._indexed = await self._has_indexed_jobs()
         jobs = await self._call(self._batch.list_namespaced_job, self._namespace,
                                 label_selector=f"{JOB_LABEL}={spec.job_id}")
+        if not self._indexed:
+            await self._start_per_index(spec, jobs.items)
+            return
         if any(not _finished(job) for job in jobs.items):
             return  # its Job runs; Kubernetes replaces its failed pods
         # A job's first Job is named after it; later ones (its Job was deleted
         # or ended while pachd still waits for pods) count up.
         name = _job_name(spec.job_id, len(jobs.items))
-        await self._call(self._batch.create_namespaced_job, self._namespace, self.job_object(spec, name))
+        created = await self._call(self._batch.create_namespaced_job, self._namespace, self.job_object(spec, name))
+        if created.spec.completion_mode != "Indexed" or created.spec.backoff_limit_per_index is None:
+            # The server dropped the fields: its pods have no index. Take it back, and go per index.
+            logger.warning("the Kubernetes API server has no Indexed Jobs with backoffLimitPerIndex: "
+                           "running one Job per pod")
+            await self._call(self._batch.delete_namespaced_job, name, self._namespace,
+                             propagation_policy="Background")
+            self._indexed = False
+            await self._start_per_index(spec, [])
+            return
         logger.info("job %s: created Kubernetes Job %s with %d pods", spec.job_id, name, spec.pod_count)
 
-    def job_object(self, spec: JobSpec, name: str) -> dict[str, Any]:
-        """The batch/v1 Job that runs the pods of `spec`."""
+    async def _has_indexed_jobs(self) -> bool:
+        """Whether the server's version has Indexed Jobs and backoffLimitPerIndex on by default
+        (assumed when it does not say; the created Job then tells)."""
+        try:
+            info = await self._call(self._version.get_code)
+        except (ApiException, ValueError):  # refused, or an answer the client cannot read
+            return True
+        major, minor = re.match(r"\d*", str(info.major)), re.match(r"\d*", str(info.minor))
+        if major is None or minor is None or not major.group() or not minor.group():
+            return True
+        version = (int(major.group()), int(minor.group()))
+        if version < PER_INDEX_SINCE:
+            logger.info("Kubernetes %s.%s has no Indexed Jobs with backoffLimitPerIndex: one Job per pod",
+                        *version)
+        return version >= PER_INDEX_SINCE
+
+    async def _start_per_index(self, spec: JobSpec, jobs: list[Any]) -> None:
+        """One Job per pod: for each index without a running Job, the next one."""
+        for index in spec.indices:
+            mine = [job for job in jobs if (job.metadata.labels or {}).get(OWN_INDEX) == str(index)]
+            if any(not _finished(job) for job in mine):
+                continue
+            name = _job_name(f"{spec.job_id}-{index}", len(mine))
+            await self._call(self._batch.create_namespaced_job, self._namespace,
+                             self.job_object(spec, name, index=index))
+            logger.info("job %s: created Kubernetes Job %s for pod %d", spec.job_id, name, index)
+
+    def job_object(self, spec: JobSpec, name: str, *, index: int | None = None) -> dict[str, Any]:
+        """The batch/v1 Job that runs the pods of `spec`: all of them, Indexed; or,
+        given an `index`, that one pod's (for a server without Indexed Jobs)."""
         labels = {k: v for k, v in spec.labels.items() if _LABEL_VALUE.match(v) and len(v) <= 63}
         labels[JOB_LABEL] = spec.job_id
-        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in {**self._base_env, **spec.env, **self._service_env}.items()]
+        values = {**self._base_env, **spec.env, **self._service_env}
+        annotations = {"pachyderm.io/pipeline": spec.pipeline, MAX_RESTARTS_ANNOTATION: str(spec.max_restarts)}
+        if index is not None:
+            labels[OWN_INDEX] = annotations[OWN_INDEX] = values["PACH_POD_INDEX"] = str(index)
+        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in values.items()]
         env.append({"name": "PACH_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
         container: dict[str, Any] = {
             "name": "user",
@@ -114,21 +171,22 @@ class KubernetesExecutor:
             volumes = [{"name": f"secret-{k}", "secret": {"secretName": s.name}} for k, s in enumerate(spec.secrets)]
         if self._privileged:
             container["securityContext"] = {"privileged": True}
-        annotations = {"pachyderm.io/pipeline": spec.pipeline, MAX_RESTARTS_ANNOTATION: str(spec.max_restarts)}
         pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
         if volumes:
             pod_spec["volumes"] = volumes
+        job_spec: dict[str, Any] = {
+            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+        }
+        if index is None:
+            job_spec.update(parallelism=spec.pod_count, completions=spec.pod_count, completionMode="Indexed",
+                            backoffLimitPerIndex=spec.max_restarts)
+        else:
+            job_spec.update(parallelism=1, completions=1, backoffLimit=spec.max_restarts)
         return {
             "apiVersion": "batch/v1",
             "kind": "Job",
             "metadata": {"name": name, "namespace": self._namespace, "labels": labels, "annotations": annotations},
-            "spec": {
-                "parallelism": spec.pod_count,
-                "completions": spec.pod_count,
-                "completionMode": "Indexed",
-                "backoffLimitPerIndex": spec.max_restarts,
-                "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
-            },
+            "spec": job_spec,
         }
 
     def events(self, job_id: str) -> AsyncIterator[PodEvent]:
@@ -247,7 +305,8 @@ def _job_name(job_id: str, earlier: int) -> str:
 
 
 def _index(pod: Any) -> int:
-    value = (pod.metadata.annotations or {}).get(INDEX_ANNOTATION, "")
+    annotations = pod.metadata.annotations or {}
+    value = annotations.get(INDEX_ANNOTATION) or annotations.get(OWN_INDEX) or ""
     return int(value) if value.isdigit() else -1
 
 

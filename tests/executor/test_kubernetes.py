@@ -102,8 +102,9 @@ def test_a_killed_pod_is_replaced(kube_pachd: PachdProcess, cluster: FakeKuberne
         assert client.get_file_bytes("copy", info.output_commit.id, "f") == b"fruit\n"
         logs = b"".join(client.get_logs(job_id))
         assert logs.index(b"0 | first") < logs.index(b"0 | second")  # both attempts, in order
-    pods = cluster.list("pods", selector=f"{JOB_LABEL}={job_id}")
-    assert sorted(p["status"]["phase"] for p in pods) == ["Failed", "Succeeded"]
+    # The job succeeds when its shim says so; its process may still be exiting.
+    cluster.wait_for(lambda: sorted(p["status"]["phase"] for p in cluster.list("pods", selector=f"{JOB_LABEL}={job_id}"))
+                     == ["Failed", "Succeeded"])
     assert len(cluster.created_jobs) == 1  # Kubernetes replaced the pod; pachd made no second Job
 
 
@@ -251,3 +252,72 @@ def test_job_objects_validate_with_secrets_and_fuse() -> None:
     assert template["metadata"]["annotations"]["pachyderm.io/pipeline"] == "_odd_name"
     assert template["spec"]["containers"][0]["securityContext"] == {"privileged": True}
     assert job["spec"]["backoffLimitPerIndex"] == 3
+
+
+# A server without Indexed Jobs (Kubernetes before 1.21, or backoffLimitPerIndex before 1.29)
+
+@pytest.mark.parametrize("how", ["version 1.20", "fields dropped"])
+def test_a_server_without_indexed_jobs_gets_one_job_per_pod(tmp_path: Path, how: str) -> None:
+    """Told by the server's version, or (a server that says 1.30 but has the
+    feature off) by the created Job coming back without completionMode."""
+    if how == "version 1.20":
+        cluster = FakeKubernetes(tmp_path / "cluster", version=(1, 20)).start()
+    else:
+        cluster = FakeKubernetes(tmp_path / "cluster", indexed_jobs=False).start()
+    server = start_pachd(tmp_path, cluster)
+    try:
+        with Client(server.address) as client:
+            client.create_repo("data")
+            script = 'echo "pod $PACH_POD_INDEX"; cp -r /pfs/data/. /pfs/out/'
+            client.create_pipeline(pipeline("spread", script, [("data", MAP)], parallelism=3))
+            with client.commit("data") as commit:
+                client.put_files("data", commit.id, [(f"f{k}", b"line\n" * 50) for k in range(9)])
+            info = only_job(client, "spread")
+            assert info.state == pps_pb2.JOB_SUCCESS
+            assert {f.file.path for f in client.list_file("spread", info.output_commit.id, "")} == {
+                f"/f{k}" for k in range(9)}
+            logs = b"".join(client.get_logs(info.job.id))
+            assert all(f"{k} | pod {k}".encode() in logs for k in range(3))
+    finally:
+        server.stop()
+        cluster.stop()
+    per_pod = [job for job in cluster.created_jobs if "completionMode" not in job["spec"]]
+    assert len(per_pod) == 3 and len(cluster.created_jobs) == (3 if how == "version 1.20" else 4)
+    assert sorted(job["metadata"]["labels"]["pachyderm.io/index"] for job in per_pod) == ["0", "1", "2"]
+    for job in per_pod:
+        kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
+        assert job["spec"]["completions"] == job["spec"]["parallelism"] == 1 and job["spec"]["backoffLimit"] == 3
+    if how == "fields dropped":  # the first, Indexed Job was taken back: none of it is left
+        assert cluster.created_jobs[0]["spec"]["completionMode"] == "Indexed"
+        assert len(cluster.list("jobs")) == 3
+
+
+def test_without_indexed_jobs_a_pod_failing_past_its_restarts_fails_the_job(tmp_path: Path) -> None:
+    cluster = FakeKubernetes(tmp_path / "cluster", version=(1, 20)).start()
+    server = start_pachd(tmp_path, cluster)
+    try:
+        with Client(server.address) as client:
+            client.create_repo("data")
+            client.create_pipeline(pipeline("stuck", "sleep 60", [("data", MAP)]))
+            with client.commit("data") as commit:
+                client.put_file("data", commit.id, "f", b"x\n")
+            wait_until(lambda: len(client.list_job("stuck")) == 1, what="the job")
+            job_id = client.list_job("stuck")[0].job.id
+            killed: set[str] = set()
+
+            def kill_next() -> bool:
+                for pod in running_pods(cluster, job_id):
+                    if pod["metadata"]["name"] not in killed:
+                        killed.add(pod["metadata"]["name"])
+                        cluster.kill_pod(pod["metadata"]["name"])
+                return len(killed) == 4  # the first pod and the 3 its Job's backoffLimit allows
+
+            cluster.wait_for(kill_next)
+            info = only_job(client, "stuck")
+            logs = b"".join(client.get_logs(job_id))
+    finally:
+        server.stop()
+        cluster.stop()
+    assert info.state == pps_pb2.JOB_FAILURE
+    assert b"pachd | job failed: pod 0: exit code 137 (Error)" in logs
+    assert len(cluster.created_jobs) == 1  # Kubernetes replaced the pods within the one Job

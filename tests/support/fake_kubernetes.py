@@ -10,6 +10,13 @@ container command as a local process with the pod's environment, in private
 namespaces where /pfs is the pod's own directory and secret volumes are bound
 at their mount paths. Every Job created is validated against the real
 Kubernetes OpenAPI schema first (422, like the API server, when invalid).
+
+`version` is the server's (GET /version): one older than 1.21 has no Indexed
+Jobs and one older than 1.29 no backoffLimitPerIndex, and, like such a real
+server, it drops those fields from a Job silently and runs the Job plain:
+pods without an index, failures counted against backoffLimit for the Job.
+`indexed_jobs=False` makes a server of any version do so (as one whose
+feature gates are off would).
 """
 
 from __future__ import annotations
@@ -50,8 +57,11 @@ class FakeKubernetes:
     """Start it, point a kubeconfig at it (write_kubeconfig), stop it."""
 
     def __init__(self, root: Path, *, nodes: list[Object] | None = None,
-                 images: set[str] | None = None) -> None:
+                 images: set[str] | None = None, version: tuple[int, int] = (1, 30),
+                 indexed_jobs: bool = True) -> None:
         self.root = root
+        self.version = version
+        self.indexed_jobs = indexed_jobs
         self.port = free_port()
         self.nodes = nodes if nodes is not None else [node("node-1")]
         self.images = set(images or ())  # present on the node; others are pulled unless policy is Never
@@ -157,6 +167,10 @@ class FakeKubernetes:
             if (resource, namespace, meta["name"]) in self._objects:
                 raise ApiError(409, "AlreadyExists", f'{resource} "{meta["name"]}" already exists')
             if resource == "jobs":
+                if self.version < (1, 21) or not self.indexed_jobs:
+                    obj["spec"].pop("completionMode", None)
+                if self.version < (1, 29) or not self.indexed_jobs:
+                    obj["spec"].pop("backoffLimitPerIndex", None)
                 obj["status"] = {"active": 0, "succeeded": 0, "failed": 0}
                 obj["spec"].setdefault("backoffLimit", 2147483647 if "backoffLimitPerIndex" in obj["spec"] else 6)
             self._record(resource, "ADDED", obj)
@@ -223,23 +237,27 @@ class FakeKubernetes:
 
     def _run_job(self, job: Object) -> None:
         spec = job["spec"]
+        indexed = spec.get("completionMode") == "Indexed"
         for index in range(min(spec.get("parallelism", 1), spec["completions"])):
-            self._create_pod(job, index)
+            self._create_pod(job, index if indexed else None)
         job["status"]["active"] = spec["completions"]
         self._record("jobs", "MODIFIED", job)
 
-    def _create_pod(self, job: Object, index: int) -> None:
+    def _create_pod(self, job: Object, index: int | None) -> None:
         template = copy.deepcopy(job["spec"]["template"])
         meta = template.setdefault("metadata", {})
-        name = f"{job['metadata']['name']}-{index}-{''.join(random.choices(string.ascii_lowercase + string.digits, k=5))}"
+        suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+        name = f"{job['metadata']['name']}-{suffix}" if index is None else f"{job['metadata']['name']}-{index}-{suffix}"
         meta.update(name=name, namespace=job["metadata"]["namespace"], uid=_uid(), creationTimestamp=_now())
         meta.setdefault("labels", {}).update({"job-name": job["metadata"]["name"],
-                                              "batch.kubernetes.io/job-name": job["metadata"]["name"],
-                                              INDEX: str(index)})
-        meta.setdefault("annotations", {})[INDEX] = str(index)
+                                              "batch.kubernetes.io/job-name": job["metadata"]["name"]})
+        meta.setdefault("annotations", {})
+        if index is not None:
+            meta["labels"][INDEX] = meta["annotations"][INDEX] = str(index)
         meta["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
                                     "uid": job["metadata"]["uid"], "controller": True}]
-        template["spec"]["hostname"] = f"{job['metadata']['name']}-{index}"
+        if index is not None:
+            template["spec"]["hostname"] = f"{job['metadata']['name']}-{index}"
         template["spec"]["nodeName"] = self.nodes[0]["metadata"]["name"]
         pod = {"apiVersion": "v1", "kind": "Pod", **template, "status": {"phase": "Pending"}}
         self._record("pods", "ADDED", pod)
@@ -252,6 +270,8 @@ class FakeKubernetes:
         if job is None:
             return
         spec, status = job["spec"], job["status"]
+        if INDEX not in pod["metadata"]["annotations"]:
+            return self._plain_pod_ended(job, pod)
         index = int(pod["metadata"]["annotations"][INDEX])
         if pod["status"]["phase"] == "Succeeded":
             status["succeeded"] += 1
@@ -270,6 +290,23 @@ class FakeKubernetes:
         status["active"] = spec["completions"] - len(done)
         if len(done) == spec["completions"]:
             kind = "Failed" if status.get("failedIndexes") else "Complete"
+            status["conditions"] = [{"type": kind, "status": "True", "lastTransitionTime": _now()}]
+        self._record("jobs", "MODIFIED", job)
+
+    def _plain_pod_ended(self, job: Object, pod: Object) -> None:
+        """The same for a Job that is not Indexed: any pod may complete it; failures count for the Job."""
+        spec, status = job["spec"], job["status"]
+        if pod["status"]["phase"] == "Succeeded":
+            status["succeeded"] += 1
+        else:
+            status["failed"] += 1
+            if status["failed"] <= spec["backoffLimit"]:
+                self._record("jobs", "MODIFIED", job)
+                self._create_pod(job, None)
+                return
+        status["active"] = 0 if status["failed"] > spec["backoffLimit"] else spec["completions"] - status["succeeded"]
+        if status["failed"] > spec["backoffLimit"] or status["succeeded"] >= spec["completions"]:
+            kind = "Complete" if status["succeeded"] >= spec["completions"] else "Failed"
             status["conditions"] = [{"type": kind, "status": "True", "lastTransitionTime": _now()}]
         self._record("jobs", "MODIFIED", job)
 
@@ -370,6 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     api: FakeKubernetes
     ROUTES = [
+        (re.compile(r"^/version/?$"), "version", False),
         (re.compile(r"^/api/v1/nodes$"), "nodes", False),
         (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<resource>pods|secrets)(/(?P<name>[^/]+))?$"), "", False),
         (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/log$"), "pods", True),
@@ -412,6 +450,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _resource(self, method: str, resource: str, namespace: str, name: str | None,
                   query: dict[str, str], body: Object) -> None:
         api = self.api
+        if resource == "version":
+            major, minor = api.version
+            info = {"major": str(major), "minor": str(minor), "gitVersion": f"v{major}.{minor}.0",
+                    "gitCommit": "0" * 40, "gitTreeState": "clean", "buildDate": "2021-01-01T00:00:00Z",
+                    "goVersion": "go1.15", "compiler": "gc", "platform": "linux/amd64"}
+            return self._send(200, json.dumps(info).encode())
         if resource == "nodes":
             items = copy.deepcopy(api.nodes)
             return self._send(200, json.dumps({"kind": "NodeList", "apiVersion": "v1", "metadata": {},
