@@ -14,7 +14,7 @@ from typing import Any
 from pachctl.cli.common import add
 from pachctl.client import Client, InvalidArgumentError
 from pachctl.deploy import DEFAULTS, PULL_POLICIES, TARGETS, DeployOptions, kubectl, manifest
-from pachctl.deploy.options import DEFAULT_NODE_PORT, flag
+from pachctl.deploy.options import DEFAULT_NODE_PORT, DEFAULT_REGISTRY_NODE_PORT, flag
 
 # v1.2's form: `pachctl deploy google <bucket> <volume-name> <volume-size-in-GB>`.
 _GOOGLE_POSITIONALS = ("bucket", "disk_name", "disk_size")
@@ -45,6 +45,14 @@ def _integer(text: str, what: str) -> int:
         raise InvalidArgumentError(f"{what} must be a whole number, not {text!r}") from None
 
 
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
 def port_forward(args: argparse.Namespace, client: Client) -> None:
     kubectl.port_forward(port=args.port, namespace=args.namespace)
 
@@ -66,6 +74,12 @@ def _add_deploy_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"for pachd, etcd and job pods (default {DEFAULTS.image_pull_policy})")
     parser.add_argument("--node-port", type=int,
                         help=f"each node's port for pachd, 0 for any (default {DEFAULT_NODE_PORT})")
+    parser.add_argument("-r", "--registry", type=_boolean, nargs="?", const=True, metavar="true|false",
+                        help="deploy a Docker registry alongside pachd, for --push-images (default true; "
+                             "--registry=false leaves it out)")
+    parser.add_argument("--registry-image", help=f"default {DEFAULTS.registry_image}")
+    parser.add_argument("--registry-node-port", type=int,
+                        help=f"each node's port for the registry, 0 for any (default {DEFAULT_REGISTRY_NODE_PORT})")
     parser.add_argument("-p", "--host-path",
                         help=f"local: the node directory for pachd's and etcd's data (default {DEFAULTS.host_path})")
     parser.add_argument("--bucket", help="google: the GCS bucket for blocks (required)")

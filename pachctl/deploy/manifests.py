@@ -17,13 +17,18 @@ The objects:
 - Deployment `pachd` (`--replicas` pods, gRPC on port 650, the Kubernetes
   executor) and Service `pachd`: port 650, NodePort 30650 on every node. Job
   pods reach pachd through its service variables (PACHD_PORT_650_TCP_ADDR).
+- Deployment + Service `registry` (unless `--registry=false`): a Docker
+  registry (port 5000, NodePort 30500), as in v1.2, which `pachctl
+  create-pipeline --push-images` pushes to (localhost:30500 on a node) and
+  job pods pull from. Its images are kept in an emptyDir: a new registry pod
+  starts empty, and pipelines are pushed again.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pachctl.deploy.options import ETCD_PORT, PACHD_PORT, DeployOptions, check
+from pachctl.deploy.options import ETCD_PORT, PACHD_PORT, REGISTRY_PORT, DeployOptions, check
 
 Object = dict[str, Any]
 
@@ -44,6 +49,8 @@ def objects(options: DeployOptions) -> list[Object]:
     if options.target == "google":
         made += [etcd_volume(options), etcd_claim(options)]
     made += [etcd_service(options), etcd_deployment(options), pachd_service(options), pachd_deployment(options)]
+    if options.registry:
+        made += [registry_service(options), registry_deployment(options)]
     return made
 
 
@@ -208,3 +215,26 @@ def pachd_deployment(options: DeployOptions) -> Object:
         volume["hostPath"] = _host_path(options, "pachd")
     pod = {"serviceAccountName": SERVICE_ACCOUNT, "containers": [container], "volumes": [volume]}
     return _deployment("pachd", options, replicas=options.replicas, pod=pod)
+
+
+def registry_service(options: DeployOptions) -> Object:
+    return _service("registry", "registry", REGISTRY_PORT, options, node_port=options.registry_node_port)
+
+
+def registry_deployment(options: DeployOptions) -> Object:
+    """One registry pod, its images in an emptyDir (as v1.2's)."""
+    storage = "/var/lib/registry"
+    limits = {"cpu": "100m", "memory": "100Mi"}
+    container: Object = {
+        "name": "registry",
+        "image": options.registry_image,
+        "imagePullPolicy": options.image_pull_policy,
+        "env": [{"name": "REGISTRY_HTTP_ADDR", "value": f":{REGISTRY_PORT}"},
+                {"name": "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "value": storage}],
+        "ports": [{"name": "registry", "containerPort": REGISTRY_PORT, "protocol": "TCP"}],
+        "resources": {"requests": dict(limits), "limits": dict(limits)},
+        "readinessProbe": {"httpGet": {"path": "/v2/", "port": REGISTRY_PORT}, "periodSeconds": 5},
+        "volumeMounts": [{"name": "image-storage", "mountPath": storage}],
+    }
+    pod = {"containers": [container], "volumes": [{"name": "image-storage", "emptyDir": {}}]}
+    return _deployment("registry", options, replicas=1, pod=pod, strategy="Recreate")

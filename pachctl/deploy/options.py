@@ -23,7 +23,10 @@ VERSION_TAG = ".".join(str(part) for part in VERSION) + (f"-{VERSION_ADDITIONAL}
 DEFAULT_PACHD_IMAGE = f"pachyderm/pachd:{VERSION_TAG}"
 DEFAULT_JOB_SHIM_IMAGE = f"pachyderm/job-shim:{VERSION_TAG}"
 DEFAULT_ETCD_IMAGE = "quay.io/coreos/etcd:v3.5.17"
+DEFAULT_REGISTRY_IMAGE = "registry:2"
 PACHD_PORT = 650
+REGISTRY_PORT = 5000
+DEFAULT_REGISTRY_NODE_PORT = 30500  # where `pachctl create-pipeline --push-images` pushes: localhost:30500
 DEFAULT_NODE_PORT = 30650
 ETCD_PORT = 2379
 
@@ -51,6 +54,9 @@ class DeployOptions:
     etcd_image: str = DEFAULT_ETCD_IMAGE
     image_pull_policy: str = "IfNotPresent"  # pachd's and etcd's containers, and job pods
     node_port: int = DEFAULT_NODE_PORT  # where each node exposes pachd's port 650; 0: Kubernetes picks
+    registry: bool = True  # a Docker registry beside pachd, for --push-images
+    registry_image: str = DEFAULT_REGISTRY_IMAGE
+    registry_node_port: int = DEFAULT_REGISTRY_NODE_PORT  # where each node exposes the registry; 0: Kubernetes picks
 
 
 DEFAULTS = DeployOptions()
@@ -87,12 +93,16 @@ def _value_problems(options: DeployOptions) -> list[str]:
          "at most 63)"),
         (options.replicas >= 1, "--replicas must be at least 1"),
         (all(image.strip() and " " not in image
-             for image in (options.pachd_image, options.job_shim_image, options.etcd_image)),
+             for image in (options.pachd_image, options.job_shim_image, options.etcd_image, options.registry_image)),
          "image names must be non-empty and contain no spaces"),
         (options.image_pull_policy in PULL_POLICIES,
          f"--image-pull-policy must be one of {', '.join(PULL_POLICIES)}"),
         (options.node_port == 0 or 30000 <= options.node_port <= 32767,
          "--node-port must be 0 (any) or in Kubernetes' node port range 30000-32767"),
+        (options.registry_node_port == 0 or 30000 <= options.registry_node_port <= 32767,
+         "--registry-node-port must be 0 (any) or in Kubernetes' node port range 30000-32767"),
+        (not options.registry or options.node_port == 0 or options.node_port != options.registry_node_port,
+         "--node-port and --registry-node-port must differ"),
         (options.host_path.startswith("/"), "--host-path must be an absolute path"),
         (not options.bucket or _BUCKET.fullmatch(options.bucket) is not None,
          f"--bucket {options.bucket!r} is not a valid GCS bucket name"),
@@ -108,6 +118,7 @@ def command_line(options: DeployOptions) -> str:
     words = ["pachctl", "deploy", options.target]
     for field in dataclasses.fields(DeployOptions):
         value = getattr(options, field.name)
-        if field.name != "target" and value != getattr(DEFAULTS, field.name):
-            words += [flag(field.name), str(value)]
+        if field.name == "target" or value == getattr(DEFAULTS, field.name):
+            continue
+        words += [f"{flag(field.name)}={str(value).lower()}"] if isinstance(value, bool) else [flag(field.name), str(value)]
     return shlex.join(words)

@@ -41,6 +41,9 @@ FLAG_SETS: dict[str, tuple[str, ...]] = {
                       "--namespace", "pachyderm", "-s", "2", "--node-port", "0", "--image-pull-policy", "Never",
                       "--etcd-image", "quay.io/coreos/etcd:v3.6.0"),
     "google-v1.2": ("google", "my-pachyderm-bucket", "pach-disk", "10", "--dry-run"),
+    "no-registry": ("local", "--registry=false"),
+    "registry-custom": ("local", "-r", "--registry-image", "registry.example.com/registry:2.8",
+                        "--registry-node-port", "31500", "--node-port", "0"),
 }
 
 
@@ -91,6 +94,7 @@ def test_local_objects() -> None:
         ("ServiceAccount", "pachyderm"), ("Role", "pachyderm"), ("RoleBinding", "pachyderm"),
         ("ClusterRole", "pachyderm-default"), ("ClusterRoleBinding", "pachyderm-default"),
         ("Service", "etcd"), ("Deployment", "etcd"), ("Service", "pachd"), ("Deployment", "pachd"),
+        ("Service", "registry"), ("Deployment", "registry"),
     ]
     pods = {name: dep["spec"]["template"]["spec"] for name, dep in by_kind(made, "Deployment").items()}
     assert pods["pachd"]["volumes"][0]["hostPath"]["path"] == "/var/pachyderm/pachd"
@@ -102,6 +106,26 @@ def test_local_objects() -> None:
     assert by_kind(made, "Service")["etcd"]["spec"]["ports"][0]["port"] == 2379
     for obj in made:
         assert obj["metadata"]["labels"]["suite"] == "pachyderm"
+
+
+def test_the_registry() -> None:
+    """v1.2's in-cluster registry, where --push-images pushes (localhost:30500 on a node)."""
+    made = deployed("local")
+    service = by_kind(made, "Service")["registry"]["spec"]
+    assert service["type"] == "NodePort" and service["selector"] == {"app": "registry", "suite": "pachyderm"}
+    assert service["ports"] == [{"name": "registry", "port": 5000, "targetPort": 5000, "protocol": "TCP",
+                                 "nodePort": 30500}]
+    pod = by_kind(made, "Deployment")["registry"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "registry:2" and container["ports"][0]["containerPort"] == 5000
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env == {"REGISTRY_HTTP_ADDR": ":5000", "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/var/lib/registry"}
+    assert pod["volumes"] == [{"name": "image-storage", "emptyDir": {}}]
+    assert not by_kind(deployed("local", "--registry=false"), "Service").get("registry")
+    custom = deployed(*FLAG_SETS["registry-custom"])
+    assert by_kind(custom, "Service")["registry"]["spec"]["ports"][0]["nodePort"] == 31500
+    assert by_kind(custom, "Deployment")["registry"]["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "registry.example.com/registry:2.8"
 
 
 def test_google_objects() -> None:
@@ -258,6 +282,8 @@ MISTAKES: dict[str, tuple[str, ...]] = {
     "bad-bucket": ("google", "--bucket", "B"),
     "bad-disk-name": ("google", "--bucket", "blocks", "--disk-name", "Disk"),
     "node-port-out-of-range": ("--node-port", "650"),
+    "registry-node-port-out-of-range": ("--registry-node-port", "5000"),
+    "node-ports-collide": ("--node-port", "30500"),
     "bucket-twice": ("google", "blocks", "--bucket", "blocks"),
     "positional-size-not-number": ("google", "blocks", "disk", "ten"),
     "positionals-for-local": ("local", "blocks"),
@@ -272,7 +298,8 @@ def test_mistakes_fail_with_one_line(flags: tuple[str, ...]) -> None:
     assert len(result.err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("flags", [("amazon",), ("--image-pull-policy", "Sometimes"), ("--disk-size", "x")])
+@pytest.mark.parametrize("flags", [("amazon",), ("--image-pull-policy", "Sometimes"), ("--disk-size", "x"),
+                                   ("--registry=maybe",)])
 def test_unparseable_flags_are_usage_errors(flags: tuple[str, ...]) -> None:
     result = deploy(*flags)
     assert (result.code, result.out) == (2, "")
