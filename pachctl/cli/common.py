@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Callable
 
 from pachctl.client import Client
-from protos import pfs_pb2
+from pachctl.push import DEFAULT_REGISTRY, push_image
+from protos import pfs_pb2, pps_pb2
 
 Command = Callable[[argparse.Namespace, Client], int | None]
 
@@ -46,3 +47,19 @@ def commits(texts: list[str]) -> list[tuple[str, str]]:
         repo, _, commit_id = text.partition("/")
         out.append((repo, commit_id))
     return out
+
+
+def pushed(args: argparse.Namespace, transform: pps_pb2.Transform) -> None:
+    """With --push-images, the transform's image is pushed and named by its pushed name."""
+    if args.push_images:
+        transform.image = push_image(transform.image, args.registry, args.username)
+
+
+def add_push_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-p", "--push-images", action="store_true",
+                        help="push the manifest's local Docker image into the cluster registry, and use it")
+    parser.add_argument("-r", "--registry", default=DEFAULT_REGISTRY,
+                        help=f"the registry to push images to (default {DEFAULT_REGISTRY}, the cluster's)")
+    parser.add_argument("-u", "--username", default="",
+                        help="the username to push images as (default your OS username)")
+

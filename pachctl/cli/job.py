@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from pachctl.cli import render
-from pachctl.cli.common import add, commits
+from pachctl.cli.common import add, add_push_flags, commits, pushed
 from pachctl.cli.manifests import read_source
 from pachctl.client import Client
 from pachctl.manifest import read_job_request
@@ -17,7 +17,9 @@ STATES = {pps_pb2.JOB_PULLING: "pulling", pps_pb2.JOB_RUNNING: "running", pps_pb
 
 
 def create_job(args: argparse.Namespace, client: Client) -> None:
-    print(client.create_job(read_job_request(read_source(args.file))).id)
+    request = read_job_request(read_source(args.file))
+    pushed(args, request.transform)
+    print(client.create_job(request).id)
 
 
 def inspect_job(args: argparse.Namespace, client: Client) -> None:
@@ -80,6 +82,7 @@ def get_logs(args: argparse.Namespace, client: Client) -> None:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create = add(sub, "create-job", create_job, "Create a new job from a spec (a file, a URL, or - for stdin).")
     create.add_argument("-f", "--file", default="-", help="the job spec: a local file, a URL, or - for stdin")
+    add_push_flags(create)
     inspect = add(sub, "inspect-job", inspect_job, "Return info about a job.")
     inspect.add_argument("job", metavar="job-id")
     inspect.add_argument("-b", "--block", action="store_true", help="block until the job has either succeeded or failed")

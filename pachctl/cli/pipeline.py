@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pachctl.cli import render
-from pachctl.cli.common import add
+from pachctl.cli.common import add, add_push_flags, pushed
 from pachctl.cli.job import transform_text
 from pachctl.cli.manifests import read_source
 from pachctl.client import Client
@@ -18,6 +18,7 @@ STATES = {pps_pb2.PIPELINE_IDLE: "idle", pps_pb2.PIPELINE_RUNNING: "running", pp
 
 def create_pipeline(args: argparse.Namespace, client: Client) -> None:
     for request in read_pipeline_requests(read_source(args.file)):
+        pushed(args, request.transform)
         client.create_pipeline(request)
 
 
@@ -25,6 +26,7 @@ def update_pipeline(args: argparse.Namespace, client: Client) -> None:
     for request in read_pipeline_requests(read_source(args.file)):
         request.update = True
         request.no_archive = not args.archive
+        pushed(args, request.transform)
         client.create_pipeline(request)
 
 
@@ -78,8 +80,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create = add(sub, "create-pipeline", create_pipeline,
                  "Create new pipelines from a manifest (a file, a URL, or - for stdin).")
     create.add_argument("-f", "--file", default="-", help="the manifest: a local file, a URL, or - for stdin")
+    add_push_flags(create)
     update = add(sub, "update-pipeline", update_pipeline, "Update pipelines from a manifest, re-running them.")
     update.add_argument("-f", "--file", default="-", help="the manifest: a local file, a URL, or - for stdin")
+    add_push_flags(update)
     update.add_argument("--archive", default=True, type=lambda v: v.lower() not in ("false", "0", "no"),
                         help="archive the outputs made so far (default true; --archive=false keeps them)")
     for name, command, text in (("inspect-pipeline", inspect_pipeline, "Return info about a pipeline."),
