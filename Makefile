@@ -34,8 +34,10 @@ $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
 	cd $(NODE_CLIENT) && npm ci --silent --no-audit --no-fund
 	@touch $@
 
+# With a Docker engine (etc/with-dockerd.sh starts the project's own when none
+# answers, and stops it after): the Docker executor and image tests need one.
 test: install $(NODE_CLIENT)/node_modules/.installed
-	$(VENV)/bin/pytest -q
+	bash etc/with-dockerd.sh $(VENV)/bin/pytest -q
 
 stress: install
 	$(VENV)/bin/pytest -q -m stress
@@ -59,12 +61,14 @@ manifests: install
 	$(VENV)/bin/pachctl deploy google $(GOOGLE_DEPLOY_FLAGS) > manifests/google.yaml.tmp \
 		&& mv manifests/google.yaml.tmp manifests/google.yaml
 
-# The pachd and job-shim images `pachctl deploy` names by default (needs a
-# Docker engine; push them, or load them into your cluster's nodes).
+# The pachd and job-shim images `pachctl deploy` names by default, tagged
+# $(IMAGE_TAG) and latest, built FROM $(IMAGE_BASE) by etc/build-images.sh
+# (needs a Docker engine with BuildKit; push them, or load them into your
+# cluster's nodes).
 IMAGE_TAG ?= 1.2.3-py
+IMAGE_BASE ?= python:3.11-slim
 images:
-	docker build -f etc/Dockerfile.pachd -t pachyderm/pachd:$(IMAGE_TAG) .
-	docker build -f etc/Dockerfile.job-shim -t pachyderm/job-shim:$(IMAGE_TAG) .
+	IMAGE_TAG=$(IMAGE_TAG) IMAGE_BASE=$(IMAGE_BASE) bash etc/build-images.sh
 
 clean:
 	rm -rf $(VENV)
