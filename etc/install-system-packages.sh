@@ -41,7 +41,7 @@ echo "installing system packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # Another apt run (a second worktree's install) may hold the dpkg lock: apt
 # waits for it up to this many seconds instead of failing at once.
-apt_install=($sudo apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends)
+apt_install=($sudo apt-get -o DPkg::Lock::Timeout=600 install -y -q)
 if ! "${apt_install[@]}" "${missing[@]}" >/dev/null; then
     $sudo apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
     "${apt_install[@]}" "${missing[@]}" >/dev/null
