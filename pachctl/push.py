@@ -29,14 +29,15 @@ def pushed_name(image: str, registry: str, username: str, tag: str) -> str:
     return f"{registry or DEFAULT_REGISTRY}/{username or getpass.getuser()}/{repository.split('/')[-1]}:{tag}"
 
 
-def push_image(image: str, registry: str = "", username: str = "", *, progress: TextIO | None = None) -> str:
+def push_image(image: str, registry: str = "", username: str = "", *, progress: TextIO | None = None,
+               quiet: bool = False) -> str:
     """Tags and pushes `image`; returns the pushed name. Progress goes to
-    `progress` (default: stderr, when it is a terminal)."""
+    `progress` (default: stderr, when it is a terminal, unless `quiet`)."""
     if not image:
         raise InvalidArgumentError("--push-images needs the manifest's transform to name an image")
     target = pushed_name(image, registry, username, uuid.uuid4().hex)
     repository, tag = target.rsplit(":", 1)
-    if progress is None and sys.stderr.isatty():
+    if progress is None and not quiet and sys.stderr.isatty():
         progress = sys.stderr
     try:
         client = docker.from_env()

@@ -52,7 +52,7 @@ def commits(texts: list[str]) -> list[tuple[str, str]]:
 def pushed(args: argparse.Namespace, transform: pps_pb2.Transform) -> None:
     """With --push-images, the transform's image is pushed and named by its pushed name."""
     if args.push_images:
-        transform.image = push_image(transform.image, args.registry, args.username)
+        transform.image = push_image(transform.image, args.registry, args.username, quiet=args.quiet)
 
 
 def add_push_flags(parser: argparse.ArgumentParser) -> None:
