@@ -1,57 +1,67 @@
-"""The Docker executor, through the real `docker` client, against a fake engine
-that speaks the Engine HTTP API and runs containers as local processes
-(tests/support/fake_docker.py); and once against a real engine, when one runs here."""
+"""The Docker executor on the real Docker engine (tests/support/docker_engine.py:
+`make test` starts one when none answers), its pods in the pachyderm/job-shim
+image built from this repository.
+
+pachd listens on 0.0.0.0 here (see docker_engine.docker_pachd for why).
+
+The fake engine (tests/support/fake_docker.py) is kept for what the real one
+cannot be made to show here: a registry that answers and refuses a pull
+("pull access denied"; the only registry on this machine is the loopback one
+of the --push-images test, without authentication to refuse with), and
+privileged containers (--pod-pfs fuse), which this machine's engine refuses
+to start ("unable to apply caps: operation not permitted").
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import docker
 import pytest
+from docker.models.containers import Container
 
 from pachctl.client import Client
 from pachd.errors import Unavailable
 from pachd.executor.base import JobSpec, PodEvent, PodPhase
 from pachd.executor.docker import ATTEMPT_LABEL, INDEX_LABEL, JOB_LABEL, PIPELINE_LABEL, DockerExecutor
 from protos import pps_pb2
-from tests.pps.test_tutorial import EXAMPLE, sums
+from tests.pps.test_tutorial import sums
 from tests.support.cli import pachctl
+from tests.support.examples import fruit_stand_first_commit
+from tests.support.docker_engine import BUSYBOX, build, docker_pachd, require_engine
 from tests.support.fake_docker import FakeDocker
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, only_job, pipeline
 from tests.support.ports import free_port
 from tests.support.wait import wait_until
 
-SHIM_IMAGE = "pachyderm/job-shim:latest"
-
-
-def start_pachd(tmp_path: Path, engine: FakeDocker, *flags: str, own_address: bool = True) -> PachdProcess:
-    """pachd on the fake engine; pods dial its loopback address unless `own_address` is off
-    (then they use host.docker.internal, which the engine maps to the host)."""
-    server = PachdProcess(tmp_path / "data")
-    server.extra_args = ["--executor", "docker", "--docker-host", engine.url, *flags]
-    if own_address:
-        server.extra_args += ["--pod-pachd-address", server.address]
-    return server.start()
+# The first run on a machine builds the images (minutes); later runs reuse the engine's cache.
+pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[FakeDocker]:
-    fake = FakeDocker(tmp_path / "engine").start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def docker_pachd(tmp_path: Path, engine: FakeDocker) -> Iterator[PachdProcess]:
-    engine.images.add(SHIM_IMAGE)
-    server = start_pachd(tmp_path, engine)
+def shim_pachd(tmp_path: Path, engine: docker.DockerClient) -> Iterator[PachdProcess]:
+    server = docker_pachd(tmp_path)
     yield server
-    server.stop()
+    try:
+        with Client(server.address) as client:
+            client.delete_all()  # removes the containers of every job
+    finally:
+        server.stop()
+
+
+def containers(engine: docker.DockerClient, job_id: str, **labels: str) -> list[Container]:
+    wanted = [f"{JOB_LABEL}={job_id}", *(f"{key}={value}" for key, value in labels.items())]
+    found: list[Container] = engine.containers.list(all=True, filters={"label": wanted})
+    return sorted(found, key=lambda c: c.name)
+
+
+def exit_codes(engine: docker.DockerClient, job_id: str) -> dict[str, int]:
+    return {c.name: int(c.attrs["State"]["ExitCode"]) for c in containers(engine, job_id)}
 
 
 def job_on_one_file(client: Client, request: pps_pb2.CreatePipelineRequest) -> tuple[pps_pb2.JobInfo, bytes]:
@@ -64,99 +74,96 @@ def job_on_one_file(client: Client, request: pps_pb2.CreatePipelineRequest) -> t
     return info, b"".join(client.get_logs(info.job.id))
 
 
-def running(engine: FakeDocker, job_id: str) -> list[dict]:  # type: ignore[type-arg]
-    return [c for c in engine.containers(f"{JOB_LABEL}={job_id}") if c["State"]["Running"]]
+def logging_container(engine: docker.DockerClient, job_id: str, marker: bytes) -> Container:
+    """The job's container once its logs show `marker`."""
+    def seen() -> Container | None:
+        return next((c for c in containers(engine, job_id) if marker in c.logs()), None)
+    wait_until(lambda: seen() is not None, what=f"a container logging {marker!r}", timeout=120)
+    found = seen()
+    assert found is not None
+    return found
 
 
-def env_of(container: dict) -> dict[str, str]:  # type: ignore[type-arg]
-    return dict(item.split("=", 1) for item in container["Config"]["Env"])
+def the_job(client: Client, name: str) -> str:
+    wait_until(lambda: len(client.list_job(name)) == 1, what=f"the job of {name}")
+    return str(client.list_job(name)[0].job.id)
 
 
-def test_fruit_stand_runs_in_containers(tmp_path: Path, engine: FakeDocker) -> None:
-    server = start_pachd(tmp_path, engine, own_address=False)
-    try:
-        address = server.address
-        assert pachctl(address, "create-repo", "data").code == 0
-        assert pachctl(address, "put-file", "data", "master", "sales", "-c", "-f", str(EXAMPLE / "set1.txt")).code == 0
-        created = pachctl(address, "create-pipeline", "-f", str(EXAMPLE / "pipeline.json"))
-        assert created.code == 0, created.err
-        flushed = pachctl(address, "flush-commit", "data/master/0")
-        assert flushed.code == 0, flushed.err
-        sum_commit = next(line.split()[1] for line in flushed.out.splitlines() if line.split()[1].startswith("sum/"))
-        with Client(address) as client:
-            assert sums(client, sum_commit.split("/", 1)[1]) == {"apple": 133, "orange": 205, "banana": 165}
-            jobs = {info.pipeline.name: info.job.id for info in client.list_job()}
-        logs = pachctl(address, "get-logs", jobs["sum"])
-        assert logs.code == 0, logs.err
-    finally:
-        server.stop()
+def test_fruit_stand_runs_in_job_shim_containers(shim_pachd: PachdProcess, engine: docker.DockerClient) -> None:
+    address = shim_pachd.address
+    sum_commit = fruit_stand_first_commit(address)
+    with Client(address) as client:
+        assert sums(client, sum_commit) == {"apple": 133, "orange": 205, "banana": 165}
+        jobs = {info.pipeline.name: info.job.id for info in client.list_job()}
+    logs = pachctl(address, "get-logs", jobs["sum"])
+    assert logs.code == 0, logs.err
 
-    assert engine.pulls == [SHIM_IMAGE]  # IfNotPresent: pulled for the first job, present for the second
-    assert [c["name"] for c in engine.created] == [f"pach-{jobs['filter']}-0-0", f"pach-{jobs['sum']}-0-0"]
-    body = engine.created[0]["body"]
-    assert body["Image"] == "pachyderm/job-shim" and body["Cmd"] == ["job-shim", jobs["filter"]]
-    assert body["Labels"][JOB_LABEL] == jobs["filter"] and body["Labels"][PIPELINE_LABEL] == "filter"
-    assert body["Labels"][INDEX_LABEL] == "0" and body["Labels"][ATTEMPT_LABEL] == "0"
-    assert body["Labels"]["pipeline"] == "filter"  # the job's own labels too
-    env = dict(item.split("=", 1) for item in body["Env"])
+    (container,) = containers(engine, jobs["filter"])
+    assert container.name == f"pach-{jobs['filter']}-0-0"
+    config, host = container.attrs["Config"], container.attrs["HostConfig"]
+    assert config["Image"] == "pachyderm/job-shim" and config["Cmd"] == ["job-shim", jobs["filter"]]
+    assert container.labels[PIPELINE_LABEL] == "filter" and container.labels["pipeline"] == "filter"
+    assert container.labels[INDEX_LABEL] == "0" and container.labels[ATTEMPT_LABEL] == "0"
+    env = dict(item.split("=", 1) for item in config["Env"])
     assert env["PACHD_PORT_650_TCP_ADDR"] == "host.docker.internal"
-    assert env["PACHD_PORT_650_TCP_PORT"] == str(server.port)
-    assert env["PACH_POD_INDEX"] == "0" and env["PACH_POD_NAME"] == f"pach-{jobs['filter']}-0-0"
-    assert env["PACH_PFS_MODE"] == "copy" and env["PACH_DATA_COMMIT_ID"]
-    assert body["HostConfig"]["ExtraHosts"] == ["host.docker.internal:host-gateway"]
-    assert not body["HostConfig"].get("Privileged")
-    assert [c["State"]["ExitCode"] for c in engine.containers(JOB_LABEL)] == [0, 0]
+    assert env["PACHD_PORT_650_TCP_PORT"] == str(shim_pachd.port)
+    assert env["PACH_POD_INDEX"] == "0" and env["PACH_POD_NAME"] == container.name
+    assert host["ExtraHosts"] == ["host.docker.internal:host-gateway"] and not host["Privileged"]
+    assert set(exit_codes(engine, jobs["sum"]).values()) == {0}
 
 
-def test_a_killed_container_is_replaced(docker_pachd: PachdProcess, engine: FakeDocker, tmp_path: Path) -> None:
-    marker = tmp_path / "first-attempt"
-    script = f"""
-        if [ ! -e {marker} ]; then touch {marker}; echo first; sleep 60; fi
+def test_a_killed_container_is_replaced(shim_pachd: PachdProcess, engine: docker.DockerClient) -> None:
+    script = """
+        case "$PACH_POD_NAME" in *-0-0) echo first; sleep 300;; esac
         echo second
         cp /pfs/data/f /pfs/out/f
     """
-    with Client(docker_pachd.address) as client:
+    with Client(shim_pachd.address) as client:
         client.create_repo("data")
         client.create_pipeline(pipeline("copy", script, [("data", MAP)]))
         with client.commit("data") as commit:
             client.put_file("data", commit.id, "f", b"fruit\n")
-        wait_until(lambda: len(client.list_job("copy")) == 1, what="the job")
-        job_id = client.list_job("copy")[0].job.id
-        first = engine.wait_for(lambda: running(engine, job_id) if marker.exists() else None)
-        engine.kill_process(first[0]["Name"])  # as the OOM killer would
-        info = only_job(client, "copy")
+        job_id = the_job(client, "copy")
+        logging_container(engine, job_id, b"first").kill()  # SIGKILL, as the OOM killer would
+        info = only_job(client, "copy", timeout=120)
         assert info.state == pps_pb2.JOB_SUCCESS
         assert client.get_file_bytes("copy", info.output_commit.id, "f") == b"fruit\n"
         assert len(client.list_file("copy", info.output_commit.id, "")) == 1
         logs = b"".join(client.get_logs(job_id))
         assert logs.index(b"0 | first") < logs.index(b"0 | second")  # both attempts, in order
-    containers = {c["Name"]: c["State"]["ExitCode"] for c in engine.containers(f"{JOB_LABEL}={job_id}")}
-    assert containers == {f"/pach-{job_id}-0-0": 137, f"/pach-{job_id}-0-1": 0}
+    assert exit_codes(engine, job_id) == {f"pach-{job_id}-0-0": 137, f"pach-{job_id}-0-1": 0}
 
 
-def test_a_container_crashing_past_its_restarts_fails_the_job(docker_pachd: PachdProcess,
-                                                              engine: FakeDocker) -> None:
-    engine.images.add("example/broken:1")
-    engine.crashing["example/broken:1"] = 3
+@pytest.fixture(scope="module")
+def crashing_image(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An image whose job-shim exits 3 at once."""
+    context = tmp_path_factory.mktemp("crashing")
+    (context / "Dockerfile").write_text(
+        f"FROM {BUSYBOX}\nRUN printf '#!/bin/sh\\necho crashes\\nexit 3\\n' > /bin/job-shim && chmod +x /bin/job-shim\n")
+    build("pach-test/crashing:1", context)
+    return "pach-test/crashing:1"
+
+
+def test_a_container_crashing_past_its_restarts_fails_the_job(shim_pachd: PachdProcess, crashing_image: str,
+                                                              engine: docker.DockerClient) -> None:
     request = pipeline("broken", "true", [("data", MAP)])
-    request.transform.image = "example/broken:1"
-    with Client(docker_pachd.address) as client:
+    request.transform.image = crashing_image
+    with Client(shim_pachd.address) as client:
         info, logs = job_on_one_file(client, request)
     assert info.state == pps_pb2.JOB_FAILURE
-    assert logs.count(b"0 | fake engine: example/broken:1 crashes") == 4  # the first and 3 replacements
+    assert logs.count(b"0 | crashes") == 4  # the first and 3 replacements
     assert logs.endswith(b"pachd | job failed: pod 0: exit code 3\n")
-    assert sorted(c["Name"] for c in engine.containers(f"{JOB_LABEL}={info.job.id}")) == [
-        f"/pach-{info.job.id}-0-{attempt}" for attempt in range(4)]
+    assert exit_codes(engine, info.job.id) == {f"pach-{info.job.id}-0-{attempt}": 3 for attempt in range(4)}
 
 
-def test_get_logs_reads_the_engine(docker_pachd: PachdProcess, engine: FakeDocker) -> None:
+def test_get_logs_reads_the_engine(shim_pachd: PachdProcess) -> None:
     script = 'echo "out of $PACH_POD_NAME"; echo "err of $PACH_POD_NAME" >&2'
-    with Client(docker_pachd.address) as client:
+    with Client(shim_pachd.address) as client:
         client.create_repo("data")
         client.create_pipeline(pipeline("talk", script, [("data", MAP)], parallelism=2))
         with client.commit("data") as commit:
             client.put_files("data", commit.id, [(f"f{k}", b"x\n") for k in range(20)])
-        info = only_job(client, "talk")
+        info = only_job(client, "talk", timeout=120)
         assert info.state == pps_pb2.JOB_SUCCESS
         lines = b"".join(client.get_logs(info.job.id)).splitlines()
     job = info.job.id
@@ -167,89 +174,83 @@ def test_get_logs_reads_the_engine(docker_pachd: PachdProcess, engine: FakeDocke
     assert prefixes == sorted(prefixes) and set(prefixes) == {b"0", b"1"}  # index 0's lines, then index 1's
 
 
-def test_deleting_a_pipeline_removes_its_containers(docker_pachd: PachdProcess, engine: FakeDocker) -> None:
-    with Client(docker_pachd.address) as client:
+def test_deleting_a_pipeline_removes_its_containers(shim_pachd: PachdProcess, engine: docker.DockerClient) -> None:
+    with Client(shim_pachd.address) as client:
         client.create_repo("data")
-        client.create_pipeline(pipeline("one", "sleep 60", [("data", MAP)]))
+        client.create_pipeline(pipeline("one", "sleep 300", [("data", MAP)]))
         client.create_pipeline(pipeline("two", "cp /pfs/data/f /pfs/out/f", [("data", MAP)]))
         with client.commit("data") as commit:
             client.put_file("data", commit.id, "f", b"x\n")
-        assert only_job(client, "two").state == pps_pb2.JOB_SUCCESS
-        engine.wait_for(lambda: [c for c in engine.containers("pipeline=one") if c["State"]["Running"]])
+        assert only_job(client, "two", timeout=120).state == pps_pb2.JOB_SUCCESS
+        one, two = the_job(client, "one"), the_job(client, "two")
+        wait_until(lambda: [c for c in containers(engine, one) if c.status == "running"], what="one's container",
+                   timeout=120)
         client.delete_pipeline("one")
-        engine.wait_for(lambda: engine.containers("pipeline=one") == [])
-        assert engine.containers("pipeline=two")  # its ended job's container stays, for get-logs
+        wait_until(lambda: containers(engine, one) == [], what="one's containers to go", timeout=120)
+        assert containers(engine, two)  # its ended job's container stays, for get-logs
         client.delete_all()
-    assert engine.containers() == []
+        assert containers(engine, two) == []
 
 
-def test_pull_policy_never_with_a_missing_image_fails_the_job(tmp_path: Path, engine: FakeDocker) -> None:
-    server = start_pachd(tmp_path, engine, "--image-pull-policy", "Never")
+def test_pull_policy_never_with_a_missing_image_fails_the_job(tmp_path: Path, engine: docker.DockerClient) -> None:
+    server = docker_pachd(tmp_path, "--image-pull-policy", "Never")
     try:
         request = pipeline("nowhere", "true", [("data", MAP)])
-        request.transform.image = "example/not-here:1"
+        request.transform.image = "pach-test/not-here:1"
         with Client(server.address) as client:
             info, logs = job_on_one_file(client, request)
+            client.delete_all()
     finally:
         server.stop()
     assert info.state == pps_pb2.JOB_FAILURE
-    assert logs == b'pachd | job failed: pod 0: image "example/not-here:1" is not present and the pull policy is Never\n'
-    assert engine.pulls == [] and engine.created == []
+    assert logs == b'pachd | job failed: pod 0: image "pach-test/not-here:1" is not present and the pull policy is Never\n'
+    assert containers(engine, info.job.id) == []
 
 
-def test_if_not_present_pulls_and_a_failed_pull_fails_the_job(docker_pachd: PachdProcess,
-                                                              engine: FakeDocker) -> None:
-    engine.unpullable.add("example/private:1")
-    with Client(docker_pachd.address) as client:
-        client.create_repo("data")
-        for name, image in (("pulled", "example/code:2"), ("denied", "example/private:1")):
-            request = pipeline(name, "cp /pfs/data/f /pfs/out/f", [("data", MAP)])
-            request.transform.image = image
-            client.create_pipeline(request)
-        with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"x\n")
-        assert only_job(client, "pulled").state == pps_pb2.JOB_SUCCESS
-        denied = only_job(client, "denied")
-        logs = b"".join(client.get_logs(denied.job.id))
-    assert engine.pulls == ["example/code:2"]
-    assert denied.state == pps_pb2.JOB_FAILURE
-    assert logs.startswith(b'pachd | job failed: pod 0: cannot pull image "example/private:1": pull access denied')
+def test_an_image_that_cannot_be_pulled_fails_the_job(shim_pachd: PachdProcess, engine: docker.DockerClient) -> None:
+    image = f"127.0.0.1:{free_port()}/nobody/absent:1"  # a registry address where none listens
+    request = pipeline("unpullable", "true", [("data", MAP)])
+    request.transform.image = image
+    with Client(shim_pachd.address) as client:
+        info, logs = job_on_one_file(client, request)
+    assert info.state == pps_pb2.JOB_FAILURE
+    assert logs.startswith(f'pachd | job failed: pod 0: cannot pull image "{image}": '.encode())
+    assert containers(engine, info.job.id) == []
 
 
-def test_secrets_need_kubernetes(docker_pachd: PachdProcess, engine: FakeDocker) -> None:
+def test_secrets_need_kubernetes(shim_pachd: PachdProcess, engine: docker.DockerClient) -> None:
     request = pipeline("secretive", "true", [("data", MAP)])
     request.transform.secrets.add(name="creds", mount_path="/etc/creds")
-    with Client(docker_pachd.address) as client:
+    with Client(shim_pachd.address) as client:
         info, logs = job_on_one_file(client, request)
     assert info.state == pps_pb2.JOB_FAILURE
     assert logs == b"pachd | job failed: pod 0: secrets need the kubernetes executor\n"
-    assert engine.created == []
+    assert containers(engine, info.job.id) == []
 
 
-def test_containers_outlive_a_pachd_crash(tmp_path: Path, engine: FakeDocker) -> None:
+def test_containers_outlive_a_pachd_crash(tmp_path: Path, engine: docker.DockerClient) -> None:
     """kill -9 of pachd mid-job: the container runs on, the restarted pachd adopts it."""
-    engine.images.add(SHIM_IMAGE)
-    marker = tmp_path / "started"
-    server = start_pachd(tmp_path, engine)
+    server = docker_pachd(tmp_path)
     try:
         with Client(server.address) as client:
             client.create_repo("data")
-            script = f"touch {marker}; while [ ! -e {marker}.go ]; do sleep 0.1; done; cp /pfs/data/f /pfs/out/f"
+            script = "echo started; while [ ! -e /tmp/go ]; do sleep 0.1; done; cp /pfs/data/f /pfs/out/f"
             client.create_pipeline(pipeline("slow", script, [("data", MAP)]))
             with client.commit("data") as commit:
                 client.put_file("data", commit.id, "f", b"kept\n")
-            wait_until(marker.exists, what="the container to start")
+            job_id = the_job(client, "slow")
+            container = logging_container(engine, job_id, b"started")
         server.kill()
         server.start()
-        (tmp_path / "started.go").touch()
+        assert container.exec_run(["touch", "/tmp/go"]).exit_code == 0
         with Client(server.address) as client:
-            info = only_job(client, "slow")
+            info = only_job(client, "slow", timeout=120)
             assert info.state == pps_pb2.JOB_SUCCESS
             assert client.get_file_bytes("slow", info.output_commit.id, "f") == b"kept\n"
+            assert exit_codes(engine, job_id) == {f"pach-{job_id}-0-0": 0}  # adopted, not replaced
+            client.delete_all()
     finally:
         server.stop()
-    assert [c["name"] for c in engine.created] == [f"pach-{info.job.id}-0-0"]  # adopted, not replaced
-    assert [c["State"]["ExitCode"] for c in engine.containers()] == [0]
 
 
 # The executor alone
@@ -262,7 +263,7 @@ def spec_of(job_id: str, image: str, *command: str, pods: int = 1) -> JobSpec:
 async def outcome(executor: DockerExecutor, job_id: str, pods: int) -> list[PodEvent]:
     """The job's events until every pod succeeded or gave up."""
     seen: list[PodEvent] = []
-    async with asyncio.timeout(60):
+    async with asyncio.timeout(120):
         async for event in executor.events(job_id):
             seen.append(event)
             if sum(e.phase in (PodPhase.SUCCEEDED, PodPhase.GAVE_UP) for e in seen) == pods:
@@ -270,31 +271,32 @@ async def outcome(executor: DockerExecutor, job_id: str, pods: int) -> list[PodE
     return seen
 
 
-async def test_the_executor_alone_on_the_fake_engine(engine: FakeDocker) -> None:
-    engine.images.add("example/tool:1")
-    executor = DockerExecutor(docker_host=engine.url, pachd_address="pachd.example:650", base_env={"A": "1"},
-                              image_pull_policy="Always", privileged=True)
+async def test_the_executor_alone(engine: docker.DockerClient) -> None:
+    executor = DockerExecutor(docker_host=require_engine(), pachd_address="pachd.example:650", base_env={"A": "1"},
+                              image_pull_policy="IfNotPresent")
     await executor.recover()
-    spec = spec_of("f" * 32, "example/tool:1", "sh", "-c", 'echo "$GREETING from $PACH_POD_INDEX"; exit 1', pods=2)
-    await executor.start(spec)
-    await executor.start(spec)  # idempotent
-    events = await outcome(executor, spec.job_id, 2)
-    for index in (0, 1):  # the first container and one replacement (max_restarts=1), in order
-        assert [(e.name[-4:], e.phase) for e in events if e.index == index] == [
-            (f"-{index}-0", PodPhase.STARTED), (f"-{index}-0", PodPhase.CRASHED),
-            (f"-{index}-1", PodPhase.STARTED), (f"-{index}-1", PodPhase.GAVE_UP)]
-    assert {e.reason for e in events if e.phase is PodPhase.GAVE_UP} == {"exit code 1"}
-    lines = [(line.index, line.attempt, line.line) async for line in executor.logs(spec.job_id)]
-    assert lines == [(0, 0, b"hello from 0"), (0, 1, b"hello from 0"), (1, 0, b"hello from 1"), (1, 1, b"hello from 1")]
-    assert engine.pulls == ["example/tool:1"]  # Always: pulled although present
-    body = engine.created[0]["body"]
-    assert body["HostConfig"]["Privileged"] is True and "ExtraHosts" not in body["HostConfig"]
-    assert "PACHD_PORT_650_TCP_ADDR=pachd.example" in body["Env"] and "A=1" in body["Env"]
-    assert await executor.node_count() == 1
-    await executor.delete(spec.job_id)
-    await executor.delete(spec.job_id)  # nothing left: no error
-    assert engine.containers() == []
-    await executor.close()
+    spec = spec_of(os.urandom(16).hex(), BUSYBOX, "sh", "-c", 'echo "$GREETING from $PACH_POD_INDEX"; exit 1', pods=2)
+    try:
+        await executor.start(spec)
+        await executor.start(spec)  # idempotent
+        events = await outcome(executor, spec.job_id, 2)
+        for index in (0, 1):  # the first container and one replacement (max_restarts=1), in order
+            assert [(e.name[-4:], e.phase) for e in events if e.index == index] == [
+                (f"-{index}-0", PodPhase.STARTED), (f"-{index}-0", PodPhase.CRASHED),
+                (f"-{index}-1", PodPhase.STARTED), (f"-{index}-1", PodPhase.GAVE_UP)]
+        assert {e.reason for e in events if e.phase is PodPhase.GAVE_UP} == {"exit code 1"}
+        lines = [(line.index, line.attempt, line.line) async for line in executor.logs(spec.job_id)]
+        assert lines == [(0, 0, b"hello from 0"), (0, 1, b"hello from 0"),
+                         (1, 0, b"hello from 1"), (1, 1, b"hello from 1")]
+        first: Any = containers(engine, spec.job_id)[0].attrs
+        assert first["HostConfig"]["Privileged"] is False and not first["HostConfig"]["ExtraHosts"]
+        assert "PACHD_PORT_650_TCP_ADDR=pachd.example" in first["Config"]["Env"] and "A=1" in first["Config"]["Env"]
+        assert await executor.node_count() == 1
+    finally:
+        await executor.delete(spec.job_id)
+        await executor.delete(spec.job_id)  # nothing left: no error
+        await executor.close()
+    assert containers(engine, spec.job_id) == []
 
 
 async def test_an_unreachable_engine_is_unavailable() -> None:
@@ -308,34 +310,38 @@ async def test_an_unreachable_engine_is_unavailable() -> None:
     await executor.close()
 
 
-def _real_engine() -> str:
-    """Why no real engine can be used here, or "" when `docker version` answers."""
-    if shutil.which("docker") is None:
-        return "the docker CLI is not installed"
-    try:
-        probe = subprocess.run(["docker", "version"], capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "`docker version` timed out"
-    if probe.returncode != 0:
-        return (probe.stderr.strip().splitlines() or ["`docker version` failed"])[-1]
-    return ""
+# On the fake engine (see the module's docstring)
 
-
-async def test_a_real_engine() -> None:
-    problem = _real_engine()
-    if problem:
-        pytest.skip(f"no Docker engine: {problem}")
-    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    executor = DockerExecutor(docker_host=host, pachd_address="pachd:650", base_env={},
-                              image_pull_policy="IfNotPresent")
-    spec = spec_of(os.urandom(16).hex(), "busybox:1.36", "sh", "-c", 'echo "$GREETING from $PACH_POD_NAME"')
+async def test_fuse_pods_run_privileged(tmp_path: Path) -> None:
+    fake = FakeDocker(tmp_path / "engine", images={BUSYBOX}).start()
+    executor = DockerExecutor(docker_host=fake.url, pachd_address="pachd:650", base_env={},
+                              image_pull_policy="IfNotPresent", privileged=True)
+    spec = spec_of("d" * 32, BUSYBOX, "true")
     try:
         await executor.recover()
         await executor.start(spec)
-        events = await outcome(executor, spec.job_id, 1)
-        assert [e.phase for e in events] == [PodPhase.STARTED, PodPhase.SUCCEEDED]
-        lines = [line.line async for line in executor.logs(spec.job_id)]
-        assert lines == [f"hello from pach-{spec.job_id}-0-0".encode()]
-    finally:
+        assert [e.phase for e in await outcome(executor, spec.job_id, 1)] == [PodPhase.STARTED, PodPhase.SUCCEEDED]
+        assert fake.created[0]["body"]["HostConfig"]["Privileged"] is True
         await executor.delete(spec.job_id)
+    finally:
         await executor.close()
+        fake.stop()
+
+
+def test_a_refused_pull_fails_the_job(tmp_path: Path) -> None:
+    fake = FakeDocker(tmp_path / "engine").start()
+    fake.unpullable.add("example/private:1")
+    server = PachdProcess(tmp_path / "data")
+    server.extra_args = ["--executor", "docker", "--docker-host", fake.url, "--pod-pachd-address", server.address]
+    server.start()
+    try:
+        request = pipeline("denied", "true", [("data", MAP)])
+        request.transform.image = "example/private:1"
+        with Client(server.address) as client:
+            info, logs = job_on_one_file(client, request)
+    finally:
+        server.stop()
+        fake.stop()
+    assert info.state == pps_pb2.JOB_FAILURE
+    assert logs.startswith(b'pachd | job failed: pod 0: cannot pull image "example/private:1": pull access denied')
+    assert fake.created == []

@@ -14,8 +14,9 @@ from pachctl.client import Client
 from pachd.executor.base import JobSpec, SecretMount
 from pachd.executor.kubernetes import JOB_LABEL, KubernetesExecutor
 from protos import pps_pb2
-from tests.pps.test_tutorial import EXAMPLE, sums
+from tests.pps.test_tutorial import sums
 from tests.support.cli import pachctl
+from tests.support.examples import fruit_stand_first_commit
 from tests.support.fake_kubernetes import FakeKubernetes, node
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, only_job, pipeline
@@ -48,17 +49,25 @@ def running_pods(cluster: FakeKubernetes, job_id: str) -> list[dict]:  # type: i
     return [p for p in cluster.list("pods", selector=f"{JOB_LABEL}={job_id}") if p["status"]["phase"] == "Running"]
 
 
+def kill_pods(cluster: FakeKubernetes, job_id: str, count: int) -> None:
+    """Kills each running pod of the job as it appears, until `count` were killed."""
+    killed: set[str] = set()
+
+    def kill_next() -> bool:
+        for pod in running_pods(cluster, job_id):
+            if pod["metadata"]["name"] not in killed:
+                killed.add(pod["metadata"]["name"])
+                cluster.kill_pod(pod["metadata"]["name"])
+        return len(killed) == count
+
+    cluster.wait_for(kill_next)
+
+
 def test_fruit_stand_runs_as_kubernetes_jobs(kube_pachd: PachdProcess, cluster: FakeKubernetes) -> None:
     address = kube_pachd.address
-    assert pachctl(address, "create-repo", "data").code == 0
-    assert pachctl(address, "put-file", "data", "master", "sales", "-c", "-f", str(EXAMPLE / "set1.txt")).code == 0
-    created = pachctl(address, "create-pipeline", "-f", str(EXAMPLE / "pipeline.json"))
-    assert created.code == 0, created.err
-    flushed = pachctl(address, "flush-commit", "data/master/0")
-    assert flushed.code == 0, flushed.err
-    sum_commit = next(line.split()[1] for line in flushed.out.splitlines() if line.split()[1].startswith("sum/"))
+    sum_commit = fruit_stand_first_commit(address)
     with Client(address) as client:
-        assert sums(client, sum_commit.split("/", 1)[1]) == {"apple": 133, "orange": 205, "banana": 165}
+        assert sums(client, sum_commit) == {"apple": 133, "orange": 205, "banana": 165}
         jobs = {info.pipeline.name: info.job.id for info in client.list_job()}
 
     assert len(cluster.created_jobs) == 2  # one batch/v1 Job per job, each valid (the fake validates too)
@@ -116,16 +125,7 @@ def test_a_pod_failing_past_its_restarts_fails_the_job(kube_pachd: PachdProcess,
             client.put_file("data", commit.id, "f", b"x\n")
         wait_until(lambda: len(client.list_job("stuck")) == 1, what="the job")
         job_id = client.list_job("stuck")[0].job.id
-        killed: set[str] = set()
-
-        def kill_next() -> bool:
-            for pod in running_pods(cluster, job_id):
-                if pod["metadata"]["name"] not in killed:
-                    killed.add(pod["metadata"]["name"])
-                    cluster.kill_pod(pod["metadata"]["name"])
-            return len(killed) == 4  # the first pod and its 3 replacements
-
-        cluster.wait_for(kill_next)
+        kill_pods(cluster, job_id, 4)  # the first pod and its 3 replacements
         info = only_job(client, "stuck")
         logs = b"".join(client.get_logs(job_id))
     assert info.state == pps_pb2.JOB_FAILURE
@@ -303,16 +303,7 @@ def test_without_indexed_jobs_a_pod_failing_past_its_restarts_fails_the_job(tmp_
                 client.put_file("data", commit.id, "f", b"x\n")
             wait_until(lambda: len(client.list_job("stuck")) == 1, what="the job")
             job_id = client.list_job("stuck")[0].job.id
-            killed: set[str] = set()
-
-            def kill_next() -> bool:
-                for pod in running_pods(cluster, job_id):
-                    if pod["metadata"]["name"] not in killed:
-                        killed.add(pod["metadata"]["name"])
-                        cluster.kill_pod(pod["metadata"]["name"])
-                return len(killed) == 4  # the first pod and the 3 its Job's backoffLimit allows
-
-            cluster.wait_for(kill_next)
+            kill_pods(cluster, job_id, 4)  # the first pod and the 3 its Job's backoffLimit allows
             info = only_job(client, "stuck")
             logs = b"".join(client.get_logs(job_id))
     finally:

@@ -6,12 +6,32 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 from pachctl.client import Client
+from tests.support import docker_engine
 from tests.support.etcd import EtcdServer
 from tests.support.gcs import GcsEmulator
 from tests.support.pachd import PachdProcess
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The Docker images take minutes to build: when tests will need them, the build
+    starts now and runs while the tests before them do."""
+    if any(docker_engine.USES_IMAGES in getattr(item, "fixturenames", ()) for item in session.items):
+        docker_engine.build_in_background()
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[docker.DockerClient]:
+    """The real Docker engine, with the local base images and pachyderm/pachd and
+    pachyderm/job-shim built on it (tests/support/docker_engine.py)."""
+    host = docker_engine.require_engine()
+    docker_engine.project_images()
+    client = docker.DockerClient(base_url=host, version="auto")
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")
