@@ -70,6 +70,8 @@ def _follow(stream: Iterator[dict[str, Any]], progress: TextIO | None) -> None:
         layer, status = message.get("id", ""), message.get("status", "")
         bar = message.get("progress", "")
         line = f"{layer}: {status} {bar}".strip() if layer else status
+        if not line:
+            continue  # the engine's closing summary (aux) has no words of its own
         end = "\r" if bar else "\n"
         progress.write(f"\x1b[2K{line}{end}" if progress.isatty() else f"{line}\n")
         progress.flush()
