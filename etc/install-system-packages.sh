@@ -30,7 +30,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing system packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-if ! $sudo apt-get install -y -q "${missing[@]}" >/dev/null; then
-    $sudo apt-get update -q >/dev/null
-    $sudo apt-get install -y -q "${missing[@]}" >/dev/null
+# Another apt or dpkg run (an unattended upgrade, a second checkout's install)
+# may hold the lock: wait for it rather than fail.
+apt=($sudo apt-get -o DPkg::Lock::Timeout=900 -y -q)
+if ! "${apt[@]}" install "${missing[@]}" >/dev/null; then
+    "${apt[@]}" update >/dev/null
+    "${apt[@]}" install "${missing[@]}" >/dev/null
 fi
