@@ -6,9 +6,14 @@
 #   pkg-config    how pyfuse3 finds them
 #   gcc           the compiler for pyfuse3
 #   nodejs, npm   the Node.js client of the foreign-client test (when no node is on PATH)
+# With --test, also what only the tests need:
+#   chromium      the headless browser of the console's end-to-end tests
 set -euo pipefail
 
 wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc)
+if [ "${1:-}" = "--test" ]; then
+    wanted+=(chromium)
+fi
 missing=()
 for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

@@ -8,6 +8,7 @@ import logging
 import grpc
 
 from pachd.config import PachdConfig
+from pachd.console.server import Console
 from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
 from pachd.interceptors import ErrorInterceptor
@@ -33,6 +34,7 @@ class Pachd:
         self._server: grpc.aio.Server | None = None
         self.pps: Pps | None = None
         self._lock: DataDirLock | None = None
+        self._console: Console | None = None
 
     async def start(self) -> int:
         """Opens storage and starts serving; returns the bound port."""
@@ -66,6 +68,15 @@ class Pachd:
         pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(self.pps), server)
         await server.start()
         self._server = server
+        if config.http_port:
+            token = config.auth_token_file.read_text().strip() if config.auth_token_file else None
+            self._console = Console(pfs=self.pfs, pps=self.pps, token=token)
+            try:
+                http_port = await self._console.start(config.host, config.http_port)
+            except OSError as err:
+                raise SystemExit(f"pachd: cannot serve the console on {config.host}:{config.http_port}: "
+                                 f"{err.strerror}; pick another with --http-port (0: no console)") from None
+            logger.info("console at http://%s:%d/", _browsable(config.host), http_port)
         await self.pps.start()
         logger.info("pachd serving on %s:%d (metadata: %s, blocks: %s)", config.host, port,
                     f"etcd {config.etcd_address}" if config.uses_etcd else f"sqlite in {config.data_dir}",
@@ -79,6 +90,8 @@ class Pachd:
     async def stop(self) -> None:
         """Stops taking calls, lets running ones finish (within a grace), stops
         the pipeline and job tasks, closes storage."""
+        if self._console is not None:
+            await self._console.stop()
         if self._server is not None:
             await self._server.stop(SHUTDOWN_GRACE)
         if self.pps is not None:
@@ -105,6 +118,11 @@ def _listen(server: grpc.aio.Server, config: PachdConfig) -> int:
         raise SystemExit(f"pachd: cannot listen on {address}: the port is in use (another pachd?) or the address "
                          "is not this machine's; pick another with --port or --host")
     return port
+
+
+def _browsable(host: str) -> str:
+    """An address a browser on this machine can open for a listening address."""
+    return "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
 
 
 async def serve(config: PachdConfig, stop: asyncio.Event) -> None:

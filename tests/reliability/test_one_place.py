@@ -20,7 +20,7 @@ START_TIMEOUT = 60.0
 def _second_pachd(*, port: int, data_dir: Path) -> subprocess.CompletedProcess[str]:
     """Runs another pachd to its end (it must end by itself: a refusal)."""
     args = [sys.executable, "-m", "pachd.main", "--port", str(port), "--host", "127.0.0.1",
-            "--data-dir", str(data_dir)]
+            "--data-dir", str(data_dir), "--http-port", "0"]
     return subprocess.run(args, capture_output=True, text=True, timeout=START_TIMEOUT)
 
 
