@@ -140,6 +140,24 @@ def test_the_console_follows_the_fruit_stand(console_pachd: tuple[PachdProcess, 
         _shot(page, "repo")
 
 
+def test_an_image_is_shown_as_an_image(console_pachd: tuple[PachdProcess, str], page: Page) -> None:
+    server, url = console_pachd
+    picture = SHOTS / "dag.png"  # any PNG will do: the first test's screenshot
+    if not picture.exists():
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.goto(url + "/#/")
+        page.screenshot(path=str(picture))
+    with Client(server.address) as client:
+        client.create_repo("pictures")
+        with client.commit("pictures", "master") as commit:
+            client.put_file("pictures", commit.id, "shot.png", picture.read_bytes())
+    page.goto(url + "/#/file/pictures/master/0/shot.png")
+    image = page.locator("img.content")
+    expect(image).to_be_visible()
+    page.wait_for_function("document.querySelector('img.content').naturalWidth > 0")
+    assert page.evaluate("document.querySelector('img.content').naturalWidth") > 100
+
+
 def test_a_failed_job_shows_its_reason(console_pachd: tuple[PachdProcess, str], page: Page) -> None:
     server, url = console_pachd
     with Client(server.address) as client:
