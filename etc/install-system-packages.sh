@@ -5,10 +5,11 @@
 #   libfuse3-dev  headers pyfuse3 compiles against
 #   pkg-config    how pyfuse3 finds them
 #   gcc           the compiler for pyfuse3
+#   bubblewrap    bwrap, which confines local pods like containers
 #   nodejs, npm   the Node.js client of the foreign-client test (when no node is on PATH)
 set -euo pipefail
 
-wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc)
+wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc bubblewrap)
 missing=()
 for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 
 import grpc
 
@@ -31,6 +35,7 @@ class Pachd:
         self.config = config
         self._server: grpc.aio.Server | None = None
         self.pps: Pps | None = None
+        self._socket_dir: Path | None = None
 
     async def start(self) -> int:
         """Opens storage and starts serving; returns the bound port."""
@@ -56,8 +61,10 @@ class Pachd:
             port = server.add_insecure_port(address)
         if port == 0:
             raise SystemExit(f"pachd: cannot listen on {config.host}:{config.port}")
+        warn_if_exposed(config)
+        socket_dir = self._pod_socket(server)
         # PPS needs the bound port: local pods dial back to it.
-        self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port),
+        self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port, socket_dir=socket_dir),
                        default_image=config.job_shim_image, replica=replica_identity(config.data_dir),
                        lease_ttl=config.lease_ttl)
         pps_pb2_grpc.add_APIServicer_to_server(PpsService(self.pps), server)
@@ -69,6 +76,19 @@ class Pachd:
                     f"etcd {config.etcd_address}" if config.uses_etcd else f"sqlite in {config.data_dir}",
                     f"gcs bucket {config.gcs_bucket}" if config.storage == "gcs" else f"{config.data_dir}")
         return port
+
+    def _pod_socket(self, server: grpc.aio.Server) -> Path | None:
+        """A Unix socket for local pods without a network, in a directory of its own
+        (short enough for a socket's path) that the pods' sandbox binds."""
+        if self.config.executor != "local" or self.config.pod_network != "none":
+            return None
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="pachd-pods-"))
+        self._socket_dir.chmod(0o755)
+        socket = self._socket_dir / "pachd.sock"
+        if server.add_insecure_port(f"unix://{socket}") == 0:
+            raise SystemExit(f"pachd: cannot listen on {socket} for pods")
+        socket.chmod(0o666)  # pods run as another user; only they (and this host) see it
+        return self._socket_dir
 
     async def wait(self) -> None:
         assert self._server is not None
@@ -83,7 +103,27 @@ class Pachd:
             await self.pps.close()
         await self.kv.close()
         await self.blocks.close()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
         logger.info("pachd stopped")
+
+
+def warn_if_exposed(config: PachdConfig) -> None:
+    """Says so when pachd answers beyond this machine in plaintext."""
+    if is_loopback(config.host) or config.uses_tls:
+        return
+    logger.warning("pachd serves %s without TLS: anyone who reaches this address can read and change its data%s "
+                   "(give --tls-cert/--tls-key, or --host 127.0.0.1)", config.host,
+                   "" if config.auth_token_file else " and run pipelines")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 async def serve(config: PachdConfig, stop: asyncio.Event) -> None:
