@@ -138,7 +138,7 @@ def sandbox_argv(sandbox: Sandbox, argv: Sequence[str], pfs_dir: Path) -> list[s
     trees = [Path(d) for d in SYSTEM_DIRS] + runtime
     args += _hide_args([Path(p) for p in HIDDEN_IN_ETC], trees)
     args += _hide_args([p.resolve() for p in sandbox.hidden], trees)
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run", "--dir", str(RUN)]
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run", "--dir", str(RUN)]
     if sandbox.fuse:
         args += ["--dev-bind", "/dev/fuse", "/dev/fuse"]
     if sandbox.ca_file is not None:
