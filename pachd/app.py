@@ -16,6 +16,7 @@ from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
 from pachd.interceptors import ErrorInterceptor
 from pachd.pfs import Pfs
+from pachd.pfs.urls import Fetcher, UrlPolicy
 from pachd.pfs.service import BlockService, PfsService
 from pachd.pps import Pps
 from pachd.pps.ownership import replica_identity
@@ -43,7 +44,8 @@ class Pachd:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.kv = await open_kv(config)
         self.blocks = await open_block_store(config)
-        self.pfs = Pfs(kv=self.kv, blocks=self.blocks)
+        self.fetcher = Fetcher(UrlPolicy.from_allow_list(config.url_allow))
+        self.pfs = Pfs(kv=self.kv, blocks=self.blocks, fetcher=self.fetcher)
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -103,6 +105,7 @@ class Pachd:
             await self.pps.close()
         await self.kv.close()
         await self.blocks.close()
+        self.fetcher.close()
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
         logger.info("pachd stopped")
