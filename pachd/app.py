@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 
+from pachd.auth import AuthInterceptor, PodCredentials
 from pachd.config import PachdConfig
 from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
@@ -50,7 +51,9 @@ class Pachd:
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
         ]
-        server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=options)
+        self.credentials = await PodCredentials.load(self.kv)
+        auth = AuthInterceptor(admin_token=config.auth_token, credentials=self.credentials)
+        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor()], options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
         health_pb2_grpc.add_HealthServicer_to_server(HealthService(), server)
@@ -68,9 +71,10 @@ class Pachd:
         # PPS needs the bound port: local pods dial back to it.
         self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port, socket_dir=socket_dir),
                        default_image=config.job_shim_image, replica=replica_identity(config.data_dir),
-                       lease_ttl=config.lease_ttl)
+                       lease_ttl=config.lease_ttl, credential=self.credentials.token)
         pps_pb2_grpc.add_APIServicer_to_server(PpsService(self.pps), server)
-        pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(self.pps), server)
+        pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(
+            self.pps, credentials=self.credentials, allow_anonymous=config.allow_anonymous_pods), server)
         await server.start()
         self._server = server
         await self.pps.start()
