@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PORT = 30650
+DEFAULT_HTTP_PORT = 30080
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class PachdConfig:
     """Everything pachd needs to know to start."""
 
     port: int = DEFAULT_PORT
+    http_port: int = DEFAULT_HTTP_PORT  # the web console; 0 turns it off
     host: str = "127.0.0.1"  # loopback only unless told otherwise (the images and manifests say 0.0.0.0)
     data_dir: Path = Path.home() / ".pachyderm" / "data"
     etcd_address: str = ""  # host:port; empty means the embedded SQLite store
@@ -66,6 +68,7 @@ class PachdConfig:
 # flag name -> (environment variables in order of preference, help)
 _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "port": (("PORT",), f"gRPC port (default {DEFAULT_PORT})"),
+    "http_port": (("PACHD_HTTP_PORT",), f"web console port, on the same address (default {DEFAULT_HTTP_PORT}; 0: no console)"),
     "host": (("PACHD_HOST",), "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)"),
     "data_dir": (("PACH_ROOT", "PACHD_DATA_DIR"), "embedded metadata and local blocks (default ~/.pachyderm/data)"),
     "etcd": (("ETCD_ADDRESS",), "keep metadata in etcd at HOST:PORT instead of the embedded store"),
@@ -125,6 +128,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     defaults = PachdConfig()
     port = pick("port")
+    http_port = pick("http_port")
     data_dir = pick("data_dir")
     storage = (pick("storage") or defaults.storage).lower()
     if storage not in ("local", "gcs"):
@@ -170,6 +174,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         job_shim_image=pick("job_shim_image") or defaults.job_shim_image,
         pod_path=env.get("PATH", defaults.pod_path),
         port=int(port) if port else defaults.port,
+        http_port=int(http_port) if http_port else defaults.http_port,
         host=pick("host") or defaults.host,
         data_dir=Path(data_dir).expanduser() if data_dir else defaults.data_dir,
         etcd_address=pick("etcd") or _env_address(env),
