@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: install
+	@echo "pachd: gRPC on port 30650; the web console at http://127.0.0.1:30080/"
 	$(VENV)/bin/pachd
 
 # The Node.js client of the foreign-client test (tests/foreign/node), from the
@@ -37,6 +38,7 @@ $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
 # With a Docker engine (etc/with-dockerd.sh starts the project's own when none
 # answers, and stops it after): the Docker executor and image tests need one.
 test: install $(NODE_CLIENT)/node_modules/.installed
+	@bash etc/install-system-packages.sh --test
 	bash etc/with-dockerd.sh $(VENV)/bin/pytest -q
 
 stress: install
@@ -49,6 +51,7 @@ protos: install
 	$(PY) etc/gen_protos.py
 
 bench: install
+	$(PIP) install --quiet -e '.[test,bench]'
 	$(PY) -m bench
 
 # What `pachctl deploy` prints with default flags, checked in under manifests/

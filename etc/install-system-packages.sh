@@ -5,16 +5,24 @@
 #   libfuse3-dev  headers pyfuse3 compiles against
 #   pkg-config    how pyfuse3 finds them
 #   gcc           the compiler for pyfuse3
+#   bubblewrap    bwrap, which confines local pods like containers
 #   nodejs, npm   the Node.js client of the foreign-client test (when no node is on PATH)
+# With --test, also what only the tests need:
+#   chromium      the headless browser of the console's end-to-end tests
 #   docker.io     the Docker engine (dockerd, containerd, runc) the Docker executor
-#                 tests and `make images` run against (when no dockerd is on PATH)
+#                 and image tests run against (when no dockerd is on PATH)
 #   busybox-static, debootstrap
 #                 the local base images the tests build (no image registry needed)
 #   docker-registry
 #                 a real image registry on loopback, for the --push-images test
 set -euo pipefail
 
-wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc busybox-static debootstrap docker-registry)
+wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc bubblewrap)
+testing=false
+if [ "${1:-}" = "--test" ]; then
+    testing=true
+    wanted+=(chromium busybox-static debootstrap docker-registry)
+fi
 missing=()
 for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
@@ -24,7 +32,7 @@ done
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     missing+=(nodejs npm)
 fi
-if ! command -v dockerd >/dev/null; then
+if $testing && ! command -v dockerd >/dev/null; then
     missing+=(docker.io)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
@@ -39,10 +47,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing system packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Another apt run (a second worktree's install) may hold the dpkg lock: apt
-# waits for it up to this many seconds instead of failing at once.
-apt_install=($sudo apt-get -o DPkg::Lock::Timeout=600 install -y -q)
-if ! "${apt_install[@]}" "${missing[@]}" >/dev/null; then
-    $sudo apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
-    "${apt_install[@]}" "${missing[@]}" >/dev/null
+# Another apt or dpkg run (an unattended upgrade, a second checkout's install)
+# may hold the lock: wait for it rather than fail.
+apt=($sudo apt-get -o DPkg::Lock::Timeout=900 -y -q)
+if ! "${apt[@]}" install "${missing[@]}" >/dev/null; then
+    "${apt[@]}" update >/dev/null
+    "${apt[@]}" install "${missing[@]}" >/dev/null
 fi

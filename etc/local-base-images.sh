@@ -16,7 +16,7 @@ present() {
 }
 
 if ! command -v busybox >/dev/null || ! command -v debootstrap >/dev/null; then
-    bash "$(dirname "$0")/install-system-packages.sh"
+    bash "$(dirname "$0")/install-system-packages.sh" --test
 fi
 
 work=$(mktemp -d)

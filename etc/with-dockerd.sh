@@ -37,7 +37,7 @@ if [ -z "$engine" ]; then
     exec 8>"$DIR/start.lock"
     flock -x 8  # one run starts it; the others wait and then find it answering
     if ! answers "$OWN"; then
-        command -v dockerd >/dev/null || bash "$(dirname "$0")/install-system-packages.sh"
+        command -v dockerd >/dev/null || bash "$(dirname "$0")/install-system-packages.sh" --test
         mkdir -p "$DIR/data" "$DIR/exec"
         echo "starting dockerd (data root $DIR/data, log $DIR/dockerd.log)" >&2
         setsid dockerd --data-root "$DIR/data" --exec-root "$DIR/exec" --host "$OWN" \

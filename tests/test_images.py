@@ -155,7 +155,7 @@ def test_pachd_image() -> None:
     assert final.all("EXPOSE") == ["650"]
     assert "fuse3" in apt_packages(final)
     env = " ".join(final.all("ENV"))
-    assert "PORT=650" in env.split()
+    assert {"PORT=650", "PACHD_HOST=0.0.0.0"} <= set(env.split())
 
 
 def test_job_shim_image() -> None:
