@@ -56,7 +56,7 @@ def shim_pachd(tmp_path: Path, engine: docker.DockerClient) -> Iterator[PachdPro
 
 def containers(engine: docker.DockerClient, job_id: str, **labels: str) -> list[Container]:
     wanted = [f"{JOB_LABEL}={job_id}", *(f"{key}={value}" for key, value in labels.items())]
-    found: list[Container] = engine.containers.list(all=True, filters={"label": wanted})
+    found: list[Container] = engine.containers.list(all=True, filters={"label": wanted}, ignore_removed=True)
     return sorted(found, key=lambda c: c.name)
 
 
