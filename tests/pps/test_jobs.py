@@ -16,7 +16,7 @@ def test_job_environment_and_pfs_layout(client: Client) -> None:
         with client.commit(repo) as c:
             client.put_file(repo, c.id, "f", repo.encode())
     script = """
-env | grep -E '^(PACH_|GREETING)' | grep -v -e POD -e PFS_MODE | sort > /pfs/out/env
+env | grep -E '^(PACH_|GREETING)' | grep -v -e POD -e PFS_MODE -e JOB_TOKEN | sort > /pfs/out/env
 ls /pfs | sort > /pfs/out/layout
 """
     client.create_pipeline(pipeline("look", script, [("data", MAP), ("extra", GLOBAL)], env={"GREETING": "hello"}))
