@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pachd.pfs.blockdiffs import BlockDiffs
 from pachd.pfs.commits import Commits
+from pachd.pfs.feed import CommitFeeds
 from pachd.pfs.files import Files
 from pachd.pfs.repos import Repos
 from pachd.pfs.squash import Squash
@@ -23,6 +24,7 @@ class Pfs:
         self.nodes = NodeStore(blocks)
         self.repos = Repos(kv=kv)
         self.commits = Commits(kv=kv, nodes=self.nodes, repos=self.repos)
+        self.feeds = CommitFeeds(kv=kv)
         writes = Writes(kv=kv, commits=self.commits)
         self.files = Files(blocks=blocks, commits=self.commits, writes=writes)
         self.squash = Squash(kv=kv, commits=self.commits, writes=writes)
