@@ -14,11 +14,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
-from pachd.errors import InvalidManifest, PachError
+from pachd.errors import InvalidManifest, PachError, PipelineNotFound
 from pachd.executor.base import Executor
 from pachd.pfs import Pfs
 from pachd.pps import keys
-from pachd.pps.controller import PipelineController, job_id
+from pachd.pps.controller import PipelineController, job_id, named_job_id
 from pachd.pps.driver import JobDriver
 from pachd.pps.jobs import Jobs
 from pachd.pps.pipelines import Pipelines
@@ -106,26 +106,34 @@ class Pps:
         resolved = tuple(resolved_inputs)
         identity = uuid.uuid4().hex
         version = 0
+        record = None
         if pipeline:
-            record, _ = await self.pipelines.get(pipeline)
-            version = record.version
-            if transform is None:
-                transform, parallelism = record.transform, record.parallelism
-            if resolved and not force:
-                identity = job_id(record, resolved)
-                if await self._kv.get(keys.job(identity)) is not None:
-                    return (await self.jobs.get(identity))[0]
+            try:
+                record = (await self.pipelines.get(pipeline))[0]
+            except PipelineNotFound:
+                if transform is None:
+                    raise
+                await self._pfs.repos.get(pipeline)  # v1.2 wrote such a job's output into the repo of that name
+            if record is not None:
+                version = record.version
+                if transform is None:
+                    transform, parallelism = record.transform, record.parallelism
         if transform is None or not transform.cmd:
             raise InvalidManifest("a job needs a transform with a cmd, or a pipeline to take it from")
+        if pipeline and resolved and not force:
+            identity = job_id(record, resolved) if record is not None else named_job_id(pipeline, transform, resolved)
+            if await self._kv.get(keys.job(identity)) is not None:
+                return (await self.jobs.get(identity))[0]
         output_repo = pipeline or ((await self.jobs.get(parent))[0].output_repo if parent else f"job_{identity}")
         if not pipeline and not parent:
             await self._pfs.repos.create(output_repo, list(dict.fromkeys(i.repo for i in resolved)))
-        job = JobRecord(identity, pipeline, version, transform, parallelism, resolved, output_repo, time.time(),
-                        parent=parent)
+        now = time.time()
+        job = JobRecord(identity, pipeline, version, transform, parallelism, resolved, output_repo, now,
+                        parent=parent, started=now)
         await self.jobs.create(job)
-        if not pipeline and await self.supervisor.ownership.claim(job_owner(job.id)):
+        # A pipeline's job is driven by the replica that owns the pipeline; any other by whoever claims it.
+        if record is None and await self.supervisor.ownership.claim(job_owner(job.id)):
             self.supervisor.launch(job.id, job_owner(job.id))
-        # A pipeline's job is driven by the replica that owns the pipeline.
         return job
 
     async def logs(self, job: str) -> AsyncIterator[bytes]:

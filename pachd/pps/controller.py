@@ -37,6 +37,7 @@ from pachd.pps.specs import (
     JobRecord,
     PipelineRecord,
     PipelineState,
+    Transform,
     decode_pipeline,
     encode,
 )
@@ -49,6 +50,12 @@ logger = logging.getLogger(__name__)
 def job_id(pipeline: PipelineRecord, inputs: tuple[JobInput, ...]) -> str:
     """Deterministic: the same pipeline version on the same inputs is the same job."""
     text = f"{pipeline.name}\n{pipeline.version}\n" + "\n".join(f"{i.repo}/{i.commit}" for i in inputs)
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def named_job_id(pipeline: str, transform: Transform, inputs: tuple[JobInput, ...]) -> str:
+    """A job made by hand for a pipeline name that has no pipeline: the same request is the same job."""
+    text = f"{pipeline}\n{transform!r}\n" + "\n".join(f"{i.repo}/{i.commit}" for i in inputs)
     return hashlib.md5(text.encode()).hexdigest()
 
 
@@ -186,10 +193,11 @@ class PipelineController:
         identity = job_id(pipeline, job_inputs)
         if await self._kv.get(keys.job(identity)) is not None:  # another trigger led to the same inputs
             return await self._mark(pipeline, revision, trigger, identity)
+        now = self._now()
         job = JobRecord(
             id=identity, pipeline=pipeline.name, pipeline_version=pipeline.version,
             transform=pipeline.transform, parallelism=pipeline.parallelism, inputs=job_inputs,
-            output_repo=pipeline.name, created=self._now(), parent=parent,
+            output_repo=pipeline.name, created=now, parent=parent, started=now,
         )
         ops: list[Op] = [*self._jobs.create_ops(job), Put(keys.head(pipeline.name), job.id.encode())]
         guards = [Compare(keys.head(pipeline.name), head.mod_revision if head else 0), Compare(keys.job(job.id), 0)]
