@@ -29,7 +29,7 @@ def create_executor(config: PachdConfig, port: int) -> Executor:
         return LocalExecutor(
             root=config.data_dir / "pods",
             pachd_address=f"127.0.0.1:{port}",
-            shim=str(shim) if shim.exists() else "job-shim",
+            shim=config.job_shim_command or (str(shim) if shim.exists() else "job-shim"),
             base_env=base_env,
         )
     if config.executor == "kubernetes":

@@ -72,7 +72,10 @@ class LocalExecutor:
         name = f"{job.spec.job_id}-{index}-{attempt}"
         pod_dir = self._root / job.spec.job_id / name
         (pod_dir / "pfs").mkdir(parents=True, exist_ok=True)
+        host, port = self._address.rsplit(":", 1)
         env = {**self._base_env, **job.spec.env, "PACHD_ADDRESS": self._address,
+               # As Kubernetes names the pachd service to v1.2's Go job-shim.
+               "PACHD_PORT_650_TCP_ADDR": host, "PACHD_PORT_650_TCP_PORT": port,
                "PACH_POD_INDEX": str(index), "PACH_POD_NAME": name}
         argv = [self._shim if job.spec.command[0] == "job-shim" else job.spec.command[0], *job.spec.command[1:]]
         process = await spawn_pod(argv=argv, env=env, pfs_dir=pod_dir / "pfs", log_path=pod_dir / "log")
