@@ -59,7 +59,7 @@ class Pachd:
         # PPS needs the bound port: local pods dial back to it.
         self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port),
                        default_image=config.job_shim_image, replica=replica_identity(config.data_dir),
-                       lease_ttl=config.lease_ttl)
+                       lease_ttl=config.lease_ttl, images_ignored=config.executor == "local")
         pps_pb2_grpc.add_APIServicer_to_server(PpsService(self.pps), server)
         pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(self.pps), server)
         await server.start()

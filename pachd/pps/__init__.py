@@ -42,9 +42,12 @@ logger = logging.getLogger(__name__)
 class Pps:
     def __init__(
         self, *, kv: KV, pfs: Pfs, executor: Executor, default_image: str = DEFAULT_IMAGE, replica: str = "pachd",
-        lease_ttl: float = 10.0,
+        lease_ttl: float = 10.0, images_ignored: bool = False,
     ) -> None:
+        """`images_ignored`: the executor runs every pod on this machine, whatever image it names."""
         self._kv = kv
+        self._images_ignored = images_ignored
+        self._warned = False
         self._pfs = pfs
         self.executor = executor
         self.jobs = Jobs(kv=kv, pfs=pfs)
@@ -136,6 +139,17 @@ class Pps:
             self.supervisor.launch(job.id, job_owner(job.id))
         return job
 
+    def image_warning(self, image: str) -> str:
+        """What to tell a client that names an image the executor will not use ("" if nothing); logged once."""
+        if not image or not self._images_ignored:
+            return ""
+        warning = (f"image {image!r} is ignored: the local executor runs pods on pachd's machine "
+                   "(use --executor docker or kubernetes to run images)")
+        if not self._warned:
+            self._warned = True
+            logger.warning("%s; said once", warning)
+        return warning
+
     async def logs(self, job: str) -> AsyncIterator[bytes]:
         """The job's pod logs, each line as `<pod index> | <line>`, secret values blanked out."""
         record, _ = await self.jobs.get(job)
@@ -144,6 +158,8 @@ class Pps:
             yield b"%d | %s\n" % (line.index, scrub(line.line, hidden))
         if record.state is JobState.FAILURE and record.reason:  # JobInfo has no field for why
             yield b"pachd | job failed: %s\n" % scrub(record.reason.encode(), hidden)
+        elif record.state is JobState.PULLING and record.waiting:
+            yield b"pachd | job waits for its image: %s\n" % scrub(record.waiting.encode(), hidden)
 
     async def delete_all(self) -> None:
         await self.pipelines.delete_all()
