@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pachctl.client import Client
 from protos import pfs_pb2, pps_pb2
+from tests.support.pachd import PachdProcess
 from tests.support.pipelines import GLOBAL, MAP, pipeline
+from tests.support.wait import wait_until
 
 TIMEOUT = 90
 
@@ -97,3 +99,18 @@ def test_a_job_has_a_start_time_before_any_pod_started(client: Client) -> None:
     assert started.seconds > 0
     finished = client.inspect_job(created.id, block_state=True, timeout=TIMEOUT)
     assert finished.started == started  # kept when the pod claims it
+
+
+def test_a_pods_local_data_is_removed_once_it_ended_and_its_log_kept(own_pachd: PachdProcess) -> None:
+    with Client(own_pachd.address) as client:
+        client.create_repo("data")
+        with client.commit("data") as c:
+            client.put_files("data", c.id, [(f"f{i}", b"x" * 1000) for i in range(10)])
+        client.create_pipeline(pipeline("copy", "cp -r /pfs/data/. /pfs/out/; echo copied", [("data", MAP)]))
+        out = client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1]
+        job = client.list_job("copy")[0]
+        pods = own_pachd.data_dir / "pods" / job.job.id
+        wait_until(lambda: not list(pods.glob("*/pfs")), what="the pod's /pfs to be removed")
+        assert [p.name for p in pods.glob("*/log")]  # the log stays
+        assert b"".join(client.get_logs(job.job.id)) == b"0 | copied\n"
+        assert len(client.list_file("copy", out.commit.id)) == 10
