@@ -6,6 +6,7 @@ from pachd.pfs.blockdiffs import BlockDiffs
 from pachd.pfs.commits import Commits
 from pachd.pfs.feed import CommitFeeds
 from pachd.pfs.files import Files
+from pachd.pfs.refs import RefWrites
 from pachd.pfs.repos import Repos
 from pachd.pfs.squash import Squash
 from pachd.pfs.tree import NodeStore
@@ -28,6 +29,7 @@ class Pfs:
         writes = Writes(kv=kv, commits=self.commits)
         self.files = Files(blocks=blocks, commits=self.commits, writes=writes)
         self.squash = Squash(kv=kv, commits=self.commits, writes=writes)
+        self.refs = RefWrites(writes=writes, blocks=blocks)
         self.block_diffs = BlockDiffs(kv=kv)
 
     async def delete_all(self) -> None:
