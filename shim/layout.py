@@ -14,9 +14,11 @@ as one block stream named file by file in one call (PutBlock, PutFileRefs).
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 WORKERS = 4
 READ = 1024 * 1024
 PUT_BATCH = 20_000  # files named per PutFileRefs call
+MTIME_MARGIN_NS = 100_000_000  # well beyond any filesystem's timestamp granularity here
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class Start:
 
     size: int
     sha256: str
+    mtime_ns: int = 0  # as written; a file whose size and mtime are unchanged is not read again
 
 
 def mount_name(mount: fuse_pb2.CommitMount) -> str:
@@ -89,7 +93,7 @@ def download(wire: Wire, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict
 
     def note(path: Path, size: int, digest: str) -> None:
         if path.is_relative_to(out):
-            started[path.relative_to(out).as_posix()] = Start(size, digest)
+            started[path.relative_to(out).as_posix()] = Start(size, digest, path.stat().st_mtime_ns)
 
     def write_block(block_hash: str, members: list[tuple[Path, Ref]]) -> None:
         lower = min(ref[1] for _, ref in members)
@@ -115,7 +119,10 @@ def download(wire: Wire, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict
         work += [pool.submit(write_spread, p, r) for p, r in spread]
         for done in work:
             done.result()
-    return started
+    # A write in the same clock tick as the layout leaves the mtime as it was: only older mtimes are trusted.
+    trusted_before = time.time_ns() - MTIME_MARGIN_NS
+    return {path: start if start.mtime_ns < trusted_before else dataclasses.replace(start, mtime_ns=0)
+            for path, start in started.items()}
 
 
 def _files(folder: Path) -> Iterator[str]:
@@ -154,8 +161,11 @@ def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Sta
         if before is None:
             sends.append((path, 0, False))
             continue
-        size = (folder / path).stat().st_size
-        if size >= before.size and _start(folder / path, before.size) == before:
+        stat = (folder / path).stat()
+        size = stat.st_size
+        if size == before.size and stat.st_mtime_ns == before.mtime_ns:
+            continue  # untouched since it was laid out
+        if size >= before.size and _start(folder / path, before.size).sha256 == before.sha256:
             if size > before.size:
                 sends.append((path, before.size, False))
         else:
