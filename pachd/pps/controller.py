@@ -75,6 +75,7 @@ class _Inputs:
         self.upstream: dict[str, frozenset[str]] = {r: frozenset({r}) for r in repos}
         self._triggered = triggered
         self._pending: dict[CommitKey, CommitRecord] = {}
+        self._usable: set[CommitKey] = set()  # the commits in `ready`
 
     def apply(self, written: Sequence[CommitRecord], deleted: Sequence[CommitKey] = ()) -> None:
         for key in deleted:
@@ -86,13 +87,17 @@ class _Inputs:
             if not _usable(commit):
                 continue
             insort(self.ready[commit.repo], commit, key=consistency.order)
+            self._usable.add(commit.key)
             self.upstream[commit.repo] |= {k[0] for k in commit.provenance}
             if (commit.repo, commit.id) not in self._triggered:
                 self._pending[commit.key] = commit
 
     def _drop(self, key: CommitKey) -> None:
         self._pending.pop(key, None)
-        commits = self.ready.get(key[0], [])
+        if key not in self._usable:
+            return
+        self._usable.discard(key)
+        commits = self.ready[key[0]]
         for k, commit in enumerate(commits):
             if commit.key == key:
                 del commits[k]
