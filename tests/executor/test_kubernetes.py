@@ -102,8 +102,11 @@ def test_a_killed_pod_is_replaced(kube_pachd: PachdProcess, cluster: FakeKuberne
         assert client.get_file_bytes("copy", info.output_commit.id, "f") == b"fruit\n"
         logs = b"".join(client.get_logs(job_id))
         assert logs.index(b"0 | first") < logs.index(b"0 | second")  # both attempts, in order
-    pods = cluster.list("pods", selector=f"{JOB_LABEL}={job_id}")
-    assert sorted(p["status"]["phase"] for p in pods) == ["Failed", "Succeeded"]
+
+    def phases() -> list[str]:
+        return sorted(p["status"]["phase"] for p in cluster.list("pods", selector=f"{JOB_LABEL}={job_id}"))
+
+    wait_until(lambda: phases() == ["Failed", "Succeeded"], what="the second pod to exit")  # it exits after reporting
     assert len(cluster.created_jobs) == 1  # Kubernetes replaced the pod; pachd made no second Job
 
 
