@@ -16,7 +16,6 @@ import sys
 from collections.abc import Sequence
 
 from pachctl.client import Client, FailedPreconditionError, NotFoundError, pod_metadata
-from pachctl.client._base import channel
 from shim import config as shim_config
 from protos import fuse_pb2
 from shim.layout import Wire, download, mount_name, upload
@@ -26,7 +25,7 @@ logger = logging.getLogger("job-shim")
 
 def run(job_id: str, config: shim_config.ShimConfig) -> int:
     metadata = pod_metadata(config.pod_index, config.pod_name)
-    client = Client(config.pachd_address, tls_ca=config.tls_ca, metadata=metadata)
+    client = Client(config.pachd_address, tls_ca=config.tls_ca, auth_token=config.job_token, metadata=metadata)
     try:
         started = client.start_job(job_id)
     except (FailedPreconditionError, NotFoundError) as err:
@@ -50,7 +49,7 @@ def run(job_id: str, config: shim_config.ShimConfig) -> int:
     if over_fuse:
         code = asyncio.run(_execute_over_fuse(client, mounts, config, list(transform.cmd), stdin, env))
     else:
-        wire = Wire(channel(config.pachd_address, tls_ca=config.tls_ca), metadata)
+        wire = Wire(client._channel, metadata)  # the client's channel: it carries the pod's credential
         baseline = download(wire, mounts, config.pfs_root)
         code = _execute(list(transform.cmd), stdin, env)
     success = code == 0 or code in transform.accept_return_code

@@ -20,10 +20,14 @@ TIMEOUT = 120
 
 @pytest.fixture
 def go_shim_pachd(tmp_path: Path) -> Iterator[PachdProcess]:
-    program = tmp_path / "job-shim"
-    program.write_text(f"#!/bin/sh\nexec {sys.executable} {go_job_shim.__file__} \"$@\"\n")
+    # The program itself, on this Python (which pods see): pods see nothing of the tests' tree.
+    program = tmp_path / "go-shim" / "job-shim"
+    program.parent.mkdir()
+    program.write_text(f"#!{sys.executable}\n" + Path(go_job_shim.__file__).read_text())
     program.chmod(0o755)
-    server = PachdProcess(tmp_path / "data", extra_args=["--job-shim-command", str(program)]).start()
+    tmp_path.chmod(0o755)
+    server = PachdProcess(tmp_path / "data", extra_args=["--job-shim-command", str(program),
+                                                         "--allow-anonymous-pods"]).start()
     yield server
     server.stop()
 
