@@ -69,15 +69,15 @@ def local_sandbox(config: PachdConfig, socket_dir: Path | None) -> Sandbox:
     """What local pods see besides the system: the shim's Python and packages;
     what they never see: pachd's data dir, key, certificate and token files."""
     runtime = [Path(sys.base_prefix), Path(sys.prefix)]
-    if config.job_shim_command:  # the program pods run instead of our shim (v1.2's Go job-shim)
-        runtime.append(Path(config.job_shim_command))
     for package in ("shim", "pachctl", "protos"):
         spec = importlib.util.find_spec(package)
         if spec is not None and spec.submodule_search_locations:
             runtime += [Path(p) for p in spec.submodule_search_locations]
     hidden = [config.data_dir, *(p for p in (config.tls_cert, config.tls_key, config.auth_token_file) if p)]
     return Sandbox(network=config.pod_network, runtime=tuple(runtime), hidden=tuple(hidden),
-                   ca_file=config.tls_cert if socket_dir is None else None, socket_dir=socket_dir)
+                   ca_file=config.tls_cert if socket_dir is None else None, socket_dir=socket_dir,
+                   # The program pods run instead of our shim (v1.2's Go job-shim), where it is.
+                   extra_binds={Path(c): Path(c) for c in [config.job_shim_command] if c and Path(c).is_absolute()})
 
 
 def _probe(sandbox: Sandbox, config: PachdConfig) -> NamespaceSupport:
