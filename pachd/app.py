@@ -18,6 +18,7 @@ from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
 from pachd.interceptors import ErrorInterceptor
 from pachd.pfs import Pfs
+from pachd.pfs.pods_service import PodDataService
 from pachd.pfs.urls import Fetcher, UrlPolicy
 from pachd.pfs.service import BlockService, PfsService
 from pachd.pps import Pps
@@ -25,7 +26,7 @@ from pachd.pps.ownership import replica_identity
 from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
 from pachd.storage.lock import DataDirBusy, DataDirLock
-from protos import health_pb2_grpc, pfs_pb2_grpc, pps_internal_pb2_grpc, pps_pb2_grpc, protoversion_pb2_grpc
+from protos import health_pb2_grpc, pfs_pb2_grpc, pods_pb2_grpc, pps_internal_pb2_grpc, pps_pb2_grpc, protoversion_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Pachd:
         server = grpc.aio.server(interceptors=[auth, ErrorInterceptor()], options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
+        pods_pb2_grpc.add_PodDataServicer_to_server(PodDataService(self.pfs), server)
         health_pb2_grpc.add_HealthServicer_to_server(HealthService(), server)
         protoversion_pb2_grpc.add_APIServicer_to_server(VersionService(), server)
         port = _listen(server, config)
@@ -75,7 +77,8 @@ class Pachd:
         # PPS needs the bound port: local pods dial back to it.
         self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port, socket_dir=socket_dir),
                        default_image=config.job_shim_image, replica=replica_identity(config.data_dir),
-                       lease_ttl=config.lease_ttl, credential=self.credentials.token)
+                       lease_ttl=config.lease_ttl, credential=self.credentials.token,
+                       images_ignored=config.executor == "local")
         pps_pb2_grpc.add_APIServicer_to_server(PpsService(self.pps), server)
         pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(
             self.pps, credentials=self.credentials, allow_anonymous=config.allow_anonymous_pods), server)

@@ -32,6 +32,7 @@ class PachdConfig:
     max_message_bytes: int = 64 * 1024 * 1024
     executor: str = "local"  # "local" (pods as processes), "kubernetes" or "docker"
     job_shim_image: str = "pachyderm/job-shim"
+    job_shim_command: str = ""  # the program local pods run; empty: this build's job-shim
     pod_path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH inside local pods
     pod_pfs: str = "copy"  # how pods see /pfs: "copy" (downloaded) or "fuse" (mounted)
     lease_ttl: float = 10.0  # seconds before another replica takes over a dead one's pipelines
@@ -77,6 +78,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "log_level": (("LOG_LEVEL",), "DEBUG, INFO, WARNING or ERROR (default INFO)"),
     "executor": (("PACHD_EXECUTOR",), "where pods run: local, kubernetes or docker (default local)"),
     "job_shim_image": (("JOB_SHIM_IMAGE",), "image for pipelines that name none (default pachyderm/job-shim)"),
+    "job_shim_command": (("JOB_SHIM_COMMAND",), "the program local pods run, e.g. v1.2's Go job-shim (default: job-shim)"),
     "pod_pfs": (("PACHD_POD_PFS",), "how pods see /pfs: copy (download the shard) or fuse (mount it)"),
     "lease_ttl": (("PACHD_LEASE_TTL",), "seconds a dead replica's pipelines wait before another takes them (default 10)"),
     "tls_cert": (("PACHD_TLS_CERT",), "serve TLS with this certificate (PEM); needs --tls-key"),
@@ -172,6 +174,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         pod_pfs=pod_pfs,
         executor=executor,
         job_shim_image=pick("job_shim_image") or defaults.job_shim_image,
+        job_shim_command=pick("job_shim_command") or "",
         pod_path=env.get("PATH", defaults.pod_path),
         port=int(port) if port else defaults.port,
         http_port=int(http_port) if http_port else defaults.http_port,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pachctl.cli import render
 from pachctl.cli.common import add
@@ -17,15 +18,25 @@ STATES = {pps_pb2.PIPELINE_IDLE: "idle", pps_pb2.PIPELINE_RUNNING: "running", pp
 
 
 def create_pipeline(args: argparse.Namespace, client: Client) -> None:
+    warned: set[str] = set()
     for request in read_pipeline_requests(read_source(args.file)):
-        client.create_pipeline(request)
+        _warn(client.create_pipeline(request), warned)
 
 
 def update_pipeline(args: argparse.Namespace, client: Client) -> None:
+    warned: set[str] = set()
     for request in read_pipeline_requests(read_source(args.file)):
         request.update = True
         request.no_archive = not args.archive
-        client.create_pipeline(request)
+        _warn(client.create_pipeline(request), warned)
+
+
+def _warn(warnings: list[str], warned: set[str]) -> None:
+    """Prints each of pachd's warnings once per command, on stderr."""
+    for warning in warnings:
+        if warning not in warned:
+            warned.add(warning)
+            print(f"warning: {warning}", file=sys.stderr)
 
 
 def inspect_pipeline(args: argparse.Namespace, client: Client) -> None:

@@ -26,6 +26,10 @@ def method(alias: str = "map") -> pps_pb2.Method:
     return pps_pb2.Method(partition=partition, incremental=incremental)
 
 
+WARNING_KEY = "pach-warning"
+"""Trailing metadata pachd adds to a call that succeeded but deserves a warning."""
+
+
 class PpsClient(Connection):
     def __init__(self, address: str, **kwargs: object) -> None:
         super().__init__(address, **kwargs)  # type: ignore[arg-type]
@@ -61,8 +65,10 @@ class PpsClient(Connection):
             yield value.value
 
     @translated
-    def create_pipeline(self, request: pps_pb2.CreatePipelineRequest) -> None:
-        self._pps.CreatePipeline(request)
+    def create_pipeline(self, request: pps_pb2.CreatePipelineRequest) -> list[str]:
+        """Creates (or updates) the pipeline; returns pachd's warnings about it, if any."""
+        _, call = self._pps.CreatePipeline.with_call(request)
+        return [str(v) for k, v in (call.trailing_metadata() or ()) if k == WARNING_KEY]
 
     @translated
     def inspect_pipeline(self, name: str) -> pps_pb2.PipelineInfo:

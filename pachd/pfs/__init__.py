@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 
 from pachd.pfs.blockdiffs import BlockDiffs
 from pachd.pfs.commits import Commits
+from pachd.pfs.feed import CommitFeeds
 from pachd.pfs.files import Files
+from pachd.pfs.refs import RefWrites
 from pachd.pfs.repos import Repos
 from pachd.pfs.squash import Squash
 from pachd.pfs.tree import NodeStore
@@ -27,9 +29,11 @@ class Pfs:
         self.nodes = NodeStore(blocks)
         self.repos = Repos(kv=kv)
         self.commits = Commits(kv=kv, nodes=self.nodes, repos=self.repos)
+        self.feeds = CommitFeeds(kv=kv)
         writes = Writes(kv=kv, commits=self.commits)
         self.files = Files(blocks=blocks, commits=self.commits, writes=writes, fetcher=fetcher)
         self.squash = Squash(kv=kv, commits=self.commits, writes=writes)
+        self.refs = RefWrites(writes=writes, blocks=blocks)
         self.block_diffs = BlockDiffs(kv=kv)
 
     async def delete_all(self) -> None:

@@ -164,6 +164,10 @@ class JobDriver:
         async for event in self._executor.events(job_id):
             if event.phase is PodPhase.CRASHED:
                 await self._jobs.release(job_id, event.index, event.name)
+            elif event.phase is PodPhase.PULLING:
+                waiting = f"pod {event.index}: {event.reason}"
+                await self._jobs.update(job_id, lambda j: dataclasses.replace(j, waiting=waiting)
+                                        if j.state is JobState.PULLING else j)
             elif event.phase is PodPhase.GAVE_UP:
                 await self._jobs.release(job_id, event.index, event.name)
                 await self._give_up(job_id, event.index, event.reason)
