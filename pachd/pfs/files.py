@@ -9,6 +9,7 @@ changed since another commit (a DiffSpec).
 from __future__ import annotations
 
 import builtins
+import dataclasses
 
 import enum
 import logging
@@ -151,7 +152,7 @@ class Files:
         self, repo: str, commit_id: str, path: str, *, shard: Shard = EVERYTHING, diff: DiffSpec | None = None
     ) -> FileInfo:
         record, view, old = await self._views(repo, commit_id, diff, path)
-        entry = await view.lookup(path)
+        entry = await view.lookup(path) if path != "/" else None  # as in v1.2.3, the root has no entry to inspect
         info = await self._info(view, path, entry, shard, old, diff, ListMode.RECURSE) if entry else None
         if info is None:
             raise _not_found(path, repo, record)
@@ -164,17 +165,26 @@ class Files:
         self, repo: str, commit_id: str, path: str, *, shard: Shard = EVERYTHING,
         diff: DiffSpec | None = None, mode: ListMode = ListMode.NORMAL,
     ) -> builtins.list[FileInfo]:
-        """The directory's children (or the file itself), narrowed by shard and diff."""
+        """The directory's children (or the file itself), narrowed by shard and diff.
+
+        With full_file, a directory in which anything changed since the diff's
+        commit lists all its children, whole (as v1.2.3 did). FAST listings
+        carry no sizes (0), as v1.2.3's did not."""
         record, view, old = await self._views(repo, commit_id, diff, path)
         entry = await view.lookup(path)
         if isinstance(entry, FileEntry):
             info = await self._info(view, path, entry, shard, old, diff, mode)
             if info is None:
                 raise _not_found(path, repo, record)
-            return [info]
-        if entry is None:
+            return [_sizeless(info) if mode is ListMode.FAST else info]
+        if entry is None or (path != "/" and not file_in_shard(shard, path)):
             raise _not_found(path, repo, record)
-        return await self._children(view, path, entry, shard, old, diff, mode)
+        if old is not None and diff is not None and diff.full_file:
+            before = await old.lookup(path)
+            if not (isinstance(before, DirEntry) and before.node == entry.node):
+                old, diff = None, None  # something below changed: everything, whole
+        infos = await self._children(view, path, entry, shard, old, diff, mode)
+        return [_sizeless(i) for i in infos] if mode is ListMode.FAST else infos
 
     async def walk(
         self, repo: str, commit_id: str, *, shard: Shard = EVERYTHING, diff: DiffSpec | None = None
@@ -254,6 +264,10 @@ class Files:
             if not refs:
                 return None
         return refs
+
+
+def _sizeless(info: FileInfo) -> FileInfo:
+    return dataclasses.replace(info, size=0)
 
 
 def _join(parent: str, name: str) -> str:
