@@ -27,6 +27,14 @@ WORKERS = 8
 READ = 1024 * 1024
 
 
+class LayoutError(Exception):
+    """A file of the pod's commits cannot be written to the local /pfs (e.g. a name
+    longer than the local filesystem allows, which PFS does allow)."""
+
+    def __init__(self, path: str, err: OSError) -> None:
+        super().__init__(f"cannot lay out {path} in /pfs: {err.strerror or err}")
+
+
 @dataclass(frozen=True, slots=True)
 class Start:
     """How a file of /pfs/out looked before the user's code ran."""
@@ -64,8 +72,12 @@ def download(client: Client, mounts: list[fuse_pb2.CommitMount], root: Path) -> 
 
 def _fetch(client: Client, repo: str, commit_id: str, path: str, target: Path, filters: dict[str, object]) -> None:
     destination = target / path.lstrip("/")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with open(destination, "wb") as handle:
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(destination, "wb")
+    except OSError as err:
+        raise LayoutError(f"{target.name}{path}", err) from err
+    with handle:
         for chunk in client.get_file(repo, commit_id, path, **filters):  # type: ignore[arg-type]
             handle.write(chunk)
 
