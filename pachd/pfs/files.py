@@ -212,8 +212,13 @@ class Files:
         self, view: Tree, path: str, entry: DirEntry, shard: Shard, old: Tree | None,
         diff: DiffSpec | None, mode: ListMode,
     ) -> builtins.list[FileInfo]:
+        children = await view.children(entry)
+        if old is None and not shard.filters_files and not shard.filters_blocks:  # the common case, with no work per entry but the entry
+            base = path.rstrip("/")
+            return [FileInfo(f"{base}/{name}", FileKind.FILE if isinstance(child, FileEntry) else FileKind.DIR,
+                             child.size, child.modified, child.commit) for name, child in children.items()]
         infos = []
-        for name, child in (await view.children(entry)).items():
+        for name, child in children.items():
             info = await self._info(view, _join(path, name), child, shard, old, diff, mode)
             if info is not None:
                 infos.append(info)
