@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 
-from bench import fuse_bench, pfs_bench, pps_bench
+from bench import fuse_bench, list_bench, pfs_bench, pps_bench
 from bench.common import RESULTS
 
 
@@ -24,6 +24,7 @@ def main() -> None:
     sections = pfs_bench.run(size=(64 << 20) if quick else (1 << 30), small_files=500 if quick else 10_000)
     sections += pps_bench.run(latency_runs=3 if quick else 20)
     sections += fuse_bench.run(size=(64 << 20) if quick else (1 << 30), files=500 if quick else 10_000)
+    sections += list_bench.run(files=2000 if quick else 100_000)
     text = "\n".join(header + sections)
     print(text)
     if not quick:

@@ -1,6 +1,6 @@
 """Listing: ListFile of one directory of many files against `ls -l` of the same
 files on the local disk, and a walk of every file of a tree (a ListFile per
-directory) against `ls -lR`. Runs interleave the two sides; each side's CPU
+directory) and a RECURSE listing of it against `ls -lR`. Runs interleave the two sides; each side's CPU
 seconds (pachd's and the client's; ls's) and wall seconds are reported as min
 and median. The machine is shared, so CPU seconds are the fairer measure.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.common import running_pachd, scratch
 from pachctl.client import Client
+from protos import pfs_pb2
 
 RUNS = 5
 
@@ -36,13 +37,17 @@ def run(files: int = 100_000) -> list[str]:
         flat = _side_by_side(lambda: client.list_file("many", commit.id, "flat"), ["ls", "-l", str(local / "flat")], pid)
         walk = _side_by_side(lambda: sum(1 for _ in client.walk_files("many", commit.id, "tree")),
                              ["ls", "-lR", str(local / "tree")], pid)
+        recurse = _side_by_side(lambda: client.list_file("many", commit.id, "tree", mode=pfs_pb2.ListFile_RECURSE),
+                                ["ls", "-lR", str(local / "tree")], pid)
     return ["## Listing", "",
             f"Interleaved runs ({RUNS} each) on the same {files} files (1 directory; a tree of 100 directories), "
             "CPU seconds (pachd + client; ls) and wall seconds, min / median:", "",
             "| what | pachd CPU | reference CPU | ratio (median CPU) | pachd wall | reference wall |",
             "|---|---|---|---|---|---|",
             _row(f"ListFile of a {files}-file directory vs `ls -l`", flat),
-            _row(f"walk of {files} files in a tree (ListFile per directory) vs `ls -lR`", walk), ""]
+            _row(f"walk of {files} files in a tree (ListFile per directory) vs `ls -lR`", walk),
+            _row(f"ListFile RECURSE of the tree (its 100 directories, sizes over {files} files) vs `ls -lR`", recurse),
+            ""]
 
 
 def _paths(files: int) -> list[str]:
