@@ -69,21 +69,30 @@ def test_full_file_listing_of_a_directory_since_a_commit(client: Client) -> None
     lists all its files, whole (v1.2.3's FullFileDir)."""
     client.create_repo("test")
     with client.commit("test") as c:
-        client.put_files("test", c.id, [("file0", b"foo"), ("dir/a", b"a")])
-    assert len(client.list_file("test", "master", "", full_file=True)) == 2
+        client.put_files("test", c.id, [("file0", b"foo"), ("dir/a", b"a"), ("still", b"same")])
+    assert len(client.list_file("test", "master", "", full_file=True)) == 3
     with client.commit("test") as c:
         client.put_files("test", c.id, [("file1", b"bar"), ("file0", b"more")])
     full = client.list_file("test", "master", "", from_commit="master/0", full_file=True)
-    assert sorted((i.file.path, i.size_bytes) for i in full) == [("/dir", 1), ("/file0", 7), ("/file1", 3)]
+    assert sorted((i.file.path, i.size_bytes) for i in full) == [("/dir", 1), ("/file0", 7), ("/file1", 3),
+                                                                  ("/still", 4)]
     diff = client.list_file("test", "master", "", from_commit="master/0")
     assert sorted((i.file.path, i.size_bytes) for i in diff) == [("/file0", 4), ("/file1", 3)]
     with client.commit("test") as c:
         client.put_file("test", c.id, "dir/b", b"bb")
     full = client.list_file("test", "master", "dir", from_commit="master/1", full_file=True)
     assert sorted((i.file.path, i.size_bytes) for i in full) == [("/dir/a", 1), ("/dir/b", 2)]
+    for info in client.list_file("test", "master", "", from_commit="master/0", full_file=True):
+        if info.file_type == pfs_pb2.FILE_TYPE_REGULAR:  # what the listing shows can be read, whole, the same way
+            data = client.get_file_bytes("test", "master", info.file.path, from_commit="master/0", full_file=True)
+            assert len(data) == info.size_bytes == client.inspect_file(
+                "test", "master", info.file.path, from_commit="master/0", full_file=True).size_bytes
+    with pytest.raises(NotFoundError):  # nothing changed in dir/ since master/2: nothing to show
+        client.get_file_bytes("test", "master", "dir/a", from_commit="master/2", full_file=True)
     recursed = client.list_file("test", "master", "", from_commit="master/1", full_file=True,
                                 mode=pfs_pb2.ListFile_RECURSE)
-    assert sorted((i.file.path, i.size_bytes) for i in recursed) == [("/dir", 3), ("/file0", 7), ("/file1", 3)]
+    assert sorted((i.file.path, i.size_bytes) for i in recursed) == [("/dir", 3), ("/file0", 7), ("/file1", 3),
+                                                                      ("/still", 4)]
 
 
 def test_fast_listing_reports_no_sizes(client: Client) -> None:
