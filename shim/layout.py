@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,14 @@ WORKERS = 4
 READ = 1024 * 1024
 PUT_BATCH = 20_000  # files named per PutFileRefs call
 MTIME_MARGIN_NS = 100_000_000  # well beyond any filesystem's timestamp granularity here
+
+
+class LayoutError(Exception):
+    """A file of the pod's commits cannot be written to the local /pfs (e.g. a name
+    longer than the local filesystem allows, which PFS does allow)."""
+
+    def __init__(self, path: str, err: OSError) -> None:
+        super().__init__(f"cannot lay out {path} in /pfs: {err.strerror or err}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +89,10 @@ def download(wire: Wire, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict
                 refs = [(r.block.hash, r.range.lower, r.range.upper) for r in file.block_refs]
                 files.append((target / file.path.lstrip("/"), refs))
     for folder in {path.parent for path, _ in files}:
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise LayoutError(folder.relative_to(root).as_posix(), err) from err
     # Files held in one block are written from one read of that block; longer files read their blocks in turn.
     by_block: dict[str, list[tuple[Path, Ref]]] = {}
     spread: list[tuple[Path, list[Ref]]] = []
@@ -100,13 +112,13 @@ def download(wire: Wire, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict
         data = memoryview(wire.block(block_hash, lower, max(ref[2] for _, ref in members)))
         for path, (_, start, end) in members:
             piece = data[start - lower:end - lower]
-            with open(path, "wb") as handle:
+            with _create(path) as handle:
                 handle.write(piece)
             note(path, len(piece), hashlib.sha256(piece).hexdigest())
 
     def write_spread(path: Path, refs: list[Ref]) -> None:
         digest, size = hashlib.sha256(), 0
-        with open(path, "wb") as handle:
+        with _create(path) as handle:
             for ref in refs:
                 piece = wire.block(*ref)
                 handle.write(piece)
@@ -123,6 +135,13 @@ def download(wire: Wire, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict
     trusted_before = time.time_ns() - MTIME_MARGIN_NS
     return {path: start if start.mtime_ns < trusted_before else dataclasses.replace(start, mtime_ns=0)
             for path, start in started.items()}
+
+
+def _create(path: Path) -> BinaryIO:
+    try:
+        return open(path, "wb")
+    except OSError as err:
+        raise LayoutError(path.as_posix(), err) from err
 
 
 def _files(folder: Path) -> Iterator[str]:

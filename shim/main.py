@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pachctl.client import Client, FailedPreconditionError, NotFoundError, pod_metadata
 from shim import config as shim_config
 from protos import fuse_pb2
-from shim.layout import Wire, download, mount_name, upload
+from shim.layout import LayoutError, Wire, download, mount_name, upload
 
 logger = logging.getLogger("job-shim")
 
@@ -50,7 +50,12 @@ def run(job_id: str, config: shim_config.ShimConfig) -> int:
         code = asyncio.run(_execute_over_fuse(client, mounts, config, list(transform.cmd), stdin, env))
     else:
         wire = Wire(client._channel, metadata)  # the client's channel: it carries the pod's credential
-        baseline = download(wire, mounts, config.pfs_root)
+        try:
+            baseline = download(wire, mounts, config.pfs_root)
+        except LayoutError as err:  # the job fails, saying why (in its logs), rather than the pod crashing
+            print(f"job-shim: {err}", file=sys.stderr)
+            client.finish_job(job_id, started.pod_index, False)
+            return 0
         code = _execute(list(transform.cmd), stdin, env)
     success = code == 0 or code in transform.accept_return_code
     if success and not over_fuse:
