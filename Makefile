@@ -34,7 +34,15 @@ $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
 	cd $(NODE_CLIENT) && npm ci --silent --no-audit --no-fund
 	@touch $@
 
-test: install $(NODE_CLIENT)/node_modules/.installed
+# Azurite, Microsoft's Azure Storage emulator the Azure block store tests run
+# (tests/support/azurite.py), from the npm registry at its lock file's versions.
+AZURITE := tests/support/azurite
+$(AZURITE)/node_modules/.installed: $(AZURITE)/package-lock.json
+	@$(MAKE) --no-print-directory system-packages
+	cd $(AZURITE) && npm ci --silent --no-audit --no-fund
+	@touch $@
+
+test: install $(NODE_CLIENT)/node_modules/.installed $(AZURITE)/node_modules/.installed
 	$(VENV)/bin/pytest -q
 
 stress: install

@@ -33,12 +33,12 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
-RETRIES = 5  # after the first attempt; backoff 1, 3, 9, ... s (with jitter), about 40 s in all
+RETRIES = 5  # after the first attempt; backoff 1, 3, 5, 9, 17 s (with jitter), about 35 s in all
 SINGLE_PUT_BYTES = 64 << 20
 
 
 def retry_policy(retries: int = RETRIES) -> ExponentialRetry:
-    return ExponentialRetry(initial_backoff=1, increment_base=3, retry_total=retries, random_jitter_range=1)
+    return ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=retries, random_jitter_range=1)
 
 
 def account_url(account: str, endpoint: str = "") -> str:
