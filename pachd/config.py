@@ -103,7 +103,6 @@ STORAGE_BACKENDS = ("local", "gcs", "s3", "azure")
 # What each block store cannot start without.
 _STORAGE_NEEDS = {"gcs": ("gcs_bucket",), "s3": ("s3_bucket",),
                   "azure": ("azure_container", "azure_account", "azure_key")}
-_STORE_SETTINGS = tuple(name for name in _SETTINGS if name.startswith(("s3_", "azure_")))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +176,15 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         etcd_address=pick("etcd") or _env_address(env),
         storage=storage,
         gcs_bucket=gcs_bucket,
-        **{name: pick(name) or "" for name in _STORE_SETTINGS},
+        s3_bucket=pick("s3_bucket") or "",
+        s3_region=pick("s3_region") or "",
+        s3_endpoint=pick("s3_endpoint") or "",
+        s3_access_key=pick("s3_access_key") or "",
+        s3_secret_key=pick("s3_secret_key") or "",
+        s3_session_token=pick("s3_session_token") or "",
+        azure_container=pick("azure_container") or "",
+        azure_account=pick("azure_account") or "",
+        azure_key=pick("azure_key") or "",
+        azure_endpoint=pick("azure_endpoint") or "",
         log_level=(pick("log_level") or defaults.log_level).upper(),
     )

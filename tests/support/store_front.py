@@ -5,8 +5,10 @@ Clients talk to the front, which forwards each request to the store behind it
 store unreachable as a network outage would (open connections are dropped,
 new ones refused) while the store keeps its objects, which moto, keeping
 them in memory only, could not across a restart; `restore()` ends the
-outage. `throttle(n, status, body)` answers the next `n` requests itself with
-a throttling reply such as S3's 503 SlowDown, as a busy store does.
+outage. `throttle(n, reply)` answers the next `n` requests itself with a
+throttling reply such as S3's 503 SlowDown, as a busy store does.
+`break_upload(after)` passes the first `after` bytes of the next request body
+to the store, then drops both connections: an upload that dies midway.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 from tests.support.ports import free_port
 
+_CHUNK = 256 << 10
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
@@ -41,6 +44,8 @@ class StoreFront:
         self.throttled = 0
         self._lock = threading.Lock()
         self._pending: list[Throttle] = []
+        self._break_after: int | None = None
+        self.broken = 0
         self._server: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
@@ -88,6 +93,19 @@ class StoreFront:
         with self._lock:
             self._pending += [reply] * count
 
+    def break_upload(self, after: int) -> None:
+        with self._lock:
+            self._break_after = after
+
+    def _take_break(self, length: int) -> int | None:
+        with self._lock:
+            after = self._break_after
+            if after is None or length <= after:
+                return None
+            self._break_after = None
+            self.broken += 1
+            return after
+
     def _take_throttle(self) -> Throttle | None:
         with self._lock:
             self.requests += 1
@@ -132,11 +150,15 @@ class _Forwarder(http.server.BaseHTTPRequestHandler):
             self.rfile.read(length)
             self._reply(throttled.status, throttled.body, throttled.content_type)
             return
-        body = self.rfile.read(length) if length else None
         upstream = http.client.HTTPConnection("127.0.0.1", self.front.upstream_port, timeout=120)
         try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"expect"}}
-            upstream.request(self.command, self.path, body=body, headers=headers)
+            upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for key, value in self.headers.items():
+                if key.lower() not in _HOP_BY_HOP | {"expect"}:
+                    upstream.putheader(key, value)
+            upstream.endheaders()
+            if not self._send_body(upstream, length):
+                return
             answer = upstream.getresponse()
             payload = answer.read()
             self.send_response_only(answer.status, answer.reason)
@@ -151,6 +173,23 @@ class _Forwarder(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(payload)
         finally:
             upstream.close()
+
+    def _send_body(self, upstream: http.client.HTTPConnection, length: int) -> bool:
+        """Streams the request body on; False if the upload was broken on purpose."""
+        cut = self.front._take_break(length)
+        sent = 0
+        while sent < length:
+            piece = self.rfile.read(min(_CHUNK, length - sent, (cut - sent) if cut is not None else length))
+            if not piece:
+                raise ConnectionError("the client went away mid-body")
+            upstream.send(piece)
+            sent += len(piece)
+            if cut is not None and sent >= cut:
+                upstream.close()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return False
+        return True
 
     def _reply(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response_only(status)
