@@ -5,7 +5,7 @@
 #   libfuse3-dev  headers pyfuse3 compiles against
 #   pkg-config    how pyfuse3 finds them
 #   gcc           the compiler for pyfuse3
-#   nodejs, npm   the Node.js client of the foreign-client test (when no node is on PATH)
+#   nodejs, npm   the Node.js client of the foreign-client test and Azurite (when no node is on PATH)
 set -euo pipefail
 
 wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc)
