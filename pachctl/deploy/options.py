@@ -129,7 +129,8 @@ def _target_problems(options: DeployOptions) -> list[str]:
 
 def _amazon_problems(options: DeployOptions) -> list[str]:
     checks = [
-        (not options.bucket or _S3_BUCKET.fullmatch(options.bucket) is not None, f"--bucket {options.bucket!r} is not a valid S3 bucket name"),
+        (not options.bucket or _S3_BUCKET.fullmatch(options.bucket) is not None,
+         f"--bucket {options.bucket!r} is not a valid S3 bucket name"),
         (bool(options.access_key_id) == bool(options.secret_access_key),
          "--access-key-id and --secret-access-key go together (give neither to use the pods' IAM role)"),
         (not options.session_token or bool(options.access_key_id),

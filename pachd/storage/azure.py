@@ -107,7 +107,7 @@ class AzureBlockStore:
 
         def fetch() -> ObjectInfo:
             props = blob.get_blob_properties()
-            return ObjectInfo(name, int(props.size), _utc(props.creation_time))
+            return ObjectInfo(name, int(props.size), props.creation_time or datetime.now(timezone.utc))
 
         return await self._run(f"inspecting {name}", fetch)
 
@@ -124,7 +124,7 @@ class AzureBlockStore:
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         def fetch() -> builtins.list[ObjectInfo]:
-            return [ObjectInfo(item.name, int(item.size), _utc(item.creation_time))
+            return [ObjectInfo(item.name, int(item.size), item.creation_time or datetime.now(timezone.utc))
                     for item in self._client.list_blobs(name_starts_with=prefix or None)]
 
         for info in sorted(await self._run("listing", fetch), key=lambda i: i.name):
@@ -133,8 +133,3 @@ class AzureBlockStore:
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
 
-
-def _utc(when: datetime | None) -> datetime:
-    if when is None:
-        return datetime.now(timezone.utc)
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)

@@ -53,7 +53,8 @@ FLAG_SETS: dict[str, tuple[str, ...]] = {
                "--region", "us-west-2"),
     "amazon-keys": ("amazon", "--bucket", "pach.blocks-2", "--volume-id", "aws://us-east-1a/vol-0abcdef12",
                     "--access-key-id", "AKIAEXAMPLE", "--secret-access-key", AWS_SECRET, "--session-token",
-                    AWS_TOKEN, "--s3-endpoint", "http://minio.storage:9000", "--namespace", "pach", "--disk-size", "30"),
+                    AWS_TOKEN, "--s3-endpoint", "http://minio.storage:9000", "--namespace", "pach",
+                    "--disk-size", "30"),
     "amazon-v1.2": ("amazon", "my-pachyderm-bucket", "AKIAEXAMPLE", AWS_SECRET, "", "us-east-1",
                     "vol-0123456789abcdef0", "10", "--dry-run"),
     "microsoft": ("microsoft", "--container", "pachyderm", "--account-name", "pachstore", "--account-key", AZURE_KEY,
@@ -287,7 +288,8 @@ def _resolved_env(made: list[dict[str, Any]]) -> dict[str, str]:
 
 def test_pachd_reads_the_cloud_stores_settings_from_the_manifest() -> None:
     amazon = pachd_config.load([], _resolved_env(deployed(*FLAG_SETS["amazon-keys"])))
-    assert (amazon.storage, amazon.s3_bucket, amazon.s3_endpoint) == ("s3", "pach.blocks-2", "http://minio.storage:9000")
+    assert (amazon.storage, amazon.s3_bucket, amazon.s3_endpoint) == (
+        "s3", "pach.blocks-2", "http://minio.storage:9000")
     assert (amazon.s3_access_key, amazon.s3_secret_key, amazon.s3_session_token) == ("AKIAEXAMPLE", AWS_SECRET,
                                                                                      AWS_TOKEN)
     azure = pachd_config.load([], _resolved_env(deployed(*FLAG_SETS["microsoft"])))
