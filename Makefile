@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: install
+	@echo "pachd: gRPC on port 30650; the web console at http://127.0.0.1:30080/"
 	$(VENV)/bin/pachd
 
 # The Node.js client of the foreign-client test (tests/foreign/node), from the
@@ -43,6 +44,7 @@ $(AZURITE)/node_modules/.installed: $(AZURITE)/package-lock.json
 	@touch $@
 
 test: install $(NODE_CLIENT)/node_modules/.installed $(AZURITE)/node_modules/.installed
+	@bash etc/install-system-packages.sh --test
 	$(VENV)/bin/pytest -q
 
 stress: install

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PORT = 30650
+DEFAULT_HTTP_PORT = 30080
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class PachdConfig:
     """Everything pachd needs to know to start."""
 
     port: int = DEFAULT_PORT
+    http_port: int = DEFAULT_HTTP_PORT  # the web console; 0 turns it off
     host: str = "0.0.0.0"
     data_dir: Path = Path.home() / ".pachyderm" / "data"
     etcd_address: str = ""  # host:port; empty means the embedded SQLite store
@@ -47,6 +49,7 @@ class PachdConfig:
     lease_ttl: float = 10.0  # seconds before another replica takes over a dead one's pipelines
     tls_cert: Path | None = None  # with tls_key: serve TLS (plaintext otherwise)
     tls_key: Path | None = None
+    auth_token_file: Path | None = None  # clients must present the token this file holds
     # Cluster executors (kubernetes, docker)
     namespace: str = "default"  # the Kubernetes namespace of pachd and its job pods
     kubeconfig: str = ""  # empty: in-cluster config inside a pod, else ~/.kube/config
@@ -67,6 +70,7 @@ class PachdConfig:
 # flag name -> (environment variables in order of preference, help)
 _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "port": (("PORT",), f"gRPC port (default {DEFAULT_PORT})"),
+    "http_port": (("PACHD_HTTP_PORT",), f"web console port, on the same address (default {DEFAULT_HTTP_PORT}; 0: no console)"),
     "host": (("PACHD_HOST",), "address to listen on (default 0.0.0.0)"),
     "data_dir": (("PACH_ROOT", "PACHD_DATA_DIR"), "embedded metadata and local blocks (default ~/.pachyderm/data)"),
     "etcd": (("ETCD_ADDRESS",), "keep metadata in etcd at HOST:PORT instead of the embedded store"),
@@ -91,6 +95,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "lease_ttl": (("PACHD_LEASE_TTL",), "seconds a dead replica's pipelines wait before another takes them (default 10)"),
     "tls_cert": (("PACHD_TLS_CERT",), "serve TLS with this certificate (PEM); needs --tls-key"),
     "tls_key": (("PACHD_TLS_KEY",), "the private key (PEM) of --tls-cert"),
+    "auth_token_file": (("PACHD_AUTH_TOKEN_FILE",), "require the bearer token this file holds"),
     "namespace": (("NAMESPACE",), "Kubernetes namespace for job pods (default: default)"),
     "kubeconfig": (("KUBECONFIG",), "kubeconfig file (default: in-cluster config, else ~/.kube/config)"),
     "image_pull_policy": (("JOB_IMAGE_PULL_POLICY",), "Always, IfNotPresent or Never for job images (default IfNotPresent)"),
@@ -134,6 +139,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     defaults = PachdConfig()
     port = pick("port")
+    http_port = pick("http_port")
     data_dir = pick("data_dir")
     storage = (pick("storage") or defaults.storage).lower()
     if storage not in STORAGE_BACKENDS:
@@ -166,11 +172,13 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         lease_ttl=float(lease_ttl) if lease_ttl else defaults.lease_ttl,
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
+        auth_token_file=Path(token_file) if (token_file := pick("auth_token_file")) else None,
         pod_pfs=pod_pfs,
         executor=executor,
         job_shim_image=pick("job_shim_image") or defaults.job_shim_image,
         pod_path=env.get("PATH", defaults.pod_path),
         port=int(port) if port else defaults.port,
+        http_port=int(http_port) if http_port else defaults.http_port,
         host=pick("host") or defaults.host,
         data_dir=Path(data_dir).expanduser() if data_dir else defaults.data_dir,
         etcd_address=pick("etcd") or _env_address(env),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from pachd.pfs.blockdiffs import BlockDiffs
 from pachd.pfs.commits import Commits
 from pachd.pfs.files import Files
@@ -12,6 +14,7 @@ from pachd.pfs.writes import Writes
 from pachd.pfs import keys
 from pachd.storage.blocks import BlockStore
 from pachd.storage.kv import KV
+from pachd.storage.watching import watching
 
 
 class Pfs:
@@ -31,3 +34,11 @@ class Pfs:
     async def delete_all(self) -> None:
         """Forgets every repo and commit. Blocks stay (they are shared by content)."""
         await self.kv.delete_prefix(keys.ROOT)
+
+    async def changes(self) -> AsyncIterator[str]:
+        """What changes from now on, one word per change: "repo" or "commit"."""
+        revision = await self.kv.revision()
+        async with watching(self.kv, [keys.repos(), keys.all_commits()], revision + 1) as changed:
+            while True:
+                event = await changed.next()
+                yield "repo" if event.key.startswith(keys.repos()) else "commit"
