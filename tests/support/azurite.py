@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from azure.storage.blob import ContainerClient
 
 from pachd.storage.azure import RETRIES, container_client
 from tests.support.ports import free_port
+from tests.support.servers import listens, start_server
 from tests.support.store_front import StoreFront, Throttle
 
 START_TIMEOUT = 60.0
@@ -58,15 +57,8 @@ class Azurite:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [str(BINARY), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location",
                 str(self.data_dir), "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _listening(self.port):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Azurite exited; see {self.log_path}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Azurite did not start; see {self.log_path}")
-            time.sleep(0.05)
+        self.process = start_server(args, self.log_path, ready=listens(self.port), what="Azurite",
+                                    timeout=START_TIMEOUT)
         self.front.restore()
         return self
 
@@ -90,10 +82,3 @@ class Azurite:
         with self.client(name) as client:
             client.create_container()
 
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False

@@ -11,14 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from mypy_boto3_s3.client import S3Client
 
 from pachd.storage.s3 import MAX_ATTEMPTS, s3_client
 from tests.support.ports import free_port
+from tests.support.servers import answers, start_server
 from tests.support.store_front import StoreFront, Throttle
 
 START_TIMEOUT = 30.0
@@ -49,21 +48,9 @@ class S3Server:
                 "AWS_ENDPOINT_URL_S3": self.endpoint}
 
     def launch(self) -> S3Server:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the S3 server exited; see {self.log_path}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.moto_port}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the S3 server did not start; see {self.log_path}") from None
-                time.sleep(0.05)
+        self.process = start_server(args, self.log_path, ready=answers(f"http://127.0.0.1:{self.moto_port}/moto-api/"),
+                                    what="the S3 server", timeout=START_TIMEOUT)
         self.front.start()
         return self
 

@@ -19,6 +19,7 @@ import socket
 import threading
 from dataclasses import dataclass
 
+from tests.support.local_pods import serve_http, stop_http
 from tests.support.ports import free_port
 
 _CHUNK = 256 << 10
@@ -47,7 +48,6 @@ class StoreFront:
         self._break_after: int | None = None
         self.broken = 0
         self._server: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
 
     @property
@@ -61,19 +61,14 @@ class StoreFront:
             pass
 
         Handler.front = front
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._server = serve_http(self.port, Handler, "store-front")
         return self
 
     def cut(self) -> None:
         """Refuse new connections and drop the open ones."""
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
+        stop_http(self._server)
         with self._lock:
             for sock in self._sockets:
                 try:
