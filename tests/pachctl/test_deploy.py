@@ -387,15 +387,15 @@ MISTAKES: dict[str, tuple[str, ...]] = {
     "disk-name-for-amazon": ("amazon", "--bucket", "blocks", "--volume-id", "vol-0123456789abcdef0",
                              "--disk-name", "d"),
     "region-for-google": ("google", "--bucket", "blocks", "--region", "us-east-1"),
-    "microsoft-without-key": ("microsoft", "--container", "c1", "--account-name", "acct", "--volume-uri", "/d/x"),
-    "microsoft-key-not-base64": ("microsoft", "c1", "acct", "not base64!", "https://acct.blob.core.windows.net/v/x.vhd",
-                                 "10"),
-    "microsoft-bad-uri": ("microsoft", "c1", "acct", AZURE_KEY, "etcd.vhd", "10"),
+    "microsoft-without-key": ("microsoft", "--container", "blocks", "--account-name", "acct", "--volume-uri", "/d/x"),
+    "microsoft-key-not-base64": ("microsoft", "blocks", "acct", "not base64!",
+                                 "https://acct.blob.core.windows.net/v/x.vhd", "10"),
+    "microsoft-bad-uri": ("microsoft", "blocks", "acct", AZURE_KEY, "etcd.vhd", "10"),
     "microsoft-bad-container": ("microsoft", "C_1", "acct", AZURE_KEY, "/d/x", "10"),
-    "microsoft-bad-account": ("microsoft", "c1", "Acct-1", AZURE_KEY, "/d/x", "10"),
+    "microsoft-bad-account": ("microsoft", "blocks", "Acct-1", AZURE_KEY, "/d/x", "10"),
     "container-for-amazon": ("amazon", "--bucket", "blocks", "--volume-id", "vol-0123456789abcdef0",
-                             "--container", "c1"),
-    "bucket-for-microsoft": ("microsoft", "c1", "acct", AZURE_KEY, "/d/x", "--bucket", "b1"),
+                             "--container", "blocks"),
+    "bucket-for-microsoft": ("microsoft", "blocks", "acct", AZURE_KEY, "/d/x", "--bucket", "b1"),
 }
 
 
