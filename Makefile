@@ -57,6 +57,7 @@ protos: install
 	$(PY) etc/gen_protos.py
 
 bench: install
+	$(PIP) install --quiet -e '.[test,bench]'
 	$(PY) -m bench
 
 # What `pachctl deploy` prints with default flags, checked in under manifests/

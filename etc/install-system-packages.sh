@@ -5,12 +5,13 @@
 #   libfuse3-dev  headers pyfuse3 compiles against
 #   pkg-config    how pyfuse3 finds them
 #   gcc           the compiler for pyfuse3
+#   bubblewrap    bwrap, which confines local pods like containers
 #   nodejs, npm   the Node.js client of the foreign-client test and Azurite (when no node is on PATH)
 # With --test, also what only the tests need:
 #   chromium      the headless browser of the console's end-to-end tests
 set -euo pipefail
 
-wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc)
+wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc bubblewrap)
 if [ "${1:-}" = "--test" ]; then
     wanted+=(chromium)
 fi

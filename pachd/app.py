@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 
 import grpc
 
+from pachd.auth import AuthInterceptor, PodCredentials
 from pachd.config import PachdConfig
 from pachd.console.server import Console
 from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
 from pachd.interceptors import ErrorInterceptor
 from pachd.pfs import Pfs
+from pachd.pfs.urls import Fetcher, UrlPolicy
 from pachd.pfs.service import BlockService, PfsService
 from pachd.pps import Pps
 from pachd.pps.ownership import replica_identity
@@ -33,6 +39,7 @@ class Pachd:
         self.config = config
         self._server: grpc.aio.Server | None = None
         self.pps: Pps | None = None
+        self._socket_dir: Path | None = None
         self._lock: DataDirLock | None = None
         self._console: Console | None = None
 
@@ -46,7 +53,8 @@ class Pachd:
             raise SystemExit(f"pachd: {err}; stop it first, or give this one its own --data-dir") from None
         self.kv = await open_kv(config)
         self.blocks = await open_block_store(config)
-        self.pfs = Pfs(kv=self.kv, blocks=self.blocks)
+        self.fetcher = Fetcher(UrlPolicy.from_allow_list(config.url_allow))
+        self.pfs = Pfs(kv=self.kv, blocks=self.blocks, fetcher=self.fetcher)
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -54,18 +62,23 @@ class Pachd:
             # same port and share its requests: a busy port must be an error.
             ("grpc.so_reuseport", 0),
         ]
-        server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=options)
+        self.credentials = await PodCredentials.load(self.kv)
+        auth = AuthInterceptor(admin_token=config.auth_token, credentials=self.credentials)
+        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor()], options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
         health_pb2_grpc.add_HealthServicer_to_server(HealthService(), server)
         protoversion_pb2_grpc.add_APIServicer_to_server(VersionService(), server)
         port = _listen(server, config)
+        warn_if_exposed(config)
+        socket_dir = self._pod_socket(server)
         # PPS needs the bound port: local pods dial back to it.
-        self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port),
+        self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port, socket_dir=socket_dir),
                        default_image=config.job_shim_image, replica=replica_identity(config.data_dir),
-                       lease_ttl=config.lease_ttl)
+                       lease_ttl=config.lease_ttl, credential=self.credentials.token)
         pps_pb2_grpc.add_APIServicer_to_server(PpsService(self.pps), server)
-        pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(self.pps), server)
+        pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(
+            self.pps, credentials=self.credentials, allow_anonymous=config.allow_anonymous_pods), server)
         await server.start()
         self._server = server
         if config.http_port:
@@ -82,6 +95,19 @@ class Pachd:
                     f"etcd {config.etcd_address}" if config.uses_etcd else f"sqlite in {config.data_dir}",
                     f"gcs bucket {config.gcs_bucket}" if config.storage == "gcs" else f"{config.data_dir}")
         return port
+
+    def _pod_socket(self, server: grpc.aio.Server) -> Path | None:
+        """A Unix socket for local pods without a network, in a directory of its own
+        (short enough for a socket's path) that the pods' sandbox binds."""
+        if self.config.executor != "local" or self.config.pod_network != "none":
+            return None
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="pachd-pods-"))
+        self._socket_dir.chmod(0o755)
+        socket = self._socket_dir / "pachd.sock"
+        if server.add_insecure_port(f"unix://{socket}") == 0:
+            raise SystemExit(f"pachd: cannot listen on {socket} for pods")
+        socket.chmod(0o666)  # pods run as another user; only they (and this host) see it
+        return self._socket_dir
 
     async def wait(self) -> None:
         assert self._server is not None
@@ -100,7 +126,28 @@ class Pachd:
         await self.blocks.close()
         if self._lock is not None:
             self._lock.release()
+        self.fetcher.close()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
         logger.info("pachd stopped")
+
+
+def warn_if_exposed(config: PachdConfig) -> None:
+    """Says so when pachd answers beyond this machine in plaintext."""
+    if is_loopback(config.host) or config.uses_tls:
+        return
+    logger.warning("pachd serves %s without TLS: anyone who reaches this address can read and change its data%s "
+                   "(give --tls-cert/--tls-key, or --host 127.0.0.1)", config.host,
+                   "" if config.auth_token_file else " and run pipelines")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _listen(server: grpc.aio.Server, config: PachdConfig) -> int:

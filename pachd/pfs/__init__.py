@@ -10,6 +10,7 @@ from pachd.pfs.files import Files
 from pachd.pfs.repos import Repos
 from pachd.pfs.squash import Squash
 from pachd.pfs.tree import NodeStore
+from pachd.pfs.urls import Fetcher
 from pachd.pfs.writes import Writes
 from pachd.pfs import keys
 from pachd.storage.blocks import BlockStore
@@ -20,14 +21,14 @@ from pachd.storage.watching import watching
 class Pfs:
     """The PFS domain objects, wired to one metadata store and one block store."""
 
-    def __init__(self, *, kv: KV, blocks: BlockStore) -> None:
+    def __init__(self, *, kv: KV, blocks: BlockStore, fetcher: Fetcher | None = None) -> None:
         self.kv = kv
         self.blocks = blocks
         self.nodes = NodeStore(blocks)
         self.repos = Repos(kv=kv)
         self.commits = Commits(kv=kv, nodes=self.nodes, repos=self.repos)
         writes = Writes(kv=kv, commits=self.commits)
-        self.files = Files(blocks=blocks, commits=self.commits, writes=writes)
+        self.files = Files(blocks=blocks, commits=self.commits, writes=writes, fetcher=fetcher)
         self.squash = Squash(kv=kv, commits=self.commits, writes=writes)
         self.block_diffs = BlockDiffs(kv=kv)
 

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from pachd.errors import InvalidManifest, PachError
 from pachd.executor.base import Executor
@@ -43,14 +43,16 @@ logger = logging.getLogger(__name__)
 class Pps:
     def __init__(
         self, *, kv: KV, pfs: Pfs, executor: Executor, default_image: str = DEFAULT_IMAGE, replica: str = "pachd",
-        lease_ttl: float = 10.0,
+        lease_ttl: float = 10.0, credential: Callable[[str], str] = lambda job_id: "",
     ) -> None:
+        """`credential` gives the token a job's pods are handed (pachd/auth.py)."""
         self._kv = kv
         self._pfs = pfs
         self.executor = executor
         self.jobs = Jobs(kv=kv, pfs=pfs)
         self.pipelines = Pipelines(kv=kv, pfs=pfs, jobs=self.jobs, stop_job=self.stop_job, delete_job=self._delete_job)
-        driver = JobDriver(kv=kv, pfs=pfs, jobs=self.jobs, executor=executor, default_image=default_image)
+        driver = JobDriver(kv=kv, pfs=pfs, jobs=self.jobs, executor=executor, default_image=default_image,
+                           credential=credential)
         controller = PipelineController(kv=kv, pfs=pfs, jobs=self.jobs,
                                         launch=lambda job, pipeline: self.supervisor.launch(job, pipeline))
         self.supervisor = Supervisor(kv=kv, controller=controller, driver=driver,
