@@ -1,6 +1,6 @@
 """The metadata consistency checker: does the KV store agree with itself and with the block store?
 
-    python -m pachd.check --data-dir DIR [--etcd HOST:PORT] [--verify-data]
+    python -m pachd.check --data-dir DIR [--etcd HOST:PORT] [--storage gcs|s3|azure ...] [--verify-data]
 
 `check(kv, blocks)` reads every PFS and PPS key (one range per domain), then
 checks what the domain code relies on: commits belong to existing repos and
@@ -23,8 +23,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from pachd import config as pachd_config
 from pachd import validate
 from pachd.config import PachdConfig
 from pachd.errors import BlockNotFound, PachError
@@ -520,23 +520,29 @@ async def check_stores(config: PachdConfig, *, verify_data: bool = False) -> lis
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pachd.check",
-        description="Check a (stopped) pachd's metadata for inconsistencies; exit 1 if any are found.")
+        description="Check a (stopped) pachd's metadata for inconsistencies; exit 1 if any are found. "
+                    "The block store is named by pachd's own flags and environment (--storage local, gcs, s3 "
+                    "or azure, with --gcs-bucket, --s3-bucket, --s3-endpoint, --azure-container, ...).")
     parser.add_argument("--data-dir", required=True, help="pachd's data dir (its --data-dir)")
     parser.add_argument("--etcd", default="", help="HOST:PORT of etcd, if pachd keeps its metadata there")
-    parser.add_argument("--storage", choices=("local", "gcs"), default="local", help="where blocks live")
-    parser.add_argument("--gcs-bucket", default="", help="the bucket for --storage gcs")
     parser.add_argument("--verify-data", action="store_true", help="also read every block and check its hash")
     return parser
 
 
+def _config(args: argparse.Namespace, store_flags: Sequence[str]) -> PachdConfig:
+    """The stores' settings as pachd reads them: the store flags, then the environment."""
+    flags = ["--data-dir", args.data_dir, *store_flags]
+    if args.etcd:
+        flags += ["--etcd", args.etcd]
+    return pachd_config.load(flags)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    data_dir = Path(args.data_dir).expanduser()
-    if not data_dir.is_dir() and not (args.etcd and args.storage == "gcs"):
-        print(f"pachd.check: {data_dir} is not a directory; give pachd's --data-dir", file=sys.stderr)
+    args, store_flags = _parser().parse_known_args(argv)
+    config = _config(args, store_flags)
+    if not config.data_dir.is_dir() and not (config.uses_etcd and config.storage != "local"):
+        print(f"pachd.check: {config.data_dir} is not a directory; give pachd's --data-dir", file=sys.stderr)
         return 2
-    config = PachdConfig(data_dir=data_dir, etcd_address=args.etcd, storage=args.storage,
-                         gcs_bucket=args.gcs_bucket)
     try:
         problems = asyncio.run(check_stores(config, verify_data=args.verify_data))
     except PachError as err:

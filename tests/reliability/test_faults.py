@@ -1,6 +1,6 @@
 """Faults: pachd killed mid-squash (a user's and a job's), the etcd server
-killed and restarted under a running pachd, the GCS emulator stopped in the
-middle of an upload. After each, pachd carries on, every finished commit reads
+killed and restarted under a running pachd, the block store (GCS, S3, Azure)
+gone in the middle of an upload. After each, pachd carries on, every finished commit reads
 back byte for byte as before (compared by content hash), open commits can be
 finished or cancelled, nothing is duplicated, and the consistency checker
 (pachd/check.py) finds nothing wrong with the metadata or the blocks.
@@ -18,6 +18,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -27,10 +28,14 @@ from pachctl.client import Client, UnavailableError
 from pachd.check import check_stores
 from pachd.config import PachdConfig
 from protos import pfs_pb2, pfs_pb2_grpc, pps_pb2
+from tests.support.azurite import ACCOUNT as AZURE_ACCOUNT
+from tests.support.azurite import KEY as AZURE_KEY
+from tests.support.azurite import Azurite
 from tests.support.etcd import EtcdServer
 from tests.support.gcs import GcsEmulator
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 from tests.support.wait import wait_until
 
 TIMEOUT = 120
@@ -188,20 +193,54 @@ def _answers(client: Client) -> bool:
         return False
 
 
-@pytest.fixture
-def gcs_pachd(tmp_path: Path) -> Iterator[tuple[GcsEmulator, PachdProcess]]:
-    emulator = GcsEmulator(tmp_path / "gcs").start()
-    emulator.create_bucket("faults")
-    server = PachdProcess(tmp_path / "data", extra_args=["--storage", "gcs", "--gcs-bucket", "faults"],
-                          env={"STORAGE_EMULATOR_HOST": emulator.host}).start()
-    yield emulator, server
+@dataclass(frozen=True, slots=True)
+class CloudStore:
+    """A block store server, and how pachd and the checker are pointed at it."""
+
+    server: GcsEmulator | S3Server | Azurite  # stop() and start() it
+    pachd_args: list[str]
+    env: dict[str, str]  # for pachd, and for the checker, which reads pachd's settings
+    check: dict[str, str]  # PachdConfig's store fields
+
+
+def _cloud_store(kind: str, root: Path) -> CloudStore:
+    if kind == "gcs":
+        gcs = GcsEmulator(root / "gcs").start()
+        gcs.create_bucket("faults")
+        return CloudStore(gcs, ["--storage", "gcs", "--gcs-bucket", "faults"], {"STORAGE_EMULATOR_HOST": gcs.host},
+                          {"storage": "gcs", "gcs_bucket": "faults"})
+    if kind == "s3":
+        s3 = S3Server(root / "s3").launch()
+        s3.create_bucket("faults")
+        return CloudStore(s3, ["--storage", "s3", "--s3-bucket", "faults"], s3.env(),
+                          {"storage": "s3", "s3_bucket": "faults", "s3_endpoint": s3.endpoint,
+                           "s3_region": REGION, "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY})
+    azure = Azurite(root / "azurite").start()
+    azure.create_container("faults")
+    return CloudStore(azure, ["--storage", "azure", "--azure-container", "faults"], azure.env(),
+                      {"storage": "azure", "azure_container": "faults", "azure_account": AZURE_ACCOUNT,
+                       "azure_key": AZURE_KEY, "azure_endpoint": azure.endpoint})
+
+
+@pytest.fixture(params=["gcs", "s3", "azure"])
+def cloud_pachd(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[CloudStore, PachdProcess]]:
+    """A pachd whose blocks live in a store server of its own (GCS emulator, moto's S3, Azurite)."""
+    store = _cloud_store(str(request.param), tmp_path)
+    server = PachdProcess(tmp_path / "data", extra_args=store.pachd_args, env=store.env).start()
+    yield store, server
     server.stop()
-    emulator.stop()
+    if isinstance(store.server, S3Server):
+        store.server.shutdown()
+    else:
+        store.server.stop()
 
 
-def test_block_store_failing_mid_upload(gcs_pachd: tuple[GcsEmulator, PachdProcess],
+def test_block_store_failing_mid_upload(cloud_pachd: tuple[CloudStore, PachdProcess],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator, server = gcs_pachd
+    """The store goes away in the middle of a put-file of many blocks (the GCS emulator and
+    Azurite are stopped; moto's S3 server is cut off, keeping its objects, as in an outage)."""
+    store, server = cloud_pachd
+    emulator = store.server
     block = hashlib.sha256(b"seed").digest() * (1 << 15)  # 1 MiB that does not repeat within itself
     with Client(server.address) as client:
         client.create_repo("data")
@@ -228,5 +267,6 @@ def test_block_store_failing_mid_upload(gcs_pachd: tuple[GcsEmulator, PachdProce
         client.finish_commit("data", commit.id)
         assert client.get_file_bytes("data", commit.id, "big") == block * 20
         assert client.get_file_bytes("data", commit.id, "kept") == block * 3
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.host)
-    assert_consistent(server, storage="gcs", gcs_bucket="faults")
+    for name, value in store.env.items():
+        monkeypatch.setenv(name, value)
+    assert_consistent(server, **store.check)
