@@ -12,6 +12,7 @@ output commit for the input commit, and the consistency checker clean.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -197,15 +198,23 @@ CRASHES = [crash_after_output_started, crash_after_pod_commit_made, crash_after_
            crash_after_pods_reported, crash_mid_squash, crash_while_output_finishing, crash_after_output_finished]
 
 
-def resumed(site: Site, arrange: Callable[[Stores], Awaitable[None]]) -> PachdProcess:
-    """Arranges the stores as a crash left them, then starts pachd on them."""
+@contextlib.contextmanager
+def resumed(site: Site, arrange: Callable[[Stores], Awaitable[None]]) -> Iterator[Client]:
+    """Arranges the stores as a crash left them, starts pachd on them and yields a client;
+    afterwards stops pachd and checks its stores."""
 
     async def run() -> None:
         async for stores in site.stores():
             await arrange(stores)
 
     asyncio.run(run())
-    return PachdProcess(site.data_dir, etcd=site.etcd).start()
+    server = PachdProcess(site.data_dir, etcd=site.etcd).start()
+    try:
+        with Client(server.address) as client:
+            yield client
+    finally:
+        server.stop()
+    assert asyncio.run(check_stores(site.config, verify_data=True)) == []
 
 
 def assert_one_live_output(client: Client, repo: str, input_commit: tuple[str, str]) -> pfs_pb2.CommitInfo:
@@ -215,33 +224,23 @@ def assert_one_live_output(client: Client, repo: str, input_commit: tuple[str, s
     return outputs[0]
 
 
-def assert_consistent(server: PachdProcess, site: Site) -> None:
-    server.stop()
-    assert asyncio.run(check_stores(site.config, verify_data=True)) == []
-
-
 @pytest.mark.parametrize("crash", CRASHES, ids=[c.__name__ for c in CRASHES])
 def test_the_job_finishes_after_a_crash(site: Site, crash: Step) -> None:
     async def arrange(stores: Stores) -> None:
         await crash(stores, await setup(stores, "job1", b"one\n"))
 
-    server = resumed(site, arrange)
-    try:
-        with Client(server.address) as client:
-            job = client.inspect_job("job1", block_state=True, timeout=TIMEOUT)
-            assert job.state == pps_pb2.JOB_SUCCESS
-            output = assert_one_live_output(client, "result", ("data", "master/0"))
-            assert output.commit.id == job.output_commit.id
-            assert client.get_file_bytes("result", output.commit.id, "f") == b"one\n"
-            # ...and a pipeline downstream of the output runs on it.
-            client.create_pipeline(pipeline("after", "cp -r /pfs/result/. /pfs/out/", [("result", REDUCE)]))
-            flushed = client.flush_commit([("data", "master/0")], timeout=TIMEOUT)
-            after = next(c for c in flushed if c.commit.repo.name == "after")
-            assert client.get_file_bytes("after", after.commit.id, "f") == b"one\n"
-            assert [j.state for j in client.list_job("after")] == [pps_pb2.JOB_SUCCESS]
-    finally:
-        server.stop()
-    assert_consistent(server, site)
+    with resumed(site, arrange) as client:
+        job = client.inspect_job("job1", block_state=True, timeout=TIMEOUT)
+        assert job.state == pps_pb2.JOB_SUCCESS
+        output = assert_one_live_output(client, "result", ("data", "master/0"))
+        assert output.commit.id == job.output_commit.id
+        assert client.get_file_bytes("result", output.commit.id, "f") == b"one\n"
+        # ...and a pipeline downstream of the output runs on it.
+        client.create_pipeline(pipeline("after", "cp -r /pfs/result/. /pfs/out/", [("result", REDUCE)]))
+        flushed = client.flush_commit([("data", "master/0")], timeout=TIMEOUT)
+        after = next(c for c in flushed if c.commit.repo.name == "after")
+        assert client.get_file_bytes("after", after.commit.id, "f") == b"one\n"
+        assert [j.state for j in client.list_job("after")] == [pps_pb2.JOB_SUCCESS]
 
 
 def test_a_job_on_a_parent_resumes_its_output_after_the_parent_output(site: Site) -> None:
@@ -256,17 +255,12 @@ def test_a_job_on_a_parent_resumes_its_output_after_the_parent_output(site: Site
                                                                         finished=time.time()))
         await start_output(stores, await setup(stores, "job1", b"one\n", parent="job0"))
 
-    server = resumed(site, arrange)
-    try:
-        with Client(server.address) as client:
-            job = client.inspect_job("job1", block_state=True, timeout=TIMEOUT)
-            assert job.state == pps_pb2.JOB_SUCCESS
-            assert job.output_commit.id == "job0/1"  # the commit started before the crash
-            assert client.get_file_bytes("result", job.output_commit.id, "f") == b"zero\none\n"
-            assert_one_live_output(client, "result", ("data", "master/1"))
-    finally:
-        server.stop()
-    assert_consistent(server, site)
+    with resumed(site, arrange) as client:
+        job = client.inspect_job("job1", block_state=True, timeout=TIMEOUT)
+        assert job.state == pps_pb2.JOB_SUCCESS
+        assert job.output_commit.id == "job0/1"  # the commit started before the crash
+        assert client.get_file_bytes("result", job.output_commit.id, "f") == b"zero\none\n"
+        assert_one_live_output(client, "result", ("data", "master/1"))
 
 
 def test_an_empty_job_whose_output_was_finished_ends_empty(site: Site) -> None:
@@ -276,11 +270,6 @@ def test_an_empty_job_whose_output_was_finished_ends_empty(site: Site) -> None:
         await stores.jobs.update(job.id, lambda j: dataclasses.replace(j, output_commit=output))
         await stores.pfs.commits.finish("result", output)
 
-    server = resumed(site, arrange)
-    try:
-        with Client(server.address) as client:
-            assert client.inspect_job("job1", block_state=True, timeout=TIMEOUT).state == pps_pb2.JOB_EMPTY
-            assert_one_live_output(client, "result", ("data", "master/0"))
-    finally:
-        server.stop()
-    assert_consistent(server, site)
+    with resumed(site, arrange) as client:
+        assert client.inspect_job("job1", block_state=True, timeout=TIMEOUT).state == pps_pb2.JOB_EMPTY
+        assert_one_live_output(client, "result", ("data", "master/0"))

@@ -212,26 +212,30 @@ class Writer(threading.Thread):
         """Runs `action`; if a crash cut it short, waits for pachd and asks `resolve` what
         happened (None: it did not happen, so `action` runs again)."""
         while True:
-            epoch = self._crashes.epoch
-            try:
-                return action()
-            except PachydermError:
-                if self._crashes.epoch == epoch and self._crashes.up.is_set():
-                    raise
-            self._await_pachd()
+            answered, value = self._attempt(action)
+            if answered:
+                return value  # type: ignore[return-value]
             outcome = self._until_answered(resolve)
             if outcome is not None:
                 return outcome
 
     def _until_answered(self, call: Callable[[], T]) -> T:
         while True:
-            epoch = self._crashes.epoch
-            try:
-                return call()
-            except PachydermError:
-                if self._crashes.epoch == epoch and self._crashes.up.is_set():
-                    raise
-            self._await_pachd()
+            answered, value = self._attempt(call)
+            if answered:
+                return value  # type: ignore[return-value]
+
+    def _attempt(self, call: Callable[[], T]) -> tuple[bool, T | None]:
+        """(True, what `call` returned), or (False, None) if a crash cut it short (then pachd
+        is awaited); an error that no crash explains is raised."""
+        epoch = self._crashes.epoch
+        try:
+            return True, call()
+        except PachydermError:
+            if self._crashes.epoch == epoch and self._crashes.up.is_set():
+                raise
+        self._await_pachd()
+        return False, None
 
     def _await_pachd(self) -> None:
         if len(self._clients) > 1:
