@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -32,7 +34,9 @@ from pachd.storage import open_block_store, open_kv
 from protos import pfs_pb2, pps_pb2
 from tests.support.etcd import EtcdServer
 from tests.support.pachd import PachdProcess
+from tests.pps.test_failures import _pod_pids
 from tests.support.pipelines import REDUCE, pipeline
+from tests.support.wait import wait_until
 
 TIMEOUT = 90
 COPY = Transform(cmd=("sh",), stdin=("cat /pfs/data/f >> /pfs/out/f",))
@@ -273,3 +277,36 @@ def test_an_empty_job_whose_output_was_finished_ends_empty(site: Site) -> None:
     with resumed(site, arrange) as client:
         assert client.inspect_job("job1", block_state=True, timeout=TIMEOUT).state == pps_pb2.JOB_EMPTY
         assert_one_live_output(client, "result", ("data", "master/0"))
+
+
+def test_pods_killed_by_restarts_do_not_use_up_the_restarts_of_their_index(tmp_path: Path) -> None:
+    """pachd killed three times while a job's pod runs (each restart kills the pod it left),
+    then the pod itself crashes once: that is its first crash, so it is replaced and the job succeeds."""
+    count = tmp_path / "count"
+    script = f"""
+n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}
+if [ "$n" -lt 4 ]; then sleep 600; fi
+cp /pfs/data/f /pfs/out/f
+"""
+    server = PachdProcess(tmp_path / "data").start()
+    try:
+        with Client(server.address) as client:
+            client.create_repo("data")
+            client.create_pipeline(pipeline("slow", script, [("data", REDUCE)]))
+            with client.commit("data") as c:
+                client.put_file("data", c.id, "f", b"x\n")
+        for attempt in range(1, 5):
+            wait_until(lambda: count.exists() and count.read_text().strip() == str(attempt), timeout=TIMEOUT,
+                       what=f"pod attempt {attempt}")
+            if attempt < 4:
+                server.kill()
+                server.start()
+        with Client(server.address) as client:
+            job_id = client.list_job("slow")[0].job.id
+            for pid in _pod_pids(server.data_dir, job_id):
+                os.kill(pid, signal.SIGKILL)
+            job = client.inspect_job(job_id, block_state=True, timeout=TIMEOUT)
+            assert job.state == pps_pb2.JOB_SUCCESS
+            assert client.get_file_bytes("slow", job.output_commit.id, "f") == b"x\n"
+    finally:
+        server.stop()
