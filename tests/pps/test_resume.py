@@ -310,3 +310,25 @@ cp /pfs/data/f /pfs/out/f
             assert client.get_file_bytes("slow", job.output_commit.id, "f") == b"x\n"
     finally:
         server.stop()
+
+
+def test_a_pod_crashing_past_its_restarts_still_fails_the_job(own_pachd: PachdProcess) -> None:
+    with Client(own_pachd.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(pipeline("stuck", "sleep 600", [("data", REDUCE)]))
+        with client.commit("data") as c:
+            client.put_file("data", c.id, "f", b"x\n")
+        wait_until(lambda: client.list_job("stuck"), what="the job")
+        job_id = client.list_job("stuck")[0].job.id
+        killed: set[int] = set()
+
+        def kill_next() -> bool:
+            for pid in set(_pod_pids(own_pachd.data_dir, job_id)) - killed:
+                killed.add(pid)
+                os.kill(pid, signal.SIGKILL)
+            return len(killed) == 4  # the first pod and its 3 replacements
+
+        wait_until(kill_next, timeout=TIMEOUT, what="four pods to kill")
+        job = client.inspect_job(job_id, block_state=True, timeout=TIMEOUT)
+        assert job.state == pps_pb2.JOB_FAILURE
+        assert b"pachd | job failed: pod 0: killed by signal 9" in b"".join(client.get_logs(job_id))
