@@ -32,6 +32,7 @@ from pachd.pps.jobs import Jobs
 from pachd.pps.specs import JobInput, JobRecord, JobState, Parallelism, PodRecord, Transform
 from pachd.storage import open_block_store, open_kv
 from protos import pfs_pb2, pps_pb2
+from tests.support.beacon import Beacon
 from tests.support.etcd import EtcdServer
 from tests.support.pachd import PachdProcess
 from tests.pps.test_failures import _pod_pids
@@ -282,10 +283,10 @@ def test_an_empty_job_whose_output_was_finished_ends_empty(site: Site) -> None:
 def test_pods_killed_by_restarts_do_not_use_up_the_restarts_of_their_index(tmp_path: Path) -> None:
     """pachd killed three times while a job's pod runs (each restart kills the pod it left),
     then the pod itself crashes once: that is its first crash, so it is replaced and the job succeeds."""
-    count = tmp_path / "count"
+    beacon = Beacon()
     script = f"""
-n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}
-if [ "$n" -lt 4 ]; then sleep 600; fi
+{beacon.command('started')}
+{beacon.command('gate')}
 cp /pfs/data/f /pfs/out/f
 """
     server = PachdProcess(tmp_path / "data").start()
@@ -295,21 +296,23 @@ cp /pfs/data/f /pfs/out/f
             client.create_pipeline(pipeline("slow", script, [("data", REDUCE)]))
             with client.commit("data") as c:
                 client.put_file("data", c.id, "f", b"x\n")
-        for attempt in range(1, 5):
-            wait_until(lambda: count.exists() and count.read_text().strip() == str(attempt), timeout=TIMEOUT,
-                       what=f"pod attempt {attempt}")
-            if attempt < 4:
-                server.kill()
-                server.start()
+        for attempt in range(1, 4):
+            beacon.wait_hits("started", attempt, timeout=TIMEOUT)
+            server.kill()
+            server.start()
+        beacon.wait_hits("started", 4, timeout=TIMEOUT)
         with Client(server.address) as client:
             job_id = client.list_job("slow")[0].job.id
             for pid in _pod_pids(server.data_dir, job_id):
                 os.kill(pid, signal.SIGKILL)
+            beacon.wait_hits("started", 5, timeout=TIMEOUT)
+            beacon.open("gate")
             job = client.inspect_job(job_id, block_state=True, timeout=TIMEOUT)
             assert job.state == pps_pb2.JOB_SUCCESS
             assert client.get_file_bytes("slow", job.output_commit.id, "f") == b"x\n"
     finally:
         server.stop()
+        beacon.close()
 
 
 def test_a_pod_crashing_past_its_restarts_still_fails_the_job(own_pachd: PachdProcess) -> None:
