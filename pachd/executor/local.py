@@ -38,7 +38,8 @@ class _Job:
     events: list[PodEvent] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     running: dict[int, PodProcess] = field(default_factory=dict)  # index -> current pod
-    attempts: dict[int, int] = field(default_factory=dict)  # index -> pods started
+    attempts: dict[int, int] = field(default_factory=dict)  # index -> pods started (by any pachd: names them)
+    crashes: dict[int, int] = field(default_factory=dict)  # index -> pods seen crashing (not killed by a restart)
     watchers: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # pod name -> its wait task
 
 
@@ -116,7 +117,8 @@ class LocalExecutor:
             await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.SUCCEEDED))
             return
         reason = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
-        if job.attempts[index] > job.spec.max_restarts:
+        job.crashes[index] = job.crashes.get(index, 0) + 1
+        if job.crashes[index] > job.spec.max_restarts:
             await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.GAVE_UP, reason))
             return
         await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.CRASHED, reason))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 from tests.support.wait import wait_until
 
 TIMEOUT = 120
-FILES = 12_000  # per commit of the squash test
+FILES = 6_000  # per commit of the squash test
 Snapshot = dict[str, dict[str, str]]  # "repo/commit" -> path -> sha256 of its content
 
 
@@ -71,8 +70,8 @@ def files(prefix: str, count: int) -> list[tuple[str, bytes]]:
     return [(f"{prefix}/{i:05}", f"{prefix} {i}\n".encode()) for i in range(count)]
 
 
-def kill_while(action: Callable[[], object], kill: Callable[[], None], after: float) -> BaseException | None:
-    """Runs `action` in a thread, kills `after` seconds in; returns what the action raised."""
+def kill_when(action: Callable[[], object], kill: Callable[[], None], ready: Callable[[], bool]) -> BaseException | None:
+    """Runs `action` in a thread and kills once `ready()` holds; returns what the action raised."""
     outcome: list[BaseException | None] = [None]
 
     def run() -> None:
@@ -83,14 +82,15 @@ def kill_while(action: Callable[[], object], kill: Callable[[], None], after: fl
 
     worker = threading.Thread(target=run)
     worker.start()
-    time.sleep(after)
+    wait_until(lambda: ready() or not worker.is_alive(), timeout=TIMEOUT, what="the moment to kill")
     kill()
     worker.join(timeout=TIMEOUT)
     return outcome[0]
 
 
 def test_pachd_killed_during_squash_commit(own_pachd: PachdProcess) -> None:
-    """Squashing 24,000 files takes most of a second; pachd dies a quarter of the way in."""
+    """Squashing 12,000 files writes their diffs in hundreds of transactions; pachd dies
+    as soon as the target commit shows the first of them."""
     with Client(own_pachd.address) as client:
         client.create_repo("data")
         with client.commit("data") as c:
@@ -102,18 +102,21 @@ def test_pachd_killed_during_squash_commit(own_pachd: PachdProcess) -> None:
             client.put_files("data", c.id, files("batch2", FILES))
         before = snapshot(client, every=100)
         target = client.start_commit("data", "master")
-        failure = kill_while(lambda: client.squash_commit("data", ["side/0", "side/1"], target.id),
-                             own_pachd.kill, after=0.25)
+        with Client(own_pachd.address) as watcher:
+            failure = kill_when(lambda: client.squash_commit("data", ["side/0", "side/1"], target.id),
+                                own_pachd.kill, lambda: watcher.inspect_commit("data", target.id).size_bytes > 0)
     assert isinstance(failure, UnavailableError), f"the squash should have been cut short by the kill: {failure!r}"
     own_pachd.start()
     with Client(own_pachd.address) as client:
         assert snapshot(client, every=100) == before
         assert not client.inspect_commit("data", target.id).HasField("finished")
         client.cancel_commit("data", target.id)  # a half-done squash is cleanly cancellable
-        # ...and the squash done again from scratch is whole.
-        again = client.start_commit("data", "master")
+        # ...and the squash done again from scratch (beside the cancelled commit, whose
+        # children would be cancelled too) is whole.
+        again = client.fork_commit("data", "master/0", "again")
         client.squash_commit("data", ["side/0", "side/1"], again.id)
         client.finish_commit("data", again.id)
+        assert not client.inspect_commit("data", again.id).cancelled
         squashed = {f.file.path for f in client.walk_files("data", again.id)}
         assert squashed == {f"/{path}" for n in range(3) for path, _ in files(f"batch{n}", FILES)}
         assert client.get_file_bytes("data", again.id, "batch2/00042") == b"batch2 42\n"
