@@ -107,7 +107,8 @@ def _read_commit(meta: _Metadata, key: str, value: bytes) -> str:
 def _read_diff(meta: _Metadata, key: str, value: bytes) -> str:
     commit, path = pfs_keys.diff_from_key(key)
     meta.diffs.append((commit, path, decode_diff(value)))
-    return pfs_keys.diff(*commit, path)
+    write = pfs_keys.append_write(key)
+    return pfs_keys.appended(*commit, path, write) if write else pfs_keys.diff(*commit, path)
 
 
 def _read_reset(meta: _Metadata, key: str, value: bytes) -> str:

@@ -14,7 +14,7 @@ import dataclasses
 import enum
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from pachd import validate
 from pachd.errors import (
@@ -31,6 +31,7 @@ from pachd.pfs.records import (
     BranchRecord,
     CommitKey,
     CommitRecord,
+    FileDiff,
     decode_branch,
     decode_commit,
     decode_diff,
@@ -39,7 +40,7 @@ from pachd.pfs.records import (
 )
 from pachd.pfs.repos import Repos
 from pachd.pfs.tree import NodeStore, Tree, TreeBuilder
-from pachd.storage.kv import KV, Compare, Delete, DeletePrefix, Op, Put
+from pachd.storage.kv import KV, Compare, Delete, DeletePrefix, KeyValue, Op, Put
 from pachd.storage.watching import wait_for
 
 logger = logging.getLogger(__name__)
@@ -135,13 +136,13 @@ class Commits:
                 path = "/" + "/".join(parts[:depth])
                 found = await self._kv.get(keys.diff(*record.key, path))
                 if found is not None:
-                    diff = decode_diff(found.value)
-                    size += diff.size
-                    await builder.apply(path, diff)
-        for kv in (await self._kv.range(keys.diffs(*record.key, under))).kvs:
-            diff = decode_diff(kv.value)
+                    appended = (await self._kv.range(keys.appends(*record.key, path))).kvs
+                    for kv_path, diff in in_order([found, *appended]):
+                        size += diff.size
+                        await builder.apply(kv_path, diff)
+        for path, diff in in_order((await self._kv.range(keys.diffs(*record.key, under))).kvs):
             size += diff.size
-            await builder.apply(keys.diff_path(kv.key), diff)
+            await builder.apply(path, diff)
         return builder, size
 
     async def parent(self, record: CommitRecord) -> CommitRecord | None:
@@ -470,6 +471,22 @@ class Commits:
                 limit.update(record.full_provenance)
             downstream &= limit
         return downstream
+
+
+def in_order(kvs: Sequence[KeyValue]) -> Iterator[tuple[str, FileDiff]]:
+    """(path, diff) of diff keys in key order, each file's appends right after
+    its diff in the order they were written (their revisions)."""
+    group: builtins.list[KeyValue] = []
+    for kv in [*kvs, None]:
+        if kv is not None and keys.append_write(kv.key):
+            group.append(kv)
+            continue
+        group.sort(key=lambda a: (a.mod_revision, a.key))
+        for appended in group:
+            yield keys.diff_path(appended.key), decode_diff(appended.value)
+        group = []
+        if kv is not None:
+            yield keys.diff_path(kv.key), decode_diff(kv.value)
 
 
 def _descends(commit: CommitRecord, start: tuple[tuple[str, int], ...] | None) -> bool:
