@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from pachctl import config
-from pachctl.cli import commit, deploy, file, job, misc, mount, pipeline, repo
+from pachctl.cli import admin, commit, deploy, file, job, misc, mount, pipeline, repo
 from pachctl.client import Client, PachydermError
 from pachctl.manifest import ManifestError
 
-GROUPS = (repo, commit, file, job, pipeline, mount, misc, deploy)
+GROUPS = (repo, commit, file, job, pipeline, mount, misc, admin, deploy)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,12 +12,13 @@ from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
 from pachd.interceptors import ErrorInterceptor
 from pachd.pfs import Pfs
+from pachd.pfs.admin_service import AdminService
 from pachd.pfs.service import BlockService, PfsService
 from pachd.pps import Pps
 from pachd.pps.ownership import replica_identity
 from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
-from protos import health_pb2_grpc, pfs_pb2_grpc, pps_internal_pb2_grpc, pps_pb2_grpc, protoversion_pb2_grpc
+from protos import health_pb2_grpc, pfs_admin_pb2_grpc, pfs_pb2_grpc, pps_internal_pb2_grpc, pps_pb2_grpc, protoversion_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,11 @@ class Pachd:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.kv = await open_kv(config)
         self.blocks = await open_block_store(config)
-        self.pfs = Pfs(kv=self.kv, blocks=self.blocks)
+        swept = await self.blocks.sweep()
+        if swept:
+            logger.info("removed %d temporary block files left by interrupted writes", swept)
+        self.pfs = Pfs(kv=self.kv, blocks=self.blocks, replica=replica_identity(config.data_dir))
+        await self.pfs.uploads.sweep()
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -46,6 +51,7 @@ class Pachd:
         server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
+        pfs_admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.pfs), server)
         health_pb2_grpc.add_HealthServicer_to_server(HealthService(), server)
         protoversion_pb2_grpc.add_APIServicer_to_server(VersionService(), server)
         address = f"{config.host}:{config.port}"

@@ -7,7 +7,9 @@ from pachd.pfs.commits import Commits
 from pachd.pfs.files import Files
 from pachd.pfs.repos import Repos
 from pachd.pfs.squash import Squash
+from pachd.pfs.gc import DEFAULT_GRACE, Collected, collect
 from pachd.pfs.tree import NodeStore
+from pachd.pfs.uploads import Uploads
 from pachd.pfs.writes import Writes
 from pachd.pfs import keys
 from pachd.storage.blocks import BlockStore
@@ -17,16 +19,22 @@ from pachd.storage.kv import KV
 class Pfs:
     """The PFS domain objects, wired to one metadata store and one block store."""
 
-    def __init__(self, *, kv: KV, blocks: BlockStore) -> None:
+    def __init__(self, *, kv: KV, blocks: BlockStore, replica: str = "") -> None:
         self.kv = kv
         self.blocks = blocks
         self.nodes = NodeStore(blocks)
+        self.uploads = Uploads(kv=kv, replica=replica)
         self.repos = Repos(kv=kv)
-        self.commits = Commits(kv=kv, nodes=self.nodes, repos=self.repos)
+        self.commits = Commits(kv=kv, nodes=self.nodes, repos=self.repos, uploads=self.uploads)
         writes = Writes(kv=kv, commits=self.commits)
-        self.files = Files(blocks=blocks, commits=self.commits, writes=writes)
+        self.files = Files(blocks=blocks, commits=self.commits, writes=writes, uploads=self.uploads)
         self.squash = Squash(kv=kv, commits=self.commits, writes=writes)
         self.block_diffs = BlockDiffs(kv=kv)
+
+    async def collect_garbage(self, *, grace: float = DEFAULT_GRACE, dry_run: bool = False) -> Collected:
+        """Removes blocks and tree nodes no commit references (see gc.py)."""
+        return await collect(kv=self.kv, blocks=self.blocks, nodes=self.nodes, uploads=self.uploads,
+                             grace=grace, dry_run=dry_run)
 
     async def delete_all(self) -> None:
         """Forgets every repo and commit. Blocks stay (they are shared by content)."""

@@ -40,6 +40,7 @@ from pachd.pfs.records import (
 )
 from pachd.pfs.repos import Repos
 from pachd.pfs.tree import NodeStore, Tree, TreeBuilder
+from pachd.pfs.uploads import Uploads
 from pachd.storage.kv import KV, Compare, Delete, DeletePrefix, KeyValue, Op, Put
 from pachd.storage.watching import wait_for
 
@@ -71,9 +72,11 @@ def status_allows(status: CommitStatus, record: CommitRecord) -> bool:
 
 
 class Commits:
-    def __init__(self, *, kv: KV, nodes: NodeStore, repos: Repos, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, kv: KV, nodes: NodeStore, repos: Repos, uploads: Uploads | None = None,
+                 now: Callable[[], float] = time.time) -> None:
         self._kv = kv
         self.nodes = nodes
+        self._uploads = uploads or Uploads(kv=kv)
         self._repos = repos
         self._now = now
 
@@ -273,6 +276,12 @@ class Commits:
         if not record.finishing:
             record, revision = await self._mark_finishing(record, revision)
         parent = await self._wait_finished_parent(record)
+        async with self._uploads.running():  # the saved nodes are unreferenced until the txn below
+            return await self._finish(record, revision, parent, cancel)
+
+    async def _finish(self, record: CommitRecord, revision: int, parent: CommitRecord | None,
+                      cancel: bool) -> CommitRecord:
+        repo = record.repo
         builder, size = await self._apply_diffs(record, Tree(self.nodes, parent.root if parent else ""))
         root, nodes = builder.build()
         await self.nodes.save(nodes)

@@ -163,3 +163,13 @@ def provenance_from_key(key: str) -> tuple[tuple[str, str, int], tuple[str, str,
     """(upstream, downstream) commits of a provenance index entry."""
     _, _, r1, b1, n1, r2, b2, n2 = key.split("/")
     return (r1, b1, int(n1)), (r2, b2, int(n2))
+
+
+# -- writes in flight (kept outside pfs/, which delete-all clears) -------------
+
+UPLOADS = "uploads/"
+
+
+def upload(replica: str) -> str:
+    """The time the oldest write still running on `replica` began (absent: none)."""
+    return f"uploads/{replica}"

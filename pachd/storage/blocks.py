@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 
@@ -24,7 +25,7 @@ class ObjectInfo:
 
     name: str
     size: int
-    created: datetime
+    created: datetime  # when written, or last renewed (see BlockStore.renew)
 
 
 class BlockStore(Protocol):
@@ -42,6 +43,25 @@ class BlockStore(Protocol):
         leaves a partial object visible.
         """
 
+    def temporary(self) -> Path:
+        """A fresh local path where a large object may be written before put_from.
+
+        It lies where sweep() finds what a crash left behind.
+        """
+
+    async def put_from(self, name: str, source: Path) -> None:
+        """Store the bytes of the local file `source` under `name`, as put() does.
+
+        `source` (from temporary()) is consumed: moved into place or removed,
+        whether the call succeeds or fails.
+        """
+
+    async def sweep(self) -> int:
+        """Remove what interrupted writes left behind; returns how many files went.
+
+        Call it at start-up, before any write.
+        """
+
     async def get(self, name: str, offset: int = 0, size: int = 0) -> bytes:
         """Bytes [offset, offset+size) of the object; size 0 means to the end.
 
@@ -50,6 +70,20 @@ class BlockStore(Protocol):
 
     async def exists(self, name: str) -> bool:
         """Whether the object exists."""
+
+    async def renew(self, name: str) -> bool:
+        """Sets the object's time (ObjectInfo.created) to now, if it exists; False if not.
+
+        A writer that reuses an existing object renews it, so garbage
+        collection treats it as just written. Putting an existing name renews it too.
+        """
+
+    async def delete_if_older(self, name: str, cutoff: datetime) -> bool:
+        """Removes the object unless it was written or renewed at or after `cutoff`.
+
+        Atomic with respect to put() and renew(): an object renewed while
+        this runs is kept. True if it was removed.
+        """
 
     async def stat(self, name: str) -> ObjectInfo:
         """Size and creation time of the object."""
