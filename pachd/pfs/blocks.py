@@ -22,7 +22,7 @@ from typing import BinaryIO
 from pachd.errors import InvalidArgument
 from pachd.pfs.chunking import BLOCK_SIZE, Chunker, Delimiter, Piece
 from pachd.pfs.records import BlockRef
-from pachd.storage.blocks import BlockStore, ObjectInfo
+from pachd.storage.blocks import BlockStore, ObjectInfo, check_room, disk_error
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class BlockWriter:
             digest = await asyncio.to_thread(_sha512, data)
             name = PREFIX + digest
             if not await self._store.renew(name):  # reused: renewed, so garbage collection keeps it
+                await self._store.ensure_room(len(data))
                 await self._store.put(name, data)
             return BlockRef(digest, 0, len(data))
         finally:
@@ -118,18 +119,28 @@ class _LongBlock:
 
     @classmethod
     async def open(cls, path: Path) -> _LongBlock:
-        return cls(path, await asyncio.to_thread(open, path, "xb"))
+        try:
+            return cls(path, await asyncio.to_thread(open, path, "xb"))
+        except OSError as err:
+            raise disk_error(err, f"writing {path}") from err
 
     async def append(self, data: bytes) -> None:
-        await asyncio.to_thread(self._append, data)
+        try:
+            await asyncio.to_thread(self._append, data)
+        except OSError as err:
+            raise disk_error(err, f"writing {self.path}") from err
         self.size += len(data)
 
     def _append(self, data: bytes) -> None:
+        check_room(self.path.parent, len(data))
         self._hash.update(data)
         self._handle.write(data)
 
     async def close(self) -> str:
-        await asyncio.to_thread(self._handle.close)
+        try:
+            await asyncio.to_thread(self._handle.close)
+        except OSError as err:
+            raise disk_error(err, f"writing {self.path}") from err
         return self._hash.hexdigest()
 
     async def discard(self) -> None:

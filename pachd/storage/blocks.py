@@ -12,11 +12,32 @@ and never changed, so readers may cache it forever.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+
+from pachd.errors import DiskFull, StorageError
+
+RESERVE = 32 * 1024 * 1024
+"""Bytes a local disk keeps free for metadata: block writes that would eat into them are refused."""
+
+
+def check_room(folder: Path, size: int, reserve: int = RESERVE) -> None:
+    """Raises DiskFull unless `size` more bytes fit in `folder`'s filesystem, leaving `reserve` free."""
+    st = os.statvfs(folder)
+    if st.f_bavail * st.f_frsize - size < reserve:
+        raise DiskFull(f"no space left on device under {folder} (keeping {reserve >> 20} MiB free for metadata)")
+
+
+def disk_error(err: OSError, what: str) -> StorageError:
+    """The StorageError for a failed local disk operation: DiskFull when the disk is full."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"{what}: no space left on device ({err.filename or err})")
+    return StorageError(f"{what} failed: {err}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +68,12 @@ class BlockStore(Protocol):
         """A fresh local path where a large object may be written before put_from.
 
         It lies where sweep() finds what a crash left behind.
+        """
+
+    async def ensure_room(self, size: int) -> None:
+        """Raises DiskFull unless `size` more bytes of blocks fit while keeping room for metadata.
+
+        Block writers call it first; metadata (tree nodes, the KV) may use the room it keeps.
         """
 
     async def put_from(self, name: str, source: Path) -> None:

@@ -21,12 +21,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pachd.errors import BlockNotFound, InvalidArgument, StorageError
-from pachd.storage.blocks import ObjectInfo
+from pachd.storage.blocks import RESERVE, ObjectInfo, check_room, disk_error
 
 
 class LocalBlockStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, reserve: int = RESERVE) -> None:
         self._root = root
+        self._reserve = reserve
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         # Renewing an object and deleting it when old exclude each other (one pachd owns the folder).
@@ -43,7 +44,7 @@ class LocalBlockStore:
         try:
             await asyncio.to_thread(self._write, path, data)
         except OSError as err:
-            raise StorageError(f"writing {name} failed: {err}") from err
+            raise disk_error(err, f"writing {name}") from err
 
     def _write(self, path: Path, data: bytes) -> None:
         if self._renew(path):
@@ -65,12 +66,15 @@ class LocalBlockStore:
     def temporary(self) -> Path:
         return self._tmp / uuid.uuid4().hex
 
+    async def ensure_room(self, size: int) -> None:
+        await asyncio.to_thread(check_room, self._tmp, size, self._reserve)
+
     async def put_from(self, name: str, source: Path) -> None:
         try:
             path = self._path(name)
             await asyncio.to_thread(self._move, source, path)
         except OSError as err:
-            raise StorageError(f"writing {name} failed: {err}") from err
+            raise disk_error(err, f"writing {name}") from err
         finally:
             source.unlink(missing_ok=True)  # not there any more once moved into place
 
