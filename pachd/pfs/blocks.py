@@ -188,7 +188,8 @@ class FileAssembler:
                 return
             self._large = True
             data, self._small = bytes(self._small) + data, bytearray()
-        for piece in self._chunker.feed(data):
+        # Cutting (scanning JSON, copying a block out) is CPU work: off the loop.
+        for piece in await asyncio.to_thread(self._chunker.feed, data):
             task = await self._writer.write(piece)
             if task is not None:
                 self._current.append(task)
@@ -313,7 +314,7 @@ async def put_stream(store: BlockStore, delimiter: Delimiter, chunks: AsyncItera
         chunker = Chunker(delimiter)
         tasks = []
         async for data in chunks:
-            for piece in chunker.feed(data):
+            for piece in await asyncio.to_thread(chunker.feed, data):
                 task = await writer.write(piece)
                 if task is not None:
                     tasks.append(task)

@@ -8,8 +8,8 @@ turns those into a stored tree (see tree.py) and drops the diffs.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
-
 import dataclasses
 import enum
 import logging
@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 RETRIES = 20
 """How often a transaction that lost a race is retried before Aborted."""
+YIELD_EVERY = 256
+"""Diffs decoded and applied between turns of the event loop to others."""
 
 
 class CommitType(enum.Enum):
@@ -143,9 +145,11 @@ class Commits:
                     for kv_path, diff in in_order([found, *appended]):
                         size += diff.size
                         await builder.apply(kv_path, diff)
-        for path, diff in in_order((await self._kv.range(keys.diffs(*record.key, under))).kvs):
+        for count, (path, diff) in enumerate(in_order((await self._kv.range(keys.diffs(*record.key, under))).kvs)):
             size += diff.size
             await builder.apply(path, diff)
+            if count % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # a commit of many files: let other calls run between
         return builder, size
 
     async def parent(self, record: CommitRecord) -> CommitRecord | None:
@@ -283,7 +287,7 @@ class Commits:
                       cancel: bool) -> CommitRecord:
         repo = record.repo
         builder, size = await self._apply_diffs(record, Tree(self.nodes, parent.root if parent else ""))
-        root, nodes = builder.build()
+        root, nodes = await asyncio.to_thread(builder.build)  # encoding and hashing nodes: CPU, off the loop
         await self.nodes.save(nodes)
         for _ in range(RETRIES):
             done = dataclasses.replace(

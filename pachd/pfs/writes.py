@@ -29,6 +29,9 @@ from pachd.storage.kv import KV, Compare, DeletePrefix, Op, Put
 
 logger = logging.getLogger(__name__)
 
+BATCH = 1000
+"""Paths written in one transaction at most."""
+
 
 @dataclass(eq=False)
 class OpenCommit:
@@ -117,7 +120,8 @@ class Writes:
             previous = combined.get(path)
             combined[path] = merge(previous, diff, path) if previous else diff
         paths = list(combined)
-        per_txn = max(1, (self._kv.max_txn_ops - 1) // 2)
+        # Bounded batches: each is built on the event loop, so it must stay short.
+        per_txn = max(1, min(BATCH, (self._kv.max_txn_ops - 1) // 2))
         for start in range(0, len(paths), per_txn):
             await self._apply_batch(target, {p: combined[p] for p in paths[start : start + per_txn]})
 
