@@ -42,7 +42,8 @@ class Pachd:
         swept = await self.blocks.sweep()
         if swept:
             logger.info("removed %d temporary block files left by interrupted writes", swept)
-        self.pfs = Pfs(kv=self.kv, blocks=self.blocks, replica=replica_identity(config.data_dir))
+        self.pfs = Pfs(kv=self.kv, blocks=self.blocks, replica=replica_identity(config.data_dir),
+                       shared=config.uses_etcd)
         await self.pfs.uploads.sweep()
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),

@@ -19,11 +19,11 @@ from pachd.storage.kv import KV
 class Pfs:
     """The PFS domain objects, wired to one metadata store and one block store."""
 
-    def __init__(self, *, kv: KV, blocks: BlockStore, replica: str = "") -> None:
+    def __init__(self, *, kv: KV, blocks: BlockStore, replica: str = "", shared: bool = True) -> None:
         self.kv = kv
         self.blocks = blocks
         self.nodes = NodeStore(blocks)
-        self.uploads = Uploads(kv=kv, replica=replica)
+        self.uploads = Uploads(kv=kv, replica=replica, shared=shared)
         self.repos = Repos(kv=kv)
         self.commits = Commits(kv=kv, nodes=self.nodes, repos=self.repos, uploads=self.uploads)
         writes = Writes(kv=kv, commits=self.commits)

@@ -6,7 +6,9 @@ them. While such writes run, each replica keeps one key (keys.upload) saying
 when the oldest of them began; garbage collection removes no object written
 after the earliest such time. Because an older time is always safe, the key
 is written only when the replica's first write starts, removed when its last
-one ends, and otherwise moved forward at most once a minute.
+one ends, and otherwise moved forward at most once a minute. A metadata
+store only one process uses (SQLite) needs no key: that process's own
+collection asks it directly.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ STALE = 24 * 3600.0
 
 
 class Uploads:
-    def __init__(self, *, kv: KV, replica: str = "", now: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, kv: KV, replica: str = "", shared: bool = True, now: Callable[[], float] = time.time) -> None:
         self._kv = kv
+        self._shared = shared  # other processes may collect garbage: keep the marker key
         self._key = keys.upload(replica or uuid.uuid4().hex[:12])
         self._now = now
         self._running: dict[int, float] = {}  # write number -> start time
@@ -51,14 +54,16 @@ class Uploads:
         number = self._count
         self._running[number] = self._now()
         try:
-            async with self._lock:
-                if self._marked is None:
-                    await self._mark(self._running[number])
+            if self._shared:
+                async with self._lock:
+                    if self._marked is None:
+                        await self._mark(self._running[number])
             yield
         finally:
             del self._running[number]
-            async with self._lock:
-                await self._settle()
+            if self._shared:
+                async with self._lock:
+                    await self._settle()
 
     async def _settle(self) -> None:
         if not self._running:
@@ -74,8 +79,8 @@ class Uploads:
 
     async def oldest(self) -> float | None:
         """When the oldest write in flight on any replica began (None: none runs)."""
-        times = []
-        for kv in (await self._kv.range(keys.UPLOADS)).kvs:
+        times = list(self._running.values())
+        for kv in (await self._kv.range(keys.UPLOADS)).kvs if self._shared else ():
             started = float(json.loads(kv.value)["started"])
             if self._now() - started > STALE:
                 logger.warning("ignoring %s: a write marker from %.0f s ago (a replica gone for good?)",
