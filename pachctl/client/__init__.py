@@ -33,9 +33,10 @@ class Client(PfsClient, PpsClient, InternalJobClient, AdminClient):
     """All of pachd's services over one connection (ADDRESS, or 0.0.0.0:30650, by default)."""
 
     def __init__(self, address: str | None = None, *, tls_ca: bytes | None = None,
-                 metadata: tuple[tuple[str, str], ...] = ()) -> None:
+                 metadata: tuple[tuple[str, str], ...] = (), auth_token: str | None = None) -> None:
+        """`auth_token`: pachd's token (--auth-token-file); PACH_AUTH_TOKEN by default."""
         super().__init__(address or config.address(), tls_ca=tls_ca if tls_ca is not None else config.tls_ca(),
-                         metadata=metadata)
+                         metadata=metadata, auth_token=auth_token if auth_token is not None else config.auth_token())
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._version = protoversion_pb2_grpc.APIStub(self._channel)
 

@@ -49,16 +49,46 @@ def stream(responses: Iterable[Any]) -> Iterator[Any]:
         raise from_rpc_error(err) from None
 
 
-class Connection:
-    """Holds the channel; the service mixins build their stubs on it."""
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+              grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):  # type: ignore[type-arg]
+    """Adds `authorization: Bearer <token>` to every call."""
 
-    def __init__(self, address: str, *, tls_ca: bytes | None = None, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        return details._replace(metadata=[*(details.metadata or ()), self._header])
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+class Connection:
+    """Holds the channel; the service mixins build their stubs on it.
+
+    `auth_token` is sent with every call as a bearer token: pachd's admin
+    token (--auth-token-file), or a pod's job credential."""
+
+    def __init__(self, address: str, *, tls_ca: bytes | None = None, metadata: tuple[tuple[str, str], ...] = (),
+                 auth_token: str | None = None) -> None:
         self.address = address
-        self._channel = channel(address, tls_ca=tls_ca)
+        self._raw_channel = channel(address, tls_ca=tls_ca)
+        self._channel: grpc.Channel = self._raw_channel
+        if auth_token:
+            self._channel = grpc.intercept_channel(self._raw_channel, _Bearer(auth_token))
         self.metadata = metadata
 
     def close(self) -> None:
-        self._channel.close()
+        self._raw_channel.close()
 
     def __enter__(self) -> Connection:
         return self

@@ -24,7 +24,7 @@ from pachd.pfs.records import BlockRef, CommitRecord, FileDiff, FileKind
 from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard
 from pachd.pfs.tree import DirEntry, Entry, FileEntry, Tree, file_change
 from pachd.pfs.uploads import Uploads
-from pachd.pfs.urls import fetch
+from pachd.pfs.urls import Fetcher
 from pachd.pfs.writes import OpenCommit, Writes
 from pachd.storage.blocks import BlockStore
 
@@ -73,9 +73,10 @@ class FileInfo:
 class Files:
     def __init__(
         self, *, blocks: BlockStore, commits: Commits, writes: Writes, uploads: Uploads,
-        now: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time, fetcher: Fetcher | None = None,
     ) -> None:
         self._blocks = blocks
+        self._fetcher = fetcher or Fetcher()
         self._commits = commits
         self._writes = writes
         self._uploads = uploads
@@ -110,7 +111,7 @@ class Files:
                     current = item
                     assembler.start(item.delimiter)
                     if item.url:
-                        async for chunk in fetch(item.url):
+                        async for chunk in self._fetcher.fetch(item.url):
                             await assembler.feed(chunk)
                 elif current is None:
                     raise InvalidArgument("put-file data came before any file was named; set `file` first")
