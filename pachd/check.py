@@ -173,6 +173,7 @@ _READERS: list[tuple[str, Callable[[_Metadata, str, bytes], str]]] = [
     (pps_keys.jobs(), _read_job),
     (pps_keys.all_pipeline_jobs(), _read_pipeline_job),
     (pps_keys.owners(), _ignore),  # leases of live replicas: nothing to check
+    (pps_keys.pod_secret(), _ignore),  # the key pods' credentials are derived from: opaque
 ]
 
 
