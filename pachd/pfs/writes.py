@@ -147,6 +147,8 @@ class Writes:
             if result.succeeded:
                 target.known.update((p, (d, result.revision)) for p, d in merged.items())
                 return
+            logger.debug("writing to %s/%s: another write changed the commit or a path first; again",
+                         key[0], target.record.id)
             await self._refresh(target, batch)
 
     async def _refresh(self, target: OpenCommit, paths: dict[str, FileDiff]) -> None:
