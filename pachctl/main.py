@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from pachctl import config
-from pachctl.cli import commit, deploy, file, job, misc, mount, pipeline, repo
+from pachctl.cli import admin, commit, deploy, file, job, misc, mount, pipeline, repo
 from pachctl.client import Client, PachydermError
 from pachctl.manifest import ManifestError
 
-GROUPS = (repo, commit, file, job, pipeline, mount, misc, deploy)
+GROUPS = (repo, commit, file, job, pipeline, mount, misc, admin, deploy)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
     try:
         with Client() as client:
-            args.run(args, client)
+            code = args.run(args, client)
     except (PachydermError, ManifestError) as err:
         if args.verbose:
             raise
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 0
+    return code or 0
 
 
 def one_line(message: str) -> str:

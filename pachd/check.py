@@ -8,7 +8,8 @@ their parents exist; branch heads name existing commits and each branch's
 commits are numbered 0..head; provenance names existing repos and commits;
 finished commits have a finish time, a stored tree whose nodes and blocks all
 exist, and sizes that match their files; pending diffs belong to open
-commits; pipelines have their output repo; jobs name existing pipelines,
+commits (blocks that no commit references are reported apart: they are no
+inconsistency, and `pachctl garbage-collect` reclaims them); pipelines have their output repo; jobs name existing pipelines,
 commits and pods' commits. It returns one line per problem (empty: consistent)
 and changes nothing. Run it on a stopped or idle pachd: a store read while
 pachd writes can show passing states as problems.
@@ -31,6 +32,7 @@ from pachd.errors import BlockNotFound, PachError
 from pachd.pfs import keys as pfs_keys
 from pachd.pfs.blocks import PREFIX as BLOCK_PREFIX
 from pachd.pfs.blocks import block_name
+from pachd.pfs.gc import unreferenced
 from pachd.pfs.records import (
     BlockRef,
     BranchRecord,
@@ -107,7 +109,8 @@ def _read_commit(meta: _Metadata, key: str, value: bytes) -> str:
 def _read_diff(meta: _Metadata, key: str, value: bytes) -> str:
     commit, path = pfs_keys.diff_from_key(key)
     meta.diffs.append((commit, path, decode_diff(value)))
-    return pfs_keys.diff(*commit, path)
+    write = pfs_keys.append_write(key)
+    return pfs_keys.appended(*commit, path, write) if write else pfs_keys.diff(*commit, path)
 
 
 def _read_reset(meta: _Metadata, key: str, value: bytes) -> str:
@@ -506,11 +509,17 @@ async def check(kv: KV, blocks: BlockStore, *, verify_data: bool = False) -> lis
 
 async def check_stores(config: PachdConfig, *, verify_data: bool = False) -> list[str]:
     """Opens the stores of `config` as pachd would, checks them, closes them."""
+    return (await _check_stores(config, verify_data=verify_data))[0]
+
+
+async def _check_stores(config: PachdConfig, *, verify_data: bool) -> tuple[list[str], tuple[int, int]]:
+    """The problems, and how many blocks (and bytes) no commit references."""
     kv = await open_kv(config)
     try:
         blocks = await open_block_store(config)
         try:
-            return await check(kv, blocks, verify_data=verify_data)
+            problems = await check(kv, blocks, verify_data=verify_data)
+            return problems, await unreferenced(kv, blocks)
         finally:
             await blocks.close()
     finally:
@@ -544,12 +553,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pachd.check: {config.data_dir} is not a directory; give pachd's --data-dir", file=sys.stderr)
         return 2
     try:
-        problems = asyncio.run(check_stores(config, verify_data=args.verify_data))
+        problems, (loose, loose_bytes) = asyncio.run(_check_stores(config, verify_data=args.verify_data))
     except PachError as err:
         print(f"pachd.check: {err.message}", file=sys.stderr)
         return 2
     for problem in problems:
         print(problem)
+    print(f"pachd.check: {loose} blocks ({loose_bytes} bytes) no commit references"
+          + ("; `pachctl garbage-collect` reclaims them" if loose else ""), file=sys.stderr)
     print(f"pachd.check: {len(problems) or 'no'} problem{'' if len(problems) == 1 else 's'} found",
           file=sys.stderr)
     return 1 if problems else 0

@@ -61,6 +61,7 @@ class PachdConfig:
     image_pull_policy: str = "IfNotPresent"  # Always, IfNotPresent or Never, for job pods
     pod_pachd_address: str = ""  # host:port pods dial; empty: what suits the executor
     docker_host: str = "unix:///var/run/docker.sock"
+    slow_callback: float = 0.0  # > 0: log callbacks that hold the event loop this long (loopwatch.py)
 
     @property
     def uses_tls(self) -> bool:
@@ -117,6 +118,8 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "image_pull_policy": (("JOB_IMAGE_PULL_POLICY",), "Always, IfNotPresent or Never for job images (default IfNotPresent)"),
     "pod_pachd_address": (("PACHD_POD_ADDRESS",), "HOST:PORT job pods dial to reach pachd (default: the pachd service, port 650)"),
     "docker_host": (("DOCKER_HOST",), "the Docker engine for --executor docker (default unix:///var/run/docker.sock)"),
+    "slow_callback": (("PACHD_SLOW_CALLBACK",), "log each event-loop callback that runs longer than this many "
+                      "seconds, with their CPU time (default 0: off)"),
 }
 
 
@@ -180,6 +183,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if bool(tls_cert) != bool(tls_key):
         raise SystemExit("pachd: --tls-cert and --tls-key go together")
     lease_ttl = pick("lease_ttl")
+    slow_callback = pick("slow_callback")
     pod_network = (pick("pod_network") or defaults.pod_network).lower()
     if pod_network not in ("host", "none"):
         raise SystemExit(f"pachd: --pod-network must be host or none, not {pod_network!r}")
@@ -197,6 +201,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         pod_pachd_address=pick("pod_pachd_address") or "",
         docker_host=pick("docker_host") or defaults.docker_host,
         lease_ttl=float(lease_ttl) if lease_ttl else defaults.lease_ttl,
+        slow_callback=float(slow_callback) if slow_callback else defaults.slow_callback,
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
         auth_token_file=Path(token_file) if token_file else None,

@@ -152,6 +152,12 @@ class StorageError(Unavailable):
     """The metadata store or block store failed; the request may be retried."""
 
 
+class DiskFull(StorageError):
+    """The disk under the data dir has no room left; free space, and pachd carries on."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Compacted(StorageError):
     """A watch asked for history the metadata store has already compacted."""
 

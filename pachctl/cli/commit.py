@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pachctl.cli import render
 from pachctl.cli.common import add, commits
@@ -18,8 +19,12 @@ def fork_commit(args: argparse.Namespace, client: Client) -> None:
     print(client.fork_commit(args.repo, args.parent, args.branch).id)
 
 
-def finish_commit(args: argparse.Namespace, client: Client) -> None:
+def finish_commit(args: argparse.Namespace, client: Client) -> int:
     client.finish_commit(args.repo, args.commit, cancel=args.cancel)
+    if not args.cancel and client.inspect_commit(args.repo, args.commit).cancelled:
+        print(f"commit {args.repo}/{args.commit} was cancelled: an ancestor of it was cancelled", file=sys.stderr)
+        return 1
+    return 0
 
 
 def inspect_commit(args: argparse.Namespace, client: Client) -> None:

@@ -13,6 +13,7 @@ from google.protobuf import empty_pb2
 
 from pachctl import config
 from pachctl.client._base import translated
+from pachctl.client.admin import AdminClient
 from pachctl.client.errors import (
     AbortedError,
     AlreadyExistsError,
@@ -28,7 +29,7 @@ from pachctl.client.pps import PpsClient
 from protos import health_pb2_grpc, protoversion_pb2, protoversion_pb2_grpc
 
 
-class Client(PfsClient, PpsClient, InternalJobClient):
+class Client(PfsClient, PpsClient, InternalJobClient, AdminClient):
     """All of pachd's services over one connection (ADDRESS, or 0.0.0.0:30650, by default)."""
 
     def __init__(self, address: str | None = None, *, tls_ca: bytes | None = None,

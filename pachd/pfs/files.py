@@ -24,6 +24,7 @@ from pachd.pfs.commits import Commits
 from pachd.pfs.records import BlockRef, CommitRecord, FileDiff, FileKind
 from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard
 from pachd.pfs.tree import DirEntry, Entry, FileEntry, Tree, file_change
+from pachd.pfs.uploads import Uploads
 from pachd.pfs.urls import Fetcher
 from pachd.pfs.writes import OpenCommit, Writes
 from pachd.storage.blocks import BlockStore
@@ -72,13 +73,14 @@ class FileInfo:
 
 class Files:
     def __init__(
-        self, *, blocks: BlockStore, commits: Commits, writes: Writes, now: Callable[[], float] = time.time,
-        fetcher: Fetcher | None = None,
+        self, *, blocks: BlockStore, commits: Commits, writes: Writes, uploads: Uploads,
+        now: Callable[[], float] = time.time, fetcher: Fetcher | None = None,
     ) -> None:
         self._blocks = blocks
         self._fetcher = fetcher or Fetcher()
         self._commits = commits
         self._writes = writes
+        self._uploads = uploads
         self._now = now
 
     # -- writing ------------------------------------------------------------
@@ -89,6 +91,10 @@ class Files:
         Nothing becomes visible until the stream has ended and all its blocks
         are durable, so an interrupted stream writes nothing.
         """
+        async with self._uploads.running():  # garbage collection spares the blocks until they are referenced
+            return await self._put(items)
+
+    async def _put(self, items: AsyncIterator[PutItem]) -> int:
         headers: list[tuple[FileHeader, OpenCommit]] = []
         targets: dict[tuple[str, str], OpenCommit] = {}
         async with BlockWriter(self._blocks) as writer:

@@ -19,11 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
 from pachd.errors import BlockNotFound, StorageError
@@ -64,6 +75,7 @@ class AzureBlockStore:
     def __init__(self, client: ContainerClient) -> None:
         self._client = client
         self._name = client.container_name
+        self._spill = Path(tempfile.mkdtemp(prefix="pachd-azure-"))  # large uploads wait here, this process's own
 
     async def _run(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -80,9 +92,61 @@ class AzureBlockStore:
             try:
                 blob.upload_blob(data, blob_type="BlockBlob", length=len(data), overwrite=False, max_concurrency=1)
             except ResourceExistsError:
-                pass  # names are content hashes: the blob already holds these bytes
+                self._renew(name)  # names are content hashes: it holds these bytes; it counts as written now
 
         await self._run(f"writing {name}", upload)
+
+    def temporary(self) -> Path:
+        return self._spill / uuid.uuid4().hex
+
+    async def ensure_room(self, size: int) -> None:
+        return None  # a container does not fill up
+
+    async def put_from(self, name: str, source: Path) -> None:
+        blob = self._client.get_blob_client(name)
+
+        def upload() -> None:
+            try:
+                with open(source, "rb") as stream:
+                    blob.upload_blob(stream, blob_type="BlockBlob", length=source.stat().st_size, overwrite=False,
+                                     max_concurrency=1)
+            except ResourceExistsError:
+                self._renew(name)
+
+        try:
+            await self._run(f"writing {name}", upload)
+        finally:
+            source.unlink(missing_ok=True)
+
+    def _renew(self, name: str) -> bool:
+        # Setting metadata moves the blob's Last-Modified time and its ETag, which makes a
+        # concurrent delete_if_older (conditional on the ETag) fail.
+        try:
+            self._client.get_blob_client(name).set_blob_metadata({"renewed": str(int(datetime.now(timezone.utc).timestamp()))})
+            return True
+        except ResourceNotFoundError:
+            return False
+
+    async def renew(self, name: str) -> bool:
+        return await self._run(f"renewing {name}", lambda: self._renew(name))
+
+    async def delete_if_older(self, name: str, cutoff: datetime) -> bool:
+        blob = self._client.get_blob_client(name)
+
+        def delete() -> bool:
+            try:
+                properties = blob.get_blob_properties()
+                if properties.last_modified >= cutoff:
+                    return False
+                blob.delete_blob(etag=properties.etag, match_condition=MatchConditions.IfNotModified)
+                return True
+            except (ResourceNotFoundError, ResourceModifiedError):
+                return False
+
+        return await self._run(f"deleting {name}", delete)
+
+    async def sweep(self) -> int:
+        return 0  # uploads are atomic, and the spill folder is this process's own
 
     async def get(self, name: str, offset: int = 0, size: int = 0) -> bytes:
         blob = self._client.get_blob_client(name)
@@ -132,4 +196,5 @@ class AzureBlockStore:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
+        await asyncio.to_thread(shutil.rmtree, self._spill, True)
 
