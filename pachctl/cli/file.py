@@ -84,7 +84,7 @@ def get_file(args: argparse.Namespace, client: Client) -> None:
                              full_file=args.full_file, shard=shard(args))
     out = sys.stdout.buffer
     total = None
-    if not args.quiet and sys.stderr.isatty():
+    if progress.wanted(args.quiet):
         total = client.inspect_file(args.repo, args.commit, args.path, args.from_commit, args.full_file,
                                     shard(args)).size_bytes
     with progress.transfer(f"get {args.path}", total, quiet=args.quiet) as moved:
