@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = err.message if isinstance(err, PachydermError) else str(err)
         print(f"pachctl: {one_line(message)}", file=sys.stderr)
+        if isinstance(err, PachydermError) and err.hint:
+            print(f"hint: {one_line(err.hint)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,7 +1,8 @@
 """The one place where errors become gRPC statuses, and where RPCs are logged.
 
 Every handler (unary or streaming, either direction) is wrapped: a PachError
-aborts the call with its own status code and message; anything unexpected is
+aborts the call with its own status code and message, and its hint (if any) in
+the trailing metadata under HINT_KEY; anything unexpected is
 logged with its traceback and reported as INTERNAL. Each call is logged at
 debug (method, peer, code, duration), or at warning when it is slow.
 """
@@ -15,7 +16,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from pachd.errors import PachError
+from pachd.errors import HINT_KEY, PachError
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ class _Call:
         pach = _pach_error(err)
         if pach is not None:
             self.log(pach.code)
-            await self.context.abort(pach.code, pach.message)
+            trailing = ((HINT_KEY, pach.hint.encode()),) if pach.hint else ()
+            await self.context.abort(pach.code, pach.message, trailing_metadata=trailing)
         logger.exception("%s failed unexpectedly", self.method)
         self.log(grpc.StatusCode.INTERNAL)
         await self.context.abort(grpc.StatusCode.INTERNAL, f"internal error in {self.method}: {err!r}")

@@ -28,7 +28,7 @@ def test_repo_commands(run, client: Client) -> None:  # type: ignore[no-untyped-
     bad = run("create-repo", "bad name")
     assert bad.code == 1 and bad.err.startswith("pachctl: ") and len(bad.err.splitlines()) == 1
     missing = run("inspect-repo", "nope")
-    assert missing.code == 1 and len(missing.err.splitlines()) == 1
+    assert missing.code == 1 and missing.err.splitlines()[0].startswith("pachctl: ") and len(missing.err.splitlines()) == 2
 
 
 def test_commit_commands(run, client: Client) -> None:  # type: ignore[no-untyped-def]
