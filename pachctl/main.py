@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
     try:
         with Client() as client:
-            args.run(args, client)
+            code = args.run(args, client)
     except (PachydermError, ManifestError) as err:
         if args.verbose:
             raise
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 0
+    return int(code or 0)
 
 
 def one_line(message: str) -> str:
