@@ -14,6 +14,8 @@ import grpc
 
 HINT_KEY = "pach-hint-bin"
 """The trailing metadata key of an error's hint (binary: UTF-8 bytes)."""
+ORIGIN = ("pach-origin", "pachd")
+"""Trailing metadata of every error pachd reports, so clients tell it from a lost connection."""
 
 
 class PachError(Exception):

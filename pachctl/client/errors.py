@@ -13,6 +13,8 @@ import grpc
 
 HINT_KEY = "pach-hint-bin"
 """The trailing metadata key under which pachd sends an error's hint (UTF-8)."""
+ORIGIN_KEY = "pach-origin"
+"""Present in the trailing metadata of every error pachd itself reported (not a lost connection)."""
 
 
 class PachydermError(Exception):
