@@ -7,12 +7,14 @@ parser, runs the chosen command with a client, and reports errors as one line.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import sys
 from collections.abc import Sequence
 
 from pachctl import config
 from pachctl.cli import commit, deploy, file, job, misc, mount, pipeline, repo
+from pachctl.cli.common import add_global_flags
 from pachctl.client import Client, PachydermError
 from pachctl.manifest import ManifestError
 
@@ -25,8 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Access the Pachyderm API. Environment: ADDRESS=<host>:<port>, the pachd to connect to "
         f"(default {config.DEFAULT_ADDRESS}).",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="output verbose logs and tracebacks")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_global_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="command")
     sub.required = True
     for group in GROUPS:
@@ -34,8 +35,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unknown_command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """An error for a first word that is no command ("did you mean ...?"), or None."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    choices = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if word is None or word in choices:
+        return None
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"unknown command {word!r}" + (f"; did you mean {close[0]}?" if close else "; see pachctl -h")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    given = sys.argv[1:] if argv is None else list(argv)
+    unknown = _unknown_command(parser, given)
+    if unknown is not None:
+        parser.print_usage(sys.stderr)
+        print(f"pachctl: {unknown}", file=sys.stderr)
+        return 2
+    args, extra = parser.parse_known_args(given)
+    if extra:  # the command's own usage, not pachctl's
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
     try:
         with Client() as client:

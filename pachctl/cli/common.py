@@ -15,7 +15,15 @@ def add(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
         name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(run=run)
+    add_global_flags(parser, default=argparse.SUPPRESS)  # accepted after the command too
     return parser
+
+
+def add_global_flags(parser: argparse.ArgumentParser, default: object = False) -> None:
+    """-v and -q, on pachctl itself and (not overriding it unless given) on each command."""
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="output verbose logs and tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars")
 
 
 def add_shard_flags(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ most `reconnect_timeout` seconds.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -75,13 +76,32 @@ class Connection:
         self.close()
 
     def _connect(self, timeout: float, *, lost: bool = False) -> None:
-        """Waits until the channel is connected; UnavailableError naming the address after `timeout` seconds."""
+        """Waits until the channel is connected, for at most `timeout` seconds, or else raises
+        UnavailableError naming the address. A first connection fails at once when refused;
+        a lost one (pachd restarting) is tried again until the deadline."""
+        seen: list[grpc.ChannelConnectivity] = []
+        settled = threading.Event()
+
+        def changed(state: grpc.ChannelConnectivity) -> None:
+            seen.append(state)
+            if state is grpc.ChannelConnectivity.READY or (
+                    not lost and state is grpc.ChannelConnectivity.TRANSIENT_FAILURE):
+                settled.set()
+
+        self._channel.subscribe(changed, try_to_connect=True)
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=max(timeout, 0.0))
-        except grpc.FutureTimeoutError:
-            what = "lost pachd at" if lost else "cannot reach pachd at"
-            raise UnavailableError(f"{what} {self.address} (waited {timeout:g}s)", hint=START_HINT) from None
-        self._connected = True
+            settled.wait(max(timeout, 0.0))
+        finally:
+            self._channel.unsubscribe(changed)
+        if seen and seen[-1] is grpc.ChannelConnectivity.READY:
+            self._connected = True
+            return
+        if lost:
+            raise UnavailableError(f"lost pachd at {self.address}; it did not come back within {timeout:.0f}s",
+                                   hint=START_HINT)
+        refused = bool(seen) and seen[-1] is grpc.ChannelConnectivity.TRANSIENT_FAILURE
+        reason = "nothing answers there" if refused else f"no answer within {timeout:g}s"
+        raise UnavailableError(f"cannot reach pachd at {self.address}: {reason}", hint=START_HINT)
 
     def _unavailable(self, err: grpc.RpcError) -> PachydermError:
         details = err.details() if hasattr(err, "details") else str(err)
