@@ -136,4 +136,4 @@ def test_version(run) -> None:  # type: ignore[no-untyped-def]
 
 def test_unreachable_pachd_is_one_clear_line() -> None:
     result = pachctl("127.0.0.1:1", "list-repo")
-    assert result.code == 1 and result.err.startswith("pachctl: ") and len(result.err.splitlines()) == 1
+    assert result.code == 1 and result.err.startswith("pachctl: ") and len(result.err.splitlines()) == 2  # the error, then its hint
