@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: install
+	@echo "pachd: gRPC on port 30650; the web console at http://127.0.0.1:30080/"
 	$(VENV)/bin/pachd
 
 # The Node.js client of the foreign-client test (tests/foreign/node), from the
@@ -35,6 +36,7 @@ $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
 	@touch $@
 
 test: install $(NODE_CLIENT)/node_modules/.installed
+	@bash etc/install-system-packages.sh --test
 	$(VENV)/bin/pytest -q
 
 stress: install
@@ -47,6 +49,7 @@ protos: install
 	$(PY) etc/gen_protos.py
 
 bench: install
+	$(PIP) install --quiet -e '.[test,bench]'
 	$(PY) -m bench
 
 # What `pachctl deploy` prints with default flags, checked in under manifests/

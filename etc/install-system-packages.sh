@@ -5,10 +5,16 @@
 #   libfuse3-dev  headers pyfuse3 compiles against
 #   pkg-config    how pyfuse3 finds them
 #   gcc           the compiler for pyfuse3
+#   bubblewrap    bwrap, which confines local pods like containers
 #   nodejs, npm   the Node.js client of the foreign-client test (when no node is on PATH)
+# With --test, also what only the tests need:
+#   chromium      the headless browser of the console's end-to-end tests
 set -euo pipefail
 
-wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc)
+wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc bubblewrap)
+if [ "${1:-}" = "--test" ]; then
+    wanted+=(chromium)
+fi
 missing=()
 for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
@@ -30,7 +36,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing system packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-if ! $sudo apt-get install -y -q "${missing[@]}" >/dev/null; then
-    $sudo apt-get update -q >/dev/null
-    $sudo apt-get install -y -q "${missing[@]}" >/dev/null
+# Another apt or dpkg run (an unattended upgrade, a second checkout's install)
+# may hold the lock: wait for it rather than fail.
+apt=($sudo apt-get -o DPkg::Lock::Timeout=900 -y -q)
+if ! "${apt[@]}" install "${missing[@]}" >/dev/null; then
+    "${apt[@]}" update >/dev/null
+    "${apt[@]}" install "${missing[@]}" >/dev/null
 fi

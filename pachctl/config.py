@@ -19,3 +19,8 @@ def tls_ca() -> bytes | None:
         return None
     with open(path, "rb") as handle:
         return handle.read()
+
+
+def auth_token() -> str | None:
+    """PACH_AUTH_TOKEN: the token pachd requires when started with --auth-token-file."""
+    return os.environ.get("PACH_AUTH_TOKEN") or None

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 
 import grpc
 
+from pachd.auth import AuthInterceptor, PodCredentials
 from pachd.config import PachdConfig
+from pachd.console.server import Console
 from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
 from pachd.interceptors import ErrorInterceptor
 from pachd.pfs import Pfs
+from pachd.pfs.urls import Fetcher, UrlPolicy
 from pachd.pfs.service import BlockService, PfsService
 from pachd.pps import Pps
 from pachd.pps.ownership import replica_identity
 from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
+from pachd.storage.lock import DataDirBusy, DataDirLock
 from protos import health_pb2_grpc, pfs_pb2_grpc, pps_internal_pb2_grpc, pps_pb2_grpc, protoversion_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -31,44 +39,75 @@ class Pachd:
         self.config = config
         self._server: grpc.aio.Server | None = None
         self.pps: Pps | None = None
+        self._socket_dir: Path | None = None
+        self._lock: DataDirLock | None = None
+        self._console: Console | None = None
 
     async def start(self) -> int:
         """Opens storage and starts serving; returns the bound port."""
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock = DataDirLock.acquire(config.data_dir)
+        except DataDirBusy as err:
+            raise SystemExit(f"pachd: {err}; stop it first, or give this one its own --data-dir") from None
         self.kv = await open_kv(config)
         self.blocks = await open_block_store(config)
-        self.pfs = Pfs(kv=self.kv, blocks=self.blocks)
+        self.fetcher = Fetcher(UrlPolicy.from_allow_list(config.url_allow))
+        self.pfs = Pfs(kv=self.kv, blocks=self.blocks, fetcher=self.fetcher)
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
+            # gRPC sets SO_REUSEPORT by default, which lets a second pachd bind the
+            # same port and share its requests: a busy port must be an error.
+            ("grpc.so_reuseport", 0),
         ]
-        server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=options)
+        self.credentials = await PodCredentials.load(self.kv)
+        auth = AuthInterceptor(admin_token=config.auth_token, credentials=self.credentials)
+        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor()], options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
         health_pb2_grpc.add_HealthServicer_to_server(HealthService(), server)
         protoversion_pb2_grpc.add_APIServicer_to_server(VersionService(), server)
-        address = f"{config.host}:{config.port}"
-        if config.tls_cert is not None and config.tls_key is not None:
-            credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
-            port = server.add_secure_port(address, credentials)
-        else:
-            port = server.add_insecure_port(address)
-        if port == 0:
-            raise SystemExit(f"pachd: cannot listen on {config.host}:{config.port}")
+        port = _listen(server, config)
+        warn_if_exposed(config)
+        socket_dir = self._pod_socket(server)
         # PPS needs the bound port: local pods dial back to it.
-        self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port),
+        self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port, socket_dir=socket_dir),
                        default_image=config.job_shim_image, replica=replica_identity(config.data_dir),
-                       lease_ttl=config.lease_ttl)
+                       lease_ttl=config.lease_ttl, credential=self.credentials.token)
         pps_pb2_grpc.add_APIServicer_to_server(PpsService(self.pps), server)
-        pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(self.pps), server)
+        pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(
+            self.pps, credentials=self.credentials, allow_anonymous=config.allow_anonymous_pods), server)
         await server.start()
         self._server = server
+        if config.http_port:
+            token = config.auth_token_file.read_text().strip() if config.auth_token_file else None
+            self._console = Console(pfs=self.pfs, pps=self.pps, token=token)
+            try:
+                http_port = await self._console.start(config.host, config.http_port)
+            except OSError as err:
+                raise SystemExit(f"pachd: cannot serve the console on {config.host}:{config.http_port}: "
+                                 f"{err.strerror}; pick another with --http-port (0: no console)") from None
+            logger.info("console at http://%s:%d/", _browsable(config.host), http_port)
         await self.pps.start()
         logger.info("pachd serving on %s:%d (metadata: %s, blocks: %s)", config.host, port,
                     f"etcd {config.etcd_address}" if config.uses_etcd else f"sqlite in {config.data_dir}",
                     f"gcs bucket {config.gcs_bucket}" if config.storage == "gcs" else f"{config.data_dir}")
         return port
+
+    def _pod_socket(self, server: grpc.aio.Server) -> Path | None:
+        """A Unix socket for local pods without a network, in a directory of its own
+        (short enough for a socket's path) that the pods' sandbox binds."""
+        if self.config.executor != "local" or self.config.pod_network != "none":
+            return None
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="pachd-pods-"))
+        self._socket_dir.chmod(0o755)
+        socket = self._socket_dir / "pachd.sock"
+        if server.add_insecure_port(f"unix://{socket}") == 0:
+            raise SystemExit(f"pachd: cannot listen on {socket} for pods")
+        socket.chmod(0o666)  # pods run as another user; only they (and this host) see it
+        return self._socket_dir
 
     async def wait(self) -> None:
         assert self._server is not None
@@ -77,13 +116,60 @@ class Pachd:
     async def stop(self) -> None:
         """Stops taking calls, lets running ones finish (within a grace), stops
         the pipeline and job tasks, closes storage."""
+        if self._console is not None:
+            await self._console.stop()
         if self._server is not None:
             await self._server.stop(SHUTDOWN_GRACE)
         if self.pps is not None:
             await self.pps.close()
         await self.kv.close()
         await self.blocks.close()
+        if self._lock is not None:
+            self._lock.release()
+        self.fetcher.close()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
         logger.info("pachd stopped")
+
+
+def warn_if_exposed(config: PachdConfig) -> None:
+    """Says so when pachd answers beyond this machine in plaintext."""
+    if is_loopback(config.host) or config.uses_tls:
+        return
+    logger.warning("pachd serves %s without TLS: anyone who reaches this address can read and change its data%s "
+                   "(give --tls-cert/--tls-key, or --host 127.0.0.1)", config.host,
+                   "" if config.auth_token_file else " and run pipelines")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _listen(server: grpc.aio.Server, config: PachdConfig) -> int:
+    """Binds the configured address; returns the bound port. A busy port ends pachd."""
+    address = f"{config.host}:{config.port}"
+    try:
+        if config.tls_cert is not None and config.tls_key is not None:
+            credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises where older versions returned 0
+        port = 0
+    if port == 0:
+        raise SystemExit(f"pachd: cannot listen on {address}: the port is in use (another pachd?) or the address "
+                         "is not this machine's; pick another with --port or --host")
+    return port
+
+
+def _browsable(host: str) -> str:
+    """An address a browser on this machine can open for a listening address."""
+    return "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
 
 
 async def serve(config: PachdConfig, stop: asyncio.Event) -> None:

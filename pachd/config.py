@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PORT = 30650
+DEFAULT_HTTP_PORT = 30080
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,8 @@ class PachdConfig:
     """Everything pachd needs to know to start."""
 
     port: int = DEFAULT_PORT
-    host: str = "0.0.0.0"
+    http_port: int = DEFAULT_HTTP_PORT  # the web console; 0 turns it off
+    host: str = "127.0.0.1"  # loopback only unless told otherwise (the images and manifests say 0.0.0.0)
     data_dir: Path = Path.home() / ".pachyderm" / "data"
     etcd_address: str = ""  # host:port; empty means the embedded SQLite store
     storage: str = "local"  # "local" (files under data_dir) or "gcs"
@@ -35,6 +37,10 @@ class PachdConfig:
     lease_ttl: float = 10.0  # seconds before another replica takes over a dead one's pipelines
     tls_cert: Path | None = None  # with tls_key: serve TLS (plaintext otherwise)
     tls_key: Path | None = None
+    auth_token_file: Path | None = None  # every RPC but health and version must carry this bearer token
+    allow_anonymous_pods: bool = False  # StartJob/FinishJob without a job credential (v1.2's Go shim)
+    pod_network: str = "host"  # local pods: "host" (the host's network) or "none" (only pachd's socket)
+    url_allow: tuple[str, ...] = ()  # hosts or networks put-file may fetch though they are private
     # Cluster executors (kubernetes, docker)
     namespace: str = "default"  # the Kubernetes namespace of pachd and its job pods
     kubeconfig: str = ""  # empty: in-cluster config inside a pod, else ~/.kube/config
@@ -48,6 +54,13 @@ class PachdConfig:
         return self.tls_cert is not None
 
     @property
+    def auth_token(self) -> str:
+        """The admin token of --auth-token-file (its first line), or "" without one."""
+        if self.auth_token_file is None:
+            return ""
+        return self.auth_token_file.read_text().strip()
+
+    @property
     def uses_etcd(self) -> bool:
         return bool(self.etcd_address)
 
@@ -55,7 +68,8 @@ class PachdConfig:
 # flag name -> (environment variables in order of preference, help)
 _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "port": (("PORT",), f"gRPC port (default {DEFAULT_PORT})"),
-    "host": (("PACHD_HOST",), "address to listen on (default 0.0.0.0)"),
+    "http_port": (("PACHD_HTTP_PORT",), f"web console port, on the same address (default {DEFAULT_HTTP_PORT}; 0: no console)"),
+    "host": (("PACHD_HOST",), "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)"),
     "data_dir": (("PACH_ROOT", "PACHD_DATA_DIR"), "embedded metadata and local blocks (default ~/.pachyderm/data)"),
     "etcd": (("ETCD_ADDRESS",), "keep metadata in etcd at HOST:PORT instead of the embedded store"),
     "storage": (("STORAGE_BACKEND",), "where blocks live: local or gcs (default local)"),
@@ -67,6 +81,11 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "lease_ttl": (("PACHD_LEASE_TTL",), "seconds a dead replica's pipelines wait before another takes them (default 10)"),
     "tls_cert": (("PACHD_TLS_CERT",), "serve TLS with this certificate (PEM); needs --tls-key"),
     "tls_key": (("PACHD_TLS_KEY",), "the private key (PEM) of --tls-cert"),
+    "auth_token_file": (("PACHD_AUTH_TOKEN_FILE",), "require every RPC but health and version to carry the "
+                        "bearer token in this file"),
+    "pod_network": (("PACHD_POD_NETWORK",), "local pods' network: host (default) or none (they reach only pachd)"),
+    "url_allow": (("PACHD_URL_ALLOW",), "comma-separated hosts or networks (CIDR) put-file may fetch from "
+                  "although they are loopback, private or link-local"),
     "namespace": (("NAMESPACE",), "Kubernetes namespace for job pods (default: default)"),
     "kubeconfig": (("KUBECONFIG",), "kubeconfig file (default: in-cluster config, else ~/.kube/config)"),
     "image_pull_policy": (("JOB_IMAGE_PULL_POLICY",), "Always, IfNotPresent or Never for job images (default IfNotPresent)"),
@@ -80,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (envs, help_text) in _SETTINGS.items():
         flag = "--" + name.replace("_", "-")
         parser.add_argument(flag, dest=name, default=None, help=f"{help_text}; env {' or '.join(envs)}")
+    parser.add_argument("--allow-anonymous-pods", action="store_true", default=None,
+                        help="let pods without a job credential (v1.2's Go shim) call StartJob and FinishJob; "
+                             "env PACHD_ALLOW_ANONYMOUS_PODS=1")
     return parser
 
 
@@ -95,6 +117,8 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     args = vars(build_parser().parse_args(argv))
 
     def pick(name: str) -> str | None:
+        if name == "allow_anonymous_pods":
+            return "1" if args[name] else env.get("PACHD_ALLOW_ANONYMOUS_PODS")
         if args[name] is not None:
             return str(args[name])
         for var in _SETTINGS[name][0]:
@@ -104,6 +128,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     defaults = PachdConfig()
     port = pick("port")
+    http_port = pick("http_port")
     data_dir = pick("data_dir")
     storage = (pick("storage") or defaults.storage).lower()
     if storage not in ("local", "gcs"):
@@ -121,6 +146,12 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if bool(tls_cert) != bool(tls_key):
         raise SystemExit("pachd: --tls-cert and --tls-key go together")
     lease_ttl = pick("lease_ttl")
+    pod_network = (pick("pod_network") or defaults.pod_network).lower()
+    if pod_network not in ("host", "none"):
+        raise SystemExit(f"pachd: --pod-network must be host or none, not {pod_network!r}")
+    token_file = pick("auth_token_file")
+    if token_file and not Path(token_file).read_text().strip():
+        raise SystemExit(f"pachd: --auth-token-file {token_file} holds no token")
     pull_policy = pick("image_pull_policy") or defaults.image_pull_policy
     if pull_policy not in ("Always", "IfNotPresent", "Never"):
         raise SystemExit(f"pachd: --image-pull-policy must be Always, IfNotPresent or Never, not {pull_policy!r}")
@@ -134,11 +165,16 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         lease_ttl=float(lease_ttl) if lease_ttl else defaults.lease_ttl,
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
+        auth_token_file=Path(token_file) if token_file else None,
+        allow_anonymous_pods=(pick("allow_anonymous_pods") or "").lower() in ("1", "true", "yes"),
+        pod_network=pod_network,
+        url_allow=tuple(a.strip() for a in (pick("url_allow") or "").split(",") if a.strip()),
         pod_pfs=pod_pfs,
         executor=executor,
         job_shim_image=pick("job_shim_image") or defaults.job_shim_image,
         pod_path=env.get("PATH", defaults.pod_path),
         port=int(port) if port else defaults.port,
+        http_port=int(http_port) if http_port else defaults.http_port,
         host=pick("host") or defaults.host,
         data_dir=Path(data_dir).expanduser() if data_dir else defaults.data_dir,
         etcd_address=pick("etcd") or _env_address(env),

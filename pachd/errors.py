@@ -175,3 +175,19 @@ class Unimplemented(PachError):
     """The RPC exists in the wire API but this server does not offer it."""
 
     code = grpc.StatusCode.UNIMPLEMENTED
+
+
+# -- who may ask --------------------------------------------------------------
+
+
+class Unauthenticated(PachError):
+    """The call carries no credential, or one pachd does not know."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(PachError):
+    """The caller is known but may not do this (a pod speaking for another job,
+    a URL pachd will not fetch for a client)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED

@@ -101,6 +101,23 @@ def _wrap_stream(method: str, handler: Callable[..., AsyncIterator[Any]]) -> Cal
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
+def rewrap(handler: Handler, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Handler:
+    """The handler of the same kind and codec, its behaviour passed through `wrap`."""
+    codec = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary), **codec)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary), **codec)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream), **codec)
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream), **codec)
+    return handler
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     async def intercept_service(
         self,
@@ -111,19 +128,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             return handler
         full = handler_call_details.method
-        codec = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_wrap_unary(full, handler.unary_unary), **codec)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(_wrap_unary(full, handler.stream_unary), **codec)
         # grpc's stubs type streaming handlers as sync iterators; under grpc.aio they are async.
-        if handler.unary_stream:
-            stream: Callable[..., AsyncIterator[Any]] = handler.unary_stream  # type: ignore[assignment]
-            return grpc.unary_stream_rpc_method_handler(_wrap_stream(full, stream), **codec)
-        if handler.stream_stream:
-            stream = handler.stream_stream  # type: ignore[assignment]
-            return grpc.stream_stream_rpc_method_handler(_wrap_stream(full, stream), **codec)
-        return handler
+        if handler.unary_stream or handler.stream_stream:
+            return rewrap(handler, lambda fn: _wrap_stream(full, fn))
+        return rewrap(handler, lambda fn: _wrap_unary(full, fn))

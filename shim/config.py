@@ -14,6 +14,7 @@ class ShimConfig:
     pod_index: int | None  # the index the executor started this pod for, if it said
     pod_name: str
     tls_ca: bytes | None
+    job_token: str  # the pod's credential for its own job (PACH_JOB_TOKEN), "" if pachd gave none
     pfs_mode: str  # "copy" (download the shard, upload /pfs/out after) or "fuse" (mount it)
     environment: dict[str, str]  # what the user's code starts from (the pod's environment)
 
@@ -35,6 +36,7 @@ def load() -> ShimConfig:
         pod_index=int(index) if index and index.isdigit() else None,
         pod_name=env.get("PACH_POD_NAME") or env.get("HOSTNAME", ""),
         tls_ca=Path(ca_path).read_bytes() if ca_path else None,
+        job_token=env.get("PACH_JOB_TOKEN", ""),
         pfs_mode=env.get("PACH_PFS_MODE", "copy"),
         environment=dict(env),
     )

@@ -24,7 +24,7 @@ logger = logging.getLogger("job-shim")
 
 
 def run(job_id: str, config: shim_config.ShimConfig) -> int:
-    client = Client(config.pachd_address, tls_ca=config.tls_ca,
+    client = Client(config.pachd_address, tls_ca=config.tls_ca, auth_token=config.job_token,
                     metadata=pod_metadata(config.pod_index, config.pod_name))
     try:
         started = client.start_job(job_id)

@@ -35,12 +35,14 @@ class Client(PfsClient, PpsClient, InternalJobClient):
     """All of pachd's services over one connection (ADDRESS, or 0.0.0.0:30650, by default)."""
 
     def __init__(self, address: str | None = None, *, tls_ca: bytes | None = None,
-                 metadata: tuple[tuple[str, str], ...] = (), connect_timeout: float = CONNECT_SECONDS,
-                 reconnect_timeout: float = RECONNECT_SECONDS) -> None:
-        """connect_timeout bounds the wait for a first connection; reconnect_timeout, how long waiting calls
-        (flush_commit, list_commit, inspect_job) wait for a pachd that went away under them to come back."""
+                 metadata: tuple[tuple[str, str], ...] = (), auth_token: str | None = None,
+                 connect_timeout: float = CONNECT_SECONDS, reconnect_timeout: float = RECONNECT_SECONDS) -> None:
+        """`auth_token`: pachd's token (--auth-token-file); PACH_AUTH_TOKEN by default. connect_timeout
+        bounds the wait for a first connection; reconnect_timeout, how long waiting calls (flush_commit,
+        list_commit, inspect_job) wait for a pachd that went away under them to come back."""
         super().__init__(address or config.address(), tls_ca=tls_ca if tls_ca is not None else config.tls_ca(),
-                         metadata=metadata, connect_timeout=connect_timeout, reconnect_timeout=reconnect_timeout)
+                         metadata=metadata, auth_token=auth_token if auth_token is not None else config.auth_token(),
+                         connect_timeout=connect_timeout, reconnect_timeout=reconnect_timeout)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._version = protoversion_pb2_grpc.APIStub(self._channel)
 

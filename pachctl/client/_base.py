@@ -54,20 +54,50 @@ def _lost_connection(err: grpc.RpcError) -> bool:
     return not any(item.key == ORIGIN_KEY for item in trailing or ())
 
 
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+              grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):  # type: ignore[type-arg]
+    """Adds `authorization: Bearer <token>` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        return details._replace(metadata=[*(details.metadata or ()), self._header])
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
 class Connection:
-    """Holds the channel; the service mixins build their stubs on it."""
+    """Holds the channel; the service mixins build their stubs on it.
+
+    `auth_token` is sent with every call as a bearer token: pachd's admin
+    token (--auth-token-file), or a pod's job credential."""
 
     def __init__(self, address: str, *, tls_ca: bytes | None = None, metadata: tuple[tuple[str, str], ...] = (),
-                 connect_timeout: float = CONNECT_SECONDS, reconnect_timeout: float = RECONNECT_SECONDS) -> None:
+                 auth_token: str | None = None, connect_timeout: float = CONNECT_SECONDS,
+                 reconnect_timeout: float = RECONNECT_SECONDS) -> None:
         self.address = address
-        self._channel = channel(address, tls_ca=tls_ca)
+        self._raw_channel = channel(address, tls_ca=tls_ca)
+        self._channel: grpc.Channel = self._raw_channel
+        if auth_token:
+            self._channel = grpc.intercept_channel(self._raw_channel, _Bearer(auth_token))
         self.metadata = metadata
         self.connect_timeout = connect_timeout
         self.reconnect_timeout = reconnect_timeout
         self._connected = False
 
     def close(self) -> None:
-        self._channel.close()
+        self._raw_channel.close()
 
     def __enter__(self) -> Connection:
         return self
@@ -88,11 +118,11 @@ class Connection:
                     not lost and state is grpc.ChannelConnectivity.TRANSIENT_FAILURE):
                 settled.set()
 
-        self._channel.subscribe(changed, try_to_connect=True)
+        self._raw_channel.subscribe(changed, try_to_connect=True)
         try:
             settled.wait(max(timeout, 0.0))
         finally:
-            self._channel.unsubscribe(changed)
+            self._raw_channel.unsubscribe(changed)
         if seen and seen[-1] is grpc.ChannelConnectivity.READY:
             self._connected = True
             return

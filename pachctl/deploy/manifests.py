@@ -175,6 +175,7 @@ def pachd_env(options: DeployOptions) -> list[Object]:
     """pachd's settings (see pachd/config.py): etcd, block storage, the Kubernetes executor."""
     values = [
         ("PORT", str(PACHD_PORT)),
+        ("PACHD_HOST", "0.0.0.0"),  # pachd's own default is loopback only; the Service must reach it
         ("PACH_ROOT", PACH_ROOT),
         ("ETCD_ADDRESS", f"etcd:{ETCD_PORT}"),
         ("STORAGE_BACKEND", "gcs" if options.target == "google" else "local"),

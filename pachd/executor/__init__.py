@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import logging
 import sys
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from pachd.config import PachdConfig
 from pachd.executor.base import Executor
+from pachd.executor.namespace import NamespaceSupport, Sandbox, probe
 
 logger = logging.getLogger(__name__)
 
 
-def create_executor(config: PachdConfig, port: int) -> Executor:
-    """The executor the config names, reaching pachd on `port`."""
+def create_executor(config: PachdConfig, port: int, *, socket_dir: Path | None = None) -> Executor:
+    """The executor the config names, reaching pachd on `port` (local pods
+    without a network: through the Unix socket in `socket_dir`)."""
     if config.executor == "local":
         from pachd.executor.local import LocalExecutor
-        from pachd.executor.namespace import probe_namespace_support
 
-        support = probe_namespace_support()
-        if not support.supported:
-            logger.error("local pods cannot run here: %s", support.message)
+        sandbox = local_sandbox(config, socket_dir)
+        support = _probe(sandbox, config)
         shim = Path(sys.executable).with_name("job-shim")
-        base_env = {"PATH": config.pod_path, "LANG": "C.UTF-8", "PACH_PFS_MODE": config.pod_pfs}
-        if config.tls_cert is not None:
-            base_env["PACHD_TLS_CA"] = str(config.tls_cert.resolve())  # pods trust pachd's own certificate
         return LocalExecutor(
             root=config.data_dir / "pods",
             pachd_address=f"127.0.0.1:{port}",
             shim=str(shim) if shim.exists() else "job-shim",
-            base_env=base_env,
+            base_env={"PATH": config.pod_path, "LANG": "C.UTF-8", "PACH_PFS_MODE": config.pod_pfs},
+            sandbox=sandbox,
+            support=support,
         )
     if config.executor == "kubernetes":
         from pachd.executor.kubernetes import KubernetesExecutor
@@ -62,6 +63,31 @@ def create_executor(config: PachdConfig, port: int) -> Executor:
             privileged=config.pod_pfs == "fuse",
         )
     raise SystemExit(f"pachd: the {config.executor} executor is not available in this build")
+
+
+def local_sandbox(config: PachdConfig, socket_dir: Path | None) -> Sandbox:
+    """What local pods see besides the system: the shim's Python and packages;
+    what they never see: pachd's data dir, key, certificate and token files."""
+    runtime = [Path(sys.base_prefix), Path(sys.prefix)]
+    for package in ("shim", "pachctl", "protos"):
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            runtime += [Path(p) for p in spec.submodule_search_locations]
+    hidden = [config.data_dir, *(p for p in (config.tls_cert, config.tls_key, config.auth_token_file) if p)]
+    return Sandbox(network=config.pod_network, runtime=tuple(runtime), hidden=tuple(hidden),
+                   ca_file=config.tls_cert if socket_dir is None else None, socket_dir=socket_dir)
+
+
+def _probe(sandbox: Sandbox, config: PachdConfig) -> NamespaceSupport:
+    support = probe(sandbox)
+    if not support.supported:
+        logger.error("%s; every job will fail until they can", support.message)
+        return support
+    logger.info("%s", support.message)
+    if config.pod_pfs == "fuse":
+        fuse = probe(dataclasses.replace(sandbox, fuse=True))
+        logger.warning("%s", fuse.message if fuse.supported else f"FUSE pods: {fuse.message}")
+    return support
 
 
 def _kubernetes_api(config: PachdConfig) -> Any:

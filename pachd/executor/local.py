@@ -1,8 +1,10 @@
 """The local executor: each pod is a job-shim process on this machine.
 
-Each pod runs in its own mount namespace where /pfs is the pod's private
-directory (see namespace.py), so user code reads /pfs/<input> and writes
-/pfs/out exactly as in a container, and the pods of a job run side by side.
+Each pod runs confined like a container (see namespace.py): an unprivileged
+user seeing its private /pfs, a read-only system and a private /tmp, so user
+code reads /pfs/<input> and writes /pfs/out exactly as in a container, and
+the pods of a job run side by side. Where pods cannot be confined, every job
+fails with the reason instead of running unconfined.
 A pod that exits non-zero (or is killed) is replaced, up to max_restarts
 times per index, acting as Kubernetes' Job controller would.
 
@@ -15,6 +17,7 @@ Layout under `root` (the data dir's pods/ folder):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pachd.executor.base import JobSpec, LogLine, PodEvent, PodPhase
-from pachd.executor.namespace import PodProcess, spawn_pod
+from pachd.executor.namespace import RUN, NamespaceSupport, PodProcess, Sandbox, spawn_pod
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +43,17 @@ class _Job:
 
 
 class LocalExecutor:
-    def __init__(self, *, root: Path, pachd_address: str, shim: str, base_env: Mapping[str, str]) -> None:
+    def __init__(self, *, root: Path, pachd_address: str, shim: str, base_env: Mapping[str, str],
+                 sandbox: Sandbox | None = None, support: NamespaceSupport | None = None) -> None:
         """`shim` is the job-shim program; `base_env` what every pod gets besides
-        the job's own variables (PATH, locale: never pachd's secrets)."""
+        the job's own variables (PATH, locale: never pachd's secrets); `sandbox`
+        how pods are confined, and `support` whether this machine can."""
         self._root = root
         self._address = pachd_address
         self._shim = shim
         self._base_env = dict(base_env)
+        self._sandbox = sandbox or Sandbox()
+        self._support = support or NamespaceSupport(True, "")
         self._jobs: dict[str, _Job] = {}
 
     async def recover(self) -> None:
@@ -63,7 +70,10 @@ class LocalExecutor:
                 job.attempts[earlier] = job.attempts.get(earlier, 0) + 1
         job.spec = spec
         for index in spec.indices:
-            if index not in job.running:
+            if not self._support.supported:
+                await self._emit(job, PodEvent(spec.job_id, index, f"{spec.job_id}-{index}", PodPhase.GAVE_UP,
+                                               self._support.message))
+            elif index not in job.running:
                 await self._launch(job, index)
 
     async def _launch(self, job: _Job, index: int) -> None:
@@ -72,14 +82,25 @@ class LocalExecutor:
         name = f"{job.spec.job_id}-{index}-{attempt}"
         pod_dir = self._root / job.spec.job_id / name
         (pod_dir / "pfs").mkdir(parents=True, exist_ok=True)
-        env = {**self._base_env, **job.spec.env, "PACHD_ADDRESS": self._address,
+        env = {**self._base_env, **job.spec.env, **self._pod_address(),
                "PACH_POD_INDEX": str(index), "PACH_POD_NAME": name}
         argv = [self._shim if job.spec.command[0] == "job-shim" else job.spec.command[0], *job.spec.command[1:]]
-        process = await spawn_pod(argv=argv, env=env, pfs_dir=pod_dir / "pfs", log_path=pod_dir / "log")
+        sandbox = dataclasses.replace(self._sandbox, fuse=env.get("PACH_PFS_MODE") == "fuse")
+        process = await spawn_pod(argv=argv, env=env, pfs_dir=pod_dir / "pfs", log_path=pod_dir / "log",
+                                  sandbox=sandbox)
         (pod_dir / "pid").write_text(f"{process.pid} {_start_time(process.pid)}")
         job.running[index] = process
         await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.STARTED))
         job.watchers[name] = asyncio.create_task(self._watch(job, index, name, process), name=f"pod-{name}")
+
+    def _pod_address(self) -> dict[str, str]:
+        """How the pod reaches pachd: its socket without a network, else loopback (TLS: trusting pachd's certificate)."""
+        if self._sandbox.socket_dir is not None:
+            return {"PACHD_ADDRESS": f"unix://{RUN}/pachd.sock"}
+        env = {"PACHD_ADDRESS": self._address}
+        if self._sandbox.ca_file is not None:
+            env["PACHD_TLS_CA"] = str(RUN / "ca.pem")
+        return env
 
     async def _watch(self, job: _Job, index: int, name: str, process: PodProcess) -> None:
         code = await process.wait()

@@ -1,17 +1,25 @@
-"""Running a pod process with its own private /pfs: Linux mount namespaces.
+"""Running a pod process confined like a container: bubblewrap (`bwrap`).
 
-We use util-linux's `unshare` rather than calling unshare(2) ourselves: it is
-on every Debian system, costs a few milliseconds, and does exactly the three
-things a pod needs:
-  --mount --propagation private  a mount table of its own, so the bind of the
-                                 pod's directory on /pfs is seen by no one else;
-  --pid --fork --mount-proc      a PID namespace: the pod's processes see only
-                                 themselves, and killing its init ends them all;
-  --kill-child                   if `unshare` itself is killed (SIGKILL from
-                                 pachd), the pod's init dies with it.
-As root that is all. Without root, `--user --map-root-user` adds a user
-namespace (where the kernel allows unprivileged ones); /pfs must then already
-exist, since an unprivileged process cannot create it.
+A confined pod runs as an unprivileged user (`nobody` unless told otherwise)
+in its own mount, PID, IPC and UTS namespaces, and sees:
+  /pfs           its own directory (read-write): its inputs and `out`;
+  /usr, /bin, /lib*, /etc   the system's programs and libraries, read-only,
+                 with the host's password hashes, sudoers and SSH keys hidden;
+  the Python runtime the job shim runs on (its prefix and packages), read-only;
+  a private /tmp, /dev (null, zero, random, tty) and /proc;
+  /run/pachd     pachd's certificate (TLS) or its socket (no network), when needed.
+Nothing else: not pachd's data dir, blocks, metadata, key or token files, not
+other pods, not the home directories. The network is the host's unless the
+sandbox is made with network="none" (then pods reach pachd through a Unix
+socket bound at /run/pachd/pachd.sock).
+
+bwrap runs as pachd's user and builds the pod's file system; when that is
+root, the pod's first program is `setpriv`, which becomes the pod's user and
+drops every capability (bwrap has already set no_new_privs, so no setuid
+program gives them back) before it runs the job shim. A FUSE pod instead
+keeps root and CAP_SYS_ADMIN alone (mounting FUSE needs them; every other
+capability is dropped), with /dev/fuse: it sees the same file system, but
+could undo its own mounts, so it is less confined than a copy-mode pod.
 """
 
 from __future__ import annotations
@@ -22,20 +30,21 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 PFS = Path("/pfs")
-# Runs inside the namespaces: bind the pod's directory on /pfs, then become the pod.
-_ENTER = 'mount --bind "$0" /pfs && exec "$@"'
-# The same, first binding each extra (source, target) pair given as "$1".."$2k".
-_ENTER_WITH_BINDS = (
-    'pfs="$0"; while [ "$1" != -- ]; do mkdir -p "$2" && mount --bind "$1" "$2" || exit 1; shift 2; done; '
-    'shift; mount --bind "$pfs" /pfs && exec "$@"'
-)
+RUN = Path("/run/pachd")  # inside the sandbox: pachd's certificate and socket
+NOBODY = 65534
+# The system's programs and libraries; symlinks among them (merged /usr) are kept as symlinks.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+# Host secrets under /etc that a pod never sees (each replaced by an empty file or directory).
+HIDDEN_IN_ETC = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers",
+                 "/etc/sudoers.d", "/etc/ssh", "/etc/ssl/private", "/etc/security/opasswd", "/etc/machine-id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,32 +53,128 @@ class NamespaceSupport:
     message: str  # one line: how pods run, or what they need
 
 
-def _unshare_args(root: bool) -> list[str]:
-    args = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc"]
-    if not root:
-        args[1:1] = ["--user", "--map-root-user"]
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    """How confined pods are made: who they run as, what they see besides the system."""
+
+    uid: int = NOBODY
+    gid: int = NOBODY
+    network: str = "host"  # "host" or "none"
+    runtime: tuple[Path, ...] = ()  # read-only extra trees (the shim's Python and packages)
+    hidden: tuple[Path, ...] = ()  # pachd's own files, hidden wherever a bound tree holds them
+    ca_file: Path | None = None  # pachd's certificate, shown at /run/pachd/ca.pem
+    socket_dir: Path | None = None  # holds pachd.sock, shown at /run/pachd (network "none")
+    fuse: bool = False  # /dev/fuse inside, and the rights to mount it (in the pod's own namespaces)
+    extra_binds: Mapping[Path, Path] = field(default_factory=dict)  # host dir -> read-only target
+
+
+def _drop_privileges(sandbox: Sandbox) -> list[str]:
+    """What the pod runs first: setpriv becoming the pod's user without any
+    capability, when pachd is root (else bwrap runs it as pachd's own user)."""
+    if os.geteuid() != 0 or sandbox.fuse:
+        return []
+    return ["setpriv", f"--reuid={sandbox.uid}", f"--regid={sandbox.gid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--"]
+
+
+def _capabilities(sandbox: Sandbox) -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    if sandbox.fuse:
+        return ["--cap-add", "CAP_SYS_ADMIN"]
+    return ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+
+
+def _under(path: Path, tree: Path) -> bool:
+    return path == tree or tree in path.parents
+
+
+def _system_args() -> list[str]:
+    args: list[str] = []
+    for name in SYSTEM_DIRS:
+        path = Path(name)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), name]
+        elif path.is_dir():
+            args += ["--ro-bind", name, name]
     return args
 
 
-def probe_namespace_support() -> NamespaceSupport:
-    """Whether pods can get a private /pfs here; tried for real once."""
-    if shutil.which("unshare") is None or shutil.which("mount") is None:
-        return NamespaceSupport(False, "local pods need util-linux's unshare and mount (apt-get install util-linux)")
-    root = os.geteuid() == 0
-    if root:
-        PFS.mkdir(exist_ok=True)
-    elif not PFS.is_dir():
-        return NamespaceSupport(False, "local pods without root need an empty /pfs directory (sudo mkdir /pfs)")
-    probe = subprocess.run([*_unshare_args(root), "--", "true"], capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        need = "root, or unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
-        return NamespaceSupport(False, f"local pods need {need}: {probe.stderr.strip()}")
-    mode = "as root" if root else "in unprivileged user namespaces"
-    return NamespaceSupport(True, f"local pods run in private mount namespaces ({mode})")
+def _tree_args(trees: Sequence[Path]) -> list[str]:
+    """Read-only binds of `trees`, their parents made traversable (bwrap copies a parent's mode)."""
+    args: list[str] = []
+    made: set[Path] = set()
+    for tree in trees:
+        for parent in reversed(tree.parents):
+            if parent != Path("/") and parent not in made and not any(_under(parent, t) for t in trees if t != tree):
+                args += ["--perms", "0755", "--dir", str(parent)]
+                made.add(parent)
+        args += ["--ro-bind", str(tree), str(tree)]
+    return args
+
+
+def _hide_args(paths: Sequence[Path], trees: Sequence[Path]) -> list[str]:
+    """Covers each path that one of the bound trees would show."""
+    args: list[str] = []
+    for path in paths:
+        if not any(_under(path, tree) for tree in trees) or not path.exists():
+            continue
+        args += ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
+    return args
+
+
+def sandbox_argv(sandbox: Sandbox, argv: Sequence[str], pfs_dir: Path) -> list[str]:
+    """The command line that runs `argv` confined, seeing `pfs_dir` at /pfs."""
+    args = ["bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--hostname", "pod", "--die-with-parent", *_capabilities(sandbox)]
+    if os.geteuid() != 0:
+        args += ["--unshare-user"]
+    if sandbox.network == "none":
+        args.append("--unshare-net")
+    args += _system_args()
+    runtime = sorted({p.resolve() for p in sandbox.runtime if p.exists()})
+    runtime = [p for p in runtime if not any(t != p and _under(p, t) for t in runtime)]
+    args += _tree_args(runtime)
+    trees = [Path(d) for d in SYSTEM_DIRS] + runtime
+    args += _hide_args([Path(p) for p in HIDDEN_IN_ETC], trees)
+    args += _hide_args([p.resolve() for p in sandbox.hidden], trees)
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run", "--dir", str(RUN)]
+    if sandbox.fuse:
+        args += ["--dev-bind", "/dev/fuse", "/dev/fuse"]
+    if sandbox.ca_file is not None:
+        args += ["--ro-bind", str(sandbox.ca_file.resolve()), str(RUN / "ca.pem")]
+    if sandbox.socket_dir is not None:
+        args += ["--bind", str(sandbox.socket_dir.resolve()), str(RUN)]
+    for source, target in sandbox.extra_binds.items():
+        args += ["--ro-bind", str(source.resolve()), str(target)]
+    args += ["--bind", str(pfs_dir.resolve()), str(PFS), "--chdir", str(PFS), "--"]
+    return [*args, *_drop_privileges(sandbox), *argv]
+
+
+def probe(sandbox: Sandbox) -> NamespaceSupport:
+    """Whether pods can be confined here; tried for real once."""
+    missing = [tool for tool in ("bwrap", "setpriv") if shutil.which(tool) is None]
+    if missing:
+        return NamespaceSupport(False, f"local pods need {' and '.join(missing)} to be confined "
+                                       "(apt-get install bubblewrap util-linux)")
+    with tempfile.TemporaryDirectory(prefix="pachd-probe-") as scratch:
+        prepare_pfs(Path(scratch), sandbox)
+        argv = sandbox_argv(sandbox, ["/bin/sh", "-c", "test -w /pfs && test ! -s /etc/shadow"], Path(scratch))
+        try:
+            run = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as err:
+            run = subprocess.CompletedProcess(argv, 1, "", str(err))
+    if run.returncode != 0:
+        need = "root, or unprivileged user namespaces (sysctl user.max_user_namespaces > 0)"
+        detail = (run.stderr.strip().splitlines() or ["the test pod failed"])[-1]
+        return NamespaceSupport(False, f"local pods cannot be confined here: bubblewrap needs {need}: {detail}")
+    who = "root with CAP_SYS_ADMIN only (FUSE)" if sandbox.fuse else f"uid {sandbox.uid}"
+    network = "no network" if sandbox.network == "none" else "the host's network"
+    return NamespaceSupport(True, f"local pods run confined by bubblewrap as {who}, with {network}")
 
 
 class PodProcess:
-    """A running pod; the process is `unshare`, whose child is the pod's init."""
+    """A running pod; the process is the sandbox's outer process, whose child is the pod's init."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self._process = process
@@ -91,27 +196,35 @@ class PodProcess:
 
 
 def pod_argv(argv: Sequence[str], pfs_dir: Path, binds: Mapping[Path, Path] | None = None) -> list[str]:
-    """The command line that runs `argv` in new namespaces, seeing `pfs_dir` at
-    /pfs and each host directory of `binds` at its target path."""
-    root = os.geteuid() == 0
-    if root:
-        PFS.mkdir(exist_ok=True)
-    if not binds:
-        return [*_unshare_args(root), "--", "/bin/sh", "-c", _ENTER, str(pfs_dir.resolve()), *argv]
-    pairs = [str(path) for source, target in binds.items() for path in (source.resolve(), target)]
-    return [*_unshare_args(root), "--", "/bin/sh", "-c", _ENTER_WITH_BINDS, str(pfs_dir.resolve()), *pairs, "--", *argv]
+    """A private /pfs and nothing more: the host's whole file system with `pfs_dir`
+    at /pfs and each host directory of `binds` at its target path, in a PID
+    namespace of its own. This is how a container runtime's pod is played by
+    the test fakes of Kubernetes and Docker (they confine nothing themselves)."""
+    args = ["bwrap", "--dev-bind", "/", "/", "--unshare-pid", "--die-with-parent", "--proc", "/proc"]
+    for source, target in (binds or {}).items():
+        args += ["--bind", str(source.resolve()), str(target)]
+    return [*args, "--bind", str(pfs_dir.resolve()), str(PFS), "--", *argv]
+
+
+def prepare_pfs(pfs_dir: Path, sandbox: Sandbox) -> None:
+    """Makes the pod's /pfs directory its user's to write (pachd may be root)."""
+    pfs_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(pfs_dir, sandbox.uid, sandbox.gid)
 
 
 async def spawn_pod(
-    *, argv: Sequence[str], env: Mapping[str, str], pfs_dir: Path, log_path: Path, cwd: Path | None = None
+    *, argv: Sequence[str], env: Mapping[str, str], pfs_dir: Path, log_path: Path, sandbox: Sandbox | None = None,
 ) -> PodProcess:
-    """Starts `argv` with exactly `env`, seeing `pfs_dir` at /pfs; output appends to `log_path`."""
+    """Starts `argv` confined by `sandbox` (default: nobody, the host's network),
+    with exactly `env`, seeing `pfs_dir` at /pfs; output appends to `log_path`."""
+    sandbox = sandbox or Sandbox()
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_pfs(pfs_dir, sandbox)
     with open(log_path, "ab", buffering=0) as log:
         process = await asyncio.create_subprocess_exec(
-            *pod_argv(argv, pfs_dir),
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=dict(env),
-            cwd=str(cwd) if cwd else None, start_new_session=True,
+            *sandbox_argv(sandbox, argv, pfs_dir),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True,
         )
     logger.debug("pod started: pid %d, %s", process.pid, " ".join(argv))
     return PodProcess(process)

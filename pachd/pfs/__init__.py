@@ -2,32 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from pachd.pfs.blockdiffs import BlockDiffs
 from pachd.pfs.commits import Commits
 from pachd.pfs.files import Files
 from pachd.pfs.repos import Repos
 from pachd.pfs.squash import Squash
 from pachd.pfs.tree import NodeStore
+from pachd.pfs.urls import Fetcher
 from pachd.pfs.writes import Writes
 from pachd.pfs import keys
 from pachd.storage.blocks import BlockStore
 from pachd.storage.kv import KV
+from pachd.storage.watching import watching
 
 
 class Pfs:
     """The PFS domain objects, wired to one metadata store and one block store."""
 
-    def __init__(self, *, kv: KV, blocks: BlockStore) -> None:
+    def __init__(self, *, kv: KV, blocks: BlockStore, fetcher: Fetcher | None = None) -> None:
         self.kv = kv
         self.blocks = blocks
         self.nodes = NodeStore(blocks)
         self.repos = Repos(kv=kv)
         self.commits = Commits(kv=kv, nodes=self.nodes, repos=self.repos)
         writes = Writes(kv=kv, commits=self.commits)
-        self.files = Files(blocks=blocks, commits=self.commits, writes=writes)
+        self.files = Files(blocks=blocks, commits=self.commits, writes=writes, fetcher=fetcher)
         self.squash = Squash(kv=kv, commits=self.commits, writes=writes)
         self.block_diffs = BlockDiffs(kv=kv)
 
     async def delete_all(self) -> None:
         """Forgets every repo and commit. Blocks stay (they are shared by content)."""
         await self.kv.delete_prefix(keys.ROOT)
+
+    async def changes(self) -> AsyncIterator[str]:
+        """What changes from now on, one word per change: "repo" or "commit"."""
+        revision = await self.kv.revision()
+        async with watching(self.kv, [keys.repos(), keys.all_commits()], revision + 1) as changed:
+            while True:
+                event = await changed.next()
+                yield "repo" if event.key.startswith(keys.repos()) else "commit"

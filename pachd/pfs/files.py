@@ -23,7 +23,7 @@ from pachd.pfs.commits import Commits
 from pachd.pfs.records import BlockRef, CommitRecord, FileDiff, FileKind
 from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard
 from pachd.pfs.tree import DirEntry, Entry, FileEntry, Tree, file_change
-from pachd.pfs.urls import fetch
+from pachd.pfs.urls import Fetcher
 from pachd.pfs.writes import OpenCommit, Writes
 from pachd.storage.blocks import BlockStore
 
@@ -71,9 +71,11 @@ class FileInfo:
 
 class Files:
     def __init__(
-        self, *, blocks: BlockStore, commits: Commits, writes: Writes, now: Callable[[], float] = time.time
+        self, *, blocks: BlockStore, commits: Commits, writes: Writes, now: Callable[[], float] = time.time,
+        fetcher: Fetcher | None = None,
     ) -> None:
         self._blocks = blocks
+        self._fetcher = fetcher or Fetcher()
         self._commits = commits
         self._writes = writes
         self._now = now
@@ -103,7 +105,7 @@ class Files:
                     current = item
                     assembler.start(item.delimiter)
                     if item.url:
-                        async for chunk in fetch(item.url):
+                        async for chunk in self._fetcher.fetch(item.url):
                             await assembler.feed(chunk)
                 elif current is None:
                     raise InvalidArgument("put-file data came before any file was named; set `file` first")

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from pachd.errors import InvalidManifest, JobNotFound, PachError, RepoNotFound
 from pachd.executor.base import Executor
@@ -36,20 +36,23 @@ from pachd.pps.specs import (
     decode_job,
 )
 from pachd.storage.kv import KV
+from pachd.storage.watching import watching
 
 logger = logging.getLogger(__name__)
 
 class Pps:
     def __init__(
         self, *, kv: KV, pfs: Pfs, executor: Executor, default_image: str = DEFAULT_IMAGE, replica: str = "pachd",
-        lease_ttl: float = 10.0,
+        lease_ttl: float = 10.0, credential: Callable[[str], str] = lambda job_id: "",
     ) -> None:
+        """`credential` gives the token a job's pods are handed (pachd/auth.py)."""
         self._kv = kv
         self._pfs = pfs
         self.executor = executor
         self.jobs = Jobs(kv=kv, pfs=pfs)
         self.pipelines = Pipelines(kv=kv, pfs=pfs, jobs=self.jobs, stop_job=self.stop_job, delete_job=self._delete_job)
-        driver = JobDriver(kv=kv, pfs=pfs, jobs=self.jobs, executor=executor, default_image=default_image)
+        driver = JobDriver(kv=kv, pfs=pfs, jobs=self.jobs, executor=executor, default_image=default_image,
+                           credential=credential)
         controller = PipelineController(kv=kv, pfs=pfs, jobs=self.jobs,
                                         launch=lambda job, pipeline: self.supervisor.launch(job, pipeline))
         self.supervisor = Supervisor(kv=kv, controller=controller, driver=driver,
@@ -145,6 +148,44 @@ class Pps:
             yield b"%d | %s\n" % (line.index, scrub(line.line, hidden))
         if record.state is JobState.FAILURE and record.reason:  # JobInfo has no field for why
             yield b"pachd | job failed: %s\n" % scrub(record.reason.encode(), hidden)
+
+    async def follow_logs(self, job: str, *, poll: float = 0.5) -> AsyncIterator[bytes]:
+        """Like logs(), then every new line as the pods print it, until the job has ended.
+
+        Executors offer the logs so far, not a stream, so while the job runs
+        they are read again after each change of the job or every `poll` seconds.
+        """
+        sent: dict[tuple[int, int], int] = {}  # (pod index, attempt) -> lines sent
+        revision = await self._kv.revision()
+        async with watching(self._kv, [keys.job(job)], revision + 1) as changed:
+            while True:
+                record, _ = await self.jobs.get(job)
+                hidden = secret_values([record.transform])
+                seen: dict[tuple[int, int], int] = {}
+                async for line in self.executor.logs(job):
+                    pod = (line.index, line.attempt)
+                    seen[pod] = seen.get(pod, 0) + 1
+                    if seen[pod] > sent.get(pod, 0):
+                        yield b"%d | %s\n" % (line.index, scrub(line.line, hidden))
+                sent.update(seen)
+                if record.state.done:
+                    if record.state is JobState.FAILURE and record.reason:
+                        yield b"pachd | job failed: %s\n" % scrub(record.reason.encode(), hidden)
+                    return
+                try:
+                    async with asyncio.timeout(poll):
+                        await changed.next()
+                except TimeoutError:
+                    pass
+                changed.drain()
+
+    async def changes(self) -> AsyncIterator[str]:
+        """What changes from now on, one word per change: "pipeline" or "job"."""
+        revision = await self._kv.revision()
+        async with watching(self._kv, [keys.pipelines(), keys.jobs()], revision + 1) as changed:
+            while True:
+                event = await changed.next()
+                yield "pipeline" if event.key.startswith(keys.pipelines()) else "job"
 
     async def delete_all(self) -> None:
         await self.pipelines.delete_all()

@@ -35,8 +35,9 @@ logger = logging.getLogger(__name__)
 class JobDriver:
     def __init__(
         self, *, kv: KV, pfs: Pfs, jobs: Jobs, executor: Executor, default_image: str,
-        now: Callable[[], float] = time.time,
+        now: Callable[[], float] = time.time, credential: Callable[[str], str] = lambda job_id: "",
     ) -> None:
+        self._credential = credential
         self._kv = kv
         self._pfs = pfs
         self._jobs = jobs
@@ -142,7 +143,8 @@ class JobDriver:
     async def _run_pods(self, job: JobRecord) -> None:
         """Starts the pods not yet done and waits until every pod index has reported."""
         indices = [k for k, pod in enumerate(job.pods) if pod.state in (PodState.PENDING, PodState.RUNNING)]
-        await self._executor.start(job_spec(job, indices=indices, default_image=self._default_image))
+        await self._executor.start(job_spec(job, indices=indices, default_image=self._default_image,
+                                              token=self._credential(job.id)))
 
         async def all_reported() -> bool | None:
             current = (await self._jobs.get(job.id))[0]

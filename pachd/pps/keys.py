@@ -93,3 +93,8 @@ def pipeline_job_from_key(key: str) -> tuple[str, str]:
     """(pipeline, job ID) of a pipeline-jobs index entry."""
     _, _, name, job_id = key.split("/")
     return name, job_id
+
+
+def pod_secret() -> str:
+    """The key that signs every pod's job credential (shared by all replicas)."""
+    return "pps/pod-secret"

@@ -15,10 +15,15 @@ def env_name(repo: str) -> str:
     return f"PACH_{repo.upper()}_COMMIT_ID"
 
 
+TOKEN_ENV = "PACH_JOB_TOKEN"  # the pod's credential for its own job (pachd/auth.py)
+
+
 def job_spec(job: JobRecord, *, indices: Sequence[int], default_image: str = DEFAULT_IMAGE,
-             max_restarts: int = 3) -> JobSpec:
+             max_restarts: int = 3, token: str = "") -> JobSpec:
     env = {env_name(i.repo): i.commit for i in job.inputs}
     env.update(dict(job.transform.env))
+    if token:
+        env[TOKEN_ENV] = token
     labels = {"app": job.id, "suite": "pachyderm"}
     if job.pipeline:
         labels["pipeline"] = job.pipeline

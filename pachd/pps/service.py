@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
 
+from pachd.auth import PodCredentials, bearer
+from pachd.errors import PermissionDenied, Unauthenticated
 from pachd.pfs.messages import commit_ref
 from pachd.pps import Pps, messages
 
@@ -84,15 +86,31 @@ class PpsService(pps_pb2_grpc.APIServicer):
 class InternalJobService(pps_internal_pb2_grpc.InternalJobAPIServicer):
     """StartJob and FinishJob, as job shims (ours or v1.2's) call them."""
 
-    def __init__(self, pps: Pps) -> None:
+    def __init__(self, pps: Pps, *, credentials: PodCredentials, allow_anonymous: bool = False) -> None:
         self._pps = pps
+        self._credentials = credentials
+        self._allow_anonymous = allow_anonymous
+
+    def _authorize(self, context: Context, job_id: str) -> None:
+        """Only a pod of `job_id` speaks for it: by its job credential, or with none
+        where pachd allows anonymous pods (v1.2's Go shim)."""
+        token = bearer(context.invocation_metadata())
+        if token is None:
+            if self._allow_anonymous:
+                return
+            raise Unauthenticated("StartJob and FinishJob need the pod's job credential (PACH_JOB_TOKEN); "
+                                  "start pachd with --allow-anonymous-pods for job shims that send none")
+        if self._credentials.job_of(token) != job_id:
+            raise PermissionDenied(f"this credential does not speak for job {job_id}")
 
     async def StartJob(self, request: pps_internal_pb2.StartJobRequest, context: Context) -> pps_internal_pb2.StartJobResponse:
+        self._authorize(context, request.job.id)
         index, name = _pod_identity(context)
         claim = await self._pps.jobs.claim(request.job.id, index=index, pod_name=name)
         return messages.start_job_response(claim)
 
     async def FinishJob(self, request: pps_internal_pb2.FinishJobRequest, context: Context) -> empty_pb2.Empty:
+        self._authorize(context, request.job.id)
         _, name = _pod_identity(context)
         await self._pps.jobs.report(request.job.id, request.pod_index, success=request.success, pod_name=name)
         return EMPTY

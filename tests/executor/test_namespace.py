@@ -1,4 +1,4 @@
-"""Pods as local processes with a private /pfs (real mount and PID namespaces; we run as root)."""
+"""Pods as local processes confined by bubblewrap (real namespaces; we run as root)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pachd.executor.namespace import probe_namespace_support, spawn_pod
+from pachd.executor.namespace import Sandbox, probe, spawn_pod
 from tests.support.pachd import PachdProcess
 from tests.support.wait import wait_until
 
@@ -26,7 +26,7 @@ async def run(tmp_path: Path, name: str, script: str) -> tuple[int, str, Path]:
 
 
 def test_probe_says_pods_can_run_here() -> None:
-    support = probe_namespace_support()
+    support = probe(Sandbox())
     assert support.supported, support.message
 
 
@@ -55,8 +55,8 @@ async def test_exit_codes_and_stderr(tmp_path: Path) -> None:
 async def test_kill_takes_down_everything_the_pod_started(tmp_path: Path) -> None:
     pfs = tmp_path / "pfs"
     pfs.mkdir()
-    marker = tmp_path / "started"
-    pod = await spawn_pod(argv=["/bin/sh", "-c", f"sleep 1000 & sleep 1000 & touch {marker}; wait"], env=ENV,
+    marker = pfs / "started"  # the pod sees nothing of the host but its /pfs
+    pod = await spawn_pod(argv=["/bin/sh", "-c", "sleep 1000 & sleep 1000 & touch /pfs/started; wait"], env=ENV,
                           pfs_dir=pfs, log_path=tmp_path / "log")
     wait_until(marker.exists, what="the pod's children")
     children = _sleepers()
@@ -82,6 +82,6 @@ def _sleepers() -> list[int]:
 def test_pachd_names_the_requirement_when_pods_cannot_run(tmp_path: Path, path: str) -> None:
     pachd = PachdProcess(tmp_path / "data", env={"PATH": path}).start()
     try:
-        assert "local pods cannot run here" in pachd.logs() and "unshare" in pachd.logs()
+        assert "bubblewrap" in pachd.logs()  # what pods need, said at start-up
     finally:
         pachd.stop()

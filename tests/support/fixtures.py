@@ -27,7 +27,8 @@ def _start(kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.
     etcd = ""
     if kind == "etcd":
         etcd = request.getfixturevalue("etcd_server").address
-    return PachdProcess(data_dir, etcd=etcd).start()
+    # Tests serve put-file URLs from their own loopback servers, which pachd refuses by default.
+    return PachdProcess(data_dir, etcd=etcd, extra_args=["--url-allow", "127.0.0.1"]).start()
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,8 @@ class PachdProcess:
     def start(self) -> PachdProcess:
         args = [sys.executable, "-m", "pachd.main", "--port", str(self.port), "--host", "127.0.0.1",
                 "--data-dir", str(self.data_dir), "--log-level", "DEBUG", *self.extra_args]
+        if "--http-port" not in self.extra_args:
+            args += ["--http-port", "0"]  # no console unless a test asks for one on its own port
         if self.etcd:
             args += ["--etcd", self.etcd]
         if self.tls:

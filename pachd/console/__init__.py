@@ -1,0 +1,1 @@
+"""The web console, served by pachd on its own port (see server.py)."""
