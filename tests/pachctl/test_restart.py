@@ -8,7 +8,9 @@ its reconnect deadline with an error naming the address.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from pachctl.client import Client, UnavailableError
 from tests.support.pachd import PachdProcess
+from tests.support.ports import free_port
 from tests.support.wait import wait_until
 
 TIMEOUT = 60.0
@@ -96,17 +99,22 @@ def test_list_commit_block_waits_across_a_restart(own_pachd: PachdProcess) -> No
 
 
 def test_inspect_job_block_waits_across_a_restart(own_pachd: PachdProcess, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+    # The job's pod waits until the test listens on `gate` (pods see loopback, not the test's files).
+    gate = free_port()
+    wait = (f"import socket, time\nwhile True:\n    try:\n        socket.create_connection(('127.0.0.1', {gate})); break\n"
+            "    except OSError:\n        time.sleep(0.1)\n")
     manifest = tmp_path / "job.json"
-    manifest.write_text('{"transform": {"cmd": ["sh", "-c", "while [ ! -e %s ]; do sleep 0.1; done"]}}' % gate)
+    manifest.write_text(json.dumps({"transform": {"cmd": [sys.executable, "-c", wait]}}))
     created = _pachctl(own_pachd, "create-job", "-f", str(manifest))
     job_id, err = created.communicate(timeout=TIMEOUT)
     assert created.returncode == 0, err
     waiting = _pachctl(own_pachd, "inspect-job", "-b", job_id.strip())
     _restart_under(own_pachd, waiting)
-    gate.touch()
-    out, err = waiting.communicate(timeout=TIMEOUT)
-    assert waiting.returncode == 0, err
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", gate))
+        listening.listen(16)
+        out, err = waiting.communicate(timeout=TIMEOUT)
+    assert waiting.returncode == 0, (out, err)
     assert out.startswith(f"ID: {job_id.strip()} ")
 
 
