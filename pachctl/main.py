@@ -1,27 +1,43 @@
 """`pachctl`: the command-line client of pachd.
 
 Each command group lives in pachctl/cli/<group>.py; this module only builds the
-parser, runs the chosen command with a client, and reports errors as one line.
+parser, runs the chosen command with a client, and reports errors (with their
+hint on a second line). Only the chosen command's group is imported (COMMANDS
+says which group holds which command), so `pachctl version` stays cheap; help
+and typos load them all.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from pachctl import config
-from pachctl.cli import commit, deploy, file, job, misc, mount, pipeline, repo
 from pachctl.cli.common import add_global_flags
 from pachctl.client import Client, PachydermError
-from pachctl.manifest import ManifestError
 
-GROUPS = (repo, commit, file, job, pipeline, mount, misc, deploy)
+COMMANDS = {
+    "repo": ("create-repo", "inspect-repo", "list-repo", "delete-repo"),
+    "commit": ("start-commit", "fork-commit", "finish-commit", "inspect-commit", "list-commit", "squash-commit",
+               "replay-commit", "flush-commit", "list-branch"),
+    "file": ("put-file", "get-file", "inspect-file", "list-file", "delete-file"),
+    "job": ("create-job", "inspect-job", "list-job", "get-logs"),
+    "pipeline": ("create-pipeline", "update-pipeline", "inspect-pipeline", "delete-pipeline", "start-pipeline",
+                 "stop-pipeline", "list-pipeline", "run-pipeline"),
+    "mount": ("mount", "unmount"),
+    "misc": ("version", "delete-all", "archive-all"),
+    "deploy": ("deploy", "port-forward"),
+}
+"""Each group module of pachctl/cli and the commands it registers, in help order."""
+GROUP_OF = {command: group for group, commands in COMMANDS.items() for command in commands}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """pachctl's parser; with `only`, a command's name, just that command's group is loaded."""
     parser = argparse.ArgumentParser(
         prog="pachctl",
         description="Access the Pachyderm API. Environment: ADDRESS=<host>:<port>, the pachd to connect to "
@@ -30,25 +46,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_global_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="command")
     sub.required = True
-    for group in GROUPS:
-        group.register(sub)
+    for group in [GROUP_OF[only]] if only in GROUP_OF else COMMANDS:
+        importlib.import_module(f"pachctl.cli.{group}").register(sub)
     return parser
 
 
-def _unknown_command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+def _command_word(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _unknown_command(word: str | None) -> str | None:
     """An error for a first word that is no command ("did you mean ...?"), or None."""
-    word = next((a for a in argv if not a.startswith("-")), None)
-    choices = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if word is None or word in choices:
+    if word is None or word in GROUP_OF:
         return None
-    close = difflib.get_close_matches(word, list(choices), n=1)
+    close = difflib.get_close_matches(word, list(GROUP_OF), n=1)
     return f"unknown command {word!r}" + (f"; did you mean {close[0]}?" if close else "; see pachctl -h")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     given = sys.argv[1:] if argv is None else list(argv)
-    unknown = _unknown_command(parser, given)
+    word = _command_word(given)
+    parser = build_parser(word)
+    unknown = _unknown_command(word)
     if unknown is not None:
         parser.print_usage(sys.stderr)
         print(f"pachctl: {unknown}", file=sys.stderr)
@@ -61,19 +80,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with Client() as client:
             code = args.run(args, client)
-    except (PachydermError, ManifestError) as err:
-        if args.verbose:
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as err:
+        if args.verbose or not _reported(err):
             raise
         message = err.message if isinstance(err, PachydermError) else str(err)
         print(f"pachctl: {one_line(message)}", file=sys.stderr)
         if isinstance(err, PachydermError) and err.hint:
             print(f"hint: {one_line(err.hint)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
     return int(code or 0)
+
+
+def _reported(err: Exception) -> bool:
+    """Errors reported as a line, not a traceback: the client's, and malformed manifests."""
+    manifest = sys.modules.get("pachctl.manifest")  # loaded only by the commands that read manifests
+    return isinstance(err, PachydermError) or (manifest is not None and isinstance(err, manifest.ManifestError))
 
 
 def one_line(message: str) -> str:
