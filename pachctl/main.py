@@ -41,7 +41,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pachctl",
         description="Access the Pachyderm API. Environment: ADDRESS=<host>:<port>, the pachd to connect to "
-        f"(default {config.DEFAULT_ADDRESS}).",
+        f"(default {config.DEFAULT_ADDRESS}); settings also come from {config.path()} "
+        '(a JSON object: "address", "tls_ca", "token").',
     )
     add_global_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="command")
@@ -52,7 +53,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def _command_word(argv: Sequence[str]) -> str | None:
-    return next((a for a in argv if not a.startswith("-")), None)
+    """The command's name: the first word that is neither a flag nor the value of --address."""
+    words = iter(argv)
+    for word in words:
+        if word == "--address":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _unknown_command(word: str | None) -> str | None:
@@ -78,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        with Client() as client:
+        with Client(args.address) as client:
             code = args.run(args, client)
     except KeyboardInterrupt:
         return 130
@@ -98,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _reported(err: Exception) -> bool:
     """Errors reported as a line, not a traceback: the client's, and malformed manifests."""
     manifest = sys.modules.get("pachctl.manifest")  # loaded only by the commands that read manifests
-    return isinstance(err, PachydermError) or (manifest is not None and isinstance(err, manifest.ManifestError))
+    return isinstance(err, (PachydermError, config.ConfigError)) or (
+        manifest is not None and isinstance(err, manifest.ManifestError))
 
 
 def one_line(message: str) -> str:

@@ -24,6 +24,8 @@ def add_global_flags(parser: argparse.ArgumentParser, default: object = False) -
     parser.add_argument("-v", "--verbose", action="store_true", default=default,
                         help="output verbose logs and tracebacks")
     parser.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars")
+    parser.add_argument("--address", default=None if default is False else default, metavar="HOST:PORT",
+                        help="the pachd to talk to (over ADDRESS and the config file)")
 
 
 def add_shard_flags(parser: argparse.ArgumentParser) -> None:
