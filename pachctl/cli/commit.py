@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pachctl.cli import output, render
-from pachctl.cli.common import add, commits
+from pachctl.cli.common import add, commit_id, commits
 from pachctl.client import Client
 from protos import pfs_pb2
 
@@ -23,7 +24,7 @@ def finish_commit(args: argparse.Namespace, client: Client) -> None:
 
 
 def inspect_commit(args: argparse.Namespace, client: Client) -> None:
-    info = client.inspect_commit(args.repo, args.commit)
+    info = client.inspect_commit(args.repo, commit_id(args.repo, args.commit))
     output.show(args, [info], lambda: render.commit_info(info), single=True)
 
 
@@ -46,7 +47,12 @@ def replay_commit(args: argparse.Namespace, client: Client) -> None:
 
 
 def flush_commit(args: argparse.Namespace, client: Client) -> None:
-    print_commits(args, client.flush_commit(commits(args.commits), args.repos))
+    infos = client.flush_commit(commits(args.commits), args.repos)
+    print_commits(args, infos)
+    outputs = [i for i in infos if (i.commit.repo.name, i.commit.id) not in set(commits(args.commits))]
+    if outputs:  # on stderr: stdout stays v1.2.3's table
+        first = outputs[-1].commit
+        print(f"read an output with: pachctl get-file {first.repo.name} {first.id} <path>", file=sys.stderr)
 
 
 def list_branch(args: argparse.Namespace, client: Client) -> None:

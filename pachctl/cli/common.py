@@ -56,3 +56,28 @@ def commits(texts: list[str]) -> list[tuple[str, str]]:
         repo, _, commit_id = text.partition("/")
         out.append((repo, commit_id))
     return out
+
+
+def job_id(client: Client, given: str) -> str:
+    """The job ID `given` names: itself if such a job exists, else the one job whose ID starts with it.
+
+    Prefixes are resolved here, in pachctl, with one ListJob; pachd sees only whole IDs."""
+    from pachctl.client import InvalidArgumentError, NotFoundError
+
+    try:
+        return client.inspect_job(given).job.id
+    except NotFoundError:
+        matches = sorted({info.job.id for info in client.list_job() if info.job.id.startswith(given)})
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise InvalidArgumentError(f"job ID prefix {given!r} is ambiguous: {shown}",
+                                   hint="give more of the ID") from None
+
+
+
+def commit_id(repo: str, given: str) -> str:
+    """The commit ID, also when given as list-commit and flush-commit print it (`repo/branch/N`)."""
+    return given[len(repo) + 1:] if given.startswith(f"{repo}/") and given.count("/") >= 2 else given

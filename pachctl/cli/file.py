@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from pachctl.cli import output, progress, render
-from pachctl.cli.common import add, add_diff_flags, add_shard_flags, shard
+from pachctl.cli.common import add, add_diff_flags, add_shard_flags, commit_id, shard
 from pachctl.client import Client, InvalidArgumentError
 from pachctl.client._base import CHUNK
 from protos import pfs_pb2
@@ -80,6 +80,7 @@ def _chunks(local: Path) -> Iterator[bytes]:
 
 
 def get_file(args: argparse.Namespace, client: Client) -> None:
+    args.commit = commit_id(args.repo, args.commit)
     reader = client.get_file(args.repo, args.commit, args.path, from_commit=args.from_commit,
                              full_file=args.full_file, shard=shard(args))
     out = sys.stdout.buffer
@@ -96,11 +97,13 @@ def get_file(args: argparse.Namespace, client: Client) -> None:
 
 
 def inspect_file(args: argparse.Namespace, client: Client) -> None:
+    args.commit = commit_id(args.repo, args.commit)
     info = client.inspect_file(args.repo, args.commit, args.path, args.from_commit, args.full_file, shard(args))
     output.show(args, [info], lambda: render.file_info(info), single=True)
 
 
 def list_file(args: argparse.Namespace, client: Client) -> None:
+    args.commit = commit_id(args.repo, args.commit)
     if args.fast and args.recurse:
         raise InvalidArgumentError("give either --fast or --recurse, not both")
     mode = pfs_pb2.ListFile_FAST if args.fast else pfs_pb2.ListFile_RECURSE if args.recurse else pfs_pb2.ListFile_NORMAL

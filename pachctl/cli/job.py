@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from pachctl.cli import output, render
-from pachctl.cli.common import add, commits
+from pachctl.cli.common import add, commits, job_id
 from pachctl.cli.manifests import read_source
 from pachctl.client import Client
 from pachctl.manifest import read_job_request
@@ -18,7 +18,7 @@ def create_job(args: argparse.Namespace, client: Client) -> None:
 
 
 def inspect_job(args: argparse.Namespace, client: Client) -> None:
-    info = client.inspect_job(args.job, block_state=args.block)
+    info = client.inspect_job(job_id(client, args.job), block_state=args.block)
     output.show(args, [info], lambda: render.job_info(info), single=True)
 
 
@@ -32,7 +32,7 @@ def list_job(args: argparse.Namespace, client: Client) -> None:
 
 
 def get_logs(args: argparse.Namespace, client: Client) -> None:
-    for line in client.get_logs(args.job):
+    for line in client.get_logs(job_id(client, args.job)):
         sys.stdout.buffer.write(line)
     sys.stdout.flush()
 
