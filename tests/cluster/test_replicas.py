@@ -13,6 +13,7 @@ from pachctl.client import Client
 from protos import pps_pb2
 from tests.support.etcd import EtcdServer
 from tests.support.gcs import GcsEmulator
+from tests.support.beacon import Beacon
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
 from tests.support.wait import wait_until
@@ -44,8 +45,8 @@ def _driver(servers: list[PachdProcess], job_id: str) -> PachdProcess:
 
 def test_any_replica_serves_and_the_other_takes_over(replicas: list[PachdProcess], tmp_path: Path) -> None:
     first, second = replicas
-    gate = tmp_path / "gate"
-    script = f"while [ ! -e {gate} ]; do sleep 0.05; done\ncat /pfs/data/f >> /pfs/out/all"
+    beacon = Beacon()
+    script = f"{beacon.command('gate')}\ncat /pfs/data/f >> /pfs/out/all"
     with Client(first.address) as a, Client(second.address) as b:
         a.create_repo("data")
         b.create_pipeline(pipeline("gated", script, [("data", MAP)]))
@@ -57,7 +58,7 @@ def test_any_replica_serves_and_the_other_takes_over(replicas: list[PachdProcess
         driving = _driver(replicas, job_id)
         survivor = second if driving is first else first
     driving.kill()  # mid-job
-    gate.touch()
+    beacon.open("gate")
     with Client(survivor.address) as client:
         job = client.inspect_job(job_id, block_state=True, timeout=TIMEOUT)
         assert job.state == pps_pb2.JOB_SUCCESS

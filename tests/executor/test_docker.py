@@ -36,6 +36,8 @@ def start_pachd(tmp_path: Path, engine: FakeDocker, *flags: str, own_address: bo
     server.extra_args = ["--executor", "docker", "--docker-host", engine.url, *flags]
     if own_address:
         server.extra_args += ["--pod-pachd-address", server.address]
+    else:  # containers dial host.docker.internal: pachd must listen beyond loopback
+        server.extra_args += ["--host", "0.0.0.0"]
     return server.start()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pachctl.client import Client
 from protos import pps_pb2
+from tests.support.beacon import Beacon
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, REDUCE, only_job, pipeline
 from tests.support.wait import wait_until
@@ -44,11 +45,11 @@ def test_accepted_return_codes_succeed(client: Client) -> None:
     assert client.get_file_bytes("lenient", job.output_commit.id, "f") == b"x\n"
 
 
-def test_after_a_failed_job_the_next_builds_on_the_last_good_output(client: Client, tmp_path: Path) -> None:
+def test_after_a_failed_job_the_next_builds_on_the_last_good_output(client: Client) -> None:
     """The failed job's data is not skipped: the next job sees it too (its diff starts at the last success)."""
-    marker = tmp_path / "failed-once"
+    beacon = Beacon()
     script = f"""
-if grep -q bad /pfs/data/f && [ ! -e {marker} ]; then touch {marker}; exit 1; fi
+if grep -q bad /pfs/data/f && [ "$({beacon.command('first')})" = 1 ]; then exit 1; fi
 cat /pfs/data/f >> /pfs/out/log
 """
     client.create_repo("data")
@@ -72,18 +73,18 @@ def _pod_pids(data_dir: Path, job_id: str) -> list[int]:
     return pids
 
 
-def test_a_pod_killed_mid_run_is_replaced_and_its_shard_counted_once(own_pachd: PachdProcess, tmp_path: Path) -> None:
-    marker = tmp_path / "first-attempt"
+def test_a_pod_killed_mid_run_is_replaced_and_its_shard_counted_once(own_pachd: PachdProcess) -> None:
+    beacon = Beacon()
     script = f"""
 cat /pfs/data/* >> /pfs/out/all
-if [ ! -e {marker} ]; then touch {marker}; sleep 600; fi
+if [ "$({beacon.command('first')})" = 1 ]; then sleep 600; fi
 """
     with Client(own_pachd.address) as client:
         client.create_repo("data")
         with client.commit("data") as c:
             client.put_files("data", c.id, [(f"f{i}", f"line {i}\n".encode()) for i in range(12)])
         client.create_pipeline(pipeline("slow", script, [("data", MAP)], parallelism=1))
-        wait_until(marker.exists, what="the first pod to reach its sleep")
+        beacon.wait_hits("first")  # the first pod is about to sleep
         job_id = client.list_job("slow")[0].job.id
         for pid in _pod_pids(own_pachd.data_dir, job_id):
             os.kill(pid, signal.SIGKILL)
@@ -93,10 +94,10 @@ if [ ! -e {marker} ]; then touch {marker}; sleep 600; fi
         assert sorted(lines) == sorted(f"line {i}".encode() for i in range(12))
 
 
-def test_pachd_killed_mid_pipeline_resumes_without_duplicates(own_pachd: PachdProcess, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+def test_pachd_killed_mid_pipeline_resumes_without_duplicates(own_pachd: PachdProcess) -> None:
+    beacon = Beacon()
     script = f"""
-while [ ! -e {gate} ]; do sleep 0.05; done
+{beacon.command('gate')}
 cat /pfs/data/f >> /pfs/out/all
 """
     with Client(own_pachd.address) as client:
@@ -107,7 +108,7 @@ cat /pfs/data/f >> /pfs/out/all
         wait_until(lambda: any(j.state == pps_pb2.JOB_RUNNING for j in client.list_job("gated")),
                    what="a running job")
     own_pachd.kill()
-    gate.touch()
+    beacon.open("gate")
     own_pachd.start()
     with Client(own_pachd.address) as client:
         commit_file(client, "data", "f", b"three\n")
