@@ -10,10 +10,38 @@ from protos import pfs_pb2
 
 Command = Callable[[argparse.Namespace, Client], int | None]
 
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "start-commit": ("# a new commit on branch bar of repo foo", "pachctl start-commit foo bar",
+                     "# a new commit whose parent is master/3", "pachctl start-commit foo master/3"),
+    "fork-commit": ("# a new branch bar of repo test, starting from foo/2", "pachctl fork-commit test foo/2 bar"),
+    "list-commit": ("# the commits of repos foo and bar", "pachctl list-commit foo bar",
+                    "# those after foo's master/2 and bar's master/4", "pachctl list-commit foo/master/2 bar/master/4",
+                    "# those of foo with both commits in their provenance",
+                    "pachctl list-commit foo -p bar/master/3 -p baz/master/5"),
+    "squash-commit": ("# foo/2 and foo/3 into the open commit bar/1 of repo test",
+                      "pachctl squash-commit test foo/2 foo/3 bar/1"),
+    "replay-commit": ("# foo/2 and foo/3 again on top of branch bar of repo test",
+                      "pachctl replay-commit test foo/2 foo/3 bar"),
+    "flush-commit": ("# wait for what foo/master/1 and bar/master/2 cause", "pachctl flush-commit foo/master/1 bar/master/2",
+                     "# only the commits that lead to repos bar and baz", "pachctl flush-commit foo/master/1 -r bar -r baz"),
+    "put-file": ("# standard input into file sales of an open commit", "pachctl put-file data master/0 sales < set1.txt",
+                 "# a local file, starting and finishing a commit on master around it",
+                 "pachctl put-file data master sales -c -f set1.txt",
+                 "# a directory tree, and a URL", "pachctl put-file data master/1 tree -r -f ./tree",
+                 "pachctl put-file data master/1 page -f https://example.com/index.html"),
+    "get-file": ("# a file of a commit, to standard output", "pachctl get-file sum master/0 apple > apple.txt"),
+    "list-job": ("# the jobs of pipeline sum", "pachctl list-job -p sum",
+                 "# the jobs that read commit master/0 of repo data", "pachctl list-job data/master/0"),
+}
+"""Shown under each command's -h, in the forms v1.2's help showed."""
+
 
 def add(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
         name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
+    examples = EXAMPLES.get(name)
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in examples) if examples else None)
     parser.set_defaults(run=run)
     add_global_flags(parser, default=argparse.SUPPRESS)  # accepted after the command too
     return parser

@@ -40,3 +40,18 @@ def test_silent_port_fails_within_the_connect_deadline() -> None:
         address = f"127.0.0.1:{silent.getsockname()[1]}"
         ran = pachctl(address, "list-repo")
     assert ran.code == 1 and address in ran.err.splitlines()[0]
+
+
+def test_help_shows_examples_that_parse() -> None:
+    import shlex
+
+    from pachctl.cli.common import EXAMPLES
+    from pachctl.main import build_parser
+
+    parser = build_parser()
+    for command, lines in EXAMPLES.items():
+        assert "examples:" in pachctl("127.0.0.1:1", command, "-h").out
+        for line in lines:
+            if line.startswith("pachctl "):
+                words = shlex.split(line.split(" < ")[0].split(" > ")[0])[1:]
+                assert parser.parse_args(words).command == command
