@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 
 from pachctl.cli import output, render
 from pachctl.cli.common import add
@@ -11,8 +13,21 @@ from pachctl.client import Client
 from pachctl.manifest import read_job_request, read_pipeline_requests
 from protos import pps_pb2
 
+def _warn_if_missing_here(client: Client, request: pps_pb2.CreatePipelineRequest) -> None:
+    """With pachd on this machine (a loopback address: the local executor's case), a command that is not
+    found here will fail every job: say so at once. A client-side check; pachd is not asked."""
+    host = client.address.rsplit(":", 1)[0].strip("[]")
+    command = request.transform.cmd[0] if request.transform.cmd else ""
+    if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0") or not command:
+        return
+    if shutil.which(command) is None:
+        print(f"pachctl: warning: pipeline {request.pipeline.name}: {command!r} is not found on this machine; "
+              "under the local executor its jobs will fail", file=sys.stderr)
+
+
 def create_pipeline(args: argparse.Namespace, client: Client) -> None:
     for request in read_pipeline_requests(read_source(args.file)):
+        _warn_if_missing_here(client, request)
         client.create_pipeline(request)
 
 
@@ -20,6 +35,7 @@ def update_pipeline(args: argparse.Namespace, client: Client) -> None:
     for request in read_pipeline_requests(read_source(args.file)):
         request.update = True
         request.no_archive = not args.archive
+        _warn_if_missing_here(client, request)
         client.create_pipeline(request)
 
 

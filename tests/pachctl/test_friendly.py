@@ -55,3 +55,14 @@ def test_help_shows_examples_that_parse() -> None:
             if line.startswith("pachctl "):
                 words = shlex.split(line.split(" < ")[0].split(" > ")[0])[1:]
                 assert parser.parse_args(words).command == command
+
+
+def test_a_command_missing_here_is_warned_about(pachd: PachdProcess) -> None:
+    import json
+
+    missing = {"pipeline": {"name": "nope"}, "transform": {"cmd": ["no-such-program-here"]}, "inputs": []}
+    ran = pachctl(pachd.address, "create-pipeline", stdin=json.dumps(missing))
+    assert ran.code == 0 and "'no-such-program-here' is not found on this machine" in ran.err
+    present = {"pipeline": {"name": "yes"}, "transform": {"cmd": ["sh"]}, "inputs": []}
+    ran = pachctl(pachd.address, "create-pipeline", stdin=json.dumps(present))
+    assert ran.code == 0 and ran.err == ""
