@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 
-from bench import dvc_bench, fuse_bench, list_bench, pfs_bench, pps_bench, write_bench
+from bench import cli_bench, dvc_bench, fuse_bench, list_bench, pfs_bench, pps_bench, write_bench
 from bench.common import RESULTS
 
 
@@ -29,6 +29,7 @@ def main() -> None:
     sections += list_bench.run(files=2000 if quick else 100_000)
     sections += dvc_bench.run(big=(32 << 20) if quick else (1 << 30), files=300 if quick else 10_000,
                               rounds=1 if quick else 3)
+    sections += cli_bench.run(rounds=3 if quick else 10)
     text = "\n".join(header + sections)
     print(text)
     if not quick:

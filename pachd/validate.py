@@ -25,7 +25,7 @@ def repo_name(name: str, *, what: str = "repo") -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(f"{what} name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
     if not _NAME.fullmatch(name):
-        raise InvalidName(f"{what} name {name!r} is invalid: only letters, digits and _ are allowed")
+        raise InvalidName(f"{what} name ({name}) invalid: only alphanumeric and underscore characters allowed")
     return name
 
 

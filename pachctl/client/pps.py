@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from google.protobuf import empty_pb2
 
-from pachctl.client._base import Connection, stream, translated
+from pachctl.client._base import Connection, resumable, stream, translated
 from pachctl.client.pfs import commit
 from protos import pps_pb2, pps_pb2_grpc
 
@@ -44,7 +44,7 @@ class PpsClient(Connection):
         """A job of the pipeline's transform, now (for pipelines without inputs)."""
         return self._pps.CreateJob(pps_pb2.CreateJobRequest(pipeline=pps_pb2.Pipeline(name=pipeline), inputs=inputs))
 
-    @translated
+    @resumable
     def inspect_job(self, job_id: str, block_state: bool = False, timeout: float | None = None) -> pps_pb2.JobInfo:
         """The job; with block_state, once it has succeeded or failed."""
         request = pps_pb2.InspectJobRequest(job=pps_pb2.Job(id=job_id), block_state=block_state)

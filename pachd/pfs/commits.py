@@ -91,12 +91,13 @@ class Commits:
             head = await self._kv.get(keys.branch(repo, branch))
             if head is None:
                 await self._repos.get(repo)
-                raise CommitNotFound(f"branch {branch!r} not found in repo {repo!r}; see list-branch {repo}")
+                raise CommitNotFound(f"commit {commit_id} not found in repo {repo}",
+                                     hint=f"no branch {branch!r}; see list-branch {repo}")
             number = decode_branch(head.value).head
         found = await self._kv.get(keys.commit(repo, branch, number))
         if found is None:
             await self._repos.get(repo)
-            raise CommitNotFound(f"commit {branch}/{number} not found in repo {repo!r}; see list-commit {repo}")
+            raise CommitNotFound(f"commit {commit_id} not found in repo {repo}", hint=f"see list-commit {repo}")
         return decode_commit(found.value), found.mod_revision
 
     async def record(self, key: CommitKey) -> CommitRecord | None:
@@ -188,7 +189,7 @@ class Commits:
             full, provenance_archived = await self._full_provenance(repo_record.provenance, provenance)
             if head is None:
                 if number is not None:
-                    raise CommitNotFound(f"commit {parent_id} not found in repo {repo!r}")
+                    raise CommitNotFound(f"commit {parent_id} not found in repo {repo}")
                 clock: tuple[tuple[str, int], ...] = ((branch, 0),)
             elif new_branch:
                 raise CommitExists(f"branch {branch!r} already exists in repo {repo!r}")
@@ -196,7 +197,7 @@ class Commits:
                 head_number = decode_branch(head.value).head
                 if number is not None and number != head_number:
                     if number > head_number:
-                        raise CommitNotFound(f"commit {parent_id} not found in repo {repo!r}")
+                        raise CommitNotFound(f"commit {parent_id} not found in repo {repo}")
                     raise CommitExists(
                         f"commit {branch}/{number + 1} already exists in {repo!r}; start from the branch "
                         f"head ({branch}) or fork a new branch from {parent_id}"

@@ -136,7 +136,7 @@ class Files:
     async def delete(self, repo: str, commit_id: str, path: str) -> None:
         target = await self._writes.open(repo, commit_id)
         if path != "/" and await self._writes.kind(target, path) is None:
-            raise FileNotFound(f"file {path!r} not found in {repo}/{target.record.id}")
+            raise FileNotFound(f"file {path.lstrip('/')} not found in repo {repo} at commit {target.record.id}")
         await self._writes.delete(target, path, self._now())
 
     # -- reading ------------------------------------------------------------
@@ -308,4 +308,5 @@ def _join(parent: str, name: str) -> str:
 
 
 def _not_found(path: str, repo: str, record: CommitRecord) -> FileNotFound:
-    return FileNotFound(f"file {path!r} not found in {repo}/{record.id} (or not in the requested shard or diff)")
+    return FileNotFound(f"file {path.lstrip('/')} not found in repo {repo} at commit {record.id}",
+                        hint="or it is not in the requested shard or diff; see list-file")

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from pachd.errors import InvalidManifest, PachError, PipelineNotFound
+from pachd.errors import InvalidManifest, JobNotFound, PachError, PipelineNotFound, RepoNotFound
 from pachd.executor.base import Executor
 from pachd.pfs import Pfs
 from pachd.pps import keys
@@ -105,12 +105,18 @@ class Pps:
         With a pipeline and no transform, the pipeline's transform and
         parallelism are used, and the output goes to the pipeline's repo.
         """
+        identity = uuid.uuid4().hex
         resolved_inputs = []
         for given in inputs:
-            canonical = (await self._pfs.commits.get(given.repo, given.commit))[0].id
+            try:
+                canonical = (await self._pfs.commits.get(given.repo, given.commit))[0].id
+            except RepoNotFound as err:
+                if pipeline or parent:
+                    raise
+                raise RepoNotFound(f"could not create repo job_{identity}, not all provenance repos exist",
+                                   hint=err.message) from err
             resolved_inputs.append(dataclasses.replace(given, commit=canonical))
         resolved = tuple(resolved_inputs)
-        identity = uuid.uuid4().hex
         version = 0
         record = None
         if pipeline:
@@ -155,7 +161,10 @@ class Pps:
 
     async def logs(self, job: str) -> AsyncIterator[bytes]:
         """The job's pod logs, each line as `<pod index> | <line>`, secret values blanked out."""
-        record, _ = await self.jobs.get(job)
+        try:
+            record, _ = await self.jobs.get(job)
+        except JobNotFound as err:  # v1.2.3's GetLogs text differs from InspectJob's
+            raise JobNotFound(f"job {job} not found", hint=err.hint) from err
         hidden = secret_values([record.transform])
         async for line in self.executor.logs(job):
             yield b"%d | %s\n" % (line.index, scrub(line.line, hidden))
