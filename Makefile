@@ -35,9 +35,18 @@ $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
 	cd $(NODE_CLIENT) && npm ci --silent --no-audit --no-fund
 	@touch $@
 
+# Azurite, Microsoft's Azure Storage emulator the Azure block store tests run
+# (tests/support/azurite.py), from the npm registry at its lock file's versions.
+AZURITE := tests/support/azurite
+$(AZURITE)/node_modules/.installed: $(AZURITE)/package-lock.json
+	@$(MAKE) --no-print-directory system-packages
+	cd $(AZURITE) && npm ci --silent --no-audit --no-fund
+	@touch $@
+
+
 # With a Docker engine (etc/with-dockerd.sh starts the project's own when none
 # answers, and stops it after): the Docker executor and image tests need one.
-test: install $(NODE_CLIENT)/node_modules/.installed
+test: install $(NODE_CLIENT)/node_modules/.installed $(AZURITE)/node_modules/.installed
 	@bash etc/install-system-packages.sh --test
 	bash etc/with-dockerd.sh $(VENV)/bin/pytest -q
 
@@ -55,14 +64,21 @@ bench: install
 	$(PY) -m bench
 
 # What `pachctl deploy` prints with default flags, checked in under manifests/
-# (tests/pachctl/test_deploy.py fails when they are out of date). google needs
-# a bucket; the example one is named in the file's header.
+# (tests/pachctl/test_deploy.py fails when they are out of date). The clouds
+# need a bucket or container, and amazon and microsoft etcd's disk; the example
+# ones are named in each file's header (microsoft's example key is not a real one).
 GOOGLE_DEPLOY_FLAGS := --bucket my-pachyderm-bucket
+AMAZON_DEPLOY_FLAGS := --bucket my-pachyderm-bucket --region us-west-2 --volume-id vol-0123456789abcdef0
+MICROSOFT_DEPLOY_FLAGS := --container pachyderm --account-name mystorageaccount --account-key RVhBTVBMRS1BQ0NPVU5ULUtFWQ== --volume-uri https://mystorageaccount.blob.core.windows.net/vhds/pach-disk.vhd
 manifests: install
 	@mkdir -p manifests
 	$(VENV)/bin/pachctl deploy local > manifests/local.yaml.tmp && mv manifests/local.yaml.tmp manifests/local.yaml
 	$(VENV)/bin/pachctl deploy google $(GOOGLE_DEPLOY_FLAGS) > manifests/google.yaml.tmp \
 		&& mv manifests/google.yaml.tmp manifests/google.yaml
+	$(VENV)/bin/pachctl deploy amazon $(AMAZON_DEPLOY_FLAGS) > manifests/amazon.yaml.tmp \
+		&& mv manifests/amazon.yaml.tmp manifests/amazon.yaml
+	$(VENV)/bin/pachctl deploy microsoft $(MICROSOFT_DEPLOY_FLAGS) > manifests/microsoft.yaml.tmp \
+		&& mv manifests/microsoft.yaml.tmp manifests/microsoft.yaml
 
 # The pachd and job-shim images `pachctl deploy` names by default, tagged
 # $(IMAGE_TAG) and latest, built FROM $(IMAGE_BASE) by etc/build-images.sh

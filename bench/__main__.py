@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 
-from bench import dvc_bench, fuse_bench, pfs_bench, pps_bench
+from bench import cli_bench, dvc_bench, fuse_bench, list_bench, pfs_bench, pps_bench, write_bench
 from bench.common import RESULTS
 
 
@@ -22,10 +22,14 @@ def main() -> None:
         "",
     ]
     sections = pfs_bench.run(size=(64 << 20) if quick else (1 << 30), small_files=500 if quick else 10_000)
+    sections += write_bench.run([20, 50] if quick else [100, 500], 1 if quick else 3,
+                                (256 << 20) if quick else (4 << 30))
     sections += pps_bench.run(latency_runs=3 if quick else 20)
     sections += fuse_bench.run(size=(64 << 20) if quick else (1 << 30), files=500 if quick else 10_000)
+    sections += list_bench.run(files=2000 if quick else 100_000)
     sections += dvc_bench.run(big=(32 << 20) if quick else (1 << 30), files=300 if quick else 10_000,
                               rounds=1 if quick else 3)
+    sections += cli_bench.run(rounds=3 if quick else 10)
     text = "\n".join(header + sections)
     print(text)
     if not quick:

@@ -1,8 +1,16 @@
-"""PPS: commit-to-output latency, parallel speed-up, incremental gain."""
+"""PPS: commit-to-output latency (one stage and a chain of five), parallel speed-up,
+incremental gain, `cp` jobs over many small files, and the shim's start-up CPU.
+
+`python -m bench.pps_bench [latency|chain|files|shim ...]` runs some sections alone.
+"""
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 from bench.common import running_pachd, scratch
@@ -15,12 +23,22 @@ BURN = "for f in /pfs/{repo}/*; do i=0; while [ $i -lt {rounds} ]; do sha256sum 
        "cat $f >> /pfs/out/done; done"
 
 
-def run(latency_runs: int = 20) -> list[str]:
+def run(latency_runs: int = 20, files: int = 10_000, sections: tuple[str, ...] = ()) -> list[str]:
+    wanted = set(sections) or {"latency", "chain", "parallel", "incremental", "files", "shim"}
+    lines = ["## PPS", ""]
     with scratch() as folder, running_pachd(folder) as pachd, Client(pachd.address) as client:
-        lines = ["## PPS", ""]
-        lines += _latency(client, latency_runs)
-        lines += _parallel(client)
-        lines += _incremental(client)
+        if "latency" in wanted:
+            lines += _latency(client, latency_runs)
+        if "chain" in wanted:
+            lines += _chain(client, max(3, latency_runs // 4))
+        if "parallel" in wanted:
+            lines += _parallel(client)
+        if "incremental" in wanted:
+            lines += _incremental(client)
+    if "files" in wanted:
+        lines += _many_files(files)
+    if "shim" in wanted:
+        lines += _shim_start()
     return lines
 
 
@@ -79,3 +97,75 @@ def _incremental(client: Client) -> list[str]:
     return [f"The second of two equal commits (8 files each): the incremental map job took {durations['incmap']:.2f} s, "
             f"re-processing both commits took {durations['incall']:.2f} s: **{durations['incall'] / durations['incmap']:.2f}x**"
             " faster incrementally.", ""]
+
+
+def _chain(client: Client, runs: int, stages: int = 5) -> list[str]:
+    """A new commit through `stages` chained `cp` pipelines, against one `cp` stage in the same run."""
+    client.create_repo("chain")
+    previous = "chain"
+    for n in range(1, stages + 1):
+        client.create_pipeline(pipeline(f"stage{n}", f"cp /pfs/{previous}/* /pfs/out/", [(previous, MAP)]))
+        previous = f"stage{n}"
+    client.create_repo("single")
+    client.create_pipeline(pipeline("onestage", "cp /pfs/single/* /pfs/out/", [("single", MAP)]))
+    chain, single = [], []
+    for n in range(runs):  # interleaved, so load on the machine hits both alike
+        chain.append(_flush_seconds(client, "chain", 1, f"c{n}_", f"stage{stages}"))
+        single.append(_flush_seconds(client, "single", 1, f"s{n}_", "onestage"))
+    return [f"A new input commit through a chain of {stages} `cp` pipelines, median of {runs}: "
+            f"**{statistics.median(chain):.3f} s** (min {min(chain):.3f} s; goal 1 s); one stage in the same run: "
+            f"{statistics.median(single):.3f} s (min {min(single):.3f} s): "
+            f"{statistics.median(chain) / statistics.median(single):.1f}x one stage.", ""]
+
+
+def _many_files(files: int, size: int = 100) -> list[str]:
+    """A `cp` job over many small files at parallelism 1 and 2 (each on a fresh pachd), against a local `cp -r`."""
+    seconds: dict[int, float] = {}
+    for pods in (1, 2):
+        with scratch() as folder, running_pachd(folder) as pachd, Client(pachd.address) as client:
+            client.create_repo("many")
+            commit = client.start_commit("many")
+            client.put_files("many", commit.id, [(f"d{i % 100}/f{i}", (b"%d\n" % i) * (size // 8))
+                                                 for i in range(files)])
+            client.finish_commit("many", commit.id)
+            client.create_pipeline(pipeline("copy", "cp -r /pfs/many/. /pfs/out/", [("many", MAP)], parallelism=pods))
+            started = time.perf_counter()
+            out = client.flush_commit([("many", commit.id)], to_repos=["copy"], timeout=3600)[-1]
+            seconds[pods] = time.perf_counter() - started
+            assert sum(1 for _ in client.walk_files("copy", out.commit.id)) >= files
+    with scratch() as folder:
+        source = folder / "src"
+        for i in range(files):
+            (source / f"d{i % 100}").mkdir(parents=True, exist_ok=True)
+            (source / f"d{i % 100}" / f"f{i}").write_bytes((b"%d\n" % i) * (size // 8))
+        started = time.perf_counter()
+        subprocess.run(["cp", "-r", str(source), str(folder / "dst")], check=True)
+        reference = time.perf_counter() - started
+    per_file = seconds[1] / files * 1000
+    return [f"`cp` pipeline over {files} files of {size} B, from the input commit to the output commit: "
+            f"parallelism 1 {seconds[1]:.2f} s (**{per_file:.2f} ms per file**; goal 0.5 ms), parallelism 2 "
+            f"{seconds[2]:.2f} s (**{seconds[1] / seconds[2]:.2f}x**; goal 1.7x); a local `cp -r` of the same files: "
+            f"{reference:.2f} s.", ""]
+
+
+def _cpu_seconds(argv: list[str], env: dict[str, str] | None = None) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _shim_start(runs: int = 10) -> list[str]:
+    """CPU the shim spends before StartJob (importing what it needs), against `python -c pass`."""
+    shim, bare = [], []
+    for _ in range(runs):  # interleaved
+        shim.append(_cpu_seconds([sys.executable, "-c", "import shim.main"]))
+        bare.append(_cpu_seconds([sys.executable, "-c", "pass"]))
+    return [f"The job shim's start-up before it calls StartJob (`import shim.main`), CPU, median of {runs}: "
+            f"**{statistics.median(shim):.3f} s** (min {min(shim):.3f} s; goal 0.1 s); `python -c pass`: "
+            f"{statistics.median(bare):.3f} s.", ""]
+
+
+if __name__ == "__main__":
+    print("\n".join(run(latency_runs=int(os.environ.get("RUNS", "12")), files=int(os.environ.get("FILES", "10000")),
+                        sections=tuple(sys.argv[1:]))))

@@ -6,7 +6,7 @@
 #   pkg-config    how pyfuse3 finds them
 #   gcc           the compiler for pyfuse3
 #   bubblewrap    bwrap, which confines local pods like containers
-#   nodejs, npm   the Node.js client of the foreign-client test (when no node is on PATH)
+#   nodejs, npm   the Node.js client of the foreign-client test and Azurite (when no node is on PATH)
 # With --test, also what only the tests need:
 #   chromium      the headless browser of the console's end-to-end tests
 #   docker.io     the Docker engine (dockerd, containerd, runc) the Docker executor

@@ -18,6 +18,8 @@ from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
 from pachd.interceptors import ErrorInterceptor
 from pachd.pfs import Pfs
+from pachd.pfs.pods_service import PodDataService
+from pachd.pfs.admin_service import AdminService
 from pachd.pfs.urls import Fetcher, UrlPolicy
 from pachd.pfs.service import BlockService, PfsService
 from pachd.pps import Pps
@@ -25,7 +27,10 @@ from pachd.pps.ownership import replica_identity
 from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
 from pachd.storage.lock import DataDirBusy, DataDirLock
-from protos import health_pb2_grpc, pfs_pb2_grpc, pps_internal_pb2_grpc, pps_pb2_grpc, protoversion_pb2_grpc
+from protos import (
+    health_pb2_grpc, pfs_admin_pb2_grpc, pfs_pb2_grpc, pods_pb2_grpc, pps_internal_pb2_grpc, pps_pb2_grpc,
+    protoversion_pb2_grpc,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +58,13 @@ class Pachd:
             raise SystemExit(f"pachd: {err}; stop it first, or give this one its own --data-dir") from None
         self.kv = await open_kv(config)
         self.blocks = await open_block_store(config)
+        swept = await self.blocks.sweep()
+        if swept:
+            logger.info("removed %d temporary block files left by interrupted writes", swept)
         self.fetcher = Fetcher(UrlPolicy.from_allow_list(config.url_allow))
-        self.pfs = Pfs(kv=self.kv, blocks=self.blocks, fetcher=self.fetcher)
+        self.pfs = Pfs(kv=self.kv, blocks=self.blocks, fetcher=self.fetcher,
+                       replica=replica_identity(config.data_dir), shared=config.uses_etcd)
+        await self.pfs.uploads.sweep()
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -67,6 +77,8 @@ class Pachd:
         server = grpc.aio.server(interceptors=[auth, ErrorInterceptor()], options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
+        pods_pb2_grpc.add_PodDataServicer_to_server(PodDataService(self.pfs), server)
+        pfs_admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.pfs), server)
         health_pb2_grpc.add_HealthServicer_to_server(HealthService(), server)
         protoversion_pb2_grpc.add_APIServicer_to_server(VersionService(), server)
         port = _listen(server, config)
@@ -75,7 +87,8 @@ class Pachd:
         # PPS needs the bound port: local pods dial back to it.
         self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port, socket_dir=socket_dir),
                        default_image=config.job_shim_image, replica=replica_identity(config.data_dir),
-                       lease_ttl=config.lease_ttl, credential=self.credentials.token)
+                       lease_ttl=config.lease_ttl, credential=self.credentials.token,
+                       images_ignored=config.executor == "local")
         pps_pb2_grpc.add_APIServicer_to_server(PpsService(self.pps), server)
         pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(
             self.pps, credentials=self.credentials, allow_anonymous=config.allow_anonymous_pods), server)

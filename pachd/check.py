@@ -1,6 +1,6 @@
 """The metadata consistency checker: does the KV store agree with itself and with the block store?
 
-    python -m pachd.check --data-dir DIR [--etcd HOST:PORT] [--verify-data]
+    python -m pachd.check --data-dir DIR [--etcd HOST:PORT] [--storage gcs|s3|azure ...] [--verify-data]
 
 `check(kv, blocks)` reads every PFS and PPS key (one range per domain), then
 checks what the domain code relies on: commits belong to existing repos and
@@ -8,7 +8,8 @@ their parents exist; branch heads name existing commits and each branch's
 commits are numbered 0..head; provenance names existing repos and commits;
 finished commits have a finish time, a stored tree whose nodes and blocks all
 exist, and sizes that match their files; pending diffs belong to open
-commits; pipelines have their output repo; jobs name existing pipelines,
+commits (blocks that no commit references are reported apart: they are no
+inconsistency, and `pachctl garbage-collect` reclaims them); pipelines have their output repo; jobs name existing pipelines,
 commits and pods' commits. It returns one line per problem (empty: consistent)
 and changes nothing. Run it on a stopped or idle pachd: a store read while
 pachd writes can show passing states as problems.
@@ -23,14 +24,15 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from pachd import config as pachd_config
 from pachd import validate
 from pachd.config import PachdConfig
 from pachd.errors import BlockNotFound, PachError
 from pachd.pfs import keys as pfs_keys
 from pachd.pfs.blocks import PREFIX as BLOCK_PREFIX
 from pachd.pfs.blocks import block_name
+from pachd.pfs.gc import unreferenced
 from pachd.pfs.records import (
     BlockRef,
     BranchRecord,
@@ -107,7 +109,8 @@ def _read_commit(meta: _Metadata, key: str, value: bytes) -> str:
 def _read_diff(meta: _Metadata, key: str, value: bytes) -> str:
     commit, path = pfs_keys.diff_from_key(key)
     meta.diffs.append((commit, path, decode_diff(value)))
-    return pfs_keys.diff(*commit, path)
+    write = pfs_keys.append_write(key)
+    return pfs_keys.appended(*commit, path, write) if write else pfs_keys.diff(*commit, path)
 
 
 def _read_reset(meta: _Metadata, key: str, value: bytes) -> str:
@@ -170,6 +173,7 @@ _READERS: list[tuple[str, Callable[[_Metadata, str, bytes], str]]] = [
     (pps_keys.jobs(), _read_job),
     (pps_keys.all_pipeline_jobs(), _read_pipeline_job),
     (pps_keys.owners(), _ignore),  # leases of live replicas: nothing to check
+    (pps_keys.pod_secret(), _ignore),  # signs pods' job credentials: any value will do
 ]
 
 
@@ -505,11 +509,17 @@ async def check(kv: KV, blocks: BlockStore, *, verify_data: bool = False) -> lis
 
 async def check_stores(config: PachdConfig, *, verify_data: bool = False) -> list[str]:
     """Opens the stores of `config` as pachd would, checks them, closes them."""
+    return (await _check_stores(config, verify_data=verify_data))[0]
+
+
+async def _check_stores(config: PachdConfig, *, verify_data: bool) -> tuple[list[str], tuple[int, int]]:
+    """The problems, and how many blocks (and bytes) no commit references."""
     kv = await open_kv(config)
     try:
         blocks = await open_block_store(config)
         try:
-            return await check(kv, blocks, verify_data=verify_data)
+            problems = await check(kv, blocks, verify_data=verify_data)
+            return problems, await unreferenced(kv, blocks)
         finally:
             await blocks.close()
     finally:
@@ -519,30 +529,38 @@ async def check_stores(config: PachdConfig, *, verify_data: bool = False) -> lis
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pachd.check",
-        description="Check a (stopped) pachd's metadata for inconsistencies; exit 1 if any are found.")
+        description="Check a (stopped) pachd's metadata for inconsistencies; exit 1 if any are found. "
+                    "The block store is named by pachd's own flags and environment (--storage local, gcs, s3 "
+                    "or azure, with --gcs-bucket, --s3-bucket, --s3-endpoint, --azure-container, ...).")
     parser.add_argument("--data-dir", required=True, help="pachd's data dir (its --data-dir)")
     parser.add_argument("--etcd", default="", help="HOST:PORT of etcd, if pachd keeps its metadata there")
-    parser.add_argument("--storage", choices=("local", "gcs"), default="local", help="where blocks live")
-    parser.add_argument("--gcs-bucket", default="", help="the bucket for --storage gcs")
     parser.add_argument("--verify-data", action="store_true", help="also read every block and check its hash")
     return parser
 
 
+def _config(args: argparse.Namespace, store_flags: Sequence[str]) -> PachdConfig:
+    """The stores' settings as pachd reads them: the store flags, then the environment."""
+    flags = ["--data-dir", args.data_dir, *store_flags]
+    if args.etcd:
+        flags += ["--etcd", args.etcd]
+    return pachd_config.load(flags)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    data_dir = Path(args.data_dir).expanduser()
-    if not data_dir.is_dir() and not (args.etcd and args.storage == "gcs"):
-        print(f"pachd.check: {data_dir} is not a directory; give pachd's --data-dir", file=sys.stderr)
+    args, store_flags = _parser().parse_known_args(argv)
+    config = _config(args, store_flags)
+    if not config.data_dir.is_dir() and not (config.uses_etcd and config.storage != "local"):
+        print(f"pachd.check: {config.data_dir} is not a directory; give pachd's --data-dir", file=sys.stderr)
         return 2
-    config = PachdConfig(data_dir=data_dir, etcd_address=args.etcd, storage=args.storage,
-                         gcs_bucket=args.gcs_bucket)
     try:
-        problems = asyncio.run(check_stores(config, verify_data=args.verify_data))
+        problems, (loose, loose_bytes) = asyncio.run(_check_stores(config, verify_data=args.verify_data))
     except PachError as err:
         print(f"pachd.check: {err.message}", file=sys.stderr)
         return 2
     for problem in problems:
         print(problem)
+    print(f"pachd.check: {loose} blocks ({loose_bytes} bytes) no commit references"
+          + ("; `pachctl garbage-collect` reclaims them" if loose else ""), file=sys.stderr)
     print(f"pachd.check: {len(problems) or 'no'} problem{'' if len(problems) == 1 else 's'} found",
           file=sys.stderr)
     return 1 if problems else 0

@@ -26,12 +26,25 @@ class PachdConfig:
     host: str = "127.0.0.1"  # loopback only unless told otherwise (the images and manifests say 0.0.0.0)
     data_dir: Path = Path.home() / ".pachyderm" / "data"
     etcd_address: str = ""  # host:port; empty means the embedded SQLite store
-    storage: str = "local"  # "local" (files under data_dir) or "gcs"
+    storage: str = "local"  # "local" (files under data_dir), "gcs", "s3" or "azure"
     gcs_bucket: str = ""
+    # --storage s3: credentials not given come from the standard AWS chain (env, ~/.aws, a role)
+    s3_bucket: str = ""
+    s3_region: str = ""
+    s3_endpoint: str = ""  # an S3-compatible store (MinIO, Ceph); empty: AWS itself
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_session_token: str = ""
+    # --storage azure
+    azure_container: str = ""
+    azure_account: str = ""
+    azure_key: str = ""
+    azure_endpoint: str = ""  # empty: https://<account>.blob.core.windows.net
     log_level: str = "INFO"
     max_message_bytes: int = 64 * 1024 * 1024
     executor: str = "local"  # "local" (pods as processes), "kubernetes" or "docker"
     job_shim_image: str = "pachyderm/job-shim"
+    job_shim_command: str = ""  # the program local pods run; empty: this build's job-shim
     pod_path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH inside local pods
     pod_pfs: str = "copy"  # how pods see /pfs: "copy" (downloaded) or "fuse" (mounted)
     lease_ttl: float = 10.0  # seconds before another replica takes over a dead one's pipelines
@@ -48,6 +61,7 @@ class PachdConfig:
     image_pull_policy: str = "IfNotPresent"  # Always, IfNotPresent or Never, for job pods
     pod_pachd_address: str = ""  # host:port pods dial; empty: what suits the executor
     docker_host: str = "unix:///var/run/docker.sock"
+    slow_callback: float = 0.0  # > 0: log callbacks that hold the event loop this long (loopwatch.py)
 
     @property
     def uses_tls(self) -> bool:
@@ -72,11 +86,24 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "host": (("PACHD_HOST",), "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)"),
     "data_dir": (("PACH_ROOT", "PACHD_DATA_DIR"), "embedded metadata and local blocks (default ~/.pachyderm/data)"),
     "etcd": (("ETCD_ADDRESS",), "keep metadata in etcd at HOST:PORT instead of the embedded store"),
-    "storage": (("STORAGE_BACKEND",), "where blocks live: local or gcs (default local)"),
+    "storage": (("STORAGE_BACKEND",), "where blocks live: local, gcs, s3 or azure (default local)"),
     "gcs_bucket": (("GCS_BUCKET",), "the Google Cloud Storage bucket for --storage gcs"),
+    "s3_bucket": (("S3_BUCKET",), "the S3 bucket for --storage s3"),
+    "s3_region": (("AWS_REGION", "AWS_DEFAULT_REGION"), "the bucket's AWS region (default: the AWS config's)"),
+    "s3_endpoint": (("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+                    "URL of an S3-compatible store such as MinIO or Ceph (default: AWS)"),
+    "s3_access_key": (("AWS_ACCESS_KEY_ID",), "S3 access key ID (default: the standard AWS chain)"),
+    "s3_secret_key": (("AWS_SECRET_ACCESS_KEY",), "S3 secret access key"),
+    "s3_session_token": (("AWS_SESSION_TOKEN",), "S3 session token, for temporary credentials"),
+    "azure_container": (("AZURE_STORAGE_CONTAINER",), "the Azure blob container for --storage azure"),
+    "azure_account": (("AZURE_STORAGE_ACCOUNT",), "the Azure storage account's name"),
+    "azure_key": (("AZURE_STORAGE_KEY",), "the Azure storage account's key (base64)"),
+    "azure_endpoint": (("AZURE_STORAGE_BLOB_ENDPOINT",),
+                       "the blob service URL (default https://ACCOUNT.blob.core.windows.net)"),
     "log_level": (("LOG_LEVEL",), "DEBUG, INFO, WARNING or ERROR (default INFO)"),
     "executor": (("PACHD_EXECUTOR",), "where pods run: local, kubernetes or docker (default local)"),
     "job_shim_image": (("JOB_SHIM_IMAGE",), "image for pipelines that name none (default pachyderm/job-shim)"),
+    "job_shim_command": (("JOB_SHIM_COMMAND",), "the program local pods run, e.g. v1.2's Go job-shim (default: job-shim)"),
     "pod_pfs": (("PACHD_POD_PFS",), "how pods see /pfs: copy (download the shard) or fuse (mount it)"),
     "lease_ttl": (("PACHD_LEASE_TTL",), "seconds a dead replica's pipelines wait before another takes them (default 10)"),
     "tls_cert": (("PACHD_TLS_CERT",), "serve TLS with this certificate (PEM); needs --tls-key"),
@@ -91,7 +118,15 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "image_pull_policy": (("JOB_IMAGE_PULL_POLICY",), "Always, IfNotPresent or Never for job images (default IfNotPresent)"),
     "pod_pachd_address": (("PACHD_POD_ADDRESS",), "HOST:PORT job pods dial to reach pachd (default: the pachd service, port 650)"),
     "docker_host": (("DOCKER_HOST",), "the Docker engine for --executor docker (default unix:///var/run/docker.sock)"),
+    "slow_callback": (("PACHD_SLOW_CALLBACK",), "log each event-loop callback that runs longer than this many "
+                      "seconds, with their CPU time (default 0: off)"),
 }
+
+
+STORAGE_BACKENDS = ("local", "gcs", "s3", "azure")
+# What each block store cannot start without.
+_STORAGE_NEEDS = {"gcs": ("gcs_bucket",), "s3": ("s3_bucket",),
+                  "azure": ("azure_container", "azure_account", "azure_key")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,11 +166,13 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     http_port = pick("http_port")
     data_dir = pick("data_dir")
     storage = (pick("storage") or defaults.storage).lower()
-    if storage not in ("local", "gcs"):
-        raise SystemExit(f"pachd: --storage must be local or gcs, not {storage!r}")
+    if storage not in STORAGE_BACKENDS:
+        raise SystemExit(f"pachd: --storage must be local, gcs, s3 or azure, not {storage!r}")
+    for needed in _STORAGE_NEEDS.get(storage, ()):
+        if not pick(needed):
+            flag, envs = "--" + needed.replace("_", "-"), _SETTINGS[needed][0]
+            raise SystemExit(f"pachd: --storage {storage} needs {flag} (or {' or '.join(envs)})")
     gcs_bucket = pick("gcs_bucket") or ""
-    if storage == "gcs" and not gcs_bucket:
-        raise SystemExit("pachd: --storage gcs needs --gcs-bucket (or GCS_BUCKET)")
     executor = (pick("executor") or defaults.executor).lower()
     if executor not in ("local", "kubernetes", "docker"):
         raise SystemExit(f"pachd: --executor must be local, kubernetes or docker, not {executor!r}")
@@ -146,6 +183,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if bool(tls_cert) != bool(tls_key):
         raise SystemExit("pachd: --tls-cert and --tls-key go together")
     lease_ttl = pick("lease_ttl")
+    slow_callback = pick("slow_callback")
     pod_network = (pick("pod_network") or defaults.pod_network).lower()
     if pod_network not in ("host", "none"):
         raise SystemExit(f"pachd: --pod-network must be host or none, not {pod_network!r}")
@@ -163,6 +201,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         pod_pachd_address=pick("pod_pachd_address") or "",
         docker_host=pick("docker_host") or defaults.docker_host,
         lease_ttl=float(lease_ttl) if lease_ttl else defaults.lease_ttl,
+        slow_callback=float(slow_callback) if slow_callback else defaults.slow_callback,
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
         auth_token_file=Path(token_file) if token_file else None,
@@ -172,6 +211,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         pod_pfs=pod_pfs,
         executor=executor,
         job_shim_image=pick("job_shim_image") or defaults.job_shim_image,
+        job_shim_command=pick("job_shim_command") or "",
         pod_path=env.get("PATH", defaults.pod_path),
         port=int(port) if port else defaults.port,
         http_port=int(http_port) if http_port else defaults.http_port,
@@ -180,5 +220,15 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         etcd_address=pick("etcd") or _env_address(env),
         storage=storage,
         gcs_bucket=gcs_bucket,
+        s3_bucket=pick("s3_bucket") or "",
+        s3_region=pick("s3_region") or "",
+        s3_endpoint=pick("s3_endpoint") or "",
+        s3_access_key=pick("s3_access_key") or "",
+        s3_secret_key=pick("s3_secret_key") or "",
+        s3_session_token=pick("s3_session_token") or "",
+        azure_container=pick("azure_container") or "",
+        azure_account=pick("azure_account") or "",
+        azure_key=pick("azure_key") or "",
+        azure_endpoint=pick("azure_endpoint") or "",
         log_level=(pick("log_level") or defaults.log_level).upper(),
     )

@@ -1,8 +1,10 @@
 """Every error pachd reports to a client, each carrying its gRPC status code.
 
-Domain code raises these; one interceptor (pachd/server/interceptors.py) turns
-them into gRPC statuses. Messages say what was wrong and how to fix it; no code
-ever parses them.
+Domain code raises these; one interceptor (pachd/interceptors.py) turns them
+into gRPC statuses. The message says what was wrong; where v1.2.3 had a text for
+it, the message starts with exactly that text (clients matched on it). How to
+fix it goes in `hint`, which travels beside the message in the call's trailing
+metadata (HINT_KEY), never inside it. No code ever parses either.
 """
 
 from __future__ import annotations
@@ -10,14 +12,21 @@ from __future__ import annotations
 import grpc
 
 
+HINT_KEY = "pach-hint-bin"
+"""The trailing metadata key of an error's hint (binary: UTF-8 bytes)."""
+ORIGIN = ("pach-origin", "pachd")
+"""Trailing metadata of every error pachd reports, so clients tell it from a lost connection."""
+
+
 class PachError(Exception):
     """Base of every error pachd reports to clients."""
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.hint = hint
 
 
 # -- bad requests -------------------------------------------------------------
@@ -150,6 +159,12 @@ class Unavailable(PachError):
 
 class StorageError(Unavailable):
     """The metadata store or block store failed; the request may be retried."""
+
+
+class DiskFull(StorageError):
+    """The disk under the data dir has no room left; free space, and pachd carries on."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class Compacted(StorageError):

@@ -1,7 +1,9 @@
 """The one place where errors become gRPC statuses, and where RPCs are logged.
 
 Every handler (unary or streaming, either direction) is wrapped: a PachError
-aborts the call with its own status code and message; anything unexpected is
+aborts the call with its own status code and message, and its hint (if any) in
+the trailing metadata under HINT_KEY (and ORIGIN, marking it as pachd's own);
+anything unexpected is
 logged with its traceback and reported as INTERNAL. Each call is logged at
 debug (method, peer, code, duration), or at warning when it is slow.
 """
@@ -15,7 +17,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from pachd.errors import PachError
+from pachd.errors import HINT_KEY, ORIGIN, PachError
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +50,12 @@ class _Call:
         pach = _pach_error(err)
         if pach is not None:
             self.log(pach.code)
-            await self.context.abort(pach.code, pach.message)
+            trailing = (ORIGIN, (HINT_KEY, pach.hint.encode())) if pach.hint else (ORIGIN,)
+            await self.context.abort(pach.code, pach.message, trailing_metadata=trailing)
         logger.exception("%s failed unexpectedly", self.method)
         self.log(grpc.StatusCode.INTERNAL)
-        await self.context.abort(grpc.StatusCode.INTERNAL, f"internal error in {self.method}: {err!r}")
+        await self.context.abort(grpc.StatusCode.INTERNAL, f"internal error in {self.method}: {err!r}",
+                                 trailing_metadata=(ORIGIN,))
 
     def log(self, code: grpc.StatusCode) -> None:
         elapsed = time.monotonic() - self.start

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from pachd import config as pachd_config
+from pachd import loopwatch
 from pachd.app import serve
 
 
@@ -25,6 +26,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 async def _run(config: pachd_config.PachdConfig) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    if config.slow_callback > 0:
+        loopwatch.watch(config.slow_callback)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await serve(config, stop)

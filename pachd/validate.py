@@ -13,8 +13,7 @@ from pachd.errors import InvalidArgument, InvalidCommitID, InvalidName, InvalidP
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 _BRANCH = re.compile(r"[A-Za-z0-9_.\-]+")
 MAX_NAME_LENGTH = 200
-MAX_PATH_LENGTH = 4096
-MAX_PATH_COMPONENT = 255
+MAX_PATH_LENGTH = 4096  # a component may be as long as the path (v1.2.3 stored 1,300-byte names)
 MAX_PATH_DEPTH = 256
 """Directories nest at most this deep: trees are built and walked one level per call."""
 
@@ -26,7 +25,7 @@ def repo_name(name: str, *, what: str = "repo") -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(f"{what} name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
     if not _NAME.fullmatch(name):
-        raise InvalidName(f"{what} name {name!r} is invalid: only letters, digits and _ are allowed")
+        raise InvalidName(f"{what} name ({name}) invalid: only alphanumeric and underscore characters allowed")
     return name
 
 
@@ -59,7 +58,7 @@ def file_path(path: str, *, allow_root: bool = True) -> str:
     """Normalises a file path to '/a/b' form; '' and '/' mean the root.
 
     Rejects NUL bytes, '..' and '.' components (no escaping the commit), over-long
-    paths and components, and paths nested deeper than MAX_PATH_DEPTH.
+    paths, and paths nested deeper than MAX_PATH_DEPTH.
     """
     if "\x00" in path:
         raise InvalidPath("file path contains a NUL byte")
@@ -71,8 +70,6 @@ def file_path(path: str, *, allow_root: bool = True) -> str:
     for part in parts:
         if part in (".", ".."):
             raise InvalidPath(f"file path {path!r} contains {part!r}; paths may not step outside their commit")
-        if len(part) > MAX_PATH_COMPONENT:
-            raise InvalidPath(f"a component of file path {path[:80]!r}... is over {MAX_PATH_COMPONENT} characters")
     if not parts and not allow_root:
         raise InvalidPath("file path is empty; name a file inside the commit")
     return "/" + "/".join(parts)

@@ -38,6 +38,5 @@ def load() -> ShimConfig:
         tls_ca=Path(ca_path).read_bytes() if ca_path else None,
         job_token=env.get("PACH_JOB_TOKEN", ""),
         pfs_mode=env.get("PACH_PFS_MODE", "copy"),
-        # The user's code starts from the pod's environment less the shim's credential.
-        environment={k: v for k, v in env.items() if k != "PACH_JOB_TOKEN"},
+        environment=dict(env),
     )

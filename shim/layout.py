@@ -5,26 +5,44 @@ incremental inputs); /pfs/prev the previous output; /pfs/out starts as the
 previous output too, so `>>` appends to it and `>` rewrites it. After the
 user's code ran, each file of /pfs/out is compared with how it started: new
 bytes at the end are appended; anything else replaces the file.
+
+Data moves in a few calls however many files there are: each block of the
+inputs is read once (ListFileRefs, then GetBlock), and the output goes up
+as one block stream named file by file in one call (PutBlock, PutFileRefs).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Iterator
+from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
 
 
-from pachctl.client import Client
-from protos import fuse_pb2, pfs_pb2
+import grpc
+
+from protos import fuse_pb2, pfs_pb2, pfs_pb2_grpc, pods_pb2, pods_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-WORKERS = 8
+WORKERS = 4
 READ = 1024 * 1024
+PUT_BATCH = 20_000  # files named per PutFileRefs call
+MTIME_MARGIN_NS = 100_000_000  # well beyond any filesystem's timestamp granularity here
+
+
+class LayoutError(Exception):
+    """A file of the pod's commits cannot be written to the local /pfs (e.g. a name
+    longer than the local filesystem allows, which PFS does allow)."""
+
+    def __init__(self, path: str, err: OSError) -> None:
+        super().__init__(f"cannot lay out {path} in /pfs: {err.strerror or err}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,41 +51,97 @@ class Start:
 
     size: int
     sha256: str
+    mtime_ns: int = 0  # as written; a file whose size and mtime are unchanged is not read again
 
 
 def mount_name(mount: fuse_pb2.CommitMount) -> str:
     return mount.alias or mount.commit.repo.name
 
 
-def _filters(mount: fuse_pb2.CommitMount) -> dict[str, object]:
-    from_commit = mount.diff_method.from_commit.id if mount.HasField("diff_method") else ""
-    shard = mount.shard if mount.HasField("shard") and (mount.shard.file_modulus or mount.shard.block_modulus) else None
-    full_file = mount.full_file or (mount.HasField("diff_method") and mount.diff_method.full_file)
-    return {"from_commit": from_commit, "full_file": full_file, "shard": shard}
+class Wire:
+    """The calls the shim moves data with: few, whatever the number of files (protos/pods.proto)."""
+
+    def __init__(self, channel: grpc.Channel, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self.pods = pods_pb2_grpc.PodDataStub(channel)
+        self.blocks = pfs_pb2_grpc.BlockAPIStub(channel)
+        self.metadata = metadata or None
+
+    def block(self, block_hash: str, lower: int, upper: int) -> bytes:
+        if upper <= lower:
+            return b""
+        request = pfs_pb2.GetBlockRequest(block=pfs_pb2.Block(hash=block_hash), offset_bytes=lower,
+                                          size_bytes=upper - lower)
+        return b"".join(chunk.value for chunk in self.blocks.GetBlock(request, metadata=self.metadata))
 
 
-def download(client: Client, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict[str, Start]:
-    """Writes every mount under root/<name>; returns how /pfs/out started."""
-    jobs = []
+Ref = tuple[str, int, int]  # (block hash, lower, upper)
+
+
+def download(wire: Wire, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict[str, Start]:
+    """Writes every mount under root/<name>, reading each block once; returns how /pfs/out started."""
+    files: list[tuple[Path, list[Ref]]] = []
+    out = root / "out"
     for mount in mounts:
         target = root / mount_name(mount)
         target.mkdir(parents=True, exist_ok=True)
-        repo, commit_id = mount.commit.repo.name, mount.commit.id
-        filters = _filters(mount)
-        for info in client.walk_files(repo, commit_id, "/", **filters):  # type: ignore[arg-type]
-            jobs.append((repo, commit_id, info.file.path, target, filters))
+        for batch in wire.pods.ListFileRefs(mount, metadata=wire.metadata):
+            for file in batch.files:
+                refs = [(r.block.hash, r.range.lower, r.range.upper) for r in file.block_refs]
+                files.append((target / file.path.lstrip("/"), refs))
+    for folder in {path.parent for path, _ in files}:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise LayoutError(folder.relative_to(root).as_posix(), err) from err
+    # Files held in one block are written from one read of that block; longer files read their blocks in turn.
+    by_block: dict[str, list[tuple[Path, Ref]]] = {}
+    spread: list[tuple[Path, list[Ref]]] = []
+    for path, refs in files:
+        if len(refs) == 1:
+            by_block.setdefault(refs[0][0], []).append((path, refs[0]))
+        else:
+            spread.append((path, refs))
+    started: dict[str, Start] = {}
+
+    def note(path: Path, size: int, digest: str) -> None:
+        if path.is_relative_to(out):
+            started[path.relative_to(out).as_posix()] = Start(size, digest, path.stat().st_mtime_ns)
+
+    def write_block(block_hash: str, members: list[tuple[Path, Ref]]) -> None:
+        lower = min(ref[1] for _, ref in members)
+        data = memoryview(wire.block(block_hash, lower, max(ref[2] for _, ref in members)))
+        for path, (_, start, end) in members:
+            piece = data[start - lower:end - lower]
+            with _create(path) as handle:
+                handle.write(piece)
+            note(path, len(piece), hashlib.sha256(piece).hexdigest())
+
+    def write_spread(path: Path, refs: list[Ref]) -> None:
+        digest, size = hashlib.sha256(), 0
+        with _create(path) as handle:
+            for ref in refs:
+                piece = wire.block(*ref)
+                handle.write(piece)
+                digest.update(piece)
+                size += len(piece)
+        note(path, size, digest.hexdigest())
+
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(lambda job: _fetch(client, *job), jobs))
-    out = root / "out"
-    return {path: _start(out / path) for path in _files(out)} if out.is_dir() else {}
+        work = [pool.submit(write_block, h, m) for h, m in by_block.items()]
+        work += [pool.submit(write_spread, p, r) for p, r in spread]
+        for done in work:
+            done.result()
+    # A write in the same clock tick as the layout leaves the mtime as it was: only older mtimes are trusted.
+    trusted_before = time.time_ns() - MTIME_MARGIN_NS
+    return {path: start if start.mtime_ns < trusted_before else dataclasses.replace(start, mtime_ns=0)
+            for path, start in started.items()}
 
 
-def _fetch(client: Client, repo: str, commit_id: str, path: str, target: Path, filters: dict[str, object]) -> None:
-    destination = target / path.lstrip("/")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with open(destination, "wb") as handle:
-        for chunk in client.get_file(repo, commit_id, path, **filters):  # type: ignore[arg-type]
-            handle.write(chunk)
+def _create(path: Path) -> BinaryIO:
+    try:
+        return open(path, "wb")
+    except OSError as err:
+        raise LayoutError(path.as_posix(), err) from err
 
 
 def _files(folder: Path) -> Iterator[str]:
@@ -92,28 +166,73 @@ def _start(path: Path, size: int | None = None) -> Start:
     return Start(path.stat().st_size if size is None else size, digest.hexdigest())
 
 
-def upload(client: Client, out: pfs_pb2.Commit, folder: Path, started: dict[str, Start]) -> int:
-    """Sends the changes of `folder` since `started` into the output commit; returns files sent."""
-    repo, commit_id = out.repo.name, out.id
+def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Start]) -> int:
+    """Sends the changes of `folder` since `started` into the output commit; returns files sent.
+
+    All new bytes go up as one block stream (PutBlock), then one call names
+    each file's slice of those blocks (PutFileRefs).
+    """
     now = set(_files(folder))
-    appends: list[tuple[str, int]] = []
-    rewrites: list[str] = [path for path in started if path not in now]
+    removed = sorted(path for path in started if path not in now)
+    sends: list[tuple[str, int, bool]] = []  # (path, from offset, replace)
     for path in sorted(now):
         before = started.get(path)
         if before is None:
-            appends.append((path, 0))
+            sends.append((path, 0, False))
             continue
-        size = (folder / path).stat().st_size
-        if size >= before.size and _start(folder / path, before.size) == before:
+        stat = (folder / path).stat()
+        size = stat.st_size
+        if size == before.size and stat.st_mtime_ns == before.mtime_ns:
+            continue  # untouched since it was laid out
+        if size >= before.size and _start(folder / path, before.size).sha256 == before.sha256:
             if size > before.size:
-                appends.append((path, before.size))
+                sends.append((path, before.size, False))
         else:
-            rewrites.append(path)
-            appends.append((path, 0))
-    for path in rewrites:
-        client.delete_file(repo, commit_id, path)
-    client.put_files(repo, commit_id, ((path, _reader(folder / path, offset)) for path, offset in appends))
-    return len(appends)
+            sends.append((path, 0, True))
+    spans: list[tuple[int, int]] = []
+    position = 0
+
+    def stream() -> Iterator[pfs_pb2.PutBlockRequest]:
+        nonlocal position
+        buffer = bytearray()
+        for path, offset, _ in sends:
+            begin = position
+            for chunk in _reader(folder / path, offset):
+                buffer += chunk
+                position += len(chunk)
+                if len(buffer) >= READ:
+                    yield pfs_pb2.PutBlockRequest(value=bytes(buffer), delimiter=pfs_pb2.LINE)
+                    buffer.clear()
+            spans.append((begin, position))
+        if buffer:
+            yield pfs_pb2.PutBlockRequest(value=bytes(buffer), delimiter=pfs_pb2.LINE)
+
+    blocks: list[Ref] = []
+    if sends:
+        stored = wire.blocks.PutBlock(stream(), metadata=wire.metadata)
+        blocks = [(r.block.hash, r.range.lower, r.range.upper) for r in stored.block_ref]
+    files = [pods_pb2.FileRef(path=path, replace=replace, block_refs=_slice(blocks, begin, end))
+             for (path, _, replace), (begin, end) in zip(sends, spans)]
+    for first in range(0, max(len(files), 1), PUT_BATCH):
+        batch = files[first:first + PUT_BATCH]
+        if batch or (removed and first == 0):
+            wire.pods.PutFileRefs(pods_pb2.PutFileRefsRequest(commit=out, files=batch, delete=removed if first == 0 else []),
+                                  metadata=wire.metadata)
+    return len(files)
+
+
+def _slice(blocks: list[Ref], begin: int, end: int) -> list[pfs_pb2.BlockRef]:
+    """The references covering bytes [begin, end) of a stream stored as `blocks` (in order)."""
+    refs, offset = [], 0
+    for block_hash, lower, upper in blocks:
+        size = upper - lower
+        if offset + size > begin and offset < end:
+            start, stop = max(begin, offset) - offset + lower, min(end, offset + size) - offset + lower
+            refs.append(pfs_pb2.BlockRef(block=pfs_pb2.Block(hash=block_hash), range=pfs_pb2.ByteRange(lower=start, upper=stop)))
+        offset += size
+        if offset >= end:
+            break
+    return refs
 
 
 def _reader(path: Path, offset: int) -> Iterator[bytes]:

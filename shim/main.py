@@ -18,14 +18,14 @@ from collections.abc import Sequence
 from pachctl.client import Client, FailedPreconditionError, NotFoundError, pod_metadata
 from shim import config as shim_config
 from protos import fuse_pb2
-from shim.layout import download, mount_name, upload
+from shim.layout import LayoutError, Wire, download, mount_name, upload
 
 logger = logging.getLogger("job-shim")
 
 
 def run(job_id: str, config: shim_config.ShimConfig) -> int:
-    client = Client(config.pachd_address, tls_ca=config.tls_ca, auth_token=config.job_token,
-                    metadata=pod_metadata(config.pod_index, config.pod_name))
+    metadata = pod_metadata(config.pod_index, config.pod_name)
+    client = Client(config.pachd_address, tls_ca=config.tls_ca, auth_token=config.job_token, metadata=metadata)
     try:
         started = client.start_job(job_id)
     except (FailedPreconditionError, NotFoundError) as err:
@@ -49,11 +49,17 @@ def run(job_id: str, config: shim_config.ShimConfig) -> int:
     if over_fuse:
         code = asyncio.run(_execute_over_fuse(client, mounts, config, list(transform.cmd), stdin, env))
     else:
-        baseline = download(client, mounts, config.pfs_root)
+        wire = Wire(client._channel, metadata)  # the client's channel: it carries the pod's credential
+        try:
+            baseline = download(wire, mounts, config.pfs_root)
+        except LayoutError as err:  # the job fails, saying why (in its logs), rather than the pod crashing
+            print(f"job-shim: {err}", file=sys.stderr)
+            client.finish_job(job_id, started.pod_index, False)
+            return 0
         code = _execute(list(transform.cmd), stdin, env)
     success = code == 0 or code in transform.accept_return_code
     if success and not over_fuse:
-        upload(client, out, config.pfs_root / "out", baseline)
+        upload(wire, out, config.pfs_root / "out", baseline)
     if not success:
         print(f"job-shim: {transform.cmd[0]} exited with {code}", file=sys.stderr)
     client.finish_job(job_id, started.pod_index, success)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from pachctl.cli import render
-from pachctl.cli.common import add, commits
+from pachctl.cli import output, render
+from pachctl.cli.common import add, commit_id, commits
 from pachctl.client import Client
 from protos import pfs_pb2
 
@@ -18,40 +19,26 @@ def fork_commit(args: argparse.Namespace, client: Client) -> None:
     print(client.fork_commit(args.repo, args.parent, args.branch).id)
 
 
-def finish_commit(args: argparse.Namespace, client: Client) -> None:
+def finish_commit(args: argparse.Namespace, client: Client) -> int:
     client.finish_commit(args.repo, args.commit, cancel=args.cancel)
+    if not args.cancel and client.inspect_commit(args.repo, args.commit).cancelled:
+        print(f"commit {args.repo}/{args.commit} was cancelled: an ancestor of it was cancelled", file=sys.stderr)
+        return 1
+    return 0
 
 
 def inspect_commit(args: argparse.Namespace, client: Client) -> None:
-    info = client.inspect_commit(args.repo, args.commit)
-    print(f"Commit: {info.commit.repo.name}/{info.commit.id}")
-    if info.HasField("parent_commit"):
-        print(f"Parent: {info.parent_commit.id}")
-    if info.branch:
-        print(f"Branch: {info.branch}")
-    print(f"Started: {render.ago(info.started)}")
-    if info.HasField("finished"):
-        print(f"Finished: {render.ago(info.finished)}")
-    print(f"Size: {render.size(info.size_bytes)}")
-    if info.provenance:
-        print("Provenance: " + " ".join(f"{p.repo.name}/{p.id}" for p in info.provenance))
-    if info.cancelled:
-        print("CANCELLED")
+    info = client.inspect_commit(args.repo, commit_id(args.repo, args.commit))
+    output.show(args, [info], lambda: render.commit_info(info), single=True)
 
 
-def print_commits(infos: list[pfs_pb2.CommitInfo]) -> None:
-    rows = []
-    for info in infos:
-        parent = info.parent_commit.id if info.HasField("parent_commit") else "<none>"
-        finished = render.ago(info.finished) if info.HasField("finished") else ""
-        rows.append([info.branch, f"{info.commit.repo.name}/{info.commit.id}", parent, render.ago(info.started),
-                     finished, render.size(info.size_bytes)])
-    render.table(["BRANCH", "REPO/ID", "PARENT", "STARTED", "FINISHED", "SIZE"], rows)
+def print_commits(args: argparse.Namespace, infos: list[pfs_pb2.CommitInfo]) -> None:
+    output.show(args, infos, lambda: render.commit_rows(infos))
 
 
 def list_commit(args: argparse.Namespace, client: Client) -> None:
     status = pfs_pb2.ALL if args.all else pfs_pb2.NORMAL
-    print_commits(client.list_commit(commits(args.commits), commits(args.provenance), status=status, block=args.block))
+    print_commits(args, client.list_commit(commits(args.commits), commits(args.provenance), status=status, block=args.block))
 
 
 def squash_commit(args: argparse.Namespace, client: Client) -> None:
@@ -64,7 +51,12 @@ def replay_commit(args: argparse.Namespace, client: Client) -> None:
 
 
 def flush_commit(args: argparse.Namespace, client: Client) -> None:
-    print_commits(client.flush_commit(commits(args.commits), args.repos))
+    infos = client.flush_commit(commits(args.commits), args.repos)
+    print_commits(args, infos)
+    outputs = [i for i in infos if (i.commit.repo.name, i.commit.id) not in set(commits(args.commits))]
+    if outputs:  # on stderr: stdout stays v1.2.3's table
+        first = outputs[-1].commit
+        print(f"read an output with: pachctl get-file {first.repo.name} {first.id} <path>", file=sys.stderr)
 
 
 def list_branch(args: argparse.Namespace, client: Client) -> None:
@@ -87,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     inspect = add(sub, "inspect-commit", inspect_commit, "Return info about a commit.")
     inspect.add_argument("repo")
     inspect.add_argument("commit")
+    output.add_flags(inspect)
     listing = add(sub, "list-commit", list_commit,
                   "Return all commits on a set of repos (repo, or repo/commit for the commits after it).")
     listing.add_argument("commits", nargs="*", metavar="repo[/commit]")
@@ -94,6 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     listing.add_argument("-b", "--block", action="store_true", help="block until there are new commits since the from commits")
     listing.add_argument("-p", "--provenance", action="append", default=[], metavar="repo/commit",
                          help="list only commits with the specified commits as provenance")
+    output.add_flags(listing)
     squash = add(sub, "squash-commit", squash_commit, "Squash a number of commits into a single commit.")
     squash.add_argument("repo")
     squash.add_argument("commits", nargs="+", metavar="commits... to-commit")
@@ -105,6 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     flush.add_argument("commits", nargs="+", metavar="repo/commit")
     flush.add_argument("-r", "--repos", action="append", default=[],
                        help="wait only for commits leading to a specific set of repos")
+    output.add_flags(flush)
     branches = add(sub, "list-branch", list_branch, "Return all branches on a repo.")
     branches.add_argument("repo")
     branches.add_argument("-a", "--all", action="store_true",

@@ -10,8 +10,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from pachctl.cli import progress, render
-from pachctl.cli.common import add, add_diff_flags, add_shard_flags, shard
+from pachctl.cli import output, progress, render
+from pachctl.cli.common import add, add_diff_flags, add_shard_flags, commit_id, shard
 from pachctl.client import Client, InvalidArgumentError
 from pachctl.client._base import CHUNK
 from protos import pfs_pb2
@@ -80,11 +80,12 @@ def _chunks(local: Path) -> Iterator[bytes]:
 
 
 def get_file(args: argparse.Namespace, client: Client) -> None:
+    args.commit = commit_id(args.repo, args.commit)
     reader = client.get_file(args.repo, args.commit, args.path, from_commit=args.from_commit,
                              full_file=args.full_file, shard=shard(args))
     out = sys.stdout.buffer
     total = None
-    if not args.quiet and sys.stderr.isatty():
+    if progress.wanted(args.quiet):
         total = client.inspect_file(args.repo, args.commit, args.path, args.from_commit, args.full_file,
                                     shard(args)).size_bytes
     with progress.transfer(f"get {args.path}", total, quiet=args.quiet) as moved:
@@ -95,33 +96,19 @@ def get_file(args: argparse.Namespace, client: Client) -> None:
     out.flush()
 
 
-def _type(info: pfs_pb2.FileInfo) -> str:
-    return "file" if info.file_type == pfs_pb2.FILE_TYPE_REGULAR else "dir"
-
-
 def inspect_file(args: argparse.Namespace, client: Client) -> None:
+    args.commit = commit_id(args.repo, args.commit)
     info = client.inspect_file(args.repo, args.commit, args.path, args.from_commit, args.full_file, shard(args))
-    print(f"Path: {info.file.commit.repo.name}/{info.file.commit.id}/{info.file.path}")
-    print(f"Type: {_type(info)}")
-    print(f"Modifed: {render.ago(info.modified)}")
-    print(f"Size: {render.size(info.size_bytes)}")
-    print(f"Commit Modified: {info.commit_modified.repo.name}/{info.commit_modified.id}")
-    if info.children:
-        print("Children: " + " ".join(child.path for child in info.children))
+    output.show(args, [info], lambda: render.file_info(info), single=True)
 
 
 def list_file(args: argparse.Namespace, client: Client) -> None:
+    args.commit = commit_id(args.repo, args.commit)
     if args.fast and args.recurse:
         raise InvalidArgumentError("give either --fast or --recurse, not both")
     mode = pfs_pb2.ListFile_FAST if args.fast else pfs_pb2.ListFile_RECURSE if args.recurse else pfs_pb2.ListFile_NORMAL
     infos = client.list_file(args.repo, args.commit, args.path, args.from_commit, args.full_file, shard(args), mode)
-    rows = []
-    for info in infos:
-        shown = render.size(info.size_bytes)
-        if info.size_bytes == 0 and (info.file_type == pfs_pb2.FILE_TYPE_DIR and not args.recurse or args.fast):
-            shown = "-"
-        rows.append([info.file.path, _type(info), render.ago(info.modified), info.commit_modified.id, shown])
-    render.table(["NAME", "TYPE", "MODIFIED", "LAST_COMMIT_MODIFIED", "SIZE"], rows)
+    output.show(args, infos, lambda: render.file_rows(infos, recurse=args.recurse, fast=args.fast))
 
 
 def delete_file(args: argparse.Namespace, client: Client) -> None:
@@ -147,6 +134,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             parser.add_argument(field)
         add_shard_flags(parser)
         add_diff_flags(parser)
+        if name == "inspect-file":
+            output.add_flags(parser)
     listing = add(sub, "list-file", list_file, "Return the files in a directory.")
     listing.add_argument("repo")
     listing.add_argument("commit")
@@ -155,6 +144,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     listing.add_argument("--fast", action="store_true", help="don't compute the sizes of files")
     add_shard_flags(listing)
     add_diff_flags(listing)
+    output.add_flags(listing)
     delete = add(sub, "delete-file", delete_file, "Delete a file.")
     for field in ("repo", "commit", "path"):
         delete.add_argument(field)

@@ -15,14 +15,23 @@ def _pretty(major: int, minor: int, micro: int, additional: str) -> str:
     return f"{major}.{minor}.{micro}" + (f"-{additional}" if additional else "")
 
 
-def version(args: argparse.Namespace, client: Client) -> None:
-    rows = [["pachctl", _pretty(*VERSION, VERSION_ADDITIONAL)]]
+def version(args: argparse.Namespace, client: Client) -> int:
+    """v1.2.3's table (pachctl shows the v1.2 version it speaks); -v adds this build's name.
+
+    Exits 1 when pachd cannot be reached."""
+    ours = _pretty(*VERSION, VERSION_ADDITIONAL if args.verbose else "")
     try:
         server = client.get_version()
-        rows.append(["pachd", _pretty(server.major, server.minor, server.micro, server.additional)])
     except PachydermError as err:
-        rows.append(["pachd", f"(version unknown) : error connecting to pachd at {client.address}: {err.message}"])
-    render.table(["COMPONENT", "VERSION"], rows)
+        sys.stdout.write(render.version_rows([["pachctl", ours]]))
+        sys.stdout.flush()
+        print(f"pachd: (version unknown): {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"hint: {err.hint}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render.version_rows(
+        [["pachctl", ours], ["pachd", _pretty(server.major, server.minor, server.micro, server.additional)]]))
+    return 0
 
 
 def delete_all(args: argparse.Namespace, client: Client) -> None:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pachctl.cli.common import add, add_shard_flags, shard
 from pachctl.client import Client, InvalidArgumentError
+
+READY_POLL_SECONDS = 0.05
 
 
 def mount(args: argparse.Namespace, client: Client) -> None:
@@ -20,11 +25,21 @@ def mount(args: argparse.Namespace, client: Client) -> None:
     mountpoint = Path(args.mountpoint)
     if not mountpoint.is_dir():
         raise InvalidArgumentError(f"{mountpoint} is not a directory; create it first")
+    watcher = threading.Thread(target=_say_when_mounted, args=(fuse.our_mounts, str(mountpoint.resolve())),
+                               daemon=True)
+    watcher.start()
     fuse.mount(client, mountpoint, all_commits=args.all_commits, shard=shard(args), debug=args.debug)
     # Unmounted. A call to a pachd that stopped answering may still hold a worker
     # thread, which interpreter shutdown would wait for: leave now instead.
     sys.stdout.flush()
     os._exit(0)
+
+
+def _say_when_mounted(mounts: Callable[[], list[str]], target: str) -> None:
+    """Prints v1.2's line once the kernel lists the mount (the mount call itself blocks until unmounted)."""
+    while target not in mounts():
+        time.sleep(READY_POLL_SECONDS)
+    print("Filesystem mounted, CTRL-C to exit.", flush=True)
 
 
 def unmount(args: argparse.Namespace, client: Client) -> None:

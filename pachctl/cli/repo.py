@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pachctl.cli import render
+from pachctl.cli import output, render
 from pachctl.cli.common import add
 from pachctl.client import Client
 
@@ -15,16 +15,12 @@ def create_repo(args: argparse.Namespace, client: Client) -> None:
 
 def inspect_repo(args: argparse.Namespace, client: Client) -> None:
     info = client.inspect_repo(args.repo)
-    print(f"Name: {info.repo.name}")
-    print(f"Created: {render.ago(info.created)}")
-    print(f"Size: {render.size(info.size_bytes)}")
-    if info.provenance:
-        print("Provenance: " + " ".join(r.name for r in info.provenance))
+    output.show(args, [info], lambda: render.repo_info(info), single=True)
 
 
 def list_repo(args: argparse.Namespace, client: Client) -> None:
-    rows = [[r.repo.name, render.ago(r.created), render.size(r.size_bytes)] for r in client.list_repo(args.provenance)]
-    render.table(["NAME", "CREATED", "SIZE"], rows)
+    infos = client.list_repo(args.provenance)
+    output.show(args, infos, lambda: render.repo_rows(infos))
 
 
 def delete_repo(args: argparse.Namespace, client: Client) -> None:
@@ -33,8 +29,11 @@ def delete_repo(args: argparse.Namespace, client: Client) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add(sub, "create-repo", create_repo, "Create a new repo.").add_argument("repo")
-    add(sub, "inspect-repo", inspect_repo, "Return info about a repo.").add_argument("repo")
+    inspect = add(sub, "inspect-repo", inspect_repo, "Return info about a repo.")
+    inspect.add_argument("repo")
+    output.add_flags(inspect)
     listing = add(sub, "list-repo", list_repo, "Return all repos.")
+    output.add_flags(listing)
     listing.add_argument("-p", "--provenance", action="append", default=[],
                          help="list only repos with the specified repos provenance")
     delete = add(sub, "delete-repo", delete_repo, "Delete a repo.")

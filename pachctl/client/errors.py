@@ -2,6 +2,8 @@
 
 `from_rpc_error` is the single place that turns a grpc.RpcError into one of
 these, by its status code alone: callers test the class, never the message.
+`message` is pachd's text (v1.2.3's, where v1.2.3 had one); `hint`, how to fix
+it, arrives beside it in the trailing metadata and may be empty.
 """
 
 from __future__ import annotations
@@ -9,14 +11,21 @@ from __future__ import annotations
 import grpc
 
 
+HINT_KEY = "pach-hint-bin"
+"""The trailing metadata key under which pachd sends an error's hint (UTF-8)."""
+ORIGIN_KEY = "pach-origin"
+"""Present in the trailing metadata of every error pachd itself reported (not a lost connection)."""
+
+
 class PachydermError(Exception):
-    """Base of the client's errors; `code` is the gRPC status code."""
+    """Base of the client's errors; `code` is the gRPC status code, `hint` how to fix it (or "")."""
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+    def __init__(self, message: str, code: grpc.StatusCode | None = None, hint: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.hint = hint
         if code is not None:
             self.code = code
 
@@ -90,7 +99,17 @@ _BY_CODE: dict[grpc.StatusCode, type[PachydermError]] = {
 }
 
 
+def hint_of(err: grpc.RpcError) -> str:
+    """The hint pachd put in the call's trailing metadata, or ""."""
+    trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    for item in trailing or ():
+        key, value = item.key, item.value  # grpc's _Metadatum, a (key, value) named tuple
+        if key == HINT_KEY:
+            return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return ""
+
+
 def from_rpc_error(err: grpc.RpcError) -> PachydermError:
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = err.details() if hasattr(err, "details") else str(err)
-    return _BY_CODE.get(code, PachydermError)(details or str(code), code)
+    return _BY_CODE.get(code, PachydermError)(details or str(code), code, hint_of(err))

@@ -11,7 +11,7 @@ from typing_extensions import Buffer
 
 from google.protobuf import empty_pb2
 
-from pachctl.client._base import CHUNK, Connection, stream, translated
+from pachctl.client._base import CHUNK, Connection, resumable, stream, translated
 from protos import pfs_pb2, pfs_pb2_grpc
 
 Data = bytes | BinaryIO | Iterable[bytes]
@@ -155,7 +155,7 @@ class PfsClient(Connection):
     def inspect_commit(self, repo: str, commit_id: str) -> pfs_pb2.CommitInfo:
         return self._pfs.InspectCommit(pfs_pb2.InspectCommitRequest(commit=commit(repo, commit_id)))
 
-    @translated
+    @resumable
     def list_commit(
         self, from_commits: Sequence[tuple[str, str]] = (), provenance: Sequence[tuple[str, str]] = (),
         commit_type: int = pfs_pb2.COMMIT_TYPE_NONE, status: int = pfs_pb2.NORMAL, block: bool = False,
@@ -176,7 +176,7 @@ class PfsClient(Connection):
     def delete_commit(self, repo: str, commit_id: str) -> None:
         self._pfs.DeleteCommit(pfs_pb2.DeleteCommitRequest(commit=commit(repo, commit_id)))
 
-    @translated
+    @resumable
     def flush_commit(self, commits: Sequence[tuple[str, str]], to_repos: Sequence[str] = (),
                      timeout: float | None = None) -> list[pfs_pb2.CommitInfo]:
         """Waits for every downstream commit of `commits` to finish; returns them (and `commits`)."""

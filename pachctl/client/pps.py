@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from google.protobuf import empty_pb2
 
-from pachctl.client._base import Connection, stream, translated
+from pachctl.client._base import Connection, resumable, stream, translated
 from pachctl.client.pfs import commit
 from protos import pps_pb2, pps_pb2_grpc
 
@@ -26,6 +26,10 @@ def method(alias: str = "map") -> pps_pb2.Method:
     return pps_pb2.Method(partition=partition, incremental=incremental)
 
 
+WARNING_KEY = "pach-warning"
+"""Trailing metadata pachd adds to a call that succeeded but deserves a warning."""
+
+
 class PpsClient(Connection):
     def __init__(self, address: str, **kwargs: object) -> None:
         super().__init__(address, **kwargs)  # type: ignore[arg-type]
@@ -40,7 +44,7 @@ class PpsClient(Connection):
         """A job of the pipeline's transform, now (for pipelines without inputs)."""
         return self._pps.CreateJob(pps_pb2.CreateJobRequest(pipeline=pps_pb2.Pipeline(name=pipeline), inputs=inputs))
 
-    @translated
+    @resumable
     def inspect_job(self, job_id: str, block_state: bool = False, timeout: float | None = None) -> pps_pb2.JobInfo:
         """The job; with block_state, once it has succeeded or failed."""
         request = pps_pb2.InspectJobRequest(job=pps_pb2.Job(id=job_id), block_state=block_state)
@@ -61,8 +65,10 @@ class PpsClient(Connection):
             yield value.value
 
     @translated
-    def create_pipeline(self, request: pps_pb2.CreatePipelineRequest) -> None:
-        self._pps.CreatePipeline(request)
+    def create_pipeline(self, request: pps_pb2.CreatePipelineRequest) -> list[str]:
+        """Creates (or updates) the pipeline; returns pachd's warnings about it, if any."""
+        _, call = self._pps.CreatePipeline.with_call(request)
+        return [str(v) for k, v in (call.trailing_metadata() or ()) if k == WARNING_KEY]
 
     @translated
     def inspect_pipeline(self, name: str) -> pps_pb2.PipelineInfo:

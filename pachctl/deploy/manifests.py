@@ -2,18 +2,24 @@
 
 `objects(options)` returns them in the order `kubectl create` should make
 them: the namespace (unless it is "default"), pachd's service account and its
-permissions, etcd's disk (google), then each Service before the Deployment
-behind it, so pachd's pods find the etcd Service, and job pods the pachd
-Service, when they start.
+permissions, the block store's credentials (amazon, microsoft), etcd's disk
+(google, amazon, microsoft), then each Service before the Deployment behind
+it, so pachd's pods find the etcd Service, and job pods the pachd Service,
+when they start.
 
 The objects:
 - ServiceAccount `pachyderm`, which pachd runs as; Role + RoleBinding
   `pachyderm` to run job pods (batch Jobs; read, watch and delete their pods
   and read their logs and events); ClusterRole + ClusterRoleBinding
   `pachyderm-<namespace>` to list nodes (COEFFICIENT parallelism).
+- Secret `amazon-secret` (the AWS access key, when one is given: id, secret,
+  token) or `microsoft-secret` (the storage account: id, secret), v1.2's names;
+  pachd's container reads them as the standard AWS_* / AZURE_STORAGE_*
+  variables through secretKeyRef, so no credential is written into the pod spec.
 - Deployment + Service `etcd` (port 2379): the metadata store, one pod, its
-  data in a hostPath (local) or on a GCE persistent disk through a
-  PersistentVolume and its claim `etcd-storage` (google).
+  data in a hostPath (local) or on the cloud's disk through a PersistentVolume
+  and its claim `etcd-storage`: a GCE persistent disk (google), an EBS volume
+  (amazon), an Azure disk (microsoft).
 - Deployment `pachd` (`--replicas` pods, gRPC on port 650, the Kubernetes
   executor) and Service `pachd`: port 650, NodePort 30650 on every node. Job
   pods reach pachd through its service variables (PACHD_PORT_650_TCP_ADDR).
@@ -28,7 +34,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pachctl.deploy.options import ETCD_PORT, PACHD_PORT, REGISTRY_PORT, DeployOptions, check
+import base64
+
+from pachctl.deploy.options import CLOUD_TARGETS, ETCD_PORT, PACHD_PORT, REGISTRY_PORT, DeployOptions, check
 
 Object = dict[str, Any]
 
@@ -37,6 +45,9 @@ SERVICE_ACCOUNT = "pachyderm"
 ETCD_CLAIM = "etcd-storage"
 PACH_ROOT = "/pach"
 ETCD_MOUNT = "/var/lib/etcd"
+ETCD_VOLUME = "etcd-volume"  # amazon, microsoft (google's is named after its disk)
+AMAZON_SECRET = "amazon-secret"
+MICROSOFT_SECRET = "microsoft-secret"
 
 
 def objects(options: DeployOptions) -> list[Object]:
@@ -46,7 +57,8 @@ def objects(options: DeployOptions) -> list[Object]:
     if options.namespace != "default":
         made.append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(options.namespace)})
     made += permissions(options)
-    if options.target == "google":
+    made += credentials(options)
+    if options.target in CLOUD_TARGETS:
         made += [etcd_volume(options), etcd_claim(options)]
     made += [etcd_service(options), etcd_deployment(options), pachd_service(options), pachd_deployment(options)]
     if options.registry:
@@ -96,16 +108,50 @@ def permissions(options: DeployOptions) -> list[Object]:
     ]
 
 
+def credentials(options: DeployOptions) -> list[Object]:
+    """The block store's credentials as a Secret (amazon with an access key, microsoft)."""
+    data: dict[str, str] = {}
+    if options.target == "amazon" and options.access_key_id:
+        name = AMAZON_SECRET
+        data = {"id": options.access_key_id, "secret": options.secret_access_key}
+        if options.session_token:
+            data["token"] = options.session_token
+    elif options.target == "microsoft":
+        name = MICROSOFT_SECRET
+        data = {"id": options.account_name, "secret": options.account_key}
+    if not data:
+        return []
+    return [{"apiVersion": "v1", "kind": "Secret", "metadata": _meta(name, "pachd", options.namespace),
+             "type": "Opaque",
+             "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}}]
+
+
+def _disk(options: DeployOptions) -> Object:
+    """The volume source of etcd's disk on each cloud."""
+    if options.target == "google":
+        return {"gcePersistentDisk": {"pdName": options.disk_name, "fsType": "ext4"}}
+    if options.target == "amazon":
+        return {"awsElasticBlockStore": {"volumeID": options.volume_id, "fsType": "ext4"}}
+    managed = options.volume_uri.startswith("/")  # a managed disk's resource ID, else a VHD blob's URL
+    return {"azureDisk": {"diskName": options.volume_uri.rstrip("/").rsplit("/", 1)[-1],
+                          "diskURI": options.volume_uri, "kind": "Managed" if managed else "Shared",
+                          "cachingMode": "ReadWrite", "fsType": "ext4"}}
+
+
+def _volume_name(options: DeployOptions) -> str:
+    return options.disk_name if options.target == "google" else ETCD_VOLUME
+
+
 def etcd_volume(options: DeployOptions) -> Object:
-    """google: the existing GCE disk `--disk-name`, reserved for etcd's claim."""
-    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": _meta(options.disk_name, "etcd"), "spec": {
-        "capacity": {"storage": f"{options.disk_size}Gi"},
-        "accessModes": ["ReadWriteOnce"],
-        "persistentVolumeReclaimPolicy": "Retain",
-        "storageClassName": "",
-        "claimRef": {"namespace": options.namespace, "name": ETCD_CLAIM},
-        "gcePersistentDisk": {"pdName": options.disk_name, "fsType": "ext4"},
-    }}
+    """The cloud's existing disk (`--disk-name`, `--volume-id`, `--volume-uri`), reserved for etcd's claim."""
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": _meta(_volume_name(options), "etcd"),
+            "spec": {
+                "capacity": {"storage": f"{options.disk_size}Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "claimRef": {"namespace": options.namespace, "name": ETCD_CLAIM},
+            } | _disk(options)}
 
 
 def etcd_claim(options: DeployOptions) -> Object:
@@ -113,7 +159,7 @@ def etcd_claim(options: DeployOptions) -> Object:
             "metadata": _meta(ETCD_CLAIM, "etcd", options.namespace), "spec": {
                 "accessModes": ["ReadWriteOnce"],
                 "storageClassName": "",
-                "volumeName": options.disk_name,
+                "volumeName": _volume_name(options),
                 "resources": {"requests": {"storage": f"{options.disk_size}Gi"}},
             }}
 
@@ -170,12 +216,40 @@ def etcd_deployment(options: DeployOptions) -> Object:
         "volumeMounts": [{"name": "etcd-data", "mountPath": ETCD_MOUNT}],
     }
     volume: Object = {"name": "etcd-data"}
-    if options.target == "google":
+    if options.target in CLOUD_TARGETS:
         volume["persistentVolumeClaim"] = {"claimName": ETCD_CLAIM}
     else:
         volume["hostPath"] = _host_path(options, "etcd")
     pod = {"containers": [container], "volumes": [volume]}
     return _deployment("etcd", options, replicas=1, pod=pod, strategy="Recreate")
+
+
+_STORAGE_BACKEND = {"local": "local", "google": "gcs", "amazon": "s3", "microsoft": "azure"}
+
+
+def _store_env(options: DeployOptions) -> list[tuple[str, str]]:
+    if options.target == "google":
+        return [("GCS_BUCKET", options.bucket)]
+    if options.target == "amazon":
+        return [("S3_BUCKET", options.bucket), ("AWS_REGION", options.region),
+                ("AWS_ENDPOINT_URL_S3", options.s3_endpoint)]
+    if options.target == "microsoft":
+        return [("AZURE_STORAGE_CONTAINER", options.container)]
+    return []
+
+
+# The variables pachd reads each Secret's keys as (the SDKs' standard names).
+_SECRET_VARIABLES = {
+    AMAZON_SECRET: (("AWS_ACCESS_KEY_ID", "id"), ("AWS_SECRET_ACCESS_KEY", "secret"), ("AWS_SESSION_TOKEN", "token")),
+    MICROSOFT_SECRET: (("AZURE_STORAGE_ACCOUNT", "id"), ("AZURE_STORAGE_KEY", "secret")),
+}
+
+
+def _secret_env(options: DeployOptions) -> list[Object]:
+    """The credentials, read from the Secret `credentials` makes."""
+    return [{"name": var, "valueFrom": {"secretKeyRef": {"name": secret["metadata"]["name"], "key": key}}}
+            for secret in credentials(options)
+            for var, key in _SECRET_VARIABLES[secret["metadata"]["name"]] if key in secret["data"]]
 
 
 def pachd_env(options: DeployOptions) -> list[Object]:
@@ -185,13 +259,14 @@ def pachd_env(options: DeployOptions) -> list[Object]:
         ("PACHD_HOST", "0.0.0.0"),  # pachd's own default is loopback only; the Service must reach it
         ("PACH_ROOT", PACH_ROOT),
         ("ETCD_ADDRESS", f"etcd:{ETCD_PORT}"),
-        ("STORAGE_BACKEND", "gcs" if options.target == "google" else "local"),
-        ("GCS_BUCKET", options.bucket),
+        ("STORAGE_BACKEND", _STORAGE_BACKEND[options.target]),
+        *_store_env(options),
         ("PACHD_EXECUTOR", "kubernetes"),
         ("JOB_SHIM_IMAGE", options.job_shim_image),
         ("JOB_IMAGE_PULL_POLICY", options.image_pull_policy),
     ]
     env: list[Object] = [{"name": name, "value": value} for name, value in values if value]
+    env += _secret_env(options)
     namespace = {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}
     env.append({"name": "NAMESPACE", "valueFrom": namespace})
     return env
@@ -207,10 +282,10 @@ def pachd_deployment(options: DeployOptions) -> Object:
         "readinessProbe": {"tcpSocket": {"port": PACHD_PORT}, "initialDelaySeconds": 2, "periodSeconds": 5},
         "volumeMounts": [{"name": "pach-data", "mountPath": PACH_ROOT}],
     }
-    # local: blocks live in the data dir, so it must outlive the pod. google:
-    # blocks are in the bucket and metadata in etcd; the data dir is scratch.
+    # local: blocks live in the data dir, so it must outlive the pod. The clouds:
+    # blocks are in the bucket or container and metadata in etcd; the data dir is scratch.
     volume: Object = {"name": "pach-data"}
-    if options.target == "google":
+    if options.target in CLOUD_TARGETS:
         volume["emptyDir"] = {}
     else:
         volume["hostPath"] = _host_path(options, "pachd")

@@ -2,16 +2,23 @@
 
 Finished commits are read-only; files of open commits can be created,
 appended to, truncated and deleted, and directories made. PFS files only
-grow by appending, so a write must continue where the file ends (after
-creating or truncating it, that is offset 0): what a handle wrote is sent as
-one put-file when the file is flushed or closed. Reads fetch CHUNK-sized
-pieces, cached (and read ahead) for finished commits, whose content never
-changes. The sync client runs in worker threads.
+grow by appending: a write on an O_APPEND handle lands at the file's end as
+it is when the handle's bytes are sent, whoever grew it; any other handle
+must write on from where it started (the end, or 0 after truncating). What a
+handle wrote is sent as one put-file (one atomic append) when the file is
+flushed or closed; a handle's sends go one at a time, in order, and a failed
+one fails every later flush of the handle, so a close that succeeds means all
+the handle wrote is in the commit. Sizes fetched from pachd while the mount
+was changing a file are dropped (the mount's own count is newer). Files of
+open commits bypass the page cache (their bytes can change under it); reads
+fetch CHUNK-sized pieces, cached (and read ahead) for finished commits, whose
+content never changes. The sync client runs in worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
 import logging
@@ -38,12 +45,16 @@ CACHE_CHUNKS = 32  # 128 MiB of finished-commit data
 SHORT, LONG = 1.0, 3600.0  # attribute timeouts: things that change, things that cannot
 
 
-@dataclass
+@dataclass(eq=False)
 class Handle:
     node: Node
-    size: int  # bytes the file holds in PFS (what writes continue from)
-    pending: BinaryIO | None = None  # written, not yet sent
+    append: bool  # O_APPEND: every write goes to the file's end, wherever the kernel puts it
+    end: int  # where the next write must start (handles without O_APPEND)
+    pending: BinaryIO | None = None  # written, not yet being sent
     pending_size: int = 0
+    unsent: int = 0  # written, not yet in PFS: pending and being sent
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)  # one send at a time, in order
+    error: int | None = None  # errno of a failed send: every later flush and write reports it
     chunks: dict[int, bytes] = field(default_factory=dict)  # this handle's reads of an open commit
 
 
@@ -62,6 +73,7 @@ class PfsOperations(pyfuse3.Operations):
         self._next_handle = 1
         self._listings: dict[int, list[tuple[bytes, Node]]] = {}
         self._cache: OrderedDict[tuple[Any, ...], asyncio.Future[bytes]] = OrderedDict()
+        self._clock = 0  # counts the mount's own changes to files (Node.changed)
 
     # -- helpers ------------------------------------------------------------------
 
@@ -93,9 +105,9 @@ class PfsOperations(pyfuse3.Operations):
         else:
             attrs.st_mode = stat.S_IFDIR | (0o755 if node.writable or node.kind is Kind.ROOT else 0o555)
             attrs.st_nlink = 2
-        attrs.st_size = node.size
+        attrs.st_size = size = node.size + node.unsent
         attrs.st_blksize = 512 * 1024
-        attrs.st_blocks = (node.size + 511) // 512
+        attrs.st_blocks = (size + 511) // 512
         stamp = int(node.mtime * 1e9)
         attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = stamp
         attrs.st_uid, attrs.st_gid = os.getuid(), os.getgid()
@@ -103,13 +115,24 @@ class PfsOperations(pyfuse3.Operations):
         attrs.entry_timeout = attrs.attr_timeout = timeout
         return attrs
 
-    def _child(self, parent: Node, info: pfs_pb2.FileInfo) -> Node:
+    def _child(self, parent: Node, info: pfs_pb2.FileInfo, since: int) -> Node:
+        """The node of a file pachd described; `since`: the clock when the description was asked for."""
         kind = Kind.DIR if info.file_type == pfs_pb2.FILE_TYPE_DIR else Kind.FILE
         node = self._inodes.node(kind, parent.repo, parent.commit, info.file.path, _alias(parent))
         node.view, node.writable, node.immutable = parent.view, parent.writable, parent.immutable
-        node.size = info.size_bytes
-        node.mtime = info.modified.seconds + info.modified.nanos / 1e9
+        self._observe(node, info, since)
         return node
+
+    def _observe(self, node: Node, info: pfs_pb2.FileInfo, since: int) -> None:
+        """Takes pachd's size and time of the file, unless the mount changed the file
+        since they were asked for, or is sending to it (its own count is newer)."""
+        if node.changed <= since and not node.sending:
+            node.size = info.size_bytes
+            node.mtime = info.modified.seconds + info.modified.nanos / 1e9
+
+    def _touch(self, node: Node) -> None:
+        self._clock += 1
+        node.changed = self._clock
 
     async def _commit_node(self, repo: str, name: str, view: View, alias: str = "") -> Node:
         """The node of a commit's root directory, `name` being a commit ID or a v1.2 directory name."""
@@ -156,21 +179,18 @@ class PfsOperations(pyfuse3.Operations):
         if parent.kind is Kind.REPO:
             return await self._commit_node(parent.repo, name, View.of(self._shard))
         path = f"{parent.path.rstrip('/')}/{name}"
-        view = parent.view
+        view, since = parent.view, self._clock
         info = await self._call(self._client.inspect_file, parent.repo, parent.commit, path, view.from_commit,
                                 view.full_file, view.shard)
-        return self._child(parent, info)
+        return self._child(parent, info, since)
 
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         node = self._node(inode)
         if node.kind in (Kind.FILE, Kind.DIR) and node.path != "/" and not node.immutable:
-            view = node.view
+            view, since = node.view, self._clock
             info = await self._call(self._client.inspect_file, node.repo, node.commit, node.path, view.from_commit,
                                     view.full_file, view.shard)
-            node.size = info.size_bytes
-        for handle in self._handles.values():
-            if handle.node is node:
-                node.size = max(node.size, handle.size + handle.pending_size)
+            self._observe(node, info, since)
         return self._attributes(node)
 
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
@@ -192,10 +212,10 @@ class PfsOperations(pyfuse3.Operations):
             names = [commit_dir_name(c.commit.id) for c in commits] + branches
             return [(name.encode(), await self._commit_node(node.repo, name, View.of(self._shard)))
                     for name in names]
-        view = node.view
+        view, since = node.view, self._clock
         infos = await self._call(self._client.list_file, node.repo, node.commit, node.path, view.from_commit,
                                  view.full_file, view.shard)
-        return [(info.file.path.rsplit("/", 1)[1].encode(), self._child(node, info)) for info in infos]
+        return [(info.file.path.rsplit("/", 1)[1].encode(), self._child(node, info, since)) for info in infos]
 
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         entries = self._listings.get(fh, [])
@@ -231,15 +251,16 @@ class PfsOperations(pyfuse3.Operations):
         if writing and flags & os.O_TRUNC:
             await self._truncate(node)
         handle = self._new_handle()
-        self._handles[handle] = Handle(node, node.size)
+        self._handles[handle] = Handle(node, bool(flags & os.O_APPEND), node.size + node.unsent)
         # Large files bypass the page cache: reads then come in the reader's own large
-        # pieces rather than 128 KiB readahead requests (2x the throughput here).
-        return pyfuse3.FileInfo(fh=handle, keep_cache=node.immutable, direct_io=node.size >= CHUNK)
+        # pieces rather than 128 KiB readahead requests (2x the throughput here). So
+        # do files of open commits, whose bytes other handles and clients change.
+        return pyfuse3.FileInfo(fh=handle, keep_cache=node.immutable, direct_io=node.writable or node.size >= CHUNK)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
         handle = self._handles[fh]
         await self._send(handle)
-        end = min(off + size, max(handle.size, handle.node.size))
+        end = min(off + size, handle.node.size) if handle.node.immutable else off + size  # else: up to what pachd has
         pieces = []
         while off < end:
             index = off // CHUNK
@@ -292,37 +313,62 @@ class PfsOperations(pyfuse3.Operations):
         path = f"{parent.path.rstrip('/')}/{os.fsdecode(name)}"
         await self._call(self._client.put_file, parent.repo, parent.commit, path, b"")
         node = self._inodes.node(Kind.FILE, parent.repo, parent.commit, path, _alias(parent))
-        node.view, node.writable, node.size, node.mtime = parent.view, True, 0, time.time()
+        node.view, node.writable, node.mtime = parent.view, True, time.time()
+        if not any(h.node is node for h in self._handles.values()):
+            node.size = 0  # else another handle made it (a racing creator): it knows the size
+        self._touch(node)
         handle = self._new_handle()
-        self._handles[handle] = Handle(node, 0)
-        return pyfuse3.FileInfo(fh=handle), self._attributes(node)
+        self._handles[handle] = Handle(node, bool(flags & os.O_APPEND), node.size + node.unsent)
+        return pyfuse3.FileInfo(fh=handle, direct_io=True), self._attributes(node)
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         handle = self._handles[fh]
-        if not handle.node.writable:
+        node = handle.node
+        if not node.writable:
             raise pyfuse3.FUSEError(errno.EROFS)
-        if off != handle.size + handle.pending_size:
+        if handle.error is not None:
+            raise pyfuse3.FUSEError(handle.error)
+        if not handle.append and off != handle.end:
             raise pyfuse3.FUSEError(errno.EINVAL)  # PFS files only grow at the end
         if handle.pending is None:
             handle.pending = tempfile.SpooledTemporaryFile(max_size=CHUNK)  # type: ignore[assignment]
         assert handle.pending is not None
         handle.pending.write(buf)
         handle.pending_size += len(buf)
+        handle.unsent += len(buf)
+        handle.end += len(buf)
+        node.unsent += len(buf)
         return len(buf)
 
     async def _send(self, handle: Handle) -> None:
-        """Appends what the handle wrote to the file in PFS."""
-        if handle.pending is None or not handle.pending_size:
-            return
-        pending, handle.pending = handle.pending, None
-        pending.seek(0)
-        node = handle.node
-        await self._call(self._client.put_file, node.repo, node.commit, node.path, pending)
-        handle.size += handle.pending_size
-        node.size = handle.size
-        node.mtime = time.time()
-        handle.pending_size = 0
-        pending.close()
+        """Appends what the handle wrote to the file in PFS, after its earlier sends.
+
+        Writes made meanwhile start a new pending buffer, sent by the next flush."""
+        async with handle.sending:
+            if handle.error is not None:
+                raise pyfuse3.FUSEError(handle.error)
+            if handle.pending is None:
+                return
+            pending, size = handle.pending, handle.pending_size
+            handle.pending, handle.pending_size = None, 0
+            node = handle.node
+            node.sending += 1
+            self._touch(node)
+            try:
+                pending.seek(0)
+                await self._call(self._client.put_file, node.repo, node.commit, node.path, pending)
+            except pyfuse3.FUSEError as err:
+                handle.error = err.errno
+                raise
+            finally:
+                pending.close()
+                node.sending -= 1
+                handle.unsent -= size
+                node.unsent -= size
+                self._touch(node)
+            node.size += size
+            node.mtime = time.time()
+            handle.chunks = {}
 
     async def flush(self, fh: int) -> None:
         await self._send(self._handles[fh])
@@ -331,9 +377,12 @@ class PfsOperations(pyfuse3.Operations):
         await self._send(self._handles[fh])
 
     async def release(self, fh: int) -> None:
-        handle = self._handles.pop(fh, None)
+        handle = self._handles.get(fh)
         if handle is not None:
-            await self._send(handle)
+            try:
+                await self._send(handle)
+            finally:
+                del self._handles[fh]
 
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields, fh: int | None,
                       ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
@@ -343,17 +392,28 @@ class PfsOperations(pyfuse3.Operations):
                 if not node.writable:
                     raise pyfuse3.FUSEError(errno.EROFS)
                 await self._truncate(node)
-            elif attr.st_size != node.size:
+            elif attr.st_size != node.size + node.unsent:
                 raise pyfuse3.FUSEError(errno.EINVAL)  # only emptying a file can be expressed in PFS
         return self._attributes(node)  # times and modes are PFS's own: changing them is a no-op
 
     async def _truncate(self, node: Node) -> None:
-        await self._call(self._client.delete_file, node.repo, node.commit, node.path)
-        await self._call(self._client.put_file, node.repo, node.commit, node.path, b"")
-        node.size = 0
-        for handle in self._handles.values():
-            if handle.node is node:
-                handle.size, handle.chunks = 0, {}
+        """Empties the file; what its handles wrote before and had not sent is dropped."""
+        handles = [h for h in self._handles.values() if h.node is node]
+        async with contextlib.AsyncExitStack() as stack:
+            for handle in handles:  # sends in flight land first; the same order in every truncate
+                await stack.enter_async_context(handle.sending)
+            self._touch(node)
+            try:
+                await self._call(self._client.delete_file, node.repo, node.commit, node.path)
+                await self._call(self._client.put_file, node.repo, node.commit, node.path, b"")
+            finally:
+                self._touch(node)
+            node.size = 0
+            for handle in handles:
+                if handle.pending is not None:
+                    handle.pending.close()
+                node.unsent -= handle.unsent
+                handle.pending, handle.pending_size, handle.unsent, handle.end, handle.chunks = None, 0, 0, 0, {}
 
     def _writable(self, inode: int) -> Node:
         node = self._node(inode)

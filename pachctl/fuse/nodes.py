@@ -62,8 +62,11 @@ class Node:
     view: View = field(default_factory=View)
     writable: bool = False  # an open commit: files can be written
     immutable: bool = False  # a finished commit named by its ID: attributes never change
-    size: int = 0
+    size: int = 0  # in PFS, as far as the mount knows
     mtime: float = 0.0
+    unsent: int = 0  # written through open handles, not yet in PFS (part of the size the mount shows)
+    sending: int = 0  # appends in flight to pachd
+    changed: int = 0  # the mount's clock at its last change of this file (sizes fetched before are stale)
 
 
 def commit_dir_name(commit_id: str) -> str:

@@ -28,7 +28,7 @@ def create_executor(config: PachdConfig, port: int, *, socket_dir: Path | None =
         return LocalExecutor(
             root=config.data_dir / "pods",
             pachd_address=f"127.0.0.1:{port}",
-            shim=str(shim) if shim.exists() else "job-shim",
+            shim=config.job_shim_command or (str(shim) if shim.exists() else "job-shim"),
             base_env={"PATH": config.pod_path, "LANG": "C.UTF-8", "PACH_PFS_MODE": config.pod_pfs},
             sandbox=sandbox,
             support=support,
@@ -75,7 +75,9 @@ def local_sandbox(config: PachdConfig, socket_dir: Path | None) -> Sandbox:
             runtime += [Path(p) for p in spec.submodule_search_locations]
     hidden = [config.data_dir, *(p for p in (config.tls_cert, config.tls_key, config.auth_token_file) if p)]
     return Sandbox(network=config.pod_network, runtime=tuple(runtime), hidden=tuple(hidden),
-                   ca_file=config.tls_cert if socket_dir is None else None, socket_dir=socket_dir)
+                   ca_file=config.tls_cert if socket_dir is None else None, socket_dir=socket_dir,
+                   # The program pods run instead of our shim (v1.2's Go job-shim), where it is.
+                   extra_binds={Path(c): Path(c) for c in [config.job_shim_command] if c and Path(c).is_absolute()})
 
 
 def _probe(sandbox: Sandbox, config: PachdConfig) -> NamespaceSupport:

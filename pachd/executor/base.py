@@ -49,6 +49,7 @@ class JobSpec:
 
 class PodPhase(enum.Enum):
     STARTED = "started"  # a pod process/container began (also each replacement)
+    PULLING = "pulling"  # its image cannot be had yet (reason: the cluster's words); the job stays PULLING
     SUCCEEDED = "succeeded"  # exited 0: it reported to pachd
     CRASHED = "crashed"  # ended otherwise; a replacement follows if restarts remain
     GAVE_UP = "gave_up"  # crashed with no restarts left for its index

@@ -44,6 +44,8 @@ PER_INDEX_SINCE = (1, 29)  # the first version with Indexed Jobs and backoffLimi
 MAX_RESTARTS_ANNOTATION = "pachyderm.io/max-restarts"
 # Waiting reasons that never resolve by themselves: the job fails with them.
 FATAL_WAITING = {"ErrImageNeverPull", "InvalidImageName"}
+# Waiting reasons while the kubelet keeps trying to pull the image: the job stays PULLING.
+PULL_WAITING = {"ErrImagePull", "ImagePullBackOff"}
 WATCH_SECONDS = 30  # each watch request ends after this; the next resumes from its revision
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -296,8 +298,10 @@ class KubernetesExecutor:
             job.failures[key] = failures = job.failures.get(key, 0) + 1
             limit = int((pod.metadata.annotations or {}).get(MAX_RESTARTS_ANNOTATION, "3"))
             job.add(PodEvent(job_id, index, name, PodPhase.GAVE_UP if failures > limit else PodPhase.CRASHED, reason))
-        elif (waiting := _fatal_waiting(pod)) is not None:
+        elif (waiting := _waiting(pod, FATAL_WAITING)) is not None:
             job.add(PodEvent(job_id, index, name, PodPhase.GAVE_UP, waiting))
+        elif (waiting := _waiting(pod, PULL_WAITING)) is not None and last is not PodPhase.PULLING:
+            job.add(PodEvent(job_id, index, name, PodPhase.PULLING, waiting))
 
 
 def _job_name(job_id: str, earlier: int) -> str:
@@ -332,9 +336,10 @@ def _failure(pod: Any) -> str:
     return pod.status.reason or pod.status.message or "the pod failed"
 
 
-def _fatal_waiting(pod: Any) -> str | None:
+def _waiting(pod: Any, reasons: set[str]) -> str | None:
+    """Why the pod's container waits, if for one of `reasons`."""
     for status in ((pod.status.container_statuses if pod.status else None) or []):
         waiting = status.state.waiting if status.state else None
-        if waiting is not None and waiting.reason in FATAL_WAITING:
+        if waiting is not None and waiting.reason in reasons:
             return f"{waiting.reason}: {waiting.message or status.image}"
     return None

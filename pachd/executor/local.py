@@ -9,7 +9,7 @@ A pod that exits non-zero (or is killed) is replaced, up to max_restarts
 times per index, acting as Kubernetes' Job controller would.
 
 Layout under `root` (the data dir's pods/ folder):
-    <job>/<pod name>/pfs/   the pod's /pfs
+    <job>/<pod name>/pfs/   the pod's /pfs, removed when the pod ends
     <job>/<pod name>/log    its stdout and stderr
     <job>/<pod name>/pid    "<pid> <start time>" while it may run
 """
@@ -38,7 +38,8 @@ class _Job:
     events: list[PodEvent] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     running: dict[int, PodProcess] = field(default_factory=dict)  # index -> current pod
-    attempts: dict[int, int] = field(default_factory=dict)  # index -> pods started
+    attempts: dict[int, int] = field(default_factory=dict)  # index -> pods started (by any pachd: names them)
+    crashes: dict[int, int] = field(default_factory=dict)  # index -> pods seen crashing (not killed by a restart)
     watchers: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # pod name -> its wait task
 
 
@@ -97,21 +98,27 @@ class LocalExecutor:
         """How the pod reaches pachd: its socket without a network, else loopback (TLS: trusting pachd's certificate)."""
         if self._sandbox.socket_dir is not None:
             return {"PACHD_ADDRESS": f"unix://{RUN}/pachd.sock"}
-        env = {"PACHD_ADDRESS": self._address}
+        host, port = self._address.rsplit(":", 1)
+        # PACHD_PORT_650_TCP_*: as Kubernetes names the pachd service to v1.2's Go job-shim.
+        env = {"PACHD_ADDRESS": self._address, "PACHD_PORT_650_TCP_ADDR": host, "PACHD_PORT_650_TCP_PORT": port}
         if self._sandbox.ca_file is not None:
             env["PACHD_TLS_CA"] = str(RUN / "ca.pem")
         return env
 
     async def _watch(self, job: _Job, index: int, name: str, process: PodProcess) -> None:
         code = await process.wait()
-        (self._root / job.spec.job_id / name / "pid").unlink(missing_ok=True)
+        pod_dir = self._root / job.spec.job_id / name
+        (pod_dir / "pid").unlink(missing_ok=True)
+        # Its data was sent (or, after a crash, is never used): only the log is kept, for get-logs.
+        await asyncio.to_thread(shutil.rmtree, pod_dir / "pfs", True)
         job.running.pop(index, None)
         job.watchers.pop(name, None)
         if code == 0:
             await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.SUCCEEDED))
             return
         reason = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
-        if job.attempts[index] > job.spec.max_restarts:
+        job.crashes[index] = job.crashes.get(index, 0) + 1
+        if job.crashes[index] > job.spec.max_restarts:
             await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.GAVE_UP, reason))
             return
         await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.CRASHED, reason))

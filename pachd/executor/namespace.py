@@ -146,6 +146,8 @@ def sandbox_argv(sandbox: Sandbox, argv: Sequence[str], pfs_dir: Path) -> list[s
     if sandbox.socket_dir is not None:
         args += ["--bind", str(sandbox.socket_dir.resolve()), str(RUN)]
     for source, target in sandbox.extra_binds.items():
+        for parent in reversed(target.parents[:-1]):  # bwrap would make missing ones 0700: unreadable to the pod
+            args += ["--perms", "0755", "--dir", str(parent)]
         args += ["--ro-bind", str(source.resolve()), str(target)]
     args += ["--bind", str(pfs_dir.resolve()), str(PFS), "--chdir", str(PFS), "--"]
     return [*args, *_drop_privileges(sandbox), *argv]

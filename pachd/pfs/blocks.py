@@ -16,11 +16,13 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
 
 from pachd.errors import InvalidArgument
-from pachd.pfs.chunking import BLOCK_SIZE, Chunker, Delimiter
+from pachd.pfs.chunking import BLOCK_SIZE, Chunker, Delimiter, Piece
 from pachd.pfs.records import BlockRef
-from pachd.storage.blocks import BlockStore, ObjectInfo
+from pachd.storage.blocks import BlockStore, ObjectInfo, check_room, disk_error
 
 logger = logging.getLogger(__name__)
 
@@ -43,34 +45,110 @@ class BlockWriter:
     Use as `async with BlockWriter(store) as writer`. submit() waits while
     `in_flight` writes are running, which pushes back on the stream being
     received. A block is durable once its task is done, so metadata that
-    refers to it may be committed after that.
+    refers to it may be committed after that. Pieces of a block larger than a
+    block (write()) are hashed and appended to a temporary file as they come,
+    so memory stays bounded; leaving with an error removes that file.
     """
 
     def __init__(self, store: BlockStore, *, in_flight: int = 4) -> None:
         self._store = store
         self._slots = asyncio.Semaphore(in_flight)
         self._tasks = asyncio.TaskGroup()
+        self._long: _LongBlock | None = None
 
     async def __aenter__(self) -> BlockWriter:
         await self._tasks.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._tasks.__aexit__(*exc)  # type: ignore[arg-type]
+        try:
+            if self._long is not None:
+                await self._long.discard()
+                self._long = None
+        finally:
+            await self._tasks.__aexit__(*exc)  # type: ignore[arg-type]
 
     async def submit(self, data: bytes) -> asyncio.Task[BlockRef]:
         await self._slots.acquire()
         return self._tasks.create_task(self._write(data))
 
+    async def write(self, piece: Piece) -> asyncio.Task[BlockRef] | None:
+        """Takes a piece of a block; returns the block's task once its last piece came."""
+        if self._long is None:
+            if piece.ends_block:
+                return await self.submit(piece.data)
+            self._long = await _LongBlock.open(self._store.temporary())
+        await self._long.append(piece.data)
+        if not piece.ends_block:
+            return None
+        done, self._long = self._long, None
+        await self._slots.acquire()
+        return self._tasks.create_task(self._store_long(done))
+
     async def _write(self, data: bytes) -> BlockRef:
         try:
             digest = await asyncio.to_thread(_sha512, data)
             name = PREFIX + digest
-            if not await self._store.exists(name):
+            if not await self._store.renew(name):  # reused: renewed, so garbage collection keeps it
+                await self._store.ensure_room(len(data))
                 await self._store.put(name, data)
             return BlockRef(digest, 0, len(data))
         finally:
             self._slots.release()
+
+    async def _store_long(self, block: _LongBlock) -> BlockRef:
+        try:
+            digest = await block.close()
+            await self._store.put_from(PREFIX + digest, block.path)
+            return BlockRef(digest, 0, block.size)
+        except BaseException:
+            await block.discard()
+            raise
+        finally:
+            self._slots.release()
+
+
+class _LongBlock:
+    """A block larger than a block, on its way through a temporary file."""
+
+    def __init__(self, path: Path, handle: BinaryIO) -> None:
+        self.path = path
+        self.size = 0
+        self._handle = handle
+        self._hash = hashlib.sha512()
+
+    @classmethod
+    async def open(cls, path: Path) -> _LongBlock:
+        try:
+            return cls(path, await asyncio.to_thread(open, path, "xb"))
+        except OSError as err:
+            raise disk_error(err, f"writing {path}") from err
+
+    async def append(self, data: bytes) -> None:
+        try:
+            await asyncio.to_thread(self._append, data)
+        except OSError as err:
+            raise disk_error(err, f"writing {self.path}") from err
+        self.size += len(data)
+
+    def _append(self, data: bytes) -> None:
+        check_room(self.path.parent, len(data))
+        self._hash.update(data)
+        self._handle.write(data)
+
+    async def close(self) -> str:
+        try:
+            await asyncio.to_thread(self._handle.close)
+        except OSError as err:
+            raise disk_error(err, f"writing {self.path}") from err
+        return self._hash.hexdigest()
+
+    async def discard(self) -> None:
+        def remove() -> None:
+            self._handle.close()
+            self.path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)
 
 
 def _sha512(data: bytes) -> str:
@@ -110,8 +188,11 @@ class FileAssembler:
                 return
             self._large = True
             data, self._small = bytes(self._small) + data, bytearray()
-        for block in self._chunker.feed(data):
-            self._current.append(await self._writer.submit(block))
+        # Cutting (scanning JSON, copying a block out) is CPU work: off the loop.
+        for piece in await asyncio.to_thread(self._chunker.feed, data):
+            task = await self._writer.write(piece)
+            if task is not None:
+                self._current.append(task)
 
     async def end(self) -> int:
         """Ends the current file; returns its index in results()."""
@@ -119,9 +200,7 @@ class FileAssembler:
         if not self._large:
             await self._add_to_pack(bytes(self._small))
         else:
-            rest = self._chunker.close()
-            if rest:
-                self._current.append(await self._writer.submit(rest))
+            self._current.extend(await _close(self._chunker, self._writer))
         self._files.append(self._current)
         self._chunker = None
         self._small.clear()
@@ -235,12 +314,23 @@ async def put_stream(store: BlockStore, delimiter: Delimiter, chunks: AsyncItera
         chunker = Chunker(delimiter)
         tasks = []
         async for data in chunks:
-            for block in chunker.feed(data):
-                tasks.append(await writer.submit(block))
-        rest = chunker.close()
-        if rest:
-            tasks.append(await writer.submit(rest))
+            for piece in await asyncio.to_thread(chunker.feed, data):
+                task = await writer.write(piece)
+                if task is not None:
+                    tasks.append(task)
+        tasks += await _close(chunker, writer)
     return [task.result() for task in tasks]
+
+
+async def _close(chunker: Chunker, writer: BlockWriter) -> list[asyncio.Task[BlockRef]]:
+    """The task of the chunker's last block, if there is one."""
+    long = chunker.in_long_block
+    rest = chunker.close()
+    if not rest and not long:
+        return []
+    task = await writer.write(Piece(rest, True))
+    assert task is not None
+    return [task]
 
 
 async def read_block(store: BlockStore, block_hash: str, offset: int = 0, size: int = 0) -> AsyncIterator[bytes]:

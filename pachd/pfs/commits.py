@@ -8,13 +8,13 @@ turns those into a stored tree (see tree.py) and drops the diffs.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
-
 import dataclasses
 import enum
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from pachd import validate
 from pachd.errors import (
@@ -31,6 +31,7 @@ from pachd.pfs.records import (
     BranchRecord,
     CommitKey,
     CommitRecord,
+    FileDiff,
     decode_branch,
     decode_commit,
     decode_diff,
@@ -39,13 +40,16 @@ from pachd.pfs.records import (
 )
 from pachd.pfs.repos import Repos
 from pachd.pfs.tree import NodeStore, Tree, TreeBuilder
-from pachd.storage.kv import KV, Compare, Delete, DeletePrefix, Op, Put
+from pachd.pfs.uploads import Uploads
+from pachd.storage.kv import KV, Compare, Delete, DeletePrefix, KeyValue, Op, Put
 from pachd.storage.watching import wait_for
 
 logger = logging.getLogger(__name__)
 
 RETRIES = 20
 """How often a transaction that lost a race is retried before Aborted."""
+YIELD_EVERY = 256
+"""Diffs decoded and applied between turns of the event loop to others."""
 
 
 class CommitType(enum.Enum):
@@ -70,9 +74,11 @@ def status_allows(status: CommitStatus, record: CommitRecord) -> bool:
 
 
 class Commits:
-    def __init__(self, *, kv: KV, nodes: NodeStore, repos: Repos, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, kv: KV, nodes: NodeStore, repos: Repos, uploads: Uploads | None = None,
+                 now: Callable[[], float] = time.time) -> None:
         self._kv = kv
         self.nodes = nodes
+        self._uploads = uploads or Uploads(kv=kv)
         self._repos = repos
         self._now = now
 
@@ -85,12 +91,13 @@ class Commits:
             head = await self._kv.get(keys.branch(repo, branch))
             if head is None:
                 await self._repos.get(repo)
-                raise CommitNotFound(f"branch {branch!r} not found in repo {repo!r}; see list-branch {repo}")
+                raise CommitNotFound(f"commit {commit_id} not found in repo {repo}",
+                                     hint=f"no branch {branch!r}; see list-branch {repo}")
             number = decode_branch(head.value).head
         found = await self._kv.get(keys.commit(repo, branch, number))
         if found is None:
             await self._repos.get(repo)
-            raise CommitNotFound(f"commit {branch}/{number} not found in repo {repo!r}; see list-commit {repo}")
+            raise CommitNotFound(f"commit {commit_id} not found in repo {repo}", hint=f"see list-commit {repo}")
         return decode_commit(found.value), found.mod_revision
 
     async def record(self, key: CommitKey) -> CommitRecord | None:
@@ -135,13 +142,15 @@ class Commits:
                 path = "/" + "/".join(parts[:depth])
                 found = await self._kv.get(keys.diff(*record.key, path))
                 if found is not None:
-                    diff = decode_diff(found.value)
-                    size += diff.size
-                    await builder.apply(path, diff)
-        for kv in (await self._kv.range(keys.diffs(*record.key, under))).kvs:
-            diff = decode_diff(kv.value)
+                    appended = (await self._kv.range(keys.appends(*record.key, path))).kvs
+                    for kv_path, diff in in_order([found, *appended]):
+                        size += diff.size
+                        await builder.apply(kv_path, diff)
+        for count, (path, diff) in enumerate(in_order((await self._kv.range(keys.diffs(*record.key, under))).kvs)):
             size += diff.size
-            await builder.apply(keys.diff_path(kv.key), diff)
+            await builder.apply(path, diff)
+            if count % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # a commit of many files: let other calls run between
         return builder, size
 
     async def parent(self, record: CommitRecord) -> CommitRecord | None:
@@ -180,7 +189,7 @@ class Commits:
             full, provenance_archived = await self._full_provenance(repo_record.provenance, provenance)
             if head is None:
                 if number is not None:
-                    raise CommitNotFound(f"commit {parent_id} not found in repo {repo!r}")
+                    raise CommitNotFound(f"commit {parent_id} not found in repo {repo}")
                 clock: tuple[tuple[str, int], ...] = ((branch, 0),)
             elif new_branch:
                 raise CommitExists(f"branch {branch!r} already exists in repo {repo!r}")
@@ -188,7 +197,7 @@ class Commits:
                 head_number = decode_branch(head.value).head
                 if number is not None and number != head_number:
                     if number > head_number:
-                        raise CommitNotFound(f"commit {parent_id} not found in repo {repo!r}")
+                        raise CommitNotFound(f"commit {parent_id} not found in repo {repo}")
                     raise CommitExists(
                         f"commit {branch}/{number + 1} already exists in {repo!r}; start from the branch "
                         f"head ({branch}) or fork a new branch from {parent_id}"
@@ -272,8 +281,14 @@ class Commits:
         if not record.finishing:
             record, revision = await self._mark_finishing(record, revision)
         parent = await self._wait_finished_parent(record)
+        async with self._uploads.running():  # the saved nodes are unreferenced until the txn below
+            return await self._finish(record, revision, parent, cancel)
+
+    async def _finish(self, record: CommitRecord, revision: int, parent: CommitRecord | None,
+                      cancel: bool) -> CommitRecord:
+        repo = record.repo
         builder, size = await self._apply_diffs(record, Tree(self.nodes, parent.root if parent else ""))
-        root, nodes = builder.build()
+        root, nodes = await asyncio.to_thread(builder.build)  # encoding and hashing nodes: CPU, off the loop
         await self.nodes.save(nodes)
         for _ in range(RETRIES):
             done = dataclasses.replace(
@@ -470,6 +485,22 @@ class Commits:
                 limit.update(record.full_provenance)
             downstream &= limit
         return downstream
+
+
+def in_order(kvs: Sequence[KeyValue]) -> Iterator[tuple[str, FileDiff]]:
+    """(path, diff) of diff keys in key order, each file's appends right after
+    its diff in the order they were written (their revisions)."""
+    group: builtins.list[KeyValue] = []
+    for kv in [*kvs, None]:
+        if kv is not None and keys.append_write(kv.key):
+            group.append(kv)
+            continue
+        group.sort(key=lambda a: (a.mod_revision, a.key))
+        for appended in group:
+            yield keys.diff_path(appended.key), decode_diff(appended.value)
+        group = []
+        if kv is not None:
+            yield keys.diff_path(kv.key), decode_diff(kv.value)
 
 
 def _descends(commit: CommitRecord, start: tuple[tuple[str, int], ...] | None) -> bool:

@@ -9,6 +9,7 @@ changed since another commit (a DiffSpec).
 from __future__ import annotations
 
 import builtins
+import dataclasses
 
 import enum
 import logging
@@ -23,6 +24,7 @@ from pachd.pfs.commits import Commits
 from pachd.pfs.records import BlockRef, CommitRecord, FileDiff, FileKind
 from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard
 from pachd.pfs.tree import DirEntry, Entry, FileEntry, Tree, file_change
+from pachd.pfs.uploads import Uploads
 from pachd.pfs.urls import Fetcher
 from pachd.pfs.writes import OpenCommit, Writes
 from pachd.storage.blocks import BlockStore
@@ -71,13 +73,14 @@ class FileInfo:
 
 class Files:
     def __init__(
-        self, *, blocks: BlockStore, commits: Commits, writes: Writes, now: Callable[[], float] = time.time,
-        fetcher: Fetcher | None = None,
+        self, *, blocks: BlockStore, commits: Commits, writes: Writes, uploads: Uploads,
+        now: Callable[[], float] = time.time, fetcher: Fetcher | None = None,
     ) -> None:
         self._blocks = blocks
         self._fetcher = fetcher or Fetcher()
         self._commits = commits
         self._writes = writes
+        self._uploads = uploads
         self._now = now
 
     # -- writing ------------------------------------------------------------
@@ -88,6 +91,10 @@ class Files:
         Nothing becomes visible until the stream has ended and all its blocks
         are durable, so an interrupted stream writes nothing.
         """
+        async with self._uploads.running():  # garbage collection spares the blocks until they are referenced
+            return await self._put(items)
+
+    async def _put(self, items: AsyncIterator[PutItem]) -> int:
         headers: list[tuple[FileHeader, OpenCommit]] = []
         targets: dict[tuple[str, str], OpenCommit] = {}
         async with BlockWriter(self._blocks) as writer:
@@ -129,7 +136,7 @@ class Files:
     async def delete(self, repo: str, commit_id: str, path: str) -> None:
         target = await self._writes.open(repo, commit_id)
         if path != "/" and await self._writes.kind(target, path) is None:
-            raise FileNotFound(f"file {path!r} not found in {repo}/{target.record.id}")
+            raise FileNotFound(f"file {path.lstrip('/')} not found in repo {repo} at commit {target.record.id}")
         await self._writes.delete(target, path, self._now())
 
     # -- reading ------------------------------------------------------------
@@ -139,10 +146,11 @@ class Files:
         shard: Shard = EVERYTHING, diff: DiffSpec | None = None,
     ) -> AsyncIterator[bytes]:
         """The file's bytes (narrowed by shard and diff) from offset, at most size (0: all)."""
-        record, view, old = await self._views(repo, commit_id, diff, path)
+        record, view, old = await self._views(repo, commit_id, diff, _folder_of(path, diff))
         entry = await view.lookup(path)
         if isinstance(entry, DirEntry):
             raise PathIsDirectory(f"{path!r} in {repo}/{record.id} is a directory; use list-file")
+        old = await _whole_if_changed(view, old, diff, _parent(path))
         refs = await self._refs(path, entry, shard, old, diff) if entry is not None else None
         if refs is None:
             raise _not_found(path, repo, record)
@@ -152,8 +160,9 @@ class Files:
     async def inspect(
         self, repo: str, commit_id: str, path: str, *, shard: Shard = EVERYTHING, diff: DiffSpec | None = None
     ) -> FileInfo:
-        record, view, old = await self._views(repo, commit_id, diff, path)
-        entry = await view.lookup(path)
+        record, view, old = await self._views(repo, commit_id, diff, _folder_of(path, diff))
+        entry = await view.lookup(path) if path != "/" else None  # as in v1.2.3, the root has no entry to inspect
+        old = await _whole_if_changed(view, old, diff, path if isinstance(entry, DirEntry) else _parent(path))
         info = await self._info(view, path, entry, shard, old, diff, ListMode.RECURSE) if entry else None
         if info is None:
             raise _not_found(path, repo, record)
@@ -166,17 +175,23 @@ class Files:
         self, repo: str, commit_id: str, path: str, *, shard: Shard = EVERYTHING,
         diff: DiffSpec | None = None, mode: ListMode = ListMode.NORMAL,
     ) -> builtins.list[FileInfo]:
-        """The directory's children (or the file itself), narrowed by shard and diff."""
-        record, view, old = await self._views(repo, commit_id, diff, path)
+        """The directory's children (or the file itself), narrowed by shard and diff.
+
+        With full_file, a directory in which anything changed since the diff's
+        commit lists all its children, whole (as v1.2.3 did). FAST listings
+        carry no sizes (0), as v1.2.3's did not."""
+        record, view, old = await self._views(repo, commit_id, diff, _folder_of(path, diff))
         entry = await view.lookup(path)
+        old = await _whole_if_changed(view, old, diff, path if isinstance(entry, DirEntry) else _parent(path))
         if isinstance(entry, FileEntry):
             info = await self._info(view, path, entry, shard, old, diff, mode)
             if info is None:
                 raise _not_found(path, repo, record)
-            return [info]
-        if entry is None:
+            return [_sizeless(info) if mode is ListMode.FAST else info]
+        if entry is None or (path != "/" and not file_in_shard(shard, path)):
             raise _not_found(path, repo, record)
-        return await self._children(view, path, entry, shard, old, diff, mode)
+        infos = await self._children(view, path, entry, shard, old, diff, mode)
+        return [_sizeless(i) for i in infos] if mode is ListMode.FAST else infos
 
     async def walk(
         self, repo: str, commit_id: str, *, shard: Shard = EVERYTHING, diff: DiffSpec | None = None
@@ -204,8 +219,13 @@ class Files:
         self, view: Tree, path: str, entry: DirEntry, shard: Shard, old: Tree | None,
         diff: DiffSpec | None, mode: ListMode,
     ) -> builtins.list[FileInfo]:
+        children = await view.children(entry)
+        if old is None and not shard.filters_files and not shard.filters_blocks:  # the common case, with no work per entry but the entry
+            base = path.rstrip("/")
+            return [FileInfo(f"{base}/{name}", FileKind.FILE if isinstance(child, FileEntry) else FileKind.DIR,
+                             child.size, child.modified, child.commit) for name, child in children.items()]
         infos = []
-        for name, child in (await view.children(entry)).items():
+        for name, child in children.items():
             info = await self._info(view, _join(path, name), child, shard, old, diff, mode)
             if info is not None:
                 infos.append(info)
@@ -258,9 +278,35 @@ class Files:
         return refs
 
 
+async def _whole_if_changed(view: Tree, old: Tree | None, diff: DiffSpec | None, folder: str) -> Tree | None:
+    """The view a full_file diff compares with: none (everything, whole) if anything in
+    `folder` changed since the diff's commit, as v1.2.3 listed such a folder; so its
+    listing, and the files it lists, read the same."""
+    if old is None or diff is None or not diff.full_file:
+        return old
+    before, now = await old.lookup(folder), await view.lookup(folder)
+    if isinstance(before, DirEntry) and isinstance(now, DirEntry) and before.node == now.node:
+        return old
+    return None
+
+
+def _folder_of(path: str, diff: DiffSpec | None) -> str:
+    """What a read of `path` must see: its folder too for a full_file diff (see _whole_if_changed)."""
+    return _parent(path) if diff is not None and diff.full_file else path
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] or "/"
+
+
+def _sizeless(info: FileInfo) -> FileInfo:
+    return dataclasses.replace(info, size=0)
+
+
 def _join(parent: str, name: str) -> str:
     return f"{parent.rstrip('/')}/{name}"
 
 
 def _not_found(path: str, repo: str, record: CommitRecord) -> FileNotFound:
-    return FileNotFound(f"file {path!r} not found in {repo}/{record.id} (or not in the requested shard or diff)")
+    return FileNotFound(f"file {path.lstrip('/')} not found in repo {repo} at commit {record.id}",
+                        hint="or it is not in the requested shard or diff; see list-file")

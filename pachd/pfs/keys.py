@@ -4,6 +4,7 @@
     pfs/branches/<repo>/<branch>                   BranchRecord (the head number)
     pfs/commits/<repo>/<branch>/<n>                CommitRecord
     pfs/diffs/<repo>/<branch>/<n>/<path>           FileDiff of an open commit
+    pfs/diffs/<repo>/<branch>/<n>/<path>\0<write>   FileDiff: one write's append to that file
     pfs/resets/<repo>/<branch>/<n>                 FileDiff: the open commit deleted "/"
     pfs/provenance/<repo>/<branch>/<n>/<repo2>/<branch2>/<n2>
                                                    (empty) <repo2>/<branch2>/<n2> has
@@ -61,10 +62,30 @@ def diffs(repo: str, branch: str, number: int, under: str = "/") -> str:
     return base if under == "/" else f"{base}{under[1:]}/"
 
 
+APPEND_SEPARATOR = "\x00"
+"""Between a file's diff key and a write's ID. Paths never hold it, and it sorts
+below every other character, so a file's appends follow its diff key at once."""
+
+
+def appended(repo: str, branch: str, number: int, path: str, write: str) -> str:
+    """One write's append to the file at `path` (whose diff key must exist)."""
+    return f"{diff(repo, branch, number, path)}{APPEND_SEPARATOR}{write}"
+
+
+def appends(repo: str, branch: str, number: int, path: str) -> str:
+    """Prefix of every append to the file at `path`."""
+    return f"{diff(repo, branch, number, path)}{APPEND_SEPARATOR}"
+
+
 def diff_path(key: str) -> str:
-    """The normalised path of a diff key."""
+    """The normalised path of a diff key (or of an append's key)."""
     # pfs/diffs/<repo>/<branch>/<n>/<path>: the path is everything after the 5th '/'.
-    return "/" + key.split("/", 5)[5]
+    return "/" + key.split("/", 5)[5].split(APPEND_SEPARATOR, 1)[0]
+
+
+def append_write(key: str) -> str:
+    """The write ID of an append's key; "" for a plain diff key."""
+    return key.partition(APPEND_SEPARATOR)[2]
 
 
 def repo_diffs(repo: str) -> str:
@@ -142,3 +163,13 @@ def provenance_from_key(key: str) -> tuple[tuple[str, str, int], tuple[str, str,
     """(upstream, downstream) commits of a provenance index entry."""
     _, _, r1, b1, n1, r2, b2, n2 = key.split("/")
     return (r1, b1, int(n1)), (r2, b2, int(n2))
+
+
+# -- writes in flight (kept outside pfs/, which delete-all clears) -------------
+
+UPLOADS = "uploads/"
+
+
+def upload(replica: str) -> str:
+    """The time the oldest write still running on `replica` began (absent: none)."""
+    return f"uploads/{replica}"

@@ -25,7 +25,7 @@ class Repos:
         """The repo and its record's revision; RepoNotFound if absent."""
         found = await self._kv.get(keys.repo(name))
         if found is None:
-            raise RepoNotFound(f"repo {name!r} not found; see list-repo for the repos that exist")
+            raise RepoNotFound(f"repo {name} not found", hint="see list-repo for the repos that exist")
         return decode_repo(found.value), found.mod_revision
 
     async def create(self, name: str, provenance: Sequence[str]) -> RepoRecord:
@@ -47,7 +47,7 @@ class Repos:
         result = await self._kv.txn(compares, [Put(keys.repo(name), encode(record))])
         if not result.succeeded:
             if await self._kv.get(keys.repo(name)) is not None:
-                raise RepoExists(f"repo {name!r} already exists")
+                raise RepoExists(f"repo {name} exists", hint="choose another name, or delete-repo it first")
             raise RepoNotFound(f"a provenance repo of {name!r} was deleted meanwhile; try again")
         logger.debug("created repo %s", name)
         return record

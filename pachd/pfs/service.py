@@ -14,7 +14,7 @@ from google.protobuf import empty_pb2, wrappers_pb2
 
 from pachd import validate
 from pachd.errors import InvalidArgument
-from pachd.pfs import Pfs, blocks, messages
+from pachd.pfs import Pfs, blocks, messages, wire
 from pachd.pfs.files import FileHeader, PutItem
 from pachd.pfs.records import FileKind
 from protos import pfs_pb2, pfs_pb2_grpc
@@ -134,7 +134,7 @@ class PfsService(pfs_pb2_grpc.APIServicer):
             repo, commit_id, path, shard=messages.shard(request.shard),
             diff=messages.diff_spec(request.diff_method, repo), mode=messages.list_mode(request.mode),
         )
-        return pfs_pb2.FileInfos(file_info=[messages.file_info(repo, commit_id, i) for i in infos])
+        return wire.file_infos(repo, commit_id, infos)
 
     async def DeleteFile(self, request: pfs_pb2.DeleteFileRequest, context: Context) -> empty_pb2.Empty:
         await self._pfs.files.delete(*messages.file_ref(request.file))

@@ -27,7 +27,7 @@ from pachd.storage.blocks import BlockStore
 EMPTY = ""
 """The root of an empty tree."""
 
-_NODE_PREFIX = "trees/"
+NODE_PREFIX = "trees/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +112,7 @@ class NodeStore:
         if hit is not None:
             self._cache.move_to_end(node)
             return hit[0]
-        data = await self._blocks.get(_NODE_PREFIX + node)
+        data = await self._blocks.get(NODE_PREFIX + node)
         entries = decode_node(data)
         self._remember(node, entries, len(data))
         return entries
@@ -120,8 +120,9 @@ class NodeStore:
     async def save(self, nodes: Mapping[str, tuple[Node, bytes]]) -> None:
         """Durably stores encoded nodes (before any commit refers to them)."""
         for node, (entries, data) in nodes.items():
+            # Put even when cached: that renews a stored node, and restores one garbage collection took.
+            await self._blocks.put(NODE_PREFIX + node, data)
             if node not in self._cache:
-                await self._blocks.put(_NODE_PREFIX + node, data)
                 self._remember(node, entries, len(data))
 
     def _remember(self, node: str, entries: Node, size: int) -> None:

@@ -3,12 +3,20 @@
 Every write compares the commit record's revision, and finishing a commit
 first rewrites that record (finishing=True), so a write racing a finish either
 lands before the tree is built or fails with CommitFinished: nothing is lost
-silently. Concurrent writers to one path merge their appends.
+silently.
+
+A path's diff key holds what the commit made of it (a file, a directory, a
+deletion). Appending to a file the commit already holds writes a key of its
+own (keys.appended) guarded only by the path's diff key, so writers appending
+to one file never contend with each other: a write retries only when another
+changed what the path is (created, deleted or made it a directory), which each
+writer does at most once. Reads apply a file's appends in revision order.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +28,9 @@ from pachd.pfs.tree import DirEntry, FileEntry, Tree, split
 from pachd.storage.kv import KV, Compare, DeletePrefix, Op, Put
 
 logger = logging.getLogger(__name__)
+
+BATCH = 1000
+"""Paths written in one transaction at most."""
 
 
 @dataclass(eq=False)
@@ -109,27 +120,36 @@ class Writes:
             previous = combined.get(path)
             combined[path] = merge(previous, diff, path) if previous else diff
         paths = list(combined)
-        per_txn = max(1, (self._kv.max_txn_ops - 1) // 2)
+        # Bounded batches: each is built on the event loop, so it must stay short.
+        per_txn = max(1, min(BATCH, (self._kv.max_txn_ops - 1) // 2))
         for start in range(0, len(paths), per_txn):
             await self._apply_batch(target, {p: combined[p] for p in paths[start : start + per_txn]})
 
     async def _apply_batch(self, target: OpenCommit, batch: dict[str, FileDiff]) -> None:
+        # No retry limit: a failed attempt means another transaction changed the
+        # commit record or what one of these paths is, and appends (what
+        # concurrent writers mostly do) change neither, so this cannot starve.
         key = target.record.key
-        for _ in range(RETRIES):
+        write = uuid.uuid4().hex
+        while True:
             guards = [Compare(keys.commit(*key), target.revision)]
             ops: list[Op] = []
             merged: dict[str, FileDiff] = {}
             for path, diff in batch.items():
                 old, revision = target.known.get(path, (None, 0))
-                merged[path] = merge(old, diff, path)
                 guards.append(Compare(keys.diff(*key, path), revision))
-                ops.append(Put(keys.diff(*key, path), encode(merged[path])))
+                if _appends(old, diff):
+                    ops.append(Put(keys.appended(*key, path, write), encode(diff)))
+                elif not _same_directory(old, diff):
+                    merged[path] = merge(old, diff, path)
+                    ops.append(Put(keys.diff(*key, path), encode(merged[path])))
             result = await self._kv.txn(guards, ops)
             if result.succeeded:
                 target.known.update((p, (d, result.revision)) for p, d in merged.items())
                 return
+            logger.debug("writing to %s/%s: another write changed the commit or a path first; again",
+                         key[0], target.record.id)
             await self._refresh(target, batch)
-        raise Aborted(f"writing to {key[0]}/{target.record.id} lost too many races; try again")
 
     async def _refresh(self, target: OpenCommit, paths: dict[str, FileDiff]) -> None:
         record, target.revision = await self._commits.get(target.record.repo, target.record.id)
@@ -146,7 +166,8 @@ class Writes:
             if path == "/":
                 ops: list[Op] = [DeletePrefix(keys.diffs(*key)), Put(keys.root_reset(*key), encode(tombstone))]
             else:
-                ops = [DeletePrefix(keys.diffs(*key, path)), Put(keys.diff(*key, path), encode(tombstone))]
+                ops = [DeletePrefix(keys.diffs(*key, path)), DeletePrefix(keys.appends(*key, path)),
+                       Put(keys.diff(*key, path), encode(tombstone))]
             result = await self._kv.txn([Compare(keys.commit(*key), target.revision)], ops)
             if result.succeeded:
                 target.known.clear()
@@ -155,6 +176,16 @@ class Writes:
             record, target.revision = await self._commits.get(target.record.repo, target.record.id)
             _refuse_finished(record)
         raise Aborted(f"deleting from {key[0]}/{target.record.id} lost too many races; try again")
+
+
+def _appends(old: FileDiff | None, new: FileDiff) -> bool:
+    """Whether `new` only appends to a file the commit already holds."""
+    return old is not None and old.kind is FileKind.FILE and new.kind is FileKind.FILE and not new.delete
+
+
+def _same_directory(old: FileDiff | None, new: FileDiff) -> bool:
+    """Whether `new` makes a directory the commit already holds: nothing to write."""
+    return old is not None and old.kind is FileKind.DIR and new.kind is FileKind.DIR and not new.delete
 
 
 def _ancestors(path: str) -> list[str]:

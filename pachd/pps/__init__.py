@@ -14,11 +14,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from pachd.errors import InvalidManifest, PachError
+from pachd.errors import InvalidManifest, JobNotFound, PachError, PipelineNotFound, RepoNotFound
 from pachd.executor.base import Executor
 from pachd.pfs import Pfs
 from pachd.pps import keys
-from pachd.pps.controller import PipelineController, job_id
+from pachd.pps.controller import PipelineController, job_id, named_job_id
 from pachd.pps.driver import JobDriver
 from pachd.pps.jobs import Jobs
 from pachd.pps.pipelines import Pipelines
@@ -43,10 +43,13 @@ logger = logging.getLogger(__name__)
 class Pps:
     def __init__(
         self, *, kv: KV, pfs: Pfs, executor: Executor, default_image: str = DEFAULT_IMAGE, replica: str = "pachd",
-        lease_ttl: float = 10.0, credential: Callable[[str], str] = lambda job_id: "",
+        lease_ttl: float = 10.0, credential: Callable[[str], str] = lambda job_id: "", images_ignored: bool = False,
     ) -> None:
-        """`credential` gives the token a job's pods are handed (pachd/auth.py)."""
+        """`credential` gives the token a job's pods are handed (pachd/auth.py); `images_ignored`:
+        the executor runs every pod on this machine, whatever image it names."""
         self._kv = kv
+        self._images_ignored = images_ignored
+        self._warned = False
         self._pfs = pfs
         self.executor = executor
         self.jobs = Jobs(kv=kv, pfs=pfs)
@@ -102,43 +105,73 @@ class Pps:
         With a pipeline and no transform, the pipeline's transform and
         parallelism are used, and the output goes to the pipeline's repo.
         """
+        identity = uuid.uuid4().hex
         resolved_inputs = []
         for given in inputs:
-            canonical = (await self._pfs.commits.get(given.repo, given.commit))[0].id
+            try:
+                canonical = (await self._pfs.commits.get(given.repo, given.commit))[0].id
+            except RepoNotFound as err:
+                if pipeline or parent:
+                    raise
+                raise RepoNotFound(f"could not create repo job_{identity}, not all provenance repos exist",
+                                   hint=err.message) from err
             resolved_inputs.append(dataclasses.replace(given, commit=canonical))
         resolved = tuple(resolved_inputs)
-        identity = uuid.uuid4().hex
         version = 0
+        record = None
         if pipeline:
-            record, _ = await self.pipelines.get(pipeline)
-            version = record.version
-            if transform is None:
-                transform, parallelism = record.transform, record.parallelism
-            if resolved and not force:
-                identity = job_id(record, resolved)
-                if await self._kv.get(keys.job(identity)) is not None:
-                    return (await self.jobs.get(identity))[0]
+            try:
+                record = (await self.pipelines.get(pipeline))[0]
+            except PipelineNotFound:
+                if transform is None:
+                    raise
+                await self._pfs.repos.get(pipeline)  # v1.2 wrote such a job's output into the repo of that name
+            if record is not None:
+                version = record.version
+                if transform is None:
+                    transform, parallelism = record.transform, record.parallelism
         if transform is None or not transform.cmd:
             raise InvalidManifest("a job needs a transform with a cmd, or a pipeline to take it from")
+        if pipeline and resolved and not force:
+            identity = job_id(record, resolved) if record is not None else named_job_id(pipeline, transform, resolved)
+            if await self._kv.get(keys.job(identity)) is not None:
+                return (await self.jobs.get(identity))[0]
         output_repo = pipeline or ((await self.jobs.get(parent))[0].output_repo if parent else f"job_{identity}")
         if not pipeline and not parent:
             await self._pfs.repos.create(output_repo, list(dict.fromkeys(i.repo for i in resolved)))
-        job = JobRecord(identity, pipeline, version, transform, parallelism, resolved, output_repo, time.time(),
-                        parent=parent)
+        now = time.time()
+        job = JobRecord(identity, pipeline, version, transform, parallelism, resolved, output_repo, now,
+                        parent=parent, started=now)
         await self.jobs.create(job)
-        if not pipeline and await self.supervisor.ownership.claim(job_owner(job.id)):
+        # A pipeline's job is driven by the replica that owns the pipeline; any other by whoever claims it.
+        if record is None and await self.supervisor.ownership.claim(job_owner(job.id)):
             self.supervisor.launch(job.id, job_owner(job.id))
-        # A pipeline's job is driven by the replica that owns the pipeline.
         return job
+
+    def image_warning(self, image: str) -> str:
+        """What to tell a client that names an image the executor will not use ("" if nothing); logged once."""
+        if not image or not self._images_ignored:
+            return ""
+        warning = (f"image {image!r} is ignored: the local executor runs pods on pachd's machine "
+                   "(use --executor docker or kubernetes to run images)")
+        if not self._warned:
+            self._warned = True
+            logger.warning("%s; said once", warning)
+        return warning
 
     async def logs(self, job: str) -> AsyncIterator[bytes]:
         """The job's pod logs, each line as `<pod index> | <line>`, secret values blanked out."""
-        record, _ = await self.jobs.get(job)
+        try:
+            record, _ = await self.jobs.get(job)
+        except JobNotFound as err:  # v1.2.3's GetLogs text differs from InspectJob's
+            raise JobNotFound(f"job {job} not found", hint=err.hint) from err
         hidden = secret_values([record.transform])
         async for line in self.executor.logs(job):
             yield b"%d | %s\n" % (line.index, scrub(line.line, hidden))
         if record.state is JobState.FAILURE and record.reason:  # JobInfo has no field for why
             yield b"pachd | job failed: %s\n" % scrub(record.reason.encode(), hidden)
+        elif record.state is JobState.PULLING and record.waiting:
+            yield b"pachd | job waits for its image: %s\n" % scrub(record.waiting.encode(), hidden)
 
     async def follow_logs(self, job: str, *, poll: float = 0.5) -> AsyncIterator[bytes]:
         """Like logs(), then every new line as the pods print it, until the job has ended.

@@ -164,6 +164,10 @@ class JobDriver:
         async for event in self._executor.events(job_id):
             if event.phase is PodPhase.CRASHED:
                 await self._jobs.release(job_id, event.index, event.name)
+            elif event.phase is PodPhase.PULLING:
+                waiting = f"pod {event.index}: {event.reason}"
+                await self._jobs.update(job_id, lambda j: dataclasses.replace(j, waiting=waiting)
+                                        if j.state is JobState.PULLING else j)
             elif event.phase is PodPhase.GAVE_UP:
                 await self._jobs.release(job_id, event.index, event.name)
                 await self._give_up(job_id, event.index, event.reason)
@@ -179,19 +183,26 @@ class JobDriver:
         await self._jobs.update(job_id, failed)
 
     async def _complete(self, job_id: str) -> None:
-        """Squashes the successful pods' commits into the output commit and finishes it."""
+        """Squashes the successful pods' commits into the output commit, finishes it, sets the state.
+
+        Resumable from any point: the squash replaces what an interrupted one
+        wrote, and once the output is finishing or finished (so squashed in
+        full) only the steps after it are done again.
+        """
         job = (await self._jobs.get(job_id))[0]
         if job.state.done:
             await self._executor.delete(job_id)  # stopped meanwhile: its pods are not needed
             return
         done = [pod.commit for pod in job.pods if pod.state is PodState.SUCCESS]
         failed = any(pod.state is PodState.FAILURE for pod in job.pods)
-        if done:
+        output = (await self._pfs.commits.get(job.output_repo, job.output_commit))[0]
+        if done and output.is_open and not output.finishing:
             await self._pfs.squash.squash(job.output_repo, done, job.output_commit, replace=True)
-        try:
-            output = await self._pfs.commits.finish(job.output_repo, job.output_commit, cancel=failed)
-        except CommitFinished:
-            output = (await self._pfs.commits.get(job.output_repo, job.output_commit))[0]
+        if output.is_open:
+            try:
+                output = await self._pfs.commits.finish(job.output_repo, job.output_commit, cancel=failed)
+            except CommitFinished:
+                output = (await self._pfs.commits.get(job.output_repo, job.output_commit))[0]
         state = JobState.FAILURE if failed or output.cancelled else JobState.SUCCESS
         reason = job.reason or ("a pod's code failed" if failed else "the parent's output was cancelled"
                                 if output.cancelled else "")

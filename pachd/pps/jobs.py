@@ -70,7 +70,7 @@ class Jobs:
     async def get(self, job_id: str) -> tuple[JobRecord, int]:
         found = await self._kv.get(keys.job(job_id))
         if found is None:
-            raise JobNotFound(f"job {job_id!r} not found; see list-job")
+            raise JobNotFound(f"JobInfos {job_id} not found", hint="see list-job")
         return decode_job(found.value), found.mod_revision
 
     async def inspect(self, job_id: str, *, block: bool = False) -> JobRecord:

@@ -60,7 +60,7 @@ class Pipelines:
     async def get(self, name: str) -> tuple[PipelineRecord, int]:
         found = await self._kv.get(keys.pipeline(name))
         if found is None:
-            raise PipelineNotFound(f"pipeline {name!r} not found; see list-pipeline")
+            raise PipelineNotFound(f"PipelineInfos {name} not found", hint="see list-pipeline")
         return decode_pipeline(found.value), found.mod_revision
 
     async def create(
@@ -79,11 +79,12 @@ class Pipelines:
         if update:
             return await self._update(name, transform, parallelism, tuple(inputs), no_archive)
         if await self._kv.get(keys.pipeline(name)) is not None:
-            raise PipelineExists(f"pipeline {name!r} already exists; use update-pipeline to change it")
+            raise PipelineExists(f"pipeline {name} already exists", hint="use update-pipeline to change it")
         try:
             await self._pfs.repos.create(name, repos)
         except RepoExists as err:
-            raise RepoExists(f"a repo named {name!r} exists already; delete it or name the pipeline differently") from err
+            raise RepoExists(f"repo {name} exists",
+                             hint="a pipeline's output repo takes its name; delete the repo or rename the pipeline") from err
         record = PipelineRecord(name, transform, parallelism, tuple(inputs), self._now())
         try:
             result = await self._kv.txn([Compare(keys.pipeline(name), 0)], [Put(keys.pipeline(name), encode(record))])
@@ -93,7 +94,7 @@ class Pipelines:
             raise
         if not result.succeeded:
             await self._pfs.repos.delete(name, force=True)
-            raise PipelineExists(f"pipeline {name!r} was created meanwhile")
+            raise PipelineExists(f"pipeline {name} already exists", hint="it was created meanwhile")
         logger.info("created pipeline %s", name)
         return record
 

@@ -17,6 +17,7 @@ from protos import pps_internal_pb2, pps_internal_pb2_grpc, pps_pb2, pps_pb2_grp
 Context = grpc.aio.ServicerContext[object, object]
 EMPTY = empty_pb2.Empty()
 
+WARNING_KEY = "pach-warning"  # trailing metadata: the call succeeded, but the client should know this
 POD_INDEX_KEY = "pach-pod-index"
 POD_NAME_KEY = "pach-pod-name"
 
@@ -34,6 +35,7 @@ class PpsService(pps_pb2_grpc.APIServicer):
             parent=request.parent_job.id if request.HasField("parent_job") else "",
             force=request.force,
         )
+        _warn(context, self._pps.image_warning(request.transform.image))
         return pps_pb2.Job(id=job.id)
 
     async def InspectJob(self, request: pps_pb2.InspectJobRequest, context: Context) -> pps_pb2.JobInfo:
@@ -57,6 +59,7 @@ class PpsService(pps_pb2_grpc.APIServicer):
             update=request.update,
             no_archive=request.no_archive,
         )
+        _warn(context, self._pps.image_warning(request.transform.image))
         return EMPTY
 
     async def InspectPipeline(self, request: pps_pb2.InspectPipelineRequest, context: Context) -> pps_pb2.PipelineInfo:
@@ -114,6 +117,11 @@ class InternalJobService(pps_internal_pb2_grpc.InternalJobAPIServicer):
         _, name = _pod_identity(context)
         await self._pps.jobs.report(request.job.id, request.pod_index, success=request.success, pod_name=name)
         return EMPTY
+
+
+def _warn(context: Context, warning: str) -> None:
+    if warning:
+        context.set_trailing_metadata(((WARNING_KEY, warning),))
 
 
 def _pod_identity(context: Context) -> tuple[int | None, str]:

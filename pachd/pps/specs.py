@@ -141,6 +141,7 @@ class JobRecord:
     started: float | None = None
     finished: float | None = None
     reason: str = ""  # why it failed
+    waiting: str = ""  # while PULLING: why a pod cannot start yet (its image cannot be had)
 
     @property
     def pod_count(self) -> int:
@@ -218,5 +219,6 @@ def decode_job(raw: bytes) -> JobRecord:
         started=d["started"],
         finished=d["finished"],
         reason=d["reason"],
+        waiting=d.get("waiting", ""),
     )
 

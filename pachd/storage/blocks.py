@@ -12,10 +12,32 @@ and never changed, so readers may cache it forever.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
+
+from pachd.errors import DiskFull, StorageError
+
+RESERVE = 32 * 1024 * 1024
+"""Bytes a local disk keeps free for metadata: block writes that would eat into them are refused."""
+
+
+def check_room(folder: Path, size: int, reserve: int = RESERVE) -> None:
+    """Raises DiskFull unless `size` more bytes fit in `folder`'s filesystem, leaving `reserve` free."""
+    st = os.statvfs(folder)
+    if st.f_bavail * st.f_frsize - size < reserve:
+        raise DiskFull(f"no space left on device under {folder} (keeping {reserve >> 20} MiB free for metadata)")
+
+
+def disk_error(err: OSError, what: str) -> StorageError:
+    """The StorageError for a failed local disk operation: DiskFull when the disk is full."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"{what}: no space left on device ({err.filename or err})")
+    return StorageError(f"{what} failed: {err}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +46,7 @@ class ObjectInfo:
 
     name: str
     size: int
-    created: datetime
+    created: datetime  # when written, or last renewed (see BlockStore.renew)
 
 
 class BlockStore(Protocol):
@@ -42,6 +64,31 @@ class BlockStore(Protocol):
         leaves a partial object visible.
         """
 
+    def temporary(self) -> Path:
+        """A fresh local path where a large object may be written before put_from.
+
+        It lies where sweep() finds what a crash left behind.
+        """
+
+    async def ensure_room(self, size: int) -> None:
+        """Raises DiskFull unless `size` more bytes of blocks fit while keeping room for metadata.
+
+        Block writers call it first; metadata (tree nodes, the KV) may use the room it keeps.
+        """
+
+    async def put_from(self, name: str, source: Path) -> None:
+        """Store the bytes of the local file `source` under `name`, as put() does.
+
+        `source` (from temporary()) is consumed: moved into place or removed,
+        whether the call succeeds or fails.
+        """
+
+    async def sweep(self) -> int:
+        """Remove what interrupted writes left behind; returns how many files went.
+
+        Call it at start-up, before any write.
+        """
+
     async def get(self, name: str, offset: int = 0, size: int = 0) -> bytes:
         """Bytes [offset, offset+size) of the object; size 0 means to the end.
 
@@ -50,6 +97,20 @@ class BlockStore(Protocol):
 
     async def exists(self, name: str) -> bool:
         """Whether the object exists."""
+
+    async def renew(self, name: str) -> bool:
+        """Sets the object's time (ObjectInfo.created) to now, if it exists; False if not.
+
+        A writer that reuses an existing object renews it, so garbage
+        collection treats it as just written. Putting an existing name renews it too.
+        """
+
+    async def delete_if_older(self, name: str, cutoff: datetime) -> bool:
+        """Removes the object unless it was written or renewed at or after `cutoff`.
+
+        Atomic with respect to put() and renew(): an object renewed while
+        this runs is kept. True if it was removed.
+        """
 
     async def stat(self, name: str) -> ObjectInfo:
         """Size and creation time of the object."""

@@ -9,8 +9,12 @@ makes visible only when complete: a failed upload leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TypeVar
 
 from google.api_core import exceptions as gexc
@@ -32,6 +36,7 @@ class GcsBlockStore:
         self._client = client or storage.Client()
         self._bucket = self._client.bucket(bucket)
         self._name = bucket
+        self._spill = Path(tempfile.mkdtemp(prefix="pachd-gcs-"))  # large uploads wait here, this process's own
 
     async def _run(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -53,9 +58,60 @@ class GcsBlockStore:
                 # if_generation_match=0: create only; an existing object is the same bytes.
                 blob.upload_from_string(data, if_generation_match=0, timeout=TIMEOUT, retry=RETRY)
             except gexc.PreconditionFailed:
-                pass
+                self._renew(name)
 
         await self._run(f"writing {name}", upload)
+
+    def temporary(self) -> Path:
+        return self._spill / uuid.uuid4().hex
+
+    async def ensure_room(self, size: int) -> None:
+        return None  # a bucket does not fill up; large uploads check their local spill folder themselves
+
+    async def put_from(self, name: str, source: Path) -> None:
+        blob = self._bucket.blob(name)
+
+        def upload() -> None:
+            try:
+                blob.upload_from_filename(str(source), if_generation_match=0, timeout=TIMEOUT, retry=RETRY)
+            except gexc.PreconditionFailed:
+                self._renew(name)
+
+        try:
+            await self._run(f"writing {name}", upload)
+        finally:
+            source.unlink(missing_ok=True)
+
+    def _renew(self, name: str) -> bool:
+        # A metadata change moves the object's `updated` time and its metageneration,
+        # which makes a concurrent delete_if_older (conditional on both) fail.
+        blob = self._bucket.blob(name)
+        blob.metadata = {"renewed": datetime.now(timezone.utc).isoformat()}
+        try:
+            blob.patch(timeout=TIMEOUT, retry=RETRY)
+            return True
+        except gexc.NotFound:
+            return False
+
+    async def renew(self, name: str) -> bool:
+        return await self._run(f"renewing {name}", lambda: self._renew(name))
+
+    async def delete_if_older(self, name: str, cutoff: datetime) -> bool:
+        def delete() -> bool:
+            blob = self._bucket.get_blob(name, timeout=TIMEOUT, retry=RETRY)
+            if blob is None or _time(blob) >= cutoff:
+                return False
+            try:
+                blob.delete(if_generation_match=blob.generation, if_metageneration_match=blob.metageneration,
+                            timeout=TIMEOUT, retry=RETRY)
+                return True
+            except (gexc.PreconditionFailed, gexc.NotFound):
+                return False
+
+        return await self._run(f"deleting {name}", delete)
+
+    async def sweep(self) -> int:
+        return 0  # uploads are atomic, and the spill folder is this process's own
 
     async def get(self, name: str, offset: int = 0, size: int = 0) -> bytes:
         blob = self._bucket.blob(name)
@@ -80,8 +136,7 @@ class GcsBlockStore:
             blob = self._bucket.get_blob(name, timeout=TIMEOUT, retry=RETRY)
             if blob is None:
                 raise gexc.NotFound(name)  # type: ignore[no-untyped-call]
-            created = blob.time_created or datetime.now(timezone.utc)
-            return ObjectInfo(name, int(blob.size or 0), created)
+            return ObjectInfo(name, int(blob.size or 0), _time(blob))
 
         return await self._run(f"inspecting {name}", fetch)
 
@@ -97,10 +152,16 @@ class GcsBlockStore:
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         def fetch() -> list[ObjectInfo]:
             blobs = self._client.list_blobs(self._name, prefix=prefix, timeout=TIMEOUT, retry=RETRY)
-            return [ObjectInfo(b.name, int(b.size or 0), b.time_created or datetime.now(timezone.utc)) for b in blobs]
+            return [ObjectInfo(b.name, int(b.size or 0), _time(b)) for b in blobs]
 
         for info in sorted(await self._run("listing", fetch), key=lambda i: i.name):
             yield info
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
+        await asyncio.to_thread(shutil.rmtree, self._spill, True)
+
+
+def _time(blob: storage.Blob) -> datetime:
+    """When the object was written or last renewed."""
+    return blob.updated or blob.time_created or datetime.now(timezone.utc)

@@ -2,9 +2,10 @@
 
 A name "blocks/<hash>" lives at root/blocks/<first two chars>/<hash>, so no
 directory grows past a few thousand entries. A write goes to a temporary file
-in the same filesystem, is fsynced, then renamed into place (and the
-directory fsynced): a crash never leaves a partial object under its name.
-All disk I/O runs in worker threads.
+in the same filesystem (root/tmp), is fsynced, then renamed into place (and
+the directory fsynced): a crash never leaves a partial object under its name,
+and a failed write removes its temporary file; sweep() clears what a crash
+left in root/tmp. All disk I/O runs in worker threads.
 """
 
 from __future__ import annotations
@@ -13,20 +14,24 @@ import builtins
 
 import asyncio
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pachd.errors import BlockNotFound, InvalidArgument, StorageError
-from pachd.storage.blocks import ObjectInfo
+from pachd.storage.blocks import RESERVE, ObjectInfo, check_room, disk_error
 
 
 class LocalBlockStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, reserve: int = RESERVE) -> None:
         self._root = root
+        self._reserve = reserve
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
+        # Renewing an object and deleting it when old exclude each other (one pachd owns the folder).
+        self._renewing = threading.Lock()
 
     def _path(self, name: str) -> Path:
         folder, _, leaf = name.rpartition("/")
@@ -39,27 +44,101 @@ class LocalBlockStore:
         try:
             await asyncio.to_thread(self._write, path, data)
         except OSError as err:
-            raise StorageError(f"writing {name} failed: {err}") from err
+            raise disk_error(err, f"writing {name}") from err
 
     def _write(self, path: Path, data: bytes) -> None:
-        if path.exists():
+        if self._renew(path):
             return  # names are content hashes: the bytes are already there
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp / uuid.uuid4().hex
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        tmp = self.temporary()
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._move(tmp, path)
+
+    def temporary(self) -> Path:
+        return self._tmp / uuid.uuid4().hex
+
+    async def ensure_room(self, size: int) -> None:
+        await asyncio.to_thread(check_room, self._tmp, size, self._reserve)
+
+    async def put_from(self, name: str, source: Path) -> None:
         try:
-            os.fsync(dir_fd)
+            path = self._path(name)
+            await asyncio.to_thread(self._move, source, path)
+        except OSError as err:
+            raise disk_error(err, f"writing {name}") from err
         finally:
-            os.close(dir_fd)
+            source.unlink(missing_ok=True)  # not there any more once moved into place
+
+    def _move(self, source: Path, path: Path) -> None:
+        """Makes the temporary file `source` durable at `path` (removing it if `path` exists)."""
+        try:
+            if self._renew(path):
+                return
+            fd = os.open(source, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        finally:
+            source.unlink(missing_ok=True)
+
+    def _renew(self, path: Path) -> bool:
+        with self._renewing:
+            try:
+                os.utime(path)
+                return True
+            except FileNotFoundError:
+                return False
+
+    async def renew(self, name: str) -> bool:
+        try:
+            return await asyncio.to_thread(self._renew, self._path(name))
+        except OSError as err:
+            raise StorageError(f"renewing {name} failed: {err}") from err
+
+    async def delete_if_older(self, name: str, cutoff: datetime) -> bool:
+        path = self._path(name)
+
+        def delete() -> bool:
+            with self._renewing:
+                try:
+                    if datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) >= cutoff:
+                        return False
+                    path.unlink()
+                    return True
+                except FileNotFoundError:
+                    return False
+
+        try:
+            return await asyncio.to_thread(delete)
+        except OSError as err:
+            raise StorageError(f"deleting {name} failed: {err}") from err
+
+    async def sweep(self) -> int:
+        def remove() -> int:
+            gone = 0
+            for leftover in self._tmp.iterdir():
+                leftover.unlink(missing_ok=True)
+                gone += 1
+            return gone
+
+        return await asyncio.to_thread(remove)
 
     async def get(self, name: str, offset: int = 0, size: int = 0) -> bytes:
         path = self._path(name)

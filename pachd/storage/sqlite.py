@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from pachd.errors import Compacted, InvalidArgument, StorageError
+from pachd.errors import Compacted, DiskFull, InvalidArgument, StorageError
 from pachd.storage.kv import (
     Compare,
     Delete,
@@ -107,6 +107,8 @@ class SqliteKV:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
         except sqlite3.Error as err:
+            if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise DiskFull(f"no space left on device for the metadata store {self._path}") from err
             raise StorageError(f"metadata store {self._path} failed: {err}") from err
 
     @property
@@ -149,7 +151,8 @@ class SqliteKV:
                 rows = self._conn.execute(sql, args).fetchall()
                 revision = self._current_revision()
             finally:
-                self._conn.execute("COMMIT")
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
             return RangeResult([_row(r) for r in rows], revision)
 
         return await self._call(read)
@@ -193,7 +196,8 @@ class SqliteKV:
                 revision = self._apply(revision + 1, ops)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite itself rolls back after some errors (a full disk)
+                db.execute("ROLLBACK")
             raise
         return TxnResult(held, revision)
 

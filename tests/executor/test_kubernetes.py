@@ -193,6 +193,26 @@ def test_pull_policy_never_with_a_missing_image_fails_the_job(tmp_path: Path, cl
     assert b"pachd | job failed: pod 0: ErrImageNeverPull" in logs and b"example/not-on-the-node:1" in logs
 
 
+def test_a_job_whose_image_cannot_be_pulled_stays_pulling(tmp_path: Path) -> None:
+    cluster = FakeKubernetes(tmp_path / "cluster", missing={"example/nonexistent:1"}).start()
+    server = start_pachd(tmp_path, cluster)
+    try:
+        with Client(server.address) as client:
+            job = client.create_job(pps_pb2.CreateJobRequest(
+                transform=pps_pb2.Transform(image="example/nonexistent:1", cmd=["true"])))
+
+            def waiting() -> bool:
+                return any(line.startswith(b"pachd | job waits for its image: pod 0: ErrImagePull")
+                           for line in b"".join(client.get_logs(job.id)).splitlines())
+
+            wait_until(waiting, timeout=60, what="the job to report the failed pull")
+            info = client.inspect_job(job.id)
+    finally:
+        server.stop()
+        cluster.stop()
+    assert info.state == pps_pb2.JOB_PULLING  # as v1.2 (TestJobState): it waits for the image, it does not fail
+
+
 def test_coefficient_parallelism_counts_schedulable_nodes(tmp_path: Path) -> None:
     nodes = [node("a"), node("b"), node("c", unschedulable=True), node("d", ready=False)]
     cluster = FakeKubernetes(tmp_path / "cluster", nodes=nodes).start()

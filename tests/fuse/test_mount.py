@@ -6,27 +6,15 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pachctl.client import Client
 from tests.support.cli import pachctl
-from tests.support.mounts import Mount, is_mounted
+from tests.support.mounts import Mount, is_mounted, sh
 from tests.support.pachd import PachdProcess
 from tests.support.wait import wait_until
-
-
-def sh(command: str, cwd: Path | None = None) -> str:
-    return subprocess.run(command, shell=True, check=True, capture_output=True, text=True, cwd=cwd).stdout
-
-
-@pytest.fixture
-def mounted(pachd: PachdProcess, client: Client, tmp_path: Path) -> Iterator[Path]:
-    mount = Mount(pachd.address, tmp_path / "pfs")
-    yield mount.mountpoint
-    mount.unmount()
 
 
 @pytest.fixture

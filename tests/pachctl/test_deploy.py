@@ -10,6 +10,8 @@ real (fake) kubectl first on PATH, which records its arguments.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import shlex
 from pathlib import Path
@@ -30,6 +32,12 @@ NO_PACHD = "127.0.0.1:1"  # deploy and port-forward never talk to pachd
 # kubernetes-validate ships, and an older one still widely run.
 K8S_VERSIONS = sorted({kubernetes_validate.latest_version(), "1.30.0"})
 
+# The secret values the flag sets use, and the flags that carry them.
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+AWS_TOKEN = "FwoGZXIvYXdzEXAMPLETOKEN"
+AZURE_KEY = "RVhBTVBMRS1BQ0NPVU5ULUtFWQ=="
+SECRETS = {"--secret-access-key": AWS_SECRET, "--session-token": AWS_TOKEN, "--account-key": AZURE_KEY}
+
 FLAG_SETS: dict[str, tuple[str, ...]] = {
     "no-target": (),
     "local": ("local",),
@@ -44,6 +52,19 @@ FLAG_SETS: dict[str, tuple[str, ...]] = {
     "no-registry": ("local", "--registry=false"),
     "registry-custom": ("local", "-r", "--registry-image", "registry.example.com/registry:2.8",
                         "--registry-node-port", "31500", "--node-port", "0"),
+    "amazon": ("amazon", "--bucket", "my-pachyderm-bucket", "--volume-id", "vol-0123456789abcdef0",
+               "--region", "us-west-2"),
+    "amazon-keys": ("amazon", "--bucket", "pach.blocks-2", "--volume-id", "aws://us-east-1a/vol-0abcdef12",
+                    "--access-key-id", "AKIAEXAMPLE", "--secret-access-key", AWS_SECRET, "--session-token",
+                    AWS_TOKEN, "--s3-endpoint", "http://minio.storage:9000", "--namespace", "pach",
+                    "--disk-size", "30"),
+    "amazon-v1.2": ("amazon", "my-pachyderm-bucket", "AKIAEXAMPLE", AWS_SECRET, "", "us-east-1",
+                    "vol-0123456789abcdef0", "10", "--dry-run"),
+    "microsoft": ("microsoft", "--container", "pachyderm", "--account-name", "pachstore", "--account-key", AZURE_KEY,
+                  "--volume-uri", "https://pachstore.blob.core.windows.net/vhds/etcd.vhd"),
+    "microsoft-v1.2": ("microsoft", "pachyderm", "pachstore", AZURE_KEY,
+                       "/subscriptions/0000/resourceGroups/pach/providers/Microsoft.Compute/disks/etcd-disk", "20",
+                       "-s", "2"),
 }
 
 
@@ -143,11 +164,68 @@ def test_google_objects() -> None:
     assert by_kind(made, "Deployment")["etcd"]["spec"]["strategy"] == {"type": "Recreate"}
 
 
+def test_amazon_objects() -> None:
+    made = deployed(*FLAG_SETS["amazon-v1.2"])
+    volume = by_kind(made, "PersistentVolume")["etcd-volume"]
+    assert volume["spec"]["awsElasticBlockStore"] == {"volumeID": "vol-0123456789abcdef0", "fsType": "ext4"}
+    assert volume["spec"]["capacity"] == {"storage": "10Gi"}
+    assert by_kind(made, "PersistentVolumeClaim")["etcd-storage"]["spec"]["volumeName"] == "etcd-volume"
+    secret = by_kind(made, "Secret")["amazon-secret"]
+    assert _decoded(secret) == {"id": "AKIAEXAMPLE", "secret": AWS_SECRET}  # no token given: none stored
+    env = _pachd_env(made)
+    assert (env["STORAGE_BACKEND"], env["S3_BUCKET"], env["AWS_REGION"]) == ("s3", "my-pachyderm-bucket", "us-east-1")
+    assert env["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "amazon-secret", "key": "secret"}}
+    assert "AWS_SESSION_TOKEN" not in env
+    pods = {name: dep["spec"]["template"]["spec"] for name, dep in by_kind(made, "Deployment").items()}
+    assert pods["etcd"]["volumes"][0]["persistentVolumeClaim"] == {"claimName": "etcd-storage"}
+    assert pods["pachd"]["volumes"][0]["emptyDir"] == {}
+
+
+def test_amazon_without_keys_uses_the_pods_role() -> None:
+    made = deployed(*FLAG_SETS["amazon"])
+    assert by_kind(made, "Secret") == {}
+    assert not any(name.startswith("AWS_") and name != "AWS_REGION" for name in _pachd_env(made))
+
+
+def test_microsoft_objects() -> None:
+    made = deployed(*FLAG_SETS["microsoft"])
+    disk = by_kind(made, "PersistentVolume")["etcd-volume"]["spec"]["azureDisk"]
+    assert disk == {"diskName": "etcd.vhd", "diskURI": "https://pachstore.blob.core.windows.net/vhds/etcd.vhd",
+                    "kind": "Shared", "cachingMode": "ReadWrite", "fsType": "ext4"}
+    assert _decoded(by_kind(made, "Secret")["microsoft-secret"]) == {"id": "pachstore", "secret": AZURE_KEY}
+    env = _pachd_env(made)
+    assert (env["STORAGE_BACKEND"], env["AZURE_STORAGE_CONTAINER"]) == ("azure", "pachyderm")
+    assert env["AZURE_STORAGE_KEY"] == {"secretKeyRef": {"name": "microsoft-secret", "key": "secret"}}
+    managed = by_kind(deployed(*FLAG_SETS["microsoft-v1.2"]), "PersistentVolume")["etcd-volume"]["spec"]
+    assert managed["azureDisk"]["kind"] == "Managed" and managed["azureDisk"]["diskName"] == "etcd-disk"
+    assert managed["capacity"] == {"storage": "20Gi"}
+
+
+@pytest.mark.parametrize("flags", FLAG_SETS.values(), ids=FLAG_SETS.keys())
+def test_secrets_appear_only_in_the_secret(flags: tuple[str, ...]) -> None:
+    """No credential in plain text anywhere in the stream, the header included."""
+    text = deploy(*flags).out
+    for secret in SECRETS.values():
+        assert secret not in text
+    for obj in parse(text):
+        if obj["kind"] != "Secret":
+            assert not any(secret.encode() in json.dumps(obj).encode() for secret in SECRETS.values())
+
+
+def _decoded(secret: dict[str, Any]) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+
+
 @pytest.mark.parametrize("flags", FLAG_SETS.values(), ids=FLAG_SETS.keys())
 def test_objects_fit_together(flags: tuple[str, ...]) -> None:
     made = deployed(*flags)
     namespace = next((obj["metadata"]["name"] for obj in made if obj["kind"] == "Namespace"), "default")
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume"}
+    secrets = by_kind(made, "Secret")
+    for var in by_kind(made, "Deployment")["pachd"]["spec"]["template"]["spec"]["containers"][0]["env"]:
+        ref = var.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            assert ref["key"] in secrets[ref["name"]]["data"]
     for obj in made:
         assert obj["metadata"].get("namespace") == (None if obj["kind"] in cluster_scoped else namespace)
     _check_deployments(made)
@@ -220,6 +298,29 @@ def test_pachd_reads_its_settings_from_the_manifest() -> None:
     assert mount["mountPath"] == env["PACH_ROOT"]
 
 
+def _resolved_env(made: list[dict[str, Any]]) -> dict[str, str]:
+    """The container's environment as the kubelet gives it: secretKeyRefs read from the Secrets."""
+    secrets = {name: _decoded(obj) for name, obj in by_kind(made, "Secret").items()}
+    env = {}
+    for name, value in _pachd_env(made).items():
+        if isinstance(value, str):
+            env[name] = value
+        elif "secretKeyRef" in value:
+            env[name] = secrets[value["secretKeyRef"]["name"]][value["secretKeyRef"]["key"]]
+    return env
+
+
+def test_pachd_reads_the_cloud_stores_settings_from_the_manifest() -> None:
+    amazon = pachd_config.load([], _resolved_env(deployed(*FLAG_SETS["amazon-keys"])))
+    assert (amazon.storage, amazon.s3_bucket, amazon.s3_endpoint) == (
+        "s3", "pach.blocks-2", "http://minio.storage:9000")
+    assert (amazon.s3_access_key, amazon.s3_secret_key, amazon.s3_session_token) == ("AKIAEXAMPLE", AWS_SECRET,
+                                                                                     AWS_TOKEN)
+    azure = pachd_config.load([], _resolved_env(deployed(*FLAG_SETS["microsoft"])))
+    assert (azure.storage, azure.azure_container, azure.azure_account, azure.azure_key) == (
+        "azure", "pachyderm", "pachstore", AZURE_KEY)
+
+
 def test_flags_reach_the_objects() -> None:
     made = deployed(*FLAG_SETS["google-custom"])
     deployments = by_kind(made, "Deployment")
@@ -241,9 +342,15 @@ def test_library_and_command_agree() -> None:
 
 
 def _header_command(text: str) -> list[str]:
+    """The header's command, with the secrets it hides put back."""
     match = re.search(r"^# .*`(pachctl deploy[^`]*)`", text, re.MULTILINE)
     assert match, "the stream's header names the command that made it"
-    return shlex.split(match.group(1))[2:]
+    words = shlex.split(match.group(1))[2:]
+    for n, word in enumerate(words[:-1]):
+        if word in SECRETS:
+            assert words[n + 1] == "<hidden>", "secrets are not shown in the header"
+            words[n + 1] = SECRETS[word]
+    return words
 
 
 @pytest.mark.parametrize("flags", FLAG_SETS.values(), ids=FLAG_SETS.keys())
@@ -254,16 +361,18 @@ def test_header_names_a_command_that_prints_the_same(flags: tuple[str, ...]) -> 
     assert first.out.startswith("# ") and "\n---\n" in first.out
 
 
-def _makefile_google_flags() -> list[str]:
-    match = re.search(r"^GOOGLE_DEPLOY_FLAGS\s*:?=(.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+def _makefile_flags(target: str) -> list[str]:
+    if target == "local":
+        return []
+    match = re.search(rf"^{target.upper()}_DEPLOY_FLAGS\s*:?=(.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
     assert match
     return shlex.split(match.group(1))
 
 
-@pytest.mark.parametrize("target", ["local", "google"])
+@pytest.mark.parametrize("target", ["local", "google", "amazon", "microsoft"])
 def test_checked_in_manifests_are_current(target: str) -> None:
     """manifests/<target>.yaml is `make manifests`' output; run it after changing deploy."""
-    flags = _makefile_google_flags() if target == "google" else []
+    flags = _makefile_flags(target)
     printed = deploy(target, *flags)
     assert printed.code == 0
     assert (ROOT / "manifests" / f"{target}.yaml").read_bytes() == printed.out.encode()
@@ -288,6 +397,31 @@ MISTAKES: dict[str, tuple[str, ...]] = {
     "positional-size-not-number": ("google", "blocks", "disk", "ten"),
     "positionals-for-local": ("local", "blocks"),
     "too-many-positionals": ("google", "blocks", "disk", "10", "extra"),
+    "amazon-without-volume": ("amazon", "--bucket", "blocks"),
+    "amazon-without-bucket": ("amazon", "--volume-id", "vol-0123456789abcdef0"),
+    "amazon-bad-bucket": ("amazon", "--bucket", "My_Bucket", "--volume-id", "vol-0123456789abcdef0"),
+    "amazon-bad-volume": ("amazon", "--bucket", "blocks", "--volume-id", "pach-disk"),
+    "amazon-id-without-secret": ("amazon", "--bucket", "blocks", "--volume-id", "vol-0123456789abcdef0",
+                                 "--access-key-id", "AKIAEXAMPLE"),
+    "amazon-token-alone": ("amazon", "--bucket", "blocks", "--volume-id", "vol-0123456789abcdef0",
+                           "--session-token", "t"),
+    "amazon-bad-region": ("amazon", "--bucket", "blocks", "--volume-id", "vol-0123456789abcdef0", "--region", "west"),
+    "amazon-bad-endpoint": ("amazon", "--bucket", "blocks", "--volume-id", "vol-0123456789abcdef0",
+                            "--s3-endpoint", "minio:9000"),
+    "amazon-too-many": ("amazon", "b", "id", "secret", "", "us-east-1", "vol-0123456789abcdef0", "10", "x"),
+    "amazon-size-not-number": ("amazon", "blocks", "id", "secret", "", "us-east-1", "vol-0123456789abcdef0", "ten"),
+    "disk-name-for-amazon": ("amazon", "--bucket", "blocks", "--volume-id", "vol-0123456789abcdef0",
+                             "--disk-name", "d"),
+    "region-for-google": ("google", "--bucket", "blocks", "--region", "us-east-1"),
+    "microsoft-without-key": ("microsoft", "--container", "blocks", "--account-name", "acct", "--volume-uri", "/d/x"),
+    "microsoft-key-not-base64": ("microsoft", "blocks", "acct", "not base64!",
+                                 "https://acct.blob.core.windows.net/v/x.vhd", "10"),
+    "microsoft-bad-uri": ("microsoft", "blocks", "acct", AZURE_KEY, "etcd.vhd", "10"),
+    "microsoft-bad-container": ("microsoft", "C_1", "acct", AZURE_KEY, "/d/x", "10"),
+    "microsoft-bad-account": ("microsoft", "blocks", "Acct-1", AZURE_KEY, "/d/x", "10"),
+    "container-for-amazon": ("amazon", "--bucket", "blocks", "--volume-id", "vol-0123456789abcdef0",
+                             "--container", "blocks"),
+    "bucket-for-microsoft": ("microsoft", "blocks", "acct", AZURE_KEY, "/d/x", "--bucket", "b1"),
 }
 
 
@@ -298,7 +432,7 @@ def test_mistakes_fail_with_one_line(flags: tuple[str, ...]) -> None:
     assert len(result.err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("flags", [("amazon",), ("--image-pull-policy", "Sometimes"), ("--disk-size", "x"),
+@pytest.mark.parametrize("flags", [("azure",), ("--image-pull-policy", "Sometimes"), ("--disk-size", "x"),
                                    ("--registry=maybe",)])
 def test_unparseable_flags_are_usage_errors(flags: tuple[str, ...]) -> None:
     result = deploy(*flags)

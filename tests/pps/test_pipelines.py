@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pachctl.client import AlreadyExistsError, Client, InvalidArgumentError, NotFoundError
 from protos import pfs_pb2, pps_pb2
+from tests.support.cli import pachctl
+from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, REDUCE, pipeline
 from tests.support.wait import wait_until
 
@@ -108,3 +112,22 @@ def test_pipeline_without_inputs_runs_on_demand(client: Client) -> None:
     info = client.inspect_job(job.id, block_state=True, timeout=TIMEOUT)
     assert info.state == pps_pb2.JOB_SUCCESS
     assert client.get_file_bytes("gen", info.output_commit.id, "numbers") == b"1\n2\n3\n"
+
+
+def test_images_are_ignored_under_the_local_executor_with_a_warning(own_pachd: PachdProcess) -> None:
+    manifest = "\n".join(json.dumps({
+        "pipeline": {"name": name}, "transform": {"image": "example/custom:1", "cmd": ["true"]},
+        "inputs": [{"repo": {"name": "data"}}],
+    }) for name in ("one", "two"))
+    assert pachctl(own_pachd.address, "create-repo", "data").code == 0
+    created = pachctl(own_pachd.address, "create-pipeline", stdin=manifest)
+    assert created.code == 0
+    assert created.err.count("example/custom:1") == 1 and created.err.startswith("warning: ")
+    plain = pachctl(own_pachd.address, "create-pipeline", stdin=json.dumps({
+        "pipeline": {"name": "plain"}, "transform": {"cmd": ["true"]}, "inputs": [{"repo": {"name": "data"}}]}))
+    assert plain.code == 0 and plain.err == ""
+    with Client(own_pachd.address) as client:
+        commit_file(client, "data", "f", b"x\n")
+        flushed = client.flush_commit([("data", "master/0")], timeout=TIMEOUT)
+        assert len(flushed) == 4  # the pods ran here, images or not
+    assert own_pachd.log_path.read_text().count("is ignored: the local executor") == 1

@@ -8,14 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from pachd.storage.azure import AzureBlockStore
 from pachd.storage.blocks import BlockStore
 from pachd.storage.etcd import EtcdKV
 from pachd.storage.gcs import GcsBlockStore
 from pachd.storage.kv import KV
 from pachd.storage.localdisk import LocalBlockStore
+from pachd.storage.s3 import S3BlockStore
 from pachd.storage.sqlite import SqliteKV
+from tests.support.azurite import Azurite
 from tests.support.etcd import EtcdServer
 from tests.support.gcs import GcsEmulator
+from tests.support.s3 import S3Server
 
 
 @pytest.fixture
@@ -39,15 +43,23 @@ async def kv(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KV
     await store.close()
 
 
-@pytest.fixture(params=["local", "gcs"])
+@pytest.fixture(params=["local", "gcs", "s3", "azure"])
 async def block_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlockStore]:
     store: BlockStore
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
     if request.param == "local":
         store = LocalBlockStore(tmp_path / "objects")
-    else:
+    elif request.param == "gcs":
         emulator: GcsEmulator = request.getfixturevalue("gcs_emulator")
-        bucket = f"test-{uuid.uuid4().hex[:12]}"
         emulator.create_bucket(bucket)
         store = GcsBlockStore(bucket, emulator.client())
+    elif request.param == "s3":
+        s3: S3Server = request.getfixturevalue("s3_server")
+        s3.create_bucket(bucket)
+        store = S3BlockStore(bucket, s3.client())
+    else:
+        azurite: Azurite = request.getfixturevalue("azurite")
+        azurite.create_container(bucket)
+        store = AzureBlockStore(azurite.client(bucket))
     yield store
     await store.close()

@@ -79,3 +79,44 @@ async def test_gcs_outage_fails_then_recovers(gcs_emulator: GcsEmulator, monkeyp
     assert await store.get("blocks/kept") == b"kept"
     await store.put("blocks/new", b"fine")
     await store.close()
+
+
+async def test_put_from_a_local_file_consumes_it(block_store: BlockStore) -> None:
+    data = os.urandom(3 << 20)
+    source = block_store.temporary()
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(data)
+    await block_store.put_from("blocks/spilled", source)
+    assert not source.exists()
+    assert await block_store.get("blocks/spilled") == data
+    again = block_store.temporary()
+    again.write_bytes(data)
+    await block_store.put_from("blocks/spilled", again)  # already there: the file just goes
+    assert not again.exists()
+    assert await block_store.get("blocks/spilled", 5, 3) == data[5:8]
+
+
+async def test_sweep_removes_what_interrupted_writes_left(block_store: BlockStore) -> None:
+    leftover = block_store.temporary()
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"half a block")
+    await block_store.sweep()
+    assert not leftover.exists() or isinstance(block_store, GcsBlockStore)  # GCS: its spill folder is its own
+    assert [i async for i in block_store.list()] == []
+
+
+async def test_delete_if_older_keeps_what_was_renewed(block_store: BlockStore) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    await block_store.put("blocks/old", b"old")
+    await block_store.put("blocks/reused", b"reused")
+    cutoff = datetime.now(timezone.utc) + timedelta(seconds=5)  # both were written before this
+    assert await block_store.renew("blocks/reused")
+    assert not await block_store.renew("blocks/absent")
+    assert not await block_store.delete_if_older("blocks/old", datetime.now(timezone.utc) - timedelta(hours=1))
+    assert await block_store.delete_if_older("blocks/old", cutoff)
+    assert not await block_store.exists("blocks/old")
+    assert not await block_store.delete_if_older("blocks/absent", cutoff)
+    renewed_at = (await block_store.stat("blocks/reused")).created
+    assert not await block_store.delete_if_older("blocks/reused", renewed_at)
+    assert await block_store.get("blocks/reused") == b"reused"

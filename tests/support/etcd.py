@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.support.ports import free_port
+from tests.support.ports import ReservedPort
 
 START_TIMEOUT = 30.0
 
@@ -17,8 +17,9 @@ START_TIMEOUT = 30.0
 class EtcdServer:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.client_port = free_port()
-        self.peer_port = free_port()
+        self._ports = (ReservedPort(), ReservedPort())  # bound now, so nobody takes them before etcd does
+        self.client_port = self._ports[0].port
+        self.peer_port = self._ports[1].port
         self.name = f"test-{self.client_port}"
         self.log_path = data_dir.parent / f"{data_dir.name}-etcd.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -69,6 +70,8 @@ class EtcdServer:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        for port in self._ports:
+            port.close()
 
     def restart(self) -> EtcdServer:
         self.kill()

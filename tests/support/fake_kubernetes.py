@@ -57,14 +57,15 @@ class FakeKubernetes:
     """Start it, point a kubeconfig at it (write_kubeconfig), stop it."""
 
     def __init__(self, root: Path, *, nodes: list[Object] | None = None,
-                 images: set[str] | None = None, version: tuple[int, int] = (1, 30),
-                 indexed_jobs: bool = True) -> None:
+                 images: set[str] | None = None, missing: set[str] | None = None,
+                 version: tuple[int, int] = (1, 30), indexed_jobs: bool = True) -> None:
         self.root = root
         self.version = version
         self.indexed_jobs = indexed_jobs
         self.port = free_port()
         self.nodes = nodes if nodes is not None else [node("node-1")]
         self.images = set(images or ())  # present on the node; others are pulled unless policy is Never
+        self.missing = set(missing or ())  # in no registry: pulling them fails, again and again
         self.created_jobs: list[Object] = []  # every Job body as the client sent it
         self._objects: dict[tuple[str, str, str], Object] = {}  # (resource, namespace, name)
         self._history: list[tuple[int, str, str, Object]] = []  # (revision, resource, event, object)
@@ -319,6 +320,10 @@ class FakeKubernetes:
         if policy == "Never" and image not in self.images:
             message = f'Container image "{image}" is not present with pull policy of Never'
             self._set_status(pod, "Pending", {"waiting": {"reason": "ErrImageNeverPull", "message": message}})
+            return
+        if image in self.missing and image not in self.images:
+            message = f'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": not found'
+            self._set_status(pod, "Pending", {"waiting": {"reason": "ErrImagePull", "message": message}})
             return
         self.images.add(image)  # pulled
         pod_dir = self.root / "pods" / name

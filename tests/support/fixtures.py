@@ -11,9 +11,11 @@ import pytest
 
 from pachctl.client import Client
 from tests.support import docker_engine
+from tests.support.azurite import Azurite
 from tests.support.etcd import EtcdServer
 from tests.support.gcs import GcsEmulator
 from tests.support.pachd import PachdProcess
+from tests.support.s3 import S3Server
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -55,6 +57,22 @@ def _start(kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
     """One real GCS emulator for the session (a fresh bucket per test keeps tests apart)."""
     emulator = GcsEmulator(tmp_path_factory.mktemp("gcs") / "data").start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real S3 API server (moto) for the session (a fresh bucket per test keeps tests apart)."""
+    server = S3Server(tmp_path_factory.mktemp("s3")).launch()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite for the session (a fresh container per test keeps tests apart)."""
+    emulator = Azurite(tmp_path_factory.mktemp("azurite") / "data").start()
     yield emulator
     emulator.stop()
 

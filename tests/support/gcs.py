@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from tests.support.ports import free_port
+from tests.support.servers import answers, start_server
 
 START_TIMEOUT = 30.0
 
@@ -36,19 +35,9 @@ class GcsEmulator:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "gcp_storage_emulator", "-d", str(self.data_dir), "start",
                 "--host", "127.0.0.1", "--port", str(self.port), "-q"]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the GCS emulator exited; see {self.log_path}")
-            try:
-                urllib.request.urlopen(f"{self.host}/storage/v1/b", timeout=1).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the GCS emulator did not start; see {self.log_path}") from None
-                time.sleep(0.05)
+        self.process = start_server(args, self.log_path, ready=answers(f"{self.host}/storage/v1/b"),
+                                    what="the GCS emulator", timeout=START_TIMEOUT)
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -38,3 +38,8 @@ class Mount:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+def sh(command: str, cwd: Path | None = None) -> str:
+    """Runs a shell command (through the mount, usually); its stdout. Fails on a non-zero exit."""
+    return subprocess.run(command, shell=True, check=True, capture_output=True, text=True, cwd=cwd).stdout

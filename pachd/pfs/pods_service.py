@@ -1,0 +1,48 @@
+"""pachpy.pods.PodData: our own calls for moving a job pod's data in a few calls (see protos/pods.proto)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from pachd import validate
+from pachd.pfs import Pfs, messages
+from pachd.pfs.records import BlockRef
+from pachd.pfs.refs import FileRefs
+
+from protos import fuse_pb2, pfs_pb2, pods_pb2, pods_pb2_grpc
+
+Context = grpc.aio.ServicerContext[object, object]
+
+BATCH = 1000  # files per message
+
+
+class PodDataService(pods_pb2_grpc.PodDataServicer):
+    def __init__(self, pfs: Pfs) -> None:
+        self._pfs = pfs
+
+    async def ListFileRefs(self, request: fuse_pb2.CommitMount, context: Context) -> AsyncIterator[pods_pb2.FileRefs]:
+        repo, commit_id = messages.commit_ref(request.commit)
+        diff = messages.diff_spec(request.diff_method, repo)
+        if diff is not None and request.full_file and not diff.full_file:
+            diff = type(diff)(diff.from_commit, True)
+        batch = pods_pb2.FileRefs()
+        async for path, refs in self._pfs.files.walk(repo, commit_id, shard=messages.shard(request.shard), diff=diff):
+            batch.files.append(pods_pb2.FileRef(path=path, block_refs=messages.block_refs(list(refs)).block_ref))
+            if len(batch.files) >= BATCH:
+                yield batch
+                batch = pods_pb2.FileRefs()
+        if batch.files:
+            yield batch
+
+    async def PutFileRefs(self, request: pods_pb2.PutFileRefsRequest, context: Context) -> pods_pb2.PutFileRefsResponse:
+        repo, commit_id = messages.commit_ref(request.commit)
+        files = [FileRefs(validate.file_path(f.path, allow_root=False), tuple(_ref(r) for r in f.block_refs), f.replace)
+                 for f in request.files]
+        deletes = [validate.file_path(p, allow_root=False) for p in request.delete]
+        return pods_pb2.PutFileRefsResponse(files=await self._pfs.refs.put(repo, commit_id, files, deletes))
+
+
+def _ref(ref: pfs_pb2.BlockRef) -> BlockRef:
+    return BlockRef(ref.block.hash, ref.range.lower, ref.range.upper)

@@ -1,0 +1,30 @@
+"""pachctl loads only the chosen command's module: cheap start-up (speed itself is in bench/cli_bench.py)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from pachctl.main import COMMANDS, build_parser
+
+
+def test_commands_table_matches_what_the_groups_register() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    registered: dict[str, list[str]] = {}
+    for name, sub in commands.choices.items():
+        registered.setdefault(sub.get_default("run").__module__.rsplit(".", 1)[1], []).append(name)
+    assert {group: tuple(names) for group, names in registered.items()} == COMMANDS
+
+
+def test_list_repo_imports_no_other_command_group() -> None:
+    check = (
+        "import sys\n"
+        "try:\n    from pachctl.main import main; main(['list-repo', '-h'])\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('pachctl', 'yaml', 'rich', 'urllib.request')))), file=sys.stderr)")
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stderr.split()
+    assert "pachctl.cli.repo" in loaded
+    for heavy in ("pachctl.cli.file", "pachctl.cli.deploy", "pachctl.cli.pipeline", "pachctl.manifest", "yaml", "rich",
+                  "urllib.request"):
+        assert heavy not in loaded

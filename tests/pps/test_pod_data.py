@@ -1,0 +1,74 @@
+"""How pods move their data: each input block read once, the output sent as one block
+stream named file by file (pachpy.pods.PodData beside the BlockAPI)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from pachctl.client import Client
+from pachctl.client.pfs import NONE
+from protos import pfs_pb2, pods_pb2, pods_pb2_grpc
+from tests.support.pachd import PachdProcess
+from tests.support.pipelines import MAP, pipeline
+
+TIMEOUT = 180
+BIG = 9 * 1024 * 1024 + 7  # more than one block
+
+
+def calls(server: PachdProcess, method: str) -> int:
+    return sum(1 for line in server.log_path.read_text().splitlines() if f" {method} from " in line)
+
+
+def test_a_job_over_many_files_reads_each_block_once_and_writes_in_one_call(own_pachd: PachdProcess) -> None:
+    small = {f"/d{i % 7}/f{i}": (b"%d\n" % i) * (i % 5) for i in range(400)}  # some empty
+    big = bytes(range(256)) * (BIG // 256) + b"tail"
+    with Client(own_pachd.address) as client:
+        client.create_repo("data")
+        with client.commit("data") as c:
+            client.put_files("data", c.id, list(small.items()))
+            client.put_file("data", c.id, "/big", big, delimiter=NONE)
+        client.create_pipeline(pipeline("copy", "cp -r /pfs/data/. /pfs/out/", [("data", MAP)]))
+        before = {m: calls(own_pachd, m) for m in ("/pfs.API/GetFile", "/pfs.API/PutFile", "/pfs.BlockAPI/GetBlock")}
+        out = client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1].commit.id
+        got = {info.file.path: client.get_file_bytes("copy", out, info.file.path)
+               for info in client.walk_files("copy", out)}
+    assert got == {**small, "/big": big}
+    assert calls(own_pachd, "/pfs.API/GetFile") == before["/pfs.API/GetFile"] + len(got)  # only ours, above
+    assert calls(own_pachd, "/pfs.API/PutFile") == before["/pfs.API/PutFile"]
+    assert calls(own_pachd, "/pfs.BlockAPI/GetBlock") - before["/pfs.BlockAPI/GetBlock"] <= 4  # a few blocks
+    assert calls(own_pachd, "/pachpy.pods.PodData/PutFileRefs") == 1
+
+
+def test_an_incremental_job_appends_rewrites_and_deletes(own_pachd: PachdProcess) -> None:
+    script = """
+cat /pfs/data/* >> /pfs/out/all
+for f in /pfs/data/*; do cp $f /pfs/out/last; done
+[ -e /pfs/out/gone ] && rm /pfs/out/gone || touch /pfs/out/gone
+"""
+    with Client(own_pachd.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(pipeline("inc", script, [("data", MAP)]))
+        outputs = []
+        for n in range(3):
+            with client.commit("data") as c:
+                client.put_file("data", c.id, f"f{n}", b"%d\n" % n)
+            outputs.append(client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1].commit.id)
+        files = [{i.file.path: client.get_file_bytes("inc", o, i.file.path) for i in client.walk_files("inc", o)}
+                 for o in outputs]
+    assert files[0] == {"/all": b"0\n", "/last": b"0\n", "/gone": b""}
+    assert files[1] == {"/all": b"0\n1\n", "/last": b"1\n"}
+    assert files[2] == {"/all": b"0\n1\n2\n", "/last": b"2\n", "/gone": b""}
+
+
+def test_put_file_refs_refuses_blocks_that_do_not_exist(client: Client) -> None:
+    client.create_repo("data")
+    commit = client.start_commit("data")
+    with grpc.insecure_channel(client.address) as channel:
+        stub = pods_pb2_grpc.PodDataStub(channel)
+        missing = pfs_pb2.BlockRef(block=pfs_pb2.Block(hash="ab" * 64), range=pfs_pb2.ByteRange(lower=0, upper=3))
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.PutFileRefs(pods_pb2.PutFileRefsRequest(commit=commit, files=[pods_pb2.FileRef(path="/f", block_refs=[missing])]))
+    assert raised.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+    client.finish_commit("data", commit.id)
+    assert client.list_file("data", commit.id) == []
