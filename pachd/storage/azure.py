@@ -38,7 +38,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
 from pachd.errors import BlockNotFound, StorageError
-from pachd.storage.blocks import ObjectInfo
+from pachd.storage.blocks import ObjectInfo, empty_folder
 
 T = TypeVar("T")
 
@@ -146,7 +146,7 @@ class AzureBlockStore:
         return await self._run(f"deleting {name}", delete)
 
     async def sweep(self) -> int:
-        return 0  # uploads are atomic, and the spill folder is this process's own
+        return await asyncio.to_thread(empty_folder, self._spill)  # uploads themselves are atomic
 
     async def get(self, name: str, offset: int = 0, size: int = 0) -> bytes:
         blob = self._client.get_blob_client(name)

@@ -40,6 +40,15 @@ def disk_error(err: OSError, what: str) -> StorageError:
     return StorageError(f"{what} failed: {err}")
 
 
+def empty_folder(folder: Path) -> int:
+    """Removes every file directly in `folder` (what interrupted writes left there); returns how many."""
+    gone = 0
+    for leftover in folder.iterdir() if folder.is_dir() else ():
+        leftover.unlink(missing_ok=True)
+        gone += 1
+    return gone
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """What the store knows about one object."""

@@ -22,7 +22,7 @@ from google.api_core.retry import Retry
 from google.cloud import storage
 
 from pachd.errors import BlockNotFound, StorageError
-from pachd.storage.blocks import ObjectInfo
+from pachd.storage.blocks import ObjectInfo, empty_folder
 
 T = TypeVar("T")
 
@@ -111,7 +111,7 @@ class GcsBlockStore:
         return await self._run(f"deleting {name}", delete)
 
     async def sweep(self) -> int:
-        return 0  # uploads are atomic, and the spill folder is this process's own
+        return await asyncio.to_thread(empty_folder, self._spill)  # uploads themselves are atomic
 
     async def get(self, name: str, offset: int = 0, size: int = 0) -> bytes:
         blob = self._bucket.blob(name)

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pachd.errors import BlockNotFound, InvalidArgument, StorageError
-from pachd.storage.blocks import RESERVE, ObjectInfo, check_room, disk_error
+from pachd.storage.blocks import RESERVE, ObjectInfo, check_room, disk_error, empty_folder
 
 
 class LocalBlockStore:
@@ -131,14 +131,7 @@ class LocalBlockStore:
             raise StorageError(f"deleting {name} failed: {err}") from err
 
     async def sweep(self) -> int:
-        def remove() -> int:
-            gone = 0
-            for leftover in self._tmp.iterdir():
-                leftover.unlink(missing_ok=True)
-                gone += 1
-            return gone
-
-        return await asyncio.to_thread(remove)
+        return await asyncio.to_thread(empty_folder, self._tmp)
 
     async def get(self, name: str, offset: int = 0, size: int = 0) -> bytes:
         path = self._path(name)

@@ -34,7 +34,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pachd.errors import BlockNotFound, StorageError
-from pachd.storage.blocks import ObjectInfo
+from pachd.storage.blocks import ObjectInfo, empty_folder
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -157,7 +157,7 @@ class S3BlockStore:
         return await self._run(f"deleting {name}", delete)
 
     async def sweep(self) -> int:
-        return 0  # uploads are atomic, and the spill folder is this process's own
+        return await asyncio.to_thread(empty_folder, self._spill)  # uploads themselves are atomic
 
     async def get(self, name: str, offset: int = 0, size: int = 0) -> bytes:
         wanted = f"bytes={offset}-{offset + size - 1}" if size > 0 else f"bytes={offset}-"
