@@ -20,6 +20,7 @@ long wait never holds a worker of the default pool.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -44,6 +45,7 @@ MAX_RESTARTS_LABEL = "pachyderm.io/max-restarts"
 WAIT_SECONDS = 30  # each wait request ends after this; the waiter then asks again
 NAME_RETRIES = 5  # container names taken by someone else: try the next attempt number
 SECRETS_REASON = "secrets need the kubernetes executor"
+PULL_RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between pulls of an image that could not be had; then 30
 
 T = TypeVar("T")
 
@@ -96,6 +98,7 @@ class DockerExecutor:
         self._client_lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._replacements: dict[str, asyncio.Task[None]] = {}  # name of the crashed container -> its replacing
+        self._pulls: dict[str, asyncio.Task[None]] = {}  # job -> pulling its image again until it can be had
         self._recovered = False
         self._recovering = asyncio.Lock()  # one recovery, even when several jobs start at once
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -152,11 +155,38 @@ class DockerExecutor:
             for index in wanted:
                 job.add(PodEvent(spec.job_id, index, self._name(job, index), PodPhase.GAVE_UP, SECRETS_REASON))
             return
-        refused = await self._call(self._ensure_image, spec.image)
-        for index in wanted:
-            if refused is not None:
-                job.add(PodEvent(spec.job_id, index, self._name(job, index), PodPhase.GAVE_UP, refused))
-            else:
+        if spec.job_id in self._pulls:
+            return  # its image is being pulled again: its pods start once it is there
+        refused, final = await self._call(self._ensure_image, spec.image)
+        if refused is None:
+            for index in wanted:
+                await self._launch(job, index)
+            return
+        for index in wanted:  # as on Kubernetes: a missing image under Never fails, a failed pull waits
+            job.add(PodEvent(spec.job_id, index, self._name(job, index),
+                             PodPhase.GAVE_UP if final else PodPhase.PULLING, refused))
+        if not final:
+            task = asyncio.create_task(self._pull_until_there(job, spec.image), name=f"pull-{spec.job_id}")
+            self._pulls[spec.job_id] = task
+            task.add_done_callback(lambda _: self._pulls.pop(spec.job_id, None))
+
+    async def _pull_until_there(self, job: _Job, image: str) -> None:
+        """Pulls the image again, backing off, until it is there; then starts the job's pods."""
+        for attempt in itertools.count():
+            await asyncio.sleep(PULL_RETRY_DELAYS[min(attempt, len(PULL_RETRY_DELAYS) - 1)])
+            if self._jobs.get(job.job_id) is not job:
+                return  # deleted meanwhile
+            try:
+                refused, _ = await self._call(self._ensure_image, image)
+            except Unavailable as err:  # the engine is away: try again later
+                logger.info("job %s: pulling %s: %s", job.job_id, image, err)
+                continue
+            if refused is None:
+                break
+        assert job.spec is not None
+        logger.info("job %s: image %s is there now; starting its pods", job.job_id, image)
+        for index in job.spec.indices:
+            if index not in job.running and job.attempts.get(index, 0) <= job.spec.max_restarts:
                 await self._launch(job, index)
 
     def events(self, job_id: str) -> AsyncIterator[PodEvent]:
@@ -176,6 +206,10 @@ class DockerExecutor:
         # First: from now on the job's waiters are ignored, and a container being
         # created for it meanwhile is removed by _launch once the engine made it.
         self._jobs.pop(job_id, None)
+        pulling = self._pulls.pop(job_id, None)
+        if pulling is not None:
+            pulling.cancel()
+            await asyncio.gather(pulling, return_exceptions=True)
         for seen in await self._call(self._list, job_id):
             await self._call(self._remove, seen.id)
         logger.debug("job %s: containers removed", job_id)
@@ -186,7 +220,7 @@ class DockerExecutor:
     async def close(self) -> None:
         """Stops waiting; the containers run on for the next pachd's recover()."""
         self._stopping.set()
-        tasks = list(self._replacements.values())
+        tasks = [*self._replacements.values(), *self._pulls.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -335,23 +369,26 @@ class DockerExecutor:
         except (DockerException, requests.exceptions.RequestException) as err:
             raise Unavailable(f"cannot reach the Docker engine at {self._host} (DOCKER_HOST): {err}") from err
 
-    def _ensure_image(self, image: str) -> str | None:
-        """Applies the pull policy; returns why the image cannot be had, or None."""
+    def _ensure_image(self, image: str) -> tuple[str | None, bool]:
+        """Applies the pull policy: (why the image cannot be had, or None; whether that is final).
+
+        A missing image under Never is final; a failed pull (no such image, no
+        access, registry unreachable) may succeed later."""
         images = self._api().images
         if self._pull_policy != "Always":
             try:
                 images.get(image)
-                return None
+                return None, False
             except ImageNotFound:
                 if self._pull_policy == "Never":
-                    return f'image "{image}" is not present and the pull policy is Never'
+                    return f'image "{image}" is not present and the pull policy is Never', True
         repository, tag = parse_repository_tag(image)
         try:
             logger.info("pulling image %s", image)
             images.pull(repository, tag=tag or "latest")
-        except APIError as err:  # no such image, no access, registry unreachable: the pod cannot run
-            return f'cannot pull image "{image}": {err.explanation or err}'
-        return None
+        except APIError as err:
+            return f'cannot pull image "{image}": {err.explanation or err}', False
+        return None, False
 
     def _run(self, spec: JobSpec, index: int, attempt: int, name: str) -> str:
         """Creates and starts one container; returns its ID."""

@@ -32,7 +32,7 @@ from protos import pps_pb2
 from tests.pps.test_tutorial import sums
 from tests.support.cli import pachctl
 from tests.support.examples import fruit_stand_first_commit
-from tests.support.docker_engine import BUSYBOX, build, docker_pachd, require_engine
+from tests.support.docker_engine import BUSYBOX, SHIM_IMAGE, build, docker_pachd, require_engine
 from tests.support.fake_docker import FakeDocker
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, only_job, pipeline
@@ -207,15 +207,31 @@ def test_pull_policy_never_with_a_missing_image_fails_the_job(tmp_path: Path, en
     assert containers(engine, info.job.id) == []
 
 
-def test_an_image_that_cannot_be_pulled_fails_the_job(shim_pachd: PachdProcess, engine: docker.DockerClient) -> None:
-    image = f"127.0.0.1:{free_port()}/nobody/absent:1"  # a registry address where none listens
-    request = pipeline("unpullable", "true", [("data", MAP)])
-    request.transform.image = image
+def test_an_image_that_cannot_be_pulled_stays_pulling_until_it_can(shim_pachd: PachdProcess,
+                                                                   engine: docker.DockerClient) -> None:
+    """As on Kubernetes: the job waits in PULLING (saying why in get-logs) while pachd pulls again;
+    once the image is there (tagged here, as a push would bring it), the pod runs."""
+    repository = f"127.0.0.1:{free_port()}/nobody/absent"  # a registry address where none listens
+    request = pipeline("unpullable", "cp /pfs/data/f /pfs/out/f", [("data", MAP)])
+    request.transform.image = f"{repository}:1"
     with Client(shim_pachd.address) as client:
-        info, logs = job_on_one_file(client, request)
-    assert info.state == pps_pb2.JOB_FAILURE
-    assert logs.startswith(f'pachd | job failed: pod 0: cannot pull image "{image}": '.encode())
-    assert containers(engine, info.job.id) == []
+        client.create_repo("data")
+        client.create_pipeline(request)
+        with client.commit("data") as commit:
+            client.put_file("data", commit.id, "f", b"x\n")
+        wait_until(lambda: len(client.list_job("unpullable")) == 1, what="the job")
+        job_id = client.list_job("unpullable")[0].job.id
+        waiting = f'pachd | job waits for its image: pod 0: cannot pull image "{request.transform.image}"'.encode()
+        wait_until(lambda: waiting in b"".join(client.get_logs(job_id)), what="the job to say it waits")
+        assert client.inspect_job(job_id).state == pps_pb2.JOB_PULLING
+        assert containers(engine, job_id) == []
+        engine.images.get(SHIM_IMAGE).tag(repository, "1")
+        try:
+            info = client.inspect_job(job_id, block_state=True, timeout=300)
+            assert info.state == pps_pb2.JOB_SUCCESS
+            assert client.get_file_bytes("unpullable", info.output_commit.id, "f") == b"x\n"
+        finally:
+            engine.images.remove(f"{repository}:1")
 
 
 def test_secrets_need_kubernetes(shim_pachd: PachdProcess, engine: docker.DockerClient) -> None:
@@ -328,7 +344,7 @@ async def test_fuse_pods_run_privileged(tmp_path: Path) -> None:
         fake.stop()
 
 
-def test_a_refused_pull_fails_the_job(tmp_path: Path) -> None:
+def test_a_refused_pull_keeps_the_job_pulling(tmp_path: Path) -> None:
     fake = FakeDocker(tmp_path / "engine").start()
     fake.unpullable.add("example/private:1")
     server = PachdProcess(tmp_path / "data")
@@ -338,10 +354,18 @@ def test_a_refused_pull_fails_the_job(tmp_path: Path) -> None:
         request = pipeline("denied", "true", [("data", MAP)])
         request.transform.image = "example/private:1"
         with Client(server.address) as client:
-            info, logs = job_on_one_file(client, request)
+            client.create_repo("data")
+            client.create_pipeline(request)
+            with client.commit("data") as commit:
+                client.put_file("data", commit.id, "f", b"x\n")
+            wait_until(lambda: len(client.list_job("denied")) == 1, what="the job")
+            job_id = client.list_job("denied")[0].job.id
+            waiting = b'pachd | job waits for its image: pod 0: cannot pull image "example/private:1": pull access denied'
+            wait_until(lambda: b"".join(client.get_logs(job_id)).startswith(waiting), what="the job to say it waits")
+            wait_until(lambda: len(fake.pull_attempts) >= 2, what="a second pull")  # pachd keeps trying
+            assert client.inspect_job(job_id).state == pps_pb2.JOB_PULLING
+            client.delete_pipeline("denied")
     finally:
         server.stop()
         fake.stop()
-    assert info.state == pps_pb2.JOB_FAILURE
-    assert logs.startswith(b'pachd | job failed: pod 0: cannot pull image "example/private:1": pull access denied')
     assert fake.created == []

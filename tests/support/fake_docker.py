@@ -110,6 +110,7 @@ class FakeDocker:
         self.unpullable: set[str] = set()  # pulls of these fail as from a registry without them
         self.crashing: dict[str, int] = {}  # image -> the exit code its containers end with at once
         self.pulls: list[str] = []  # every image pulled, in order
+        self.pull_attempts: list[str] = []  # every pull asked for, also those that failed
         self.created: list[Object] = []  # every create request: {"name": ..., "body": ...}
         self._containers: dict[str, Container] = {}  # id -> container
         self._changed = threading.Condition()
@@ -190,6 +191,7 @@ class FakeDocker:
     def pull(self, repository: str, tag: str) -> str:
         ref = image_ref(f"{repository}@{tag}" if tag.startswith("sha256:") else f"{repository}:{tag or 'latest'}")
         with self._changed:
+            self.pull_attempts.append(ref)
             if ref in self.unpullable:
                 raise EngineError(404, f"pull access denied for {repository}, repository does not exist "
                                        "or may require 'docker login': denied: requested access to the resource is denied")
