@@ -434,6 +434,9 @@ class DockerExecutor:
             self._api().api.remove_container(container_id, force=True)
         except NotFound:
             pass
+        except APIError as err:
+            if err.status_code != 409:  # 409: another removal of it is under way, which is what we want
+                raise
 
 
 class _Stopped(Exception):
