@@ -19,9 +19,8 @@ from docker.errors import APIError, DockerException, ImageNotFound
 from docker.utils import parse_repository_tag
 from requests.exceptions import RequestException
 
+from pachctl.cli.common import DEFAULT_REGISTRY
 from pachctl.client import InvalidArgumentError, UnavailableError
-
-DEFAULT_REGISTRY = "localhost:30500"  # the registry `pachctl deploy` runs, on its NodePort
 
 
 def pushed_name(image: str, registry: str, username: str, tag: str) -> str:

@@ -6,7 +6,6 @@ import argparse
 from collections.abc import Callable
 
 from pachctl.client import Client
-from pachctl.push import DEFAULT_REGISTRY, push_image
 from protos import pfs_pb2, pps_pb2
 
 Command = Callable[[argparse.Namespace, Client], int | None]
@@ -87,9 +86,14 @@ def commits(texts: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+DEFAULT_REGISTRY = "localhost:30500"  # the registry `pachctl deploy` runs, on its NodePort
+
+
 def pushed(args: argparse.Namespace, transform: pps_pb2.Transform) -> None:
     """With --push-images, the transform's image is pushed and named by its pushed name."""
     if args.push_images:
+        from pachctl.push import push_image  # the Docker SDK: loaded only by a push
+
         transform.image = push_image(transform.image, args.registry, args.username, quiet=args.quiet)
 
 

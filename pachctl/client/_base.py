@@ -109,13 +109,22 @@ class Connection:
         """Waits until the channel is connected, for at most `timeout` seconds, or else raises
         UnavailableError naming the address. A first connection fails at once when refused;
         a lost one (pachd restarting) is tried again until the deadline."""
+        if lost:
+            # Until it is READY, whatever states it passes through (a stale READY, refusals
+            # while pachd restarts): resumable() calls again, within its own deadline.
+            try:
+                grpc.channel_ready_future(self._raw_channel).result(timeout=max(timeout, 0.0))
+            except grpc.FutureTimeoutError:
+                raise UnavailableError(f"lost pachd at {self.address}; it did not come back within {timeout:.0f}s",
+                                       hint=START_HINT) from None
+            self._connected = True
+            return
         seen: list[grpc.ChannelConnectivity] = []
         settled = threading.Event()
 
         def changed(state: grpc.ChannelConnectivity) -> None:
             seen.append(state)
-            if state is grpc.ChannelConnectivity.READY or (
-                    not lost and state is grpc.ChannelConnectivity.TRANSIENT_FAILURE):
+            if state in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
                 settled.set()
 
         self._raw_channel.subscribe(changed, try_to_connect=True)
@@ -126,9 +135,6 @@ class Connection:
         if seen and seen[-1] is grpc.ChannelConnectivity.READY:
             self._connected = True
             return
-        if lost:
-            raise UnavailableError(f"lost pachd at {self.address}; it did not come back within {timeout:.0f}s",
-                                   hint=START_HINT)
         refused = bool(seen) and seen[-1] is grpc.ChannelConnectivity.TRANSIENT_FAILURE
         reason = "nothing answers there" if refused else f"no answer within {timeout:g}s"
         raise UnavailableError(f"cannot reach pachd at {self.address}: {reason}", hint=START_HINT)

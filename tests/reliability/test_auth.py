@@ -45,8 +45,9 @@ def _job_token(client: Client) -> tuple[str, str, str]:
             client.put_file("data", c.id, f"f{n}", b"x\n")
         outs.append(client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1])
     token = client.get_file_bytes("tell", outs[0].commit.id, "token").decode().strip()
-    jobs = sorted(client.list_job("tell"), key=lambda j: j.started.seconds)
-    return jobs[0].job.id, token, jobs[1].job.id
+    jobs = client.list_job("tell")
+    told = next(j.job.id for j in jobs if j.output_commit.id == outs[0].commit.id)  # the job that wrote the token
+    return told, token, next(j.job.id for j in jobs if j.job.id != told)
 
 
 def test_a_forged_finish_job_for_another_job_is_refused(own_pachd: PachdProcess) -> None:
