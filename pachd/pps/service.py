@@ -121,7 +121,10 @@ class InternalJobService(pps_internal_pb2_grpc.InternalJobAPIServicer):
 
 def _warn(context: Context, warning: str) -> None:
     if warning:
-        context.set_trailing_metadata(((WARNING_KEY, warning),))
+        # A text metadata value must be printable ASCII: anything else (an image named in
+        # any Unicode, control characters) is sent escaped, or the call would fail.
+        shown = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode() for c in warning)
+        context.set_trailing_metadata(((WARNING_KEY, shown),))
 
 
 def _pod_identity(context: Context) -> tuple[int | None, str]:
