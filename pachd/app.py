@@ -85,7 +85,8 @@ class Pachd:
         warn_if_exposed(config)
         socket_dir = self._pod_socket(server)
         # PPS needs the bound port: local pods dial back to it.
-        self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=create_executor(config, port, socket_dir=socket_dir),
+        executor = create_executor(config, port, cluster=self.credentials.cluster, socket_dir=socket_dir)
+        self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=executor,
                        default_image=config.job_shim_image, replica=replica_identity(config.data_dir),
                        lease_ttl=config.lease_ttl, credential=self.credentials.token,
                        images_ignored=config.executor == "local")

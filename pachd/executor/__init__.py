@@ -16,7 +16,7 @@ from pachd.executor.namespace import NamespaceSupport, Sandbox, probe
 logger = logging.getLogger(__name__)
 
 
-def create_executor(config: PachdConfig, port: int, *, socket_dir: Path | None = None) -> Executor:
+def create_executor(config: PachdConfig, port: int, *, cluster: str, socket_dir: Path | None = None) -> Executor:
     """The executor the config names, reaching pachd on `port` (local pods
     without a network: through the Unix socket in `socket_dir`)."""
     if config.executor == "local":
@@ -56,6 +56,7 @@ def create_executor(config: PachdConfig, port: int, *, socket_dir: Path | None =
                                "host.docker.internal; listen on 0.0.0.0 or set --pod-pachd-address", config.host)
         return DockerExecutor(
             docker_host=config.docker_host,
+            cluster=cluster,
             pachd_address=address,
             base_env={"PACH_PFS_MODE": config.pod_pfs},
             image_pull_policy=config.image_pull_policy,

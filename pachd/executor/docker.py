@@ -1,9 +1,12 @@
 """The Docker executor: each pod is one container on a Docker engine.
 
-A pod of index i is the container `pach-<job>-<i>-<attempt>` of the job's
-image running `job-shim <job>`, labelled with the job, pipeline, index and
-attempt so that the engine itself is the record of what ran: logs, delete
-and recover all start from a label filter. pachd plays the part of the
+A pod of index i is the container `pach-<cluster>-<job>-<i>-<attempt>` of
+the job's image running `job-shim <job>`, labelled with the cluster, job,
+pipeline, index and attempt so that the engine itself is the record of what
+ran: logs, delete and recover all start from a label filter. The cluster (one
+pachd, or the replicas sharing one etcd) keeps two pachds on one engine apart:
+their job IDs are alike whenever their commits are (`master/0`), and neither
+may read, adopt or remove the other's containers. pachd plays the part of the
 Kubernetes Job controller: one waiter thread per container blocks in the
 engine's wait call, and a container that exits non-zero is replaced by the
 next attempt until `max_restarts` replacements were used.
@@ -37,6 +40,7 @@ from pachd.executor.base import EventLog, JobSpec, LogLine, PodEvent, PodPhase
 
 logger = logging.getLogger(__name__)
 
+CLUSTER_LABEL = "pachyderm.io/cluster"
 JOB_LABEL = "pachyderm.io/job"
 PIPELINE_LABEL = "pachyderm.io/pipeline"
 INDEX_LABEL = "pachyderm.io/index"
@@ -80,14 +84,16 @@ class _Job:
 
 
 class DockerExecutor:
-    def __init__(self, *, docker_host: str, pachd_address: str, base_env: Mapping[str, str],
+    def __init__(self, *, docker_host: str, cluster: str, pachd_address: str, base_env: Mapping[str, str],
                  image_pull_policy: str, extra_hosts: Mapping[str, str] | None = None,
                  privileged: bool = False) -> None:
         """`docker_host` is the engine's URL (DOCKER_HOST: unix://..., tcp://...);
+        `cluster` names this pachd's containers apart from other pachds' on the engine;
         `pachd_address` host:port as containers reach pachd; `extra_hosts` name ->
         address entries for the containers' /etc/hosts (e.g. host.docker.internal:
         host-gateway); `privileged` lets pods mount FUSE (PACH_PFS_MODE=fuse)."""
         self._host = docker_host
+        self._cluster = cluster
         host, _, port = pachd_address.rpartition(":")
         self._service_env = {"PACHD_PORT_650_TCP_ADDR": host, "PACHD_PORT_650_TCP_PORT": port}
         self._base_env = dict(base_env)
@@ -233,7 +239,7 @@ class DockerExecutor:
         return self._jobs.setdefault(job_id, _Job(job_id))
 
     def _name(self, job: _Job, index: int, attempt: int | None = None) -> str:
-        return f"pach-{job.job_id}-{index}-{job.attempts.get(index, 0) if attempt is None else attempt}"
+        return f"pach-{self._cluster}-{job.job_id}-{index}-{job.attempts.get(index, 0) if attempt is None else attempt}"
 
     async def _launch(self, job: _Job, index: int) -> None:
         """Creates and starts the next container of `index`, and waits for it in a thread."""
@@ -394,7 +400,8 @@ class DockerExecutor:
         """Creates and starts one container; returns its ID."""
         env = {**self._base_env, **spec.env, "PACH_POD_INDEX": str(index), "PACH_POD_NAME": name,
                **self._service_env}
-        labels = {**spec.labels, JOB_LABEL: spec.job_id, PIPELINE_LABEL: spec.pipeline, INDEX_LABEL: str(index),
+        labels = {**spec.labels, CLUSTER_LABEL: self._cluster, JOB_LABEL: spec.job_id,
+                  PIPELINE_LABEL: spec.pipeline, INDEX_LABEL: str(index),
                   ATTEMPT_LABEL: str(attempt), MAX_RESTARTS_LABEL: str(spec.max_restarts)}
         container = self._api().containers.create(
             spec.image, list(spec.command), name=name, environment=env, labels=labels,
@@ -408,10 +415,10 @@ class DockerExecutor:
         return str(container.id)
 
     def _list(self, job_id: str | None) -> list[_Container]:
-        """The containers of a job (of every job when None), running or not."""
-        label = JOB_LABEL if job_id is None else f"{JOB_LABEL}={job_id}"
+        """This cluster's containers of a job (of every job when None), running or not."""
+        labels = [f"{CLUSTER_LABEL}={self._cluster}", JOB_LABEL if job_id is None else f"{JOB_LABEL}={job_id}"]
         found = []
-        for container in self._api().containers.list(all=True, filters={"label": label}, ignore_removed=True):
+        for container in self._api().containers.list(all=True, filters={"label": labels}, ignore_removed=True):
             labels = container.labels
             try:
                 index, attempt = int(labels[INDEX_LABEL]), int(labels[ATTEMPT_LABEL])

@@ -27,7 +27,7 @@ from docker.models.containers import Container
 from pachctl.client import Client
 from pachd.errors import Unavailable
 from pachd.executor.base import JobSpec, PodEvent, PodPhase
-from pachd.executor.docker import ATTEMPT_LABEL, INDEX_LABEL, JOB_LABEL, PIPELINE_LABEL, DockerExecutor
+from pachd.executor.docker import ATTEMPT_LABEL, CLUSTER_LABEL, INDEX_LABEL, JOB_LABEL, PIPELINE_LABEL, DockerExecutor
 from protos import pps_pb2
 from tests.pps.test_tutorial import sums
 from tests.support.cli import pachctl
@@ -60,8 +60,13 @@ def containers(engine: docker.DockerClient, job_id: str, **labels: str) -> list[
     return sorted(found, key=lambda c: c.name)
 
 
+def pod(container: Container) -> str:
+    """`<job>-<index>-<attempt>`: a container's name without its cluster's prefix."""
+    return container.name.removeprefix(f"pach-{container.labels[CLUSTER_LABEL]}-")
+
+
 def exit_codes(engine: docker.DockerClient, job_id: str) -> dict[str, int]:
-    return {c.name: int(c.attrs["State"]["ExitCode"]) for c in containers(engine, job_id)}
+    return {pod(c): int(c.attrs["State"]["ExitCode"]) for c in containers(engine, job_id)}
 
 
 def job_on_one_file(client: Client, request: pps_pb2.CreatePipelineRequest) -> tuple[pps_pb2.JobInfo, bytes]:
@@ -99,7 +104,7 @@ def test_fruit_stand_runs_in_job_shim_containers(shim_pachd: PachdProcess, engin
     assert logs.code == 0, logs.err
 
     (container,) = containers(engine, jobs["filter"])
-    assert container.name == f"pach-{jobs['filter']}-0-0"
+    assert container.name == f"pach-{container.labels[CLUSTER_LABEL]}-{jobs['filter']}-0-0"
     config, host = container.attrs["Config"], container.attrs["HostConfig"]
     assert config["Image"] == "pachyderm/job-shim" and config["Cmd"] == ["job-shim", jobs["filter"]]
     assert container.labels[PIPELINE_LABEL] == "filter" and container.labels["pipeline"] == "filter"
@@ -131,7 +136,7 @@ def test_a_killed_container_is_replaced(shim_pachd: PachdProcess, engine: docker
         assert len(client.list_file("copy", info.output_commit.id, "")) == 1
         logs = b"".join(client.get_logs(job_id))
         assert logs.index(b"0 | first") < logs.index(b"0 | second")  # both attempts, in order
-    assert exit_codes(engine, job_id) == {f"pach-{job_id}-0-0": 137, f"pach-{job_id}-0-1": 0}
+    assert exit_codes(engine, job_id) == {f"{job_id}-0-0": 137, f"{job_id}-0-1": 0}
 
 
 @pytest.fixture(scope="module")
@@ -153,10 +158,10 @@ def test_a_container_crashing_past_its_restarts_fails_the_job(shim_pachd: PachdP
     assert info.state == pps_pb2.JOB_FAILURE
     assert logs.count(b"0 | crashes") == 4  # the first and 3 replacements
     assert logs.endswith(b"pachd | job failed: pod 0: exit code 3\n")
-    assert exit_codes(engine, info.job.id) == {f"pach-{info.job.id}-0-{attempt}": 3 for attempt in range(4)}
+    assert exit_codes(engine, info.job.id) == {f"{info.job.id}-0-{attempt}": 3 for attempt in range(4)}
 
 
-def test_get_logs_reads_the_engine(shim_pachd: PachdProcess) -> None:
+def test_get_logs_reads_the_engine(shim_pachd: PachdProcess, engine: docker.DockerClient) -> None:
     script = 'echo "out of $PACH_POD_NAME"; echo "err of $PACH_POD_NAME" >&2'
     with Client(shim_pachd.address) as client:
         client.create_repo("data")
@@ -168,8 +173,9 @@ def test_get_logs_reads_the_engine(shim_pachd: PachdProcess) -> None:
         lines = b"".join(client.get_logs(info.job.id)).splitlines()
     job = info.job.id
     for index in (0, 1):
-        assert f"{index} | out of pach-{job}-{index}-0".encode() in lines
-        assert f"{index} | err of pach-{job}-{index}-0".encode() in lines  # stderr too, demultiplexed
+        name = next(c.name for c in containers(engine, job) if pod(c) == f"{job}-{index}-0")
+        assert f"{index} | out of {name}".encode() in lines
+        assert f"{index} | err of {name}".encode() in lines  # stderr too, demultiplexed
     prefixes = [line.split(b" | ", 1)[0] for line in lines]
     assert prefixes == sorted(prefixes) and set(prefixes) == {b"0", b"1"}  # index 0's lines, then index 1's
 
@@ -190,6 +196,40 @@ def test_deleting_a_pipeline_removes_its_containers(shim_pachd: PachdProcess, en
         assert containers(engine, two)  # its ended job's container stays, for get-logs
         client.delete_all()
         assert containers(engine, two) == []
+
+
+def test_two_pachds_on_one_engine_keep_their_containers_apart(shim_pachd: PachdProcess, tmp_path: Path,
+                                                               engine: docker.DockerClient) -> None:
+    """Two pachds making the same commits have the same job IDs: each still runs,
+    logs and removes only its own containers, and neither adopts the other's."""
+    script = 'echo "pachd $(cat /pfs/data/who)"; sleep 300'
+    other = docker_pachd(tmp_path / "other")
+    try:
+        jobs = []
+        for server in (shim_pachd, other):
+            with Client(server.address) as client:
+                client.create_repo("data")
+                client.create_pipeline(pipeline("same", script, [("data", MAP)]))
+                with client.commit("data") as commit:
+                    client.put_file("data", commit.id, "who", f"{server.port}\n".encode())
+                jobs.append(the_job(client, "same"))
+        assert jobs[0] == jobs[1]
+        job = jobs[0]
+        wait_until(lambda: sum(c.status == "running" for c in containers(engine, job)) == 2,
+                   what="both pachds' containers running", timeout=120)
+        assert len({c.labels[CLUSTER_LABEL] for c in containers(engine, job)}) == 2
+        with Client(other.address) as client:
+            wait_until(lambda: b"".join(client.get_logs(job)), what="other's logs")
+            assert b"".join(client.get_logs(job)).splitlines() == [f"0 | pachd {other.port}".encode()]
+        other.kill()
+        other.start()  # recovers its own containers only
+        with Client(other.address) as client:
+            client.delete_all()
+        wait_until(lambda: len(containers(engine, job)) == 1, what="other's container to go", timeout=120)
+        with Client(shim_pachd.address) as client:
+            assert b"".join(client.get_logs(job)).splitlines() == [f"0 | pachd {shim_pachd.port}".encode()]
+    finally:
+        other.stop()
 
 
 def test_pull_policy_never_with_a_missing_image_fails_the_job(tmp_path: Path, engine: docker.DockerClient) -> None:
@@ -263,7 +303,7 @@ def test_containers_outlive_a_pachd_crash(tmp_path: Path, engine: docker.DockerC
             info = only_job(client, "slow", timeout=120)
             assert info.state == pps_pb2.JOB_SUCCESS
             assert client.get_file_bytes("slow", info.output_commit.id, "f") == b"kept\n"
-            assert exit_codes(engine, job_id) == {f"pach-{job_id}-0-0": 0}  # adopted, not replaced
+            assert exit_codes(engine, job_id) == {f"{job_id}-0-0": 0}  # adopted, not replaced
             client.delete_all()
     finally:
         server.stop()
@@ -288,7 +328,7 @@ async def outcome(executor: DockerExecutor, job_id: str, pods: int) -> list[PodE
 
 
 async def test_the_executor_alone(engine: docker.DockerClient) -> None:
-    executor = DockerExecutor(docker_host=require_engine(), pachd_address="pachd.example:650", base_env={"A": "1"},
+    executor = DockerExecutor(docker_host=require_engine(), cluster="test", pachd_address="pachd.example:650", base_env={"A": "1"},
                               image_pull_policy="IfNotPresent")
     await executor.recover()
     spec = spec_of(os.urandom(16).hex(), BUSYBOX, "sh", "-c", 'echo "$GREETING from $PACH_POD_INDEX"; exit 1', pods=2)
@@ -316,7 +356,7 @@ async def test_the_executor_alone(engine: docker.DockerClient) -> None:
 
 
 async def test_an_unreachable_engine_is_unavailable() -> None:
-    executor = DockerExecutor(docker_host=f"tcp://127.0.0.1:{free_port()}", pachd_address="pachd:650",
+    executor = DockerExecutor(docker_host=f"tcp://127.0.0.1:{free_port()}", cluster="test", pachd_address="pachd:650",
                               base_env={}, image_pull_policy="IfNotPresent")
     await executor.recover()  # logs the problem; tried again by start()
     with pytest.raises(Unavailable):
@@ -330,7 +370,7 @@ async def test_an_unreachable_engine_is_unavailable() -> None:
 
 async def test_fuse_pods_run_privileged(tmp_path: Path) -> None:
     fake = FakeDocker(tmp_path / "engine", images={BUSYBOX}).start()
-    executor = DockerExecutor(docker_host=fake.url, pachd_address="pachd:650", base_env={},
+    executor = DockerExecutor(docker_host=fake.url, cluster="test", pachd_address="pachd:650", base_env={},
                               image_pull_policy="IfNotPresent", privileged=True)
     spec = spec_of("d" * 32, BUSYBOX, "true")
     try:
