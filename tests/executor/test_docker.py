@@ -203,6 +203,7 @@ def test_two_pachds_on_one_engine_keep_their_containers_apart(shim_pachd: PachdP
     """Two pachds making the same commits have the same job IDs: each still runs,
     logs and removes only its own containers, and neither adopts the other's."""
     script = 'echo "pachd $(cat /pfs/data/who)"; sleep 300'
+    (tmp_path / "other").mkdir()
     other = docker_pachd(tmp_path / "other")
     try:
         jobs = []
