@@ -52,6 +52,7 @@ class _Line:
     values: dict[str, str] = field(default_factory=dict)  # flag dest -> value
     pending: argparse.Action | None = None  # the flag whose value is being typed
     current: str = ""  # the word being completed
+    rest: int = 0  # where the command's own words start
 
 
 def complete(argv: Sequence[str]) -> int:
@@ -64,6 +65,8 @@ def complete(argv: Sequence[str]) -> int:
         index = int(argv[0])
         words = list(argv[1:])
         current = words[index] if index < len(words) else ""
+        if current == "=":  # bash's word for the cursor right after `--flag=`: the value is empty
+            current = ""
         found = _candidates(words[1:index], current)
     except Exception:
         return 0
@@ -96,7 +99,7 @@ def _candidates(before: list[str], current: str) -> Iterable[str] | None:
     parser = _subparser(build_parser(line.command), line.command)
     if parser is None:
         return []
-    line = _parse(parser, before[before.index(line.command) + 1:], line)
+    line = _parse(parser, before[line.rest:], line)
     if line.pending is not None:
         return _values(line.pending, line)
     if current.startswith("-"):
@@ -118,7 +121,9 @@ def _parse(parser: argparse.ArgumentParser, words: list[str], line: _Line) -> _L
     """Walks `words` as `parser` would (roughly): the first positional of pachctl's own parser is the command."""
     flags = {s: a for a in parser._actions for s in a.option_strings}
     line.pending = None
-    for word in words:
+    for position, word in enumerate(words):
+        if word == "=" and line.pending is not None:
+            continue  # bash splits `--flag=value` into three words
         if line.pending is not None:
             line.values[line.pending.dest] = word
             line.pending = None
@@ -131,7 +136,7 @@ def _parse(parser: argparse.ArgumentParser, words: list[str], line: _Line) -> _L
                 else:
                     line.pending = action
         elif line.command is None:
-            line.command = word
+            line.command, line.rest = word, position + 1
             return line  # the rest is the command's
         else:
             line.positionals.append(word)

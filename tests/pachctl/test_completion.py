@@ -4,6 +4,7 @@ real shells, completing commands, flags and names they ask a real pachd for."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -38,7 +39,9 @@ def shell_env(address: str, home: Path) -> dict[str, str]:
 
 def bash_complete(address: str, tmp_path: Path, line: str) -> tuple[list[str], str]:
     """COMPREPLY, and bash's stderr, for Tab at the end of `line` (a trailing space starts a new word)."""
-    words = shlex.split(line) + ([""] if line.endswith(" ") else [])
+    # Split as bash does: at spaces, and around each `=` (in COMP_WORDBREAKS).
+    words = [part for word in shlex.split(line) for part in re.split("(=)", word) if part]
+    words += [""] if line.endswith(" ") else []
     program = (f"source {shlex.quote(str(script('bash', tmp_path)))}\n"
                f"COMP_WORDS=({' '.join(shlex.quote(w) for w in words)})\n"
                f"COMP_CWORD={len(words) - 1}\nCOMP_LINE={shlex.quote(line)}\nCOMP_POINT={len(line)}\n"
@@ -96,6 +99,8 @@ def test_bash_completes_names_from_pachd(filled: dict[str, str], tmp_path: Path)
     assert reply("pachctl inspect-pipeline ") == ["copy", "count"]
     assert reply("pachctl list-job --pipeline ") == ["copy", "count"]
     assert reply("pachctl get-logs -p co") == ["copy", "count"]
+    assert reply("pachctl list-job --pipeline=co") == ["copy", "count"]
+    assert reply("pachctl list-job --pipeline=") == ["copy", "count"]
     assert reply("pachctl inspect-job ") == sorted([filled["copy"], filled["count"]])
     assert reply(f"pachctl get-logs {filled['copy'][:3]}") == [filled["copy"]]
     assert reply("pachctl get-file data master/0 apple ") == []  # no fourth argument
