@@ -141,14 +141,21 @@ def test_get_logs_of_a_job_that_printed_nothing_says_so_on_stderr(run, client: C
     assert run("get-logs", "--pipeline", "quiet").out == ""
 
 
-def test_get_logs_follow_streams_until_the_job_ends(pachd: PachdProcess, client: Client, beacon: Beacon) -> None:
+def follow_gated(pachd: PachdProcess, client: Client, beacon: Beacon, last: str, flag: str) -> tuple[str, Streamed]:
+    """A job that prints a line, waits at the beacon's gate, then runs `last`; followed
+    by `pachctl get-logs <flag> <job>` until that first line has arrived."""
     client.create_repo("data")
-    pipeline(client, "gated", f"echo before\n{beacon.command('gate')}\necho after")
+    pipeline(client, "gated", f"echo before\n{beacon.command('gate')}\n{last}")
     commit_data(client)
     wait_until(lambda: client.list_job("gated"), timeout=TIMEOUT, what="the job")
     job = client.list_job("gated")[0].job.id
-    followed = Streamed(pachd.address, "get-logs", "-f", job)
+    followed = Streamed(pachd.address, "get-logs", flag, job)
     followed.wait_line(b"0 | before\n")
+    return job, followed
+
+
+def test_get_logs_follow_streams_until_the_job_ends(pachd: PachdProcess, client: Client, beacon: Beacon) -> None:
+    job, followed = follow_gated(pachd, client, beacon, "echo after", "-f")
     assert followed.process.poll() is None  # still following: the job waits at the gate
     assert client.inspect_job(job).state == pps_pb2.JOB_RUNNING
     beacon.open("gate")
@@ -157,13 +164,7 @@ def test_get_logs_follow_streams_until_the_job_ends(pachd: PachdProcess, client:
 
 
 def test_get_logs_follow_exits_1_when_the_job_fails(pachd: PachdProcess, client: Client, beacon: Beacon) -> None:
-    client.create_repo("data")
-    pipeline(client, "doomed", f"echo before\n{beacon.command('gate')}\nexit 7")
-    commit_data(client)
-    wait_until(lambda: client.list_job("doomed"), timeout=TIMEOUT, what="the job")
-    job = client.list_job("doomed")[0].job.id
-    followed = Streamed(pachd.address, "get-logs", "--follow", job)
-    followed.wait_line(b"0 | before\n")
+    job, followed = follow_gated(pachd, client, beacon, "exit 7", "--follow")
     beacon.open("gate")
     code, lines, err = followed.finish()
     assert code == 1 and job.encode() in err
