@@ -21,8 +21,10 @@ def create_job(args: argparse.Namespace, client: Client) -> None:
 
 def inspect_job(args: argparse.Namespace, client: Client) -> None:
     info = client.inspect_job(job_id(client, args.job), block_state=args.block)
-    output.show(args, [info], lambda: render.job_info(info) + "".join(map(render.job_failure, _failures(client, [info]))),
-                single=True)
+    def text() -> str:  # v1.2's view, then why the job failed (if it did)
+        return render.job_info(info) + "".join(render.job_failure(f) for f in _failures(client, [info]))
+
+    output.show(args, [info], text, single=True)
 
 
 def _started(info: pps_pb2.JobInfo) -> tuple[int, int]:
