@@ -1,4 +1,5 @@
-"""pachctl's start-up: CPU seconds of `version` and `list-repo`, side by side with `python -c pass`."""
+"""pachctl's start-up: CPU seconds of `version`, `list-repo` and the shell completion helper
+(a command name; repo names from pachd), side by side with `python -c pass`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ COMMANDS = {
     "python -c 'import grpc'": ["-c", "import grpc"],
     "pachctl version": ["-m", "pachctl.main", "version"],
     "pachctl list-repo": ["-m", "pachctl.main", "list-repo"],
+    "pachctl __complete (commands)": ["-m", "pachctl.main", "__complete", "1", "pachctl", "list-"],
+    "pachctl __complete (repos)": ["-m", "pachctl.main", "__complete", "2", "pachctl", "inspect-repo", ""],
 }
 
 

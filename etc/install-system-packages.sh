@@ -15,13 +15,14 @@
 #                 the local base images the tests build (no image registry needed)
 #   docker-registry
 #                 a real image registry on loopback, for the --push-images test
+#   zsh, fish     the shells whose completion scripts tests/pachctl/test_completion.py runs
 set -euo pipefail
 
 wanted=(etcd-server fuse3 libfuse3-dev pkg-config gcc bubblewrap)
 testing=false
 if [ "${1:-}" = "--test" ]; then
     testing=true
-    wanted+=(chromium busybox-static debootstrap docker-registry)
+    wanted+=(chromium busybox-static debootstrap docker-registry zsh fish)
 fi
 missing=()
 for pkg in "${wanted[@]}"; do

@@ -32,6 +32,7 @@ COMMANDS = {
     "misc": ("version", "delete-all", "archive-all"),
     "admin": ("garbage-collect",),
     "deploy": ("deploy", "port-forward"),
+    "completion": ("completion",),
 }
 """Each group module of pachctl/cli and the commands it registers, in help order."""
 GROUP_OF = {command: group for group, commands in COMMANDS.items() for command in commands}
@@ -74,6 +75,10 @@ def _unknown_command(word: str | None) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
+    if given[:1] == ["__complete"]:  # what the shell completion scripts call on each Tab
+        from pachctl.cli.completion import complete
+
+        return complete(given[1:])
     word = _command_word(given)
     parser = build_parser(word)
     unknown = _unknown_command(word)

@@ -23,13 +23,14 @@ from pachd.pfs.admin_service import AdminService
 from pachd.pfs.urls import Fetcher, UrlPolicy
 from pachd.pfs.service import BlockService, PfsService
 from pachd.pps import Pps
+from pachd.pps.jobs_service import JobsService
 from pachd.pps.ownership import replica_identity
 from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
 from pachd.storage.lock import DataDirBusy, DataDirLock
 from protos import (
-    health_pb2_grpc, pfs_admin_pb2_grpc, pfs_pb2_grpc, pods_pb2_grpc, pps_internal_pb2_grpc, pps_pb2_grpc,
-    protoversion_pb2_grpc,
+    health_pb2_grpc, pfs_admin_pb2_grpc, pfs_pb2_grpc, pods_pb2_grpc, pps_internal_pb2_grpc, pps_jobs_pb2_grpc,
+    pps_pb2_grpc, protoversion_pb2_grpc,
 )
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Pachd:
                        lease_ttl=config.lease_ttl, credential=self.credentials.token,
                        images_ignored=config.executor == "local")
         pps_pb2_grpc.add_APIServicer_to_server(PpsService(self.pps), server)
+        pps_jobs_pb2_grpc.add_JobsServicer_to_server(JobsService(self.pps), server)
         pps_internal_pb2_grpc.add_InternalJobAPIServicer_to_server(InternalJobService(
             self.pps, credentials=self.credentials, allow_anonymous=config.allow_anonymous_pods), server)
         await server.start()

@@ -60,9 +60,7 @@ def run(job_id: str, config: shim_config.ShimConfig) -> int:
     success = code == 0 or code in transform.accept_return_code
     if success and not over_fuse:
         upload(wire, out, config.pfs_root / "out", baseline)
-    if not success:
-        print(f"job-shim: {transform.cmd[0]} exited with {code}", file=sys.stderr)
-    client.finish_job(job_id, started.pod_index, success)
+    client.finish_job(job_id, started.pod_index, success, exit_code=None if success else code)
     return 0
 
 

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from google.protobuf import timestamp_pb2
 
-from protos import pfs_pb2, pps_pb2
+from protos import pfs_pb2, pps_jobs_pb2, pps_pb2
 
 MIN_WIDTH = 20
 PADDING = 3
@@ -236,6 +236,31 @@ def job_info(info: pps_pb2.JobInfo, now: float | None = None) -> str:
                         pps_pb2.Incremental.Name(i.method.incremental)] for i in info.inputs))
     return (text + f"\nState: {JOB_STATES.get(info.state, '-')}\nParallelismSpec: {parallelism(_job_spec(info))}\n"
             f"Inputs:\n{inputs}Transform:\n{transform(info.transform)}\n")
+
+
+def job_failure(failure: pps_jobs_pb2.Failure) -> str:
+    """inspect-job's lines after v1.2's: why the job failed, the pod, its exit code and last lines."""
+    text = f"Failure: {failure.reason}\n"
+    if failure.HasField("pod_index"):
+        text += f"Pod: {failure.pod_index}" + (f" ({failure.pod_name})" if failure.pod_name else "") + "\n"
+    if failure.HasField("exit_code"):
+        text += f"Exit Code: {failure.exit_code}\n"
+    if failure.last_lines:
+        text += "Last Lines:\n" + "".join(f"{failure.pod_index} | {_text(line)}\n" for line in failure.last_lines)
+    return text
+
+
+def job_failure_lines(failures: Iterable[pps_jobs_pb2.Failure]) -> str:
+    """list-job's lines under v1.2's table: per failed job, why, and its pod's last line."""
+    lines = []
+    for failure in failures:
+        last = f' (last line: "{_text(failure.last_lines[-1])}")' if failure.last_lines else ""
+        lines.append(f"{failure.job.id}: {failure.reason}{last}\n")
+    return "\n" + "".join(lines) if lines else ""
+
+
+def _text(line: bytes) -> str:
+    return line.decode(errors="replace")
 
 
 def pipeline_rows(infos: Iterable[pps_pb2.PipelineInfo]) -> str:

@@ -27,12 +27,13 @@ from pachctl.client.errors import (
     UnavailableError,
 )
 from pachctl.client.internal import InternalJobClient, pod_metadata
+from pachctl.client.jobs import JobsClient
 from pachctl.client.pfs import FileReader, PfsClient, commit, parse_commit
 from pachctl.client.pps import PpsClient
 from protos import health_pb2_grpc, protoversion_pb2, protoversion_pb2_grpc
 
 
-class Client(PfsClient, PpsClient, InternalJobClient, AdminClient):
+class Client(PfsClient, PpsClient, JobsClient, InternalJobClient, AdminClient):
     """All of pachd's services over one connection (ADDRESS, or 0.0.0.0:30650, by default)."""
 
     def __init__(self, address: str | None = None, *, tls_ca: bytes | None = None,

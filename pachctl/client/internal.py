@@ -7,6 +7,7 @@ from protos import pps_internal_pb2, pps_internal_pb2_grpc, pps_pb2
 
 POD_INDEX_KEY = "pach-pod-index"
 POD_NAME_KEY = "pach-pod-name"
+EXIT_CODE_KEY = "pach-exit-code"
 
 
 def pod_metadata(index: int | None, name: str) -> tuple[tuple[str, str], ...]:
@@ -30,8 +31,10 @@ class InternalJobClient(Connection):
                                        metadata=self.metadata or None)
 
     @translated
-    def finish_job(self, job_id: str, pod_index: int, success: bool) -> None:
+    def finish_job(self, job_id: str, pod_index: int, success: bool, exit_code: int | None = None) -> None:
+        """Reports the pod's result; `exit_code`, the code's, tells pachd why it failed."""
+        metadata = (*self.metadata, (EXIT_CODE_KEY, str(exit_code))) if exit_code is not None else self.metadata
         self._internal.FinishJob(
             pps_internal_pb2.FinishJobRequest(job=pps_pb2.Job(id=job_id), success=success, pod_index=pod_index),
-            metadata=self.metadata or None,
+            metadata=metadata or None,
         )

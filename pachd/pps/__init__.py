@@ -20,6 +20,7 @@ from pachd.pfs import Pfs
 from pachd.pps import keys
 from pachd.pps.controller import PipelineController, job_id, named_job_id
 from pachd.pps.driver import JobDriver
+from pachd.pps.failures import LAST_LINES, Failure, failure_of
 from pachd.pps.jobs import Jobs
 from pachd.pps.pipelines import Pipelines
 from pachd.pps.pods import DEFAULT_IMAGE
@@ -202,6 +203,16 @@ class Pps:
                 except TimeoutError:
                     pass
                 changed.drain()
+
+    async def failures(self, job_ids: Sequence[str], last: int = LAST_LINES) -> list[Failure]:
+        """Why each failed job among `job_ids` failed (those that did not fail are left out)."""
+        found = []
+        for job_id in dict.fromkeys(job_ids):
+            record, _ = await self.jobs.get(job_id)
+            failure = await failure_of(record, self.executor.logs(job_id), last)
+            if failure is not None:
+                found.append(failure)
+        return found
 
     async def changes(self) -> AsyncIterator[str]:
         """What changes from now on, one word per change: "pipeline" or "job"."""

@@ -170,15 +170,17 @@ class JobDriver:
                                         if j.state is JobState.PULLING else j)
             elif event.phase is PodPhase.GAVE_UP:
                 await self._jobs.release(job_id, event.index, event.name)
-                await self._give_up(job_id, event.index, event.reason)
+                await self._give_up(job_id, event.index, event.name, event.reason)
 
-    async def _give_up(self, job_id: str, index: int, reason: str) -> None:
+    async def _give_up(self, job_id: str, index: int, name: str, reason: str) -> None:
         def failed(job: JobRecord) -> JobRecord:
             if job.pods[index].state in (PodState.SUCCESS, PodState.FAILURE):
                 return job
             pods = list(job.pods)
-            pods[index] = dataclasses.replace(pods[index], state=PodState.FAILURE)
-            return dataclasses.replace(job, pods=tuple(pods), reason=f"pod {index}: {reason}")
+            pods[index] = dataclasses.replace(pods[index], state=PodState.FAILURE, name=name)
+            if job.reason:
+                return dataclasses.replace(job, pods=tuple(pods))
+            return dataclasses.replace(job, pods=tuple(pods), failed_pod=index, reason=f"pod {index}: {reason}")
 
         await self._jobs.update(job_id, failed)
 

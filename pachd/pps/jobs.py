@@ -59,6 +59,12 @@ class Claim:
     mounts: tuple[Mount, ...]
 
 
+def pod_failure(index: int, name: str, exit_code: int | None) -> str:
+    """A job's reason when pod `index` reported that its code failed."""
+    who = f"pod {index}" + (f" ({name})" if name else "")
+    return f"{who}: the code exited with code {exit_code}" if exit_code is not None else f"{who}: the code failed"
+
+
 class Jobs:
     def __init__(self, *, kv: KV, pfs: Pfs, now: Callable[[], float] = time.time) -> None:
         self._kv = kv
@@ -188,8 +194,12 @@ class Jobs:
         await self.update(job_id, reset)
         await self.abandon(job.output_repo, pod.commit)
 
-    async def report(self, job_id: str, index: int, *, success: bool, pod_name: str = "") -> JobRecord:
-        """FinishJob: the pod at `index` is done; its commit is finished (cancelled on failure)."""
+    async def report(self, job_id: str, index: int, *, success: bool, pod_name: str = "",
+                     exit_code: int | None = None) -> JobRecord:
+        """FinishJob: the pod at `index` is done; its commit is finished (cancelled on failure).
+
+        The first pod to report a failure gives the job its reason (with the
+        code's exit code, when the shim sent it)."""
         job, _ = await self.get(job_id)
         if index >= job.pod_count:
             raise FailedPrecondition(f"job {job_id} has {job.pod_count} pods; there is no pod {index}")
@@ -205,8 +215,14 @@ class Jobs:
             if current.pods[index].commit != pod.commit:
                 raise JobStateConflict(f"pod {index} of job {job_id} was restarted meanwhile")
             pods = list(current.pods)
-            pods[index] = dataclasses.replace(pod, state=PodState.SUCCESS if success else PodState.FAILURE)
-            return dataclasses.replace(current, pods=tuple(pods))
+            if success:
+                pods[index] = dataclasses.replace(pod, state=PodState.SUCCESS)
+                return dataclasses.replace(current, pods=tuple(pods))
+            pods[index] = dataclasses.replace(pod, state=PodState.FAILURE, exit_code=exit_code)
+            if current.reason:
+                return dataclasses.replace(current, pods=tuple(pods))
+            return dataclasses.replace(current, pods=tuple(pods), failed_pod=index,
+                                       reason=pod_failure(index, pod.name, exit_code))
 
         return await self.update(job_id, mark)
 

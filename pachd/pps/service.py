@@ -20,6 +20,7 @@ EMPTY = empty_pb2.Empty()
 WARNING_KEY = "pach-warning"  # trailing metadata: the call succeeded, but the client should know this
 POD_INDEX_KEY = "pach-pod-index"
 POD_NAME_KEY = "pach-pod-name"
+EXIT_CODE_KEY = "pach-exit-code"  # with a failed FinishJob: the user code's exit code (our shim sends it)
 
 
 class PpsService(pps_pb2_grpc.APIServicer):
@@ -115,7 +116,8 @@ class InternalJobService(pps_internal_pb2_grpc.InternalJobAPIServicer):
     async def FinishJob(self, request: pps_internal_pb2.FinishJobRequest, context: Context) -> empty_pb2.Empty:
         self._authorize(context, request.job.id)
         _, name = _pod_identity(context)
-        await self._pps.jobs.report(request.job.id, request.pod_index, success=request.success, pod_name=name)
+        await self._pps.jobs.report(request.job.id, request.pod_index, success=request.success, pod_name=name,
+                                    exit_code=_exit_code(context))
         return EMPTY
 
 
@@ -136,3 +138,11 @@ def _pod_identity(context: Context) -> tuple[int | None, str]:
     return index, name if isinstance(name, str) else ""
 
 
+
+
+def _exit_code(context: Context) -> int | None:
+    raw = dict(context.invocation_metadata() or ()).get(EXIT_CODE_KEY)
+    try:
+        return int(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None

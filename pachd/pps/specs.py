@@ -121,6 +121,7 @@ class PodRecord:
     commit: str = ""  # the pod's own output commit (in the output repo)
     name: str = ""  # the pod that claimed this index
     attempt: int = 0  # how many pods have claimed this index
+    exit_code: int | None = None  # on failure, the user code's, when the shim reported it
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ class JobRecord:
     started: float | None = None
     finished: float | None = None
     reason: str = ""  # why it failed
+    failed_pod: int | None = None  # the index of the pod the reason is about, if any
     waiting: str = ""  # while PULLING: why a pod cannot start yet (its image cannot be had)
 
     @property
@@ -214,11 +216,13 @@ def decode_job(raw: bytes) -> JobRecord:
         parent=d["parent"],
         output_commit=d["output_commit"],
         shard_moduli=tuple(d["shard_moduli"]),
-        pods=tuple(PodRecord(PodState[p["state"]], p["commit"], p["name"], p["attempt"]) for p in d["pods"]),
+        pods=tuple(PodRecord(PodState[p["state"]], p["commit"], p["name"], p["attempt"], p.get("exit_code"))
+                   for p in d["pods"]),
         state=JobState[d["state"]],
         started=d["started"],
         finished=d["finished"],
         reason=d["reason"],
+        failed_pod=d.get("failed_pod"),
         waiting=d.get("waiting", ""),
     )
 

@@ -28,3 +28,17 @@ def test_list_repo_imports_no_other_command_group() -> None:
     for heavy in ("pachctl.cli.file", "pachctl.cli.deploy", "pachctl.cli.pipeline", "pachctl.manifest", "yaml", "rich",
                   "urllib.request"):
         assert heavy not in loaded
+
+
+def test_completing_an_argument_imports_only_that_commands_group() -> None:
+    check = (
+        "import sys\n"
+        "from pachctl.main import main; main(['__complete', '2', 'pachctl', 'inspect-repo', ''])\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('pachctl', 'yaml', 'rich')))), file=sys.stdout)")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True,
+                          env={"ADDRESS": "127.0.0.1:1", "PATH": ""})
+    loaded = done.stdout.split()
+    assert "pachctl.cli.repo" in loaded and done.stderr == ""
+    for heavy in ("pachctl.cli.file", "pachctl.cli.job", "pachctl.cli.misc", "pachctl.cli.pipeline", "pachctl.manifest",
+                  "yaml", "rich"):
+        assert heavy not in loaded

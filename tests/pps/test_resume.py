@@ -335,3 +335,5 @@ def test_a_pod_crashing_past_its_restarts_still_fails_the_job(own_pachd: PachdPr
         job = client.inspect_job(job_id, block_state=True, timeout=TIMEOUT)
         assert job.state == pps_pb2.JOB_FAILURE
         assert b"pachd | job failed: pod 0: killed by signal 9" in b"".join(client.get_logs(job_id))
+        [failure] = client.get_failures([job_id])  # the pod that gave up, by index and name; no code's exit
+        assert failure.pod_index == 0 and failure.pod_name and not failure.HasField("exit_code")
