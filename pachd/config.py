@@ -47,7 +47,7 @@ class PachdConfig:
     job_shim_command: str = ""  # the program local pods run; empty: this build's job-shim
     pod_path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH inside local pods
     pod_pfs: str = "copy"  # how pods see /pfs: "copy" (downloaded) or "fuse" (mounted)
-    warm_pods: int = 2  # local pods of our job shim started ahead of their jobs (0: each pod starts with its job)
+    warm_pods: int = 3  # local pods of our job shim started ahead of their jobs (0: each pod starts with its job)
     lease_ttl: float = 10.0  # seconds before another replica takes over a dead one's pipelines
     tls_cert: Path | None = None  # with tls_key: serve TLS (plaintext otherwise)
     tls_key: Path | None = None
@@ -107,7 +107,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "job_shim_command": (("JOB_SHIM_COMMAND",), "the program local pods run, e.g. v1.2's Go job-shim (default: job-shim)"),
     "pod_pfs": (("PACHD_POD_PFS",), "how pods see /pfs: copy (download the shard) or fuse (mount it)"),
     "warm_pods": (("PACHD_WARM_PODS",), "local pods started ahead of their jobs, confined alike, so a job's pod "
-                  "starts at once (default 2; 0: none)"),
+                  "starts at once (default 3; 0: none)"),
     "lease_ttl": (("PACHD_LEASE_TTL",), "seconds a dead replica's pipelines wait before another takes them (default 10)"),
     "tls_cert": (("PACHD_TLS_CERT",), "serve TLS with this certificate (PEM); needs --tls-key"),
     "tls_key": (("PACHD_TLS_KEY",), "the private key (PEM) of --tls-cert"),
