@@ -128,8 +128,7 @@ def wait_for_job(control: int = 0) -> str | None:
     os.dup2(null, control)
     os.close(null)
     assignment = json.loads(data)
-    os.environ.clear()
-    os.environ.update(assignment["env"])
+    shim_config.adopt({str(k): str(v) for k, v in assignment["env"].items()})
     return str(assignment["job_id"])
 
 
