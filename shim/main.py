@@ -34,7 +34,16 @@ READY = b"ready\n"  # what a warm pod says once it can take a job
 
 def run(job_id: str, config: shim_config.ShimConfig) -> int:
     metadata = pod_metadata(config.pod_index, config.pod_name)
+    # Closed however the run ends: a channel left to the interpreter's exit can hang it there,
+    # and a pod that hangs instead of exiting is never replaced.
     client = Client(config.pachd_address, tls_ca=config.tls_ca, auth_token=config.job_token, metadata=metadata)
+    try:
+        return _run(client, job_id, config, metadata)
+    finally:
+        client.close()
+
+
+def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: tuple[tuple[str, str], ...]) -> int:
     try:
         started = client.start_job(job_id)
     except (FailedPreconditionError, NotFoundError) as err:

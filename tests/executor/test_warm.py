@@ -141,3 +141,10 @@ def test_a_warm_shim_says_ready_and_leaves_quietly_when_the_pool_closes() -> Non
     finally:
         shim.kill()
         shim.wait()
+
+
+def test_a_shim_whose_start_job_fails_exits_rather_than_hanging(own_pachd: PachdProcess) -> None:
+    # No job credential: StartJob is refused, and the shim must end (non-zero) for its pod to be replaced.
+    shim = subprocess.run([sys.executable, "-m", "shim.main", "some-job"], capture_output=True, timeout=TIMEOUT,
+                          env={"PATH": os.environ.get("PATH", ""), "PACHD_ADDRESS": own_pachd.address})
+    assert shim.returncode not in (0, None)
