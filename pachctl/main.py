@@ -10,7 +10,6 @@ and typos load them all.
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import logging
 import sys
@@ -69,6 +68,8 @@ def _unknown_command(word: str | None) -> str | None:
     """An error for a first word that is no command ("did you mean ...?"), or None."""
     if word is None or word in GROUP_OF:
         return None
+    import difflib  # only for a typo
+
     close = difflib.get_close_matches(word, list(GROUP_OF), n=1)
     return f"unknown command {word!r}" + (f"; did you mean {close[0]}?" if close else "; see pachctl -h")
 

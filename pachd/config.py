@@ -47,6 +47,7 @@ class PachdConfig:
     job_shim_command: str = ""  # the program local pods run; empty: this build's job-shim
     pod_path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH inside local pods
     pod_pfs: str = "copy"  # how pods see /pfs: "copy" (downloaded) or "fuse" (mounted)
+    warm_pods: int = 3  # local pods of our job shim started ahead of their jobs (0: each pod starts with its job)
     lease_ttl: float = 10.0  # seconds before another replica takes over a dead one's pipelines
     tls_cert: Path | None = None  # with tls_key: serve TLS (plaintext otherwise)
     tls_key: Path | None = None
@@ -105,6 +106,8 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "job_shim_image": (("JOB_SHIM_IMAGE",), "image for pipelines that name none (default pachyderm/job-shim)"),
     "job_shim_command": (("JOB_SHIM_COMMAND",), "the program local pods run, e.g. v1.2's Go job-shim (default: job-shim)"),
     "pod_pfs": (("PACHD_POD_PFS",), "how pods see /pfs: copy (download the shard) or fuse (mount it)"),
+    "warm_pods": (("PACHD_WARM_PODS",), "local pods started ahead of their jobs, confined alike, so a job's pod "
+                  "starts at once (default 3; 0: none)"),
     "lease_ttl": (("PACHD_LEASE_TTL",), "seconds a dead replica's pipelines wait before another takes them (default 10)"),
     "tls_cert": (("PACHD_TLS_CERT",), "serve TLS with this certificate (PEM); needs --tls-key"),
     "tls_key": (("PACHD_TLS_KEY",), "the private key (PEM) of --tls-cert"),
@@ -183,6 +186,9 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if bool(tls_cert) != bool(tls_key):
         raise SystemExit("pachd: --tls-cert and --tls-key go together")
     lease_ttl = pick("lease_ttl")
+    warm_pods = pick("warm_pods")
+    if warm_pods is not None and (not warm_pods.isdigit()):
+        raise SystemExit(f"pachd: --warm-pods must be a number of pods, not {warm_pods!r}")
     slow_callback = pick("slow_callback")
     pod_network = (pick("pod_network") or defaults.pod_network).lower()
     if pod_network not in ("host", "none"):
@@ -209,6 +215,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         pod_network=pod_network,
         url_allow=tuple(a.strip() for a in (pick("url_allow") or "").split(",") if a.strip()),
         pod_pfs=pod_pfs,
+        warm_pods=int(warm_pods) if warm_pods is not None else defaults.warm_pods,
         executor=executor,
         job_shim_image=pick("job_shim_image") or defaults.job_shim_image,
         job_shim_command=pick("job_shim_command") or "",

@@ -40,3 +40,10 @@ def load() -> ShimConfig:
         pfs_mode=env.get("PACH_PFS_MODE", "copy"),
         environment=dict(env),
     )
+
+
+def adopt(environment: dict[str, str]) -> None:
+    """A warm pod's assignment: the environment a pod started for its job would have had
+    becomes this process's (what load() then reads, and what the user's code starts from)."""
+    os.environ.clear()
+    os.environ.update(environment)

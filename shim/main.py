@@ -4,13 +4,19 @@ It claims a pod index from pachd (StartJob), lays out /pfs, runs the user's
 command with its stdin lines, sends /pfs/out back and reports (FinishJob).
 It exits 0 once it has reported, whatever the user's code did; any other exit
 means the pod must run again (the executor replaces it).
+
+`job-shim --warm` is a pod started ahead of its job (the local executor's pool,
+pachd/executor/warm.py): with everything imported, it says `ready` on its
+stdin (a socket), then reads its one assignment there, a JSON line
+{"job_id": ..., "env": {...}}: the environment a pod started for that job
+would have had (its credential among it), which replaces its own.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
+import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -22,10 +28,22 @@ from shim.layout import LayoutError, Wire, download, mount_name, upload
 
 logger = logging.getLogger("job-shim")
 
+USAGE = "usage: job-shim JOB_ID | job-shim --warm\n\nThe program each pod of a job runs (see the README)."
+READY = b"ready\n"  # what a warm pod says once it can take a job
+
 
 def run(job_id: str, config: shim_config.ShimConfig) -> int:
     metadata = pod_metadata(config.pod_index, config.pod_name)
+    # Closed however the run ends: a channel left to the interpreter's exit can hang it there,
+    # and a pod that hangs instead of exiting is never replaced.
     client = Client(config.pachd_address, tls_ca=config.tls_ca, auth_token=config.job_token, metadata=metadata)
+    try:
+        return _run(client, job_id, config, metadata)
+    finally:
+        client.close()
+
+
+def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: tuple[tuple[str, str], ...]) -> int:
     try:
         started = client.start_job(job_id)
     except (FailedPreconditionError, NotFoundError) as err:
@@ -47,6 +65,8 @@ def run(job_id: str, config: shim_config.ShimConfig) -> int:
     stdin = "".join(line + "\n" for line in transform.stdin).encode()
     over_fuse = env.get("PACH_PFS_MODE", config.pfs_mode) == "fuse"  # a pipeline's env may choose
     if over_fuse:
+        import asyncio  # only FUSE pods need an event loop
+
         code = asyncio.run(_execute_over_fuse(client, mounts, config, list(transform.cmd), stdin, env))
     else:
         wire = Wire(client._channel, metadata)  # the client's channel: it carries the pod's credential
@@ -77,6 +97,8 @@ async def _execute_over_fuse(client: Client, mounts: list[fuse_pb2.CommitMount],
                              cmd: list[str], stdin: bytes, env: dict[str, str]) -> int:
     """Runs the command while /pfs is a FUSE mount of the commits: data is read as the code
     reads it, and each file written to /pfs/out is sent when it is closed."""
+    import asyncio
+
     from pachctl.fuse import mount as fuse
 
     problem = fuse.fuse_problem()
@@ -99,12 +121,37 @@ async def _execute_over_fuse(client: Client, mounts: list[fuse_pb2.CommitMount],
         await serving
 
 
+def wait_for_job(control: int = 0) -> str | None:
+    """A warm pod's assignment: says it is ready on `control`, then reads which job it runs
+    and that job's environment (None if pachd closed the pool instead)."""
+    os.write(control, READY)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(control, 65536)
+        if not chunk:
+            return None
+        data += chunk
+    null = os.open(os.devnull, os.O_RDONLY)  # the socket is done with: stdin reads nothing, as in a cold pod
+    os.dup2(null, control)
+    os.close(null)
+    assignment = json.loads(data)
+    shim_config.adopt({str(k): str(v) for k, v in assignment["env"].items()})
+    return str(assignment["job_id"])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="job-shim", description=__doc__.split("\n\n")[0])
-    parser.add_argument("job_id")
-    args = parser.parse_args(argv)
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args == ["--warm"]:
+        job_id = wait_for_job()
+        if job_id is None:
+            raise SystemExit(0)
+    elif len(args) == 1 and not args[0].startswith("-"):
+        job_id = args[0]
+    else:  # argparse would cost the pod's start-up more than the whole parse is worth
+        print(USAGE, file=sys.stdout if args in (["-h"], ["--help"]) else sys.stderr)
+        raise SystemExit(0 if args in (["-h"], ["--help"]) else 2)
     logging.basicConfig(level=logging.INFO, format="job-shim: %(message)s")
-    raise SystemExit(run(args.job_id, shim_config.load()))
+    raise SystemExit(run(job_id, shim_config.load()))
 
 
 if __name__ == "__main__":

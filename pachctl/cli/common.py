@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pachctl.client import Client
-from protos import pfs_pb2, pps_pb2
+from pachctl.client._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from protos import pfs_pb2, pps_pb2
+else:  # loaded by the commands that use them (see pachctl/client/_lazy.py)
+    pfs_pb2, pps_pb2 = lazy_module("protos.pfs_pb2"), lazy_module("protos.pps_pb2")
 
 Command = Callable[[argparse.Namespace, Client], int | None]
 

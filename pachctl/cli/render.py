@@ -11,26 +11,41 @@ writes text and takes `now` so golden files can pin the output.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from google.protobuf import timestamp_pb2
 
-from protos import pfs_pb2, pps_jobs_pb2, pps_pb2
+from pachctl.client._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from protos import pfs_pb2, pps_jobs_pb2, pps_pb2
+else:  # loaded by the first table that shows them (see pachctl/client/_lazy.py)
+    pfs_pb2, pps_pb2 = lazy_module("protos.pfs_pb2"), lazy_module("protos.pps_pb2")
+    pps_jobs_pb2 = lazy_module("protos.pps_jobs_pb2")
 
 MIN_WIDTH = 20
 PADDING = 3
 _UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "+": "&#43;", "\0": "\ufffd"}
 
-JOB_STATES = {pps_pb2.JOB_PULLING: "pulling", pps_pb2.JOB_RUNNING: "running", pps_pb2.JOB_FAILURE: "failure",
-              pps_pb2.JOB_SUCCESS: "success", pps_pb2.JOB_EMPTY: "empty"}
-PIPELINE_STATES = {pps_pb2.PIPELINE_IDLE: "idle", pps_pb2.PIPELINE_RUNNING: "running",
-                   pps_pb2.PIPELINE_RESTARTING: "restarting", pps_pb2.PIPELINE_FAILURE: "failure",
-                   pps_pb2.PIPELINE_STOPPED: "stopped"}
+
+
+@functools.cache
+def job_states() -> dict[int, str]:
+    return {pps_pb2.JOB_PULLING: "pulling", pps_pb2.JOB_RUNNING: "running", pps_pb2.JOB_FAILURE: "failure",
+            pps_pb2.JOB_SUCCESS: "success", pps_pb2.JOB_EMPTY: "empty"}
+
+
+@functools.cache
+def pipeline_states() -> dict[int, str]:
+    return {pps_pb2.PIPELINE_IDLE: "idle", pps_pb2.PIPELINE_RUNNING: "running",
+            pps_pb2.PIPELINE_RESTARTING: "restarting", pps_pb2.PIPELINE_FAILURE: "failure",
+            pps_pb2.PIPELINE_STOPPED: "stopped"}
 
 
 # -- units ---------------------------------------------------------------------
@@ -220,7 +235,7 @@ def job_rows(infos: Iterable[pps_pb2.JobInfo], now: float | None = None) -> str:
     for info in infos:
         output = f"{info.output_commit.repo.name}/{info.output_commit.id}" if info.HasField("output_commit") else "-"
         took = between(info.started, info.finished) if info.HasField("finished") else "-"
-        rows.append([info.job.id, output, ago(info.started, now), took, JOB_STATES.get(info.state, "-")])
+        rows.append([info.job.id, output, ago(info.started, now), took, job_states().get(info.state, "-")])
     return tabulate(["ID", "OUTPUT", "STARTED", "DURATION", "STATE"], rows)
 
 
@@ -234,7 +249,7 @@ def job_info(info: pps_pb2.JobInfo, now: float | None = None) -> str:
     inputs = tabulate(["NAME", "COMMIT", "PARTITION", "INCREMENTAL"],
                       ([i.commit.repo.name, i.commit.id, pps_pb2.Partition.Name(i.method.partition),
                         pps_pb2.Incremental.Name(i.method.incremental)] for i in info.inputs))
-    return (text + f"\nState: {JOB_STATES.get(info.state, '-')}\nParallelismSpec: {parallelism(_job_spec(info))}\n"
+    return (text + f"\nState: {job_states().get(info.state, '-')}\nParallelismSpec: {parallelism(_job_spec(info))}\n"
             f"Inputs:\n{inputs}Transform:\n{transform(info.transform)}\n")
 
 
@@ -266,7 +281,7 @@ def _text(line: bytes) -> str:
 def pipeline_rows(infos: Iterable[pps_pb2.PipelineInfo]) -> str:
     return tabulate(["NAME", "INPUT", "OUTPUT", "STATE"],
                     ([p.pipeline.name, ", ".join(i.repo.name for i in p.inputs),
-                      p.output_repo.name if p.HasField("output_repo") else "", PIPELINE_STATES.get(p.state, "-")]
+                      p.output_repo.name if p.HasField("output_repo") else "", pipeline_states().get(p.state, "-")]
                      for p in infos))
 
 
@@ -275,10 +290,10 @@ def pipeline_info(info: pps_pb2.PipelineInfo, now: float | None = None) -> str:
                       ([i.repo.name, pps_pb2.Partition.Name(i.method.partition),
                         pps_pb2.Incremental.Name(i.method.incremental)] for i in info.inputs))
     error = f" Recent Error: {info.recent_error} " if info.recent_error else ""
-    counts = "".join(f"{JOB_STATES[state]}: {info.job_counts.get(state, 0)}\t"
+    counts = "".join(f"{job_states()[state]}: {info.job_counts.get(state, 0)}\t"
                      for state in (pps_pb2.JOB_PULLING, pps_pb2.JOB_RUNNING, pps_pb2.JOB_FAILURE, pps_pb2.JOB_SUCCESS))
     return (f"Name: {info.pipeline.name}\nCreated: {ago(info.created_at, now)}\n"
-            f"State: {PIPELINE_STATES.get(info.state, '-')}\nParallelismSpec: {parallelism(_job_spec(info))}\n"
+            f"State: {pipeline_states().get(info.state, '-')}\nParallelismSpec: {parallelism(_job_spec(info))}\n"
             f"Inputs:\n{inputs}Transform:\n{transform(info.transform)}\n{error}\nJob Counts:\n{counts}\n")
 
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
 from pachctl.client._base import Connection, translated
-from protos import pfs_admin_pb2, pfs_admin_pb2_grpc
+from pachctl.client._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from protos import pfs_admin_pb2, pfs_admin_pb2_grpc
+else:  # loaded by the first call (see _lazy.py)
+    pfs_admin_pb2, pfs_admin_pb2_grpc = lazy_module("protos.pfs_admin_pb2"), lazy_module("protos.pfs_admin_pb2_grpc")
 
 
 class AdminClient(Connection):
-    def __init__(self, address: str, **kwargs: object) -> None:
-        super().__init__(address, **kwargs)  # type: ignore[arg-type]
-        self._admin = pfs_admin_pb2_grpc.AdminStub(self._channel)
+    @functools.cached_property
+    def _admin(self) -> pfs_admin_pb2_grpc.AdminStub:
+        return pfs_admin_pb2_grpc.AdminStub(self._channel)
 
     @translated
     def garbage_collect(self, grace_seconds: float | None = None,

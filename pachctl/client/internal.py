@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
 from pachctl.client._base import Connection, translated
-from protos import pps_internal_pb2, pps_internal_pb2_grpc, pps_pb2
+from pachctl.client._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from protos import pps_internal_pb2, pps_internal_pb2_grpc, pps_pb2
+else:  # loaded by the first call (see _lazy.py): only the shim makes one
+    pps_internal_pb2, pps_internal_pb2_grpc = lazy_module("protos.pps_internal_pb2"), lazy_module(
+        "protos.pps_internal_pb2_grpc")
+    pps_pb2 = lazy_module("protos.pps_pb2")
 
 POD_INDEX_KEY = "pach-pod-index"
 POD_NAME_KEY = "pach-pod-name"
@@ -21,9 +31,9 @@ def pod_metadata(index: int | None, name: str) -> tuple[tuple[str, str], ...]:
 
 
 class InternalJobClient(Connection):
-    def __init__(self, address: str, **kwargs: object) -> None:
-        super().__init__(address, **kwargs)  # type: ignore[arg-type]
-        self._internal = pps_internal_pb2_grpc.InternalJobAPIStub(self._channel)
+    @functools.cached_property
+    def _internal(self) -> pps_internal_pb2_grpc.InternalJobAPIStub:
+        return pps_internal_pb2_grpc.InternalJobAPIStub(self._channel)
 
     @translated
     def start_job(self, job_id: str) -> pps_internal_pb2.StartJobResponse:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from pachctl.client._base import Connection, stream, translated
-from protos import pps_jobs_pb2, pps_jobs_pb2_grpc, pps_pb2
+from pachctl.client._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from protos import pps_jobs_pb2, pps_jobs_pb2_grpc, pps_pb2
+else:  # loaded by the first call (see _lazy.py)
+    pps_jobs_pb2, pps_jobs_pb2_grpc = lazy_module("protos.pps_jobs_pb2"), lazy_module("protos.pps_jobs_pb2_grpc")
+    pps_pb2 = lazy_module("protos.pps_pb2")
 
 
 class JobsClient(Connection):
-    def __init__(self, address: str, **kwargs: object) -> None:
-        super().__init__(address, **kwargs)  # type: ignore[arg-type]
-        self._jobs = pps_jobs_pb2_grpc.JobsStub(self._channel)
+    @functools.cached_property
+    def _jobs(self) -> pps_jobs_pb2_grpc.JobsStub:
+        return pps_jobs_pb2_grpc.JobsStub(self._channel)
 
     @translated
     def follow_logs(self, job_id: str) -> Iterator[bytes]:

@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from google.protobuf import empty_pb2
 
 from pachctl.client._base import Connection, resumable, stream, translated
 from pachctl.client.pfs import commit
-from protos import pps_pb2, pps_pb2_grpc
+from pachctl.client._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from protos import pps_pb2, pps_pb2_grpc
+else:  # loaded by the first PPS call (see _lazy.py)
+    pps_pb2, pps_pb2_grpc = lazy_module("protos.pps_pb2"), lazy_module("protos.pps_pb2_grpc")
 
 
-METHOD_ALIASES: Mapping[str, tuple[pps_pb2.Partition.ValueType, pps_pb2.Incremental.ValueType]] = {
-    "map": (pps_pb2.BLOCK, pps_pb2.DIFF),
-    "reduce": (pps_pb2.FILE, pps_pb2.NONE),
-    "incremental_reduce": (pps_pb2.FILE, pps_pb2.DIFF),
-    "global": (pps_pb2.REPO, pps_pb2.NONE),
+METHOD_ALIASES: Mapping[str, tuple[str, str]] = {
+    "map": ("BLOCK", "DIFF"),
+    "reduce": ("FILE", "NONE"),
+    "incremental_reduce": ("FILE", "DIFF"),
+    "global": ("REPO", "NONE"),
 }
-"""The input method aliases of v1.2 manifests; "map" is the default."""
+"""The input method aliases of v1.2 manifests (partition, incremental); "map" is the default."""
 
 
 def method(alias: str = "map") -> pps_pb2.Method:
     """The Method for an alias (map, reduce, incremental_reduce, global); KeyError if unknown."""
     partition, incremental = METHOD_ALIASES[alias]
-    return pps_pb2.Method(partition=partition, incremental=incremental)
+    return pps_pb2.Method(partition=pps_pb2.Partition.Value(partition),
+                          incremental=pps_pb2.Incremental.Value(incremental))
 
 
 WARNING_KEY = "pach-warning"
@@ -31,9 +39,9 @@ WARNING_KEY = "pach-warning"
 
 
 class PpsClient(Connection):
-    def __init__(self, address: str, **kwargs: object) -> None:
-        super().__init__(address, **kwargs)  # type: ignore[arg-type]
-        self._pps = pps_pb2_grpc.APIStub(self._channel)
+    @functools.cached_property
+    def _pps(self) -> pps_pb2_grpc.APIStub:
+        return pps_pb2_grpc.APIStub(self._channel)
 
     @translated
     def create_job(self, request: pps_pb2.CreateJobRequest) -> pps_pb2.Job:

@@ -32,6 +32,8 @@ def create_executor(config: PachdConfig, port: int, *, cluster: str, socket_dir:
             base_env={"PATH": config.pod_path, "LANG": "C.UTF-8", "PACH_PFS_MODE": config.pod_pfs},
             sandbox=sandbox,
             support=support,
+            # Only our own shim knows how to wait for a job (v1.2's Go job-shim does not).
+            warm_pods=0 if config.job_shim_command else config.warm_pods,
         )
     if config.executor == "kubernetes":
         from pachd.executor.kubernetes import KubernetesExecutor

@@ -8,10 +8,15 @@ fails with the reason instead of running unconfined.
 A pod that exits non-zero (or is killed) is replaced, up to max_restarts
 times per index, acting as Kubernetes' Job controller would.
 
+With `warm_pods` > 0, pods of our own job shim come from a pool of pods
+started ahead of their jobs, confined the same way (see warm.py): a job's
+pod then costs no process start.
+
 Layout under `root` (the data dir's pods/ folder):
     <job>/<pod name>/pfs/   the pod's /pfs, removed when the pod ends
     <job>/<pod name>/log    its stdout and stderr
     <job>/<pod name>/pid    "<pid> <start time>" while it may run
+    .warm/<name>/           a warm pod's, until a job takes it
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pachd.executor.base import JobSpec, LogLine, PodEvent, PodPhase
-from pachd.executor.namespace import RUN, NamespaceSupport, PodProcess, Sandbox, spawn_pod
+from pachd.executor.namespace import RUN, NamespaceSupport, PodProcess, Sandbox, spawn_pod, start_time
+from pachd.executor.warm import WARM_DIR, WarmPool
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +51,11 @@ class _Job:
 
 class LocalExecutor:
     def __init__(self, *, root: Path, pachd_address: str, shim: str, base_env: Mapping[str, str],
-                 sandbox: Sandbox | None = None, support: NamespaceSupport | None = None) -> None:
+                 sandbox: Sandbox | None = None, support: NamespaceSupport | None = None, warm_pods: int = 0) -> None:
         """`shim` is the job-shim program; `base_env` what every pod gets besides
         the job's own variables (PATH, locale: never pachd's secrets); `sandbox`
-        how pods are confined, and `support` whether this machine can."""
+        how pods are confined, and `support` whether this machine can;
+        `warm_pods` how many pods of `shim` (which must be our job shim) wait for jobs."""
         self._root = root
         self._address = pachd_address
         self._shim = shim
@@ -56,11 +63,16 @@ class LocalExecutor:
         self._sandbox = sandbox or Sandbox()
         self._support = support or NamespaceSupport(True, "")
         self._jobs: dict[str, _Job] = {}
+        self._pool: WarmPool | None = None
+        if warm_pods > 0 and self._support.supported:
+            self._pool = WarmPool(root=root, size=warm_pods, argv=[shim, "--warm"],
+                                  env={**self._base_env, **self._pod_address()}, sandbox=self._sandbox)
 
     async def recover(self) -> None:
         """Kills pods a previous pachd left running; their jobs will start new ones."""
-        for pid_file in self._root.glob("*/*/pid"):
+        for pid_file in [*self._root.glob("*/*/pid"), *self._root.glob(f"{WARM_DIR}/*/pid")]:
             _kill_recorded(pid_file)
+        await asyncio.to_thread(shutil.rmtree, self._root / WARM_DIR, True)
 
     async def start(self, spec: JobSpec) -> None:
         job = self._jobs.get(spec.job_id)
@@ -70,6 +82,8 @@ class LocalExecutor:
                 earlier = int(pod_dir.name.rsplit("-", 2)[1])
                 job.attempts[earlier] = job.attempts.get(earlier, 0) + 1
         job.spec = spec
+        if self._pool is not None:
+            self._pool.fill()  # from the first job on; a pachd that runs none starts none
         for index in spec.indices:
             if not self._support.supported:
                 await self._emit(job, PodEvent(spec.job_id, index, f"{spec.job_id}-{index}", PodPhase.GAVE_UP,
@@ -82,17 +96,36 @@ class LocalExecutor:
         job.attempts[index] = attempt + 1
         name = f"{job.spec.job_id}-{index}-{attempt}"
         pod_dir = self._root / job.spec.job_id / name
-        (pod_dir / "pfs").mkdir(parents=True, exist_ok=True)
         env = {**self._base_env, **job.spec.env, **self._pod_address(),
                "PACH_POD_INDEX": str(index), "PACH_POD_NAME": name}
-        argv = [self._shim if job.spec.command[0] == "job-shim" else job.spec.command[0], *job.spec.command[1:]]
         sandbox = dataclasses.replace(self._sandbox, fuse=env.get("PACH_PFS_MODE") == "fuse")
-        process = await spawn_pod(argv=argv, env=env, pfs_dir=pod_dir / "pfs", log_path=pod_dir / "log",
-                                  sandbox=sandbox)
-        (pod_dir / "pid").write_text(f"{process.pid} {_start_time(process.pid)}")
+        process = await self._warm(job, pod_dir, env) if sandbox == self._sandbox else None
+        if process is None:
+            argv = [self._shim if job.spec.command[0] == "job-shim" else job.spec.command[0], *job.spec.command[1:]]
+            (pod_dir / "pfs").mkdir(parents=True, exist_ok=True)
+            process = await spawn_pod(argv=argv, env=env, pfs_dir=pod_dir / "pfs", log_path=pod_dir / "log",
+                                      sandbox=sandbox)
+            (pod_dir / "pid").write_text(f"{process.pid} {start_time(process.pid)}")
         job.running[index] = process
         await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.STARTED))
         job.watchers[name] = asyncio.create_task(self._watch(job, index, name, process), name=f"pod-{name}")
+
+    async def _warm(self, job: _Job, pod_dir: Path, env: dict[str, str]) -> PodProcess | None:
+        """A warm pod given this pod's job and environment, or None (no pool, none left, not our shim)."""
+        if self._pool is None or job.spec.command != ("job-shim", job.spec.job_id):
+            return None
+        pod = await self._pool.take()
+        if pod is None:
+            return None
+        pod_dir.parent.mkdir(parents=True, exist_ok=True)
+        pod.directory.rename(pod_dir)
+        pod.directory = pod_dir
+        try:
+            await pod.assign(job.spec.job_id, env)
+        except (OSError, ConnectionError):  # it ended just now: a cold pod instead
+            await pod.discard()
+            return None
+        return pod.process
 
     def _pod_address(self) -> dict[str, str]:
         """How the pod reaches pachd: its socket without a network, else loopback (TLS: trusting pachd's certificate)."""
@@ -167,6 +200,8 @@ class LocalExecutor:
 
     async def close(self) -> None:
         """Stops every pod: a restarted pachd starts them again (see recover)."""
+        if self._pool is not None:
+            await self._pool.close()
         for job_id in list(self._jobs):
             await _stop(self._jobs.pop(job_id))
 
@@ -181,14 +216,6 @@ async def _stop(job: _Job) -> None:
     await asyncio.gather(*job.watchers.values(), return_exceptions=True)
 
 
-def _start_time(pid: int) -> str:
-    """The process's start time in clock ticks since boot: with the PID, a unique identity."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def _kill_recorded(pid_file: Path) -> None:
     """Kills the pod a pid file names, if that very process still runs."""
     try:
@@ -197,7 +224,7 @@ def _kill_recorded(pid_file: Path) -> None:
     except (OSError, ValueError):
         pid_file.unlink(missing_ok=True)
         return
-    if _start_time(pid) == started:
+    if start_time(pid) == started:
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -197,6 +197,14 @@ class PodProcess:
             pass
 
 
+def start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot: with the PID, a unique identity."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
 def pod_argv(argv: Sequence[str], pfs_dir: Path, binds: Mapping[Path, Path] | None = None) -> list[str]:
     """A private /pfs and nothing more: the host's whole file system with `pfs_dir`
     at /pfs and each host directory of `binds` at its target path, in a PID
@@ -217,16 +225,18 @@ def prepare_pfs(pfs_dir: Path, sandbox: Sandbox) -> None:
 
 async def spawn_pod(
     *, argv: Sequence[str], env: Mapping[str, str], pfs_dir: Path, log_path: Path, sandbox: Sandbox | None = None,
+    stdin: int = subprocess.DEVNULL,
 ) -> PodProcess:
     """Starts `argv` confined by `sandbox` (default: nobody, the host's network),
-    with exactly `env`, seeing `pfs_dir` at /pfs; output appends to `log_path`."""
+    with exactly `env`, seeing `pfs_dir` at /pfs; output appends to `log_path`;
+    stdin reads nothing unless given (a warm pod's socket to pachd: warm.py)."""
     sandbox = sandbox or Sandbox()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     prepare_pfs(pfs_dir, sandbox)
     with open(log_path, "ab", buffering=0) as log:
         process = await asyncio.create_subprocess_exec(
             *sandbox_argv(sandbox, argv, pfs_dir),
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True,
+            stdin=stdin, stdout=log, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True,
         )
     logger.debug("pod started: pid %d, %s", process.pid, " ".join(argv))
     return PodProcess(process)

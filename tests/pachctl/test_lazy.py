@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
 from pachctl.main import COMMANDS, build_parser
+from tests.support.pachd import PachdProcess
 
 
 def test_commands_table_matches_what_the_groups_register() -> None:
@@ -42,3 +44,34 @@ def test_completing_an_argument_imports_only_that_commands_group() -> None:
     for heavy in ("pachctl.cli.file", "pachctl.cli.job", "pachctl.cli.misc", "pachctl.cli.pipeline", "pachctl.manifest",
                   "yaml", "rich"):
         assert heavy not in loaded
+
+
+LOADED = (
+    "import sys\n"
+    "from pachctl.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    "loaded = [m for m, mod in sys.modules.items() if type(mod).__name__ != '_LazyModule']\n"
+    "print(code, ' '.join(sorted(loaded)), file=sys.stderr)")
+NOT_FOR_PFS = ("protos.pps_pb2", "protos.pps_pb2_grpc", "protos.pps_internal_pb2", "protos.pps_internal_pb2_grpc",
+               "protos.pfs_admin_pb2", "protos.pfs_admin_pb2_grpc", "protos.pps_jobs_pb2", "difflib", "yaml", "rich", "pachctl.manifest")
+
+
+def _loaded_by(address: str, *command: str) -> list[str]:
+    run = subprocess.run([sys.executable, "-c", LOADED, *command], capture_output=True, text=True, check=True,
+                         env={**os.environ, "ADDRESS": address})
+    code, *loaded = run.stderr.split()
+    assert code == "0"
+    return loaded
+
+
+def test_version_and_list_repo_run_no_pps_or_internal_protobuf_module(pachd: PachdProcess) -> None:
+    for command in (["version"], ["list-repo"]):
+        loaded = _loaded_by(pachd.address, *command)
+        assert "grpc" in loaded
+        for heavy in NOT_FOR_PFS:
+            assert heavy not in loaded, (command, heavy)
+
+
+def test_a_pps_command_loads_the_pps_modules_it_needs(pachd: PachdProcess) -> None:
+    loaded = _loaded_by(pachd.address, "list-job")
+    assert "protos.pps_pb2" in loaded and "protos.pps_pb2_grpc" in loaded
