@@ -160,15 +160,16 @@ class Tree:
 
     async def lookup(self, path: str) -> Entry | None:
         """The entry at `path` ('/' is the root directory), or None."""
-        entry: Entry = await self.root_entry()
-        for name in split(path):
+        names = split(path)
+        if not names:
+            return await self.root_entry()
+        node = self.root  # the root's own entry (a sum over its children) is not needed below it
+        for name in names[:-1]:
+            entry = (await self.node(node)).get(name)
             if not isinstance(entry, DirEntry):
                 return None
-            found = (await self.node(entry.node)).get(name)
-            if found is None:
-                return None
-            entry = found
-        return entry
+            node = entry.node
+        return (await self.node(node)).get(names[-1])
 
     async def children(self, directory: DirEntry) -> Node:
         return await self.node(directory.node)
