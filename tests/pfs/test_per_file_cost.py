@@ -108,3 +108,40 @@ async def test_conflicts_are_refused_whether_paths_are_looked_up_one_by_one_or_r
     # Nothing of a refused stream was written.
     assert sorted([path async for path, _ in pfs.files.walk("data", commit.id)]) == [
         "/dir/inner", "/file", "/parentfile"]
+
+
+class ConcurrencyBlocks:
+    """A block store that records how many puts ran at once (everything else passes through)."""
+
+    def __init__(self, blocks: LocalBlockStore) -> None:
+        self._blocks = blocks
+        self.running = 0
+        self.most = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._blocks, name)
+
+    async def put(self, name: str, data: bytes) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self._blocks.put(name, data)
+        finally:
+            self.running -= 1
+
+
+async def test_a_commit_of_many_directories_stores_their_nodes_at_once_and_durably(tmp_path: Path) -> None:
+    kv = await SqliteKV.open(tmp_path / "kv.db")
+    blocks = ConcurrencyBlocks(LocalBlockStore(tmp_path / "blocks"))
+    try:
+        pfs = Pfs(kv=kv, blocks=blocks, shared=False)  # type: ignore[arg-type]
+        await pfs.repos.create("data", ())
+        commit = await pfs.commits.start("data", "master", ())
+        await pfs.files.put(stream(commit.id, list(spread(200))))
+        finished = await pfs.commits.finish("data", commit.id)
+        assert blocks.most > 1
+        fresh = Pfs(kv=kv, blocks=LocalBlockStore(tmp_path / "blocks"), shared=False)  # nothing cached
+        listed = [path async for path, _ in fresh.files.walk("data", finished.id)]
+        assert len(listed) == 200
+    finally:
+        await kv.close()
