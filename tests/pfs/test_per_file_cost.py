@@ -7,29 +7,32 @@ conflicts with what the commit (or its parent) holds.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pachd.errors import FileTypeConflict
+from pachd.errors import CommitFinished, FileTypeConflict
 from pachd.pfs import Pfs
 from pachd.pfs.files import FileHeader, PutItem
 from pachd.pfs.records import BlockRef
 from pachd.pfs.refs import FileRefs
 from pachd.storage.localdisk import LocalBlockStore
+from pachd.storage.kv import Put
 from pachd.storage.sqlite import SqliteKV
 
 FILES = 2000
 
 
 class CountingKV:
-    """A KV that counts the reads made through it (everything else passes through)."""
+    """A KV that counts the reads and written keys made through it (everything else passes through)."""
 
     def __init__(self, kv: SqliteKV) -> None:
         self._kv = kv
         self.reads = 0
+        self.puts = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._kv, name)
@@ -41,6 +44,14 @@ class CountingKV:
     async def range(self, prefix: str, **kwargs: Any) -> Any:
         self.reads += 1
         return await self._kv.range(prefix, **kwargs)
+
+    async def put(self, key: str, value: bytes, **kwargs: Any) -> Any:
+        self.puts += 1
+        return await self._kv.put(key, value, **kwargs)
+
+    async def txn(self, compares: Sequence[Any], success: Sequence[Any], failure: Sequence[Any] = ()) -> Any:
+        self.puts += sum(isinstance(op, Put) for op in success)
+        return await self._kv.txn(compares, success, failure)
 
 
 @pytest.fixture
@@ -145,3 +156,60 @@ async def test_a_commit_of_many_directories_stores_their_nodes_at_once_and_durab
         assert len(listed) == 200
     finally:
         await kv.close()
+
+
+async def pods_of(pfs: Pfs, output: str, count: int) -> list[str]:
+    """Commits beside `output` (forked from its parent, as a job's pods are), each holding its share."""
+    parent = (await pfs.commits.get("data", output))[0].parent
+    pods = []
+    for index in range(count):
+        name = f"pod{index}"
+        pod = (await pfs.commits.fork("data", f"{parent[0]}/{parent[1]}", name, (), archived=True) if parent
+               else await pfs.commits.start("data", name, (), archived=True, new_branch=True))
+        mine = [path for n, path in enumerate(spread(FILES)) if n % count == index]
+        await pfs.files.put(stream(pod.id, [*mine, "/shared"]))
+        pods.append((await pfs.commits.finish("data", pod.id)).id)
+    return pods
+
+
+async def contents(pfs: Pfs, commit_id: str) -> dict[str, bytes]:
+    found = {}
+    async for path, _ in pfs.files.walk("data", commit_id):
+        found[path] = b"".join([chunk async for chunk in pfs.files.get("data", commit_id, path)])
+    return found
+
+
+@pytest.mark.parametrize("pods", [1, 2])
+async def test_finishing_as_a_squash_writes_no_key_per_file_and_equals_squash_then_finish(
+        stores: tuple[Pfs, CountingKV], pods: int) -> None:
+    pfs, kv = stores
+    first = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(first.id, ["/old", "/shared"]))
+    await pfs.commits.finish("data", first.id)
+    by_squash = await pfs.commits.start("data", "master", ())
+    sources = await pods_of(pfs, by_squash.id, pods)
+    await pfs.squash.squash("data", sources, by_squash.id, replace=True)
+    expected = await pfs.commits.finish("data", by_squash.id)
+    target = await pfs.commits.fork("data", first.id, "other", ())  # the same parent as by_squash
+    await pfs.files.put(stream(target.id, ["/dropped"]))  # pending diffs of its own are replaced, as by the squash
+    kv.puts = 0
+    done = await pfs.squash.finish("data", sources, target.id)
+    assert kv.puts < 20
+    assert done.finished is not None and done.size_bytes == expected.size_bytes
+    found = await contents(pfs, done.id)
+    assert found == await contents(pfs, expected.id) and len(found) == FILES + 2
+
+
+async def test_a_squash_interrupted_after_it_began_finishing_is_completed_by_any_later_finish(
+        stores: tuple[Pfs, CountingKV]) -> None:
+    pfs, kv = stores
+    target = await pfs.commits.start("data", "master", ())
+    sources = await pods_of(pfs, target.id, 2)
+    record, revision = await pfs.commits.get("data", target.id)
+    # What squash.finish's first transaction leaves behind when pachd dies right after it.
+    await pfs.commits.mark_finishing(record, revision, lambda c: dataclasses.replace(c, squash_from=tuple(sources)))
+    restarted = Pfs(kv=kv, blocks=pfs.blocks, shared=False)  # type: ignore[arg-type]
+    with pytest.RaisesGroup(CommitFinished, allow_unwrapped=True, flatten_subgroups=True):
+        await restarted.files.put(stream(target.id, ["/late"]))
+    done = await restarted.commits.finish("data", target.id)
+    assert done.finished is not None and len(await contents(restarted, done.id)) == FILES + 1
