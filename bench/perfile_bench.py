@@ -1,6 +1,6 @@
 """Per-file cost: a `cp` pipeline job over many small files, and `put-file -r` of many 1 KiB files.
 
-    python -m bench.perfile_bench [--before REV] [--files N] [--put-files N] [--runs R]
+    python -m bench.perfile_bench [--before REV] [--after REV] [--files N] [--put-files N] [--runs R]
 
 Each run starts a fresh pachd per measurement. With --before, the same
 measurements run on pachd as of git revision REV (extracted with `git archive`;
@@ -92,9 +92,10 @@ def _put(source: Path | None, files: int) -> Sample:
 
 def _extract(revision: str, into: Path) -> Path:
     """The tree of `revision`, with a job shim of its own for its pods."""
-    archive = into / "before.tar"
+    into.mkdir(parents=True)
+    archive = into / "build.tar"
     subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision], check=True)
-    tree = into / "before"
+    tree = into / "tree"
     with tarfile.open(archive) as tar:
         tar.extractall(tree, filter="data")
     shim = tree / "bench-job-shim"
@@ -108,12 +109,12 @@ def _span(samples: list[Sample], key: str, fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(min(values))} / {fmt.format(statistics.median(values))}"
 
 
-def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: int = 2) -> list[str]:
+def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: int = 2, after: str = "") -> list[str]:
     # Not under /tmp: local pods get a /tmp of their own, which would hide the build's shim from them.
-    with tempfile.TemporaryDirectory(prefix=".bench-before-", dir=ROOT) as tmp:
-        builds: dict[str, Path | None] = {"after": None}
+    with tempfile.TemporaryDirectory(prefix=".bench-builds-", dir=ROOT) as tmp:
+        builds: dict[str, Path | None] = {"after": _extract(after, Path(tmp) / "after") if after else None}
         if before:
-            builds = {"before": _extract(before, Path(tmp)), "after": None}
+            builds = {"before": _extract(before, Path(tmp) / "before"), **builds}
         measures: dict[str, Callable[[Path | None], Sample]] = {
             "job1": lambda source: _job(source, files, 1),
             "job2": lambda source: _job(source, files, 2),
@@ -151,8 +152,9 @@ def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: i
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="", help="git revision to compare with, side by side")
+    parser.add_argument("--after", default="", help="git revision to measure (default: this checkout as it is)")
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--put-files", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=2)
     options = parser.parse_args()
-    print("\n".join(run(options.before, options.files, options.put_files, options.runs)))
+    print("\n".join(run(options.before, options.files, options.put_files, options.runs, options.after)))
