@@ -190,10 +190,11 @@ class Writes:
                     ops.append(Put(keys.diff(*key, path), encode(merged[path])))
             result = await self._kv.txn(guards, ops)
             if result.succeeded:
-                target.known.update((p, (d, result.revision)) for p, d in merged.items())
-                if target.complete:
-                    for path in merged:
-                        target.below.update(_ancestors(path))
+                # What was written is forgotten rather than kept (memory per file of a large put);
+                # a later write through this OpenCommit looks those paths up again.
+                for path in merged:
+                    target.known.pop(path, None)
+                target.complete = False
                 return
             target.complete = False  # another writer changed the commit: look paths up again
             logger.debug("writing to %s/%s: another write changed the commit or a path first; again",
