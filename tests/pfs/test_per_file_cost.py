@@ -20,8 +20,11 @@ from pachd.pfs.files import FileHeader, PutItem
 from pachd.pfs.records import BlockRef
 from pachd.pfs.refs import FileRefs
 from pachd.storage.localdisk import LocalBlockStore
-from pachd.storage.kv import Put
+from pachd.config import PachdConfig
+from pachd.storage import open_kv
+from pachd.storage.kv import KV, Put
 from pachd.storage.sqlite import SqliteKV
+from tests.support.etcd import EtcdServer
 
 FILES = 2000
 
@@ -29,7 +32,7 @@ FILES = 2000
 class CountingKV:
     """A KV that counts the reads and written keys made through it (everything else passes through)."""
 
-    def __init__(self, kv: SqliteKV) -> None:
+    def __init__(self, kv: KV) -> None:
         self._kv = kv
         self.reads = 0
         self.puts = 0
@@ -54,14 +57,19 @@ class CountingKV:
         return await self._kv.txn(compares, success, failure)
 
 
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[Pfs, CountingKV]]:
-    kv = CountingKV(await SqliteKV.open(tmp_path / "kv.db"))
-    blocks = LocalBlockStore(tmp_path / "blocks")
-    pfs = Pfs(kv=kv, blocks=blocks, shared=False)  # type: ignore[arg-type]
-    await pfs.repos.create("data", ())
-    yield pfs, kv
-    await kv.close()
+@pytest.fixture(params=["sqlite", "etcd"])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Pfs, CountingKV]]:
+    etcd = EtcdServer(tmp_path / "etcd").start() if request.param == "etcd" else None
+    try:
+        kv = CountingKV(await open_kv(PachdConfig(data_dir=tmp_path / "data", etcd_address=etcd.address if etcd else "")))
+        blocks = LocalBlockStore(tmp_path / "blocks")
+        pfs = Pfs(kv=kv, blocks=blocks, shared=False)  # type: ignore[arg-type]
+        await pfs.repos.create("data", ())
+        yield pfs, kv
+        await kv.close()
+    finally:
+        if etcd is not None:
+            etcd.stop()
 
 
 def stream(commit_id: str, paths: Sequence[str]) -> AsyncIterator[PutItem]:
