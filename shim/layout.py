@@ -102,6 +102,7 @@ def download(wire: Wire, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict
         else:
             spread.append((path, refs))
     started: dict[str, Start] = {}
+    out_prefix = f"{out}{os.sep}"
 
     def note(path: Path, size: int, digest: str) -> None:
         if path.is_relative_to(out):
@@ -110,11 +111,13 @@ def download(wire: Wire, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict
     def write_block(block_hash: str, members: list[tuple[Path, Ref]]) -> None:
         lower = min(ref[1] for _, ref in members)
         data = memoryview(wire.block(block_hash, lower, max(ref[2] for _, ref in members)))
-        for path, (_, start, end) in members:
+        for path, (_, start, end) in members:  # plain os calls: this runs once per file of the inputs
             piece = data[start - lower:end - lower]
-            with _create(path) as handle:
-                handle.write(piece)
-            note(path, len(piece), hashlib.sha256(piece).hexdigest())
+            name = str(path)
+            _write_all(name, piece)
+            if name.startswith(out_prefix):  # only /pfs/out's files need to be known as they started
+                started[name[len(out_prefix):].replace(os.sep, "/")] = Start(
+                    len(piece), hashlib.sha256(piece).hexdigest(), os.stat(name).st_mtime_ns)
 
     def write_spread(path: Path, refs: list[Ref]) -> None:
         digest, size = hashlib.sha256(), 0
@@ -144,13 +147,31 @@ def _create(path: Path) -> BinaryIO:
         raise LayoutError(path.as_posix(), err) from err
 
 
-def _files(folder: Path) -> Iterator[str]:
-    """Paths (relative, '/'-separated) of the regular files below `folder`; links are not followed."""
-    for directory, _, names in os.walk(folder):
-        for name in names:
-            full = Path(directory) / name
-            if full.is_file() and not full.is_symlink():
-                yield full.relative_to(folder).as_posix()
+def _write_all(name: str, data: memoryview) -> None:
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    except OSError as err:
+        raise LayoutError(name, err) from err
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+def _files(folder: Path, prefix: str = "") -> Iterator[str]:
+    """Paths (relative, '/'-separated) of the regular files below `folder`; links are not followed,
+    and a directory that cannot be read is passed over (as os.walk does)."""
+    try:
+        listing = os.scandir(folder)
+    except OSError:
+        return
+    with listing as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _files(Path(entry.path), f"{prefix}{entry.name}/")
+            elif entry.is_file(follow_symlinks=False):
+                yield f"{prefix}{entry.name}"
 
 
 def _start(path: Path, size: int | None = None) -> Start:

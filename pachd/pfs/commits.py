@@ -14,7 +14,7 @@ import dataclasses
 import enum
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from pachd import validate
 from pachd.errors import (
@@ -73,6 +73,10 @@ def status_allows(status: CommitStatus, record: CommitRecord) -> bool:
     return not (record.archived and status is not CommitStatus.ARCHIVED)
 
 
+Squasher = Callable[[CommitRecord, Tree], Awaitable[tuple[TreeBuilder, int]]]
+"""Applies the changes of a squashing commit's `squash_from` to a base tree (see squash.py)."""
+
+
 class Commits:
     def __init__(self, *, kv: KV, nodes: NodeStore, repos: Repos, uploads: Uploads | None = None,
                  now: Callable[[], float] = time.time) -> None:
@@ -81,6 +85,7 @@ class Commits:
         self._uploads = uploads or Uploads(kv=kv)
         self._repos = repos
         self._now = now
+        self.squasher: Squasher | None = None  # set by Squash
 
     # -- reading ------------------------------------------------------------
 
@@ -126,8 +131,17 @@ class Commits:
             return Tree(self.nodes, record.root)
         parent = await self.parent(record)
         base = await self.view(parent, under) if parent is not None else Tree(self.nodes, "")
-        builder, _ = await self._apply_diffs(record, base, under)
+        builder, _ = await self._pending(record, base, under)
         return builder.view()
+
+    async def _pending(self, record: CommitRecord, base: Tree, under: str = "/") -> tuple[TreeBuilder, int]:
+        """What the open commit changed, applied to `base`, and its size: its pending diffs,
+        or, once it began finishing as a squash, the squashed commits' changes."""
+        if record.squash_from:
+            if self.squasher is None:
+                raise FailedPrecondition(f"commit {record.repo}/{record.id} is being squashed; nothing can squash here")
+            return await self.squasher(record, base)
+        return await self._apply_diffs(record, base, under)
 
     async def _apply_diffs(self, record: CommitRecord, base: Tree, under: str = "/") -> tuple[TreeBuilder, int]:
         """The commit's pending diffs (those affecting `under`) applied to `base`, and their total size."""
@@ -279,7 +293,7 @@ class Commits:
         if not record.is_open:
             raise CommitFinished(f"commit {repo}/{record.id} is already finished")
         if not record.finishing:
-            record, revision = await self._mark_finishing(record, revision)
+            record, revision = await self.mark_finishing(record, revision)
         parent = await self._wait_finished_parent(record)
         async with self._uploads.running():  # the saved nodes are unreferenced until the txn below
             return await self._finish(record, revision, parent, cancel)
@@ -287,7 +301,7 @@ class Commits:
     async def _finish(self, record: CommitRecord, revision: int, parent: CommitRecord | None,
                       cancel: bool) -> CommitRecord:
         repo = record.repo
-        builder, size = await self._apply_diffs(record, Tree(self.nodes, parent.root if parent else ""))
+        builder, size = await self._pending(record, Tree(self.nodes, parent.root if parent else ""))
         root, nodes = await asyncio.to_thread(builder.build)  # encoding and hashing nodes: CPU, off the loop
         await self.nodes.save(nodes)
         for _ in range(RETRIES):
@@ -310,10 +324,14 @@ class Commits:
                 raise CommitFinished(f"commit {repo}/{record.id} was finished meanwhile")
         raise Aborted(f"finishing {repo}/{record.id} lost too many races; try again")
 
-    async def _mark_finishing(self, record: CommitRecord, revision: int) -> tuple[CommitRecord, int]:
-        """Flags the commit as finishing, which makes every later write fail."""
+    async def mark_finishing(self, record: CommitRecord, revision: int,
+                             change: Callable[[CommitRecord], CommitRecord] = lambda c: c) -> tuple[CommitRecord, int]:
+        """Flags the commit as finishing, which makes every later write fail (and applies
+        `change` in the same transaction, unless another finish flagged it first)."""
         for _ in range(RETRIES):
-            marked = dataclasses.replace(record, finishing=True)
+            if record.finishing:
+                return record, revision
+            marked = dataclasses.replace(change(record), finishing=True)
             key = keys.commit(*record.key)
             result = await self._kv.txn([Compare(key, revision)], [Put(key, encode(marked))])
             if result.succeeded:

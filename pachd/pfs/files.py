@@ -129,9 +129,12 @@ class Files:
         for (header, target), file_refs in zip(headers, refs):
             diff = FileDiff(header.kind, refs=file_refs if header.kind is FileKind.FILE else (), modified=now)
             changes.setdefault(target, []).append((header.path, diff))
+        count = len(headers)
+        headers.clear()  # only the diffs are needed from here on: a large put's memory is held once, not twice
+        refs.clear()
         for target, diffs in changes.items():
             await self._writes.apply(target, diffs)
-        return len(headers)
+        return count
 
     async def delete(self, repo: str, commit_id: str, path: str) -> None:
         target = await self._writes.open(repo, commit_id)

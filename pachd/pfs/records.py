@@ -64,6 +64,9 @@ class CommitRecord:
     archived: bool = False
     size_bytes: int = 0
     root: str = ""  # tree root node once finished; "" is the empty tree
+    # Set when finishing began as a squash: the finished tree is the parent's with these
+    # commits' changes (same repo; see squash.py), and the commit's own pending diffs are dropped.
+    squash_from: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -163,6 +166,7 @@ def decode_commit(raw: bytes) -> CommitRecord:
     d = json.loads(raw)
     d["clock"] = tuple((b, n) for b, n in d["clock"])
     d["provenance"] = tuple((r, b, n) for r, b, n in d["provenance"])
+    d["squash_from"] = tuple(d.get("squash_from", ()))
     return CommitRecord(**d)
 
 

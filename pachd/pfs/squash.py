@@ -7,15 +7,16 @@ not the size of the repo.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Sequence
 
-from pachd.errors import CommitNotOpen, InvalidArgument
+from pachd.errors import CommitFinished, CommitNotOpen, InvalidArgument
 from pachd.pfs import keys
-from pachd.pfs.commits import Commits
+from pachd.pfs.commits import YIELD_EVERY, Commits
 from pachd.pfs.records import CommitKey, CommitRecord, FileDiff, FileKind, is_ancestor
-from pachd.pfs.tree import Tree, changes
+from pachd.pfs.tree import Tree, TreeBuilder, changes
 from pachd.pfs.writes import Writes
 from pachd.storage.kv import KV
 
@@ -44,6 +45,61 @@ class Squash:
         self._kv = kv
         self._commits = commits
         self._writes = writes
+        commits.squasher = self._apply_squashed
+
+    async def finish(self, repo: str, from_ids: Sequence[str], to_id: str, *, cancel: bool = False) -> CommitRecord:
+        """Finishes open `to_id` as `squash(replace=True)` then finish would, without
+        writing the squashed changes as pending diffs and reading them back.
+
+        One guarded transaction flags the commit finishing with the squashed
+        commits and their provenance; finishing then builds its tree from its
+        parent's and those commits' changes (which are finished, so never
+        change). A crash after that flag leaves a finishing commit that any
+        later finish completes the same way.
+        """
+        record, revision = await self._commits.get(repo, to_id)
+        if not record.is_open:
+            raise CommitFinished(f"commit {repo}/{record.id} is already finished")
+        if from_ids and not record.finishing:
+            added = await self._added_provenance(repo, from_ids, record)
+            for upstream in added:  # only hints (readers check the record), so they may come first
+                await self._kv.put(keys.provenance_entry(upstream, record.key), b"")
+            sources = tuple(from_ids)
+            record, revision = await self._commits.mark_finishing(record, revision, lambda c: dataclasses.replace(
+                c, squash_from=sources, provenance=tuple(dict.fromkeys(c.provenance + tuple(added)))))
+        return await self._commits.finish(repo, record.id, cancel=cancel)
+
+    async def _apply_squashed(self, record: CommitRecord, base: Tree) -> tuple[TreeBuilder, int]:
+        """The changes of `record.squash_from` applied to `base`, and their size."""
+        builder = TreeBuilder(base, record.id)
+        size = 0
+        collected = await self._collect(record.repo, record.squash_from, record)
+        for count, (path, diff) in enumerate(sorted(collected.items())):
+            size += diff.size
+            await builder.apply(path, diff)
+            if count % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # a squash of many files: let other calls run between
+        return builder, size
+
+    async def _added_provenance(self, repo: str, from_ids: Sequence[str], target: CommitRecord) -> list[CommitKey]:
+        """The provenance of the commits squashed (since they split from `target`) that `target` lacks."""
+        provenance: dict[CommitKey, None] = {}
+        for from_id in from_ids:
+            source, _ = await self._commits.get(repo, from_id)
+            _, chain = await self._split_point(source, target)
+            for commit in chain:
+                provenance.update(dict.fromkeys(commit.provenance))
+        return [p for p in provenance if p not in target.provenance]
+
+    async def _collect(self, repo: str, from_ids: Sequence[str], target: CommitRecord) -> dict[str, FileDiff]:
+        """The changes of `from_ids` since they split from `target`'s history, combined per path."""
+        collected: dict[str, FileDiff] = {}
+        for from_id in from_ids:
+            source, _ = await self._commits.get(repo, from_id)
+            base, _ = await self._split_point(source, target)
+            async for path, diff in changes(base, await self._commits.view(source)):
+                collected[path] = combine(collected[path], diff) if path in collected else diff
+        return collected
 
     async def squash(self, repo: str, from_ids: Sequence[str], to_id: str, *, replace: bool = False) -> None:
         """Adds the changes of `from_ids` (since they split from `to_id`) to open `to_id`.
@@ -57,20 +113,12 @@ class Squash:
         target_record, _ = await self._commits.get(repo, to_id)
         if not target_record.is_open or target_record.finishing:
             raise CommitNotOpen(f"commit {repo}/{target_record.id} is finished; squash into an open commit")
-        collected: dict[str, FileDiff] = {}
-        provenance: dict[CommitKey, None] = dict.fromkeys(target_record.provenance)
-        for from_id in from_ids:
-            source, _ = await self._commits.get(repo, from_id)
-            base, chain = await self._split_point(source, target_record)
-            for commit in chain:
-                provenance.update(dict.fromkeys(commit.provenance))
-            async for path, diff in changes(base, await self._commits.view(source)):
-                collected[path] = combine(collected[path], diff) if path in collected else diff
+        added = await self._added_provenance(repo, from_ids, target_record)
+        collected = await self._collect(repo, from_ids, target_record)
         if replace:
             await self._kv.delete_prefix(keys.diffs(*target_record.key))
         target = await self._writes.open(repo, target_record.id)
         await self._writes.apply(target, sorted(collected.items()))
-        added = [p for p in provenance if p not in target_record.provenance]
         if added:
             await self._commits.update(
                 target_record.key,

@@ -14,6 +14,7 @@ exactly how finishing builds the tree it then stores.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections import OrderedDict
@@ -28,6 +29,8 @@ EMPTY = ""
 """The root of an empty tree."""
 
 NODE_PREFIX = "trees/"
+SAVE_AT_ONCE = 16
+"""Nodes of one commit stored at the same time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +121,23 @@ class NodeStore:
         return entries
 
     async def save(self, nodes: Mapping[str, tuple[Node, bytes]]) -> None:
-        """Durably stores encoded nodes (before any commit refers to them)."""
+        """Durably stores encoded nodes (before any commit refers to them).
+
+        Up to SAVE_AT_ONCE puts run at once: each waits for the disk (or a
+        round trip to the bucket), and a commit that touched many directories
+        has many nodes. Every put has ended when this returns.
+        """
+        slots = asyncio.Semaphore(SAVE_AT_ONCE)
+
+        async def put(name: str, data: bytes) -> None:
+            async with slots:
+                await self._blocks.put(name, data)
+
+        async with asyncio.TaskGroup() as tasks:
+            for node, (entries, data) in nodes.items():
+                # Put even when cached: that renews a stored node, and restores one garbage collection took.
+                tasks.create_task(put(NODE_PREFIX + node, data))
         for node, (entries, data) in nodes.items():
-            # Put even when cached: that renews a stored node, and restores one garbage collection took.
-            await self._blocks.put(NODE_PREFIX + node, data)
             if node not in self._cache:
                 self._remember(node, entries, len(data))
 
@@ -160,15 +176,16 @@ class Tree:
 
     async def lookup(self, path: str) -> Entry | None:
         """The entry at `path` ('/' is the root directory), or None."""
-        entry: Entry = await self.root_entry()
-        for name in split(path):
+        names = split(path)
+        if not names:
+            return await self.root_entry()
+        node = self.root  # the root's own entry (a sum over its children) is not needed below it
+        for name in names[:-1]:
+            entry = (await self.node(node)).get(name)
             if not isinstance(entry, DirEntry):
                 return None
-            found = (await self.node(entry.node)).get(name)
-            if found is None:
-                return None
-            entry = found
-        return entry
+            node = entry.node
+        return (await self.node(node)).get(names[-1])
 
     async def children(self, directory: DirEntry) -> Node:
         return await self.node(directory.node)

@@ -29,8 +29,15 @@ from pachd.storage.kv import KV, Compare, DeletePrefix, Op, Put
 
 logger = logging.getLogger(__name__)
 
-BATCH = 1000
-"""Paths written in one transaction at most."""
+BATCH = 2500
+"""Paths written in one transaction at most (each transaction waits for the disk; its
+operations are built on the event loop, at some 20 µs a path)."""
+PRELOAD_AFTER = 32
+"""Paths one writer checks one by one before it reads all the commit's pending diffs at once."""
+PRELOAD_RATIO = 8
+"""A commit's pending diffs are read at once only while they number at most this many per path checked."""
+PRELOAD_MOST = 20_000
+"""...and at most this many (they are decoded on the event loop)."""
 
 
 @dataclass(eq=False)
@@ -42,6 +49,13 @@ class OpenCommit:
     base: Tree  # the parent's files
     known: dict[str, tuple[FileDiff | None, int]] = field(default_factory=dict)  # path -> (diff, revision)
     reset: bool = False  # the commit deleted "/", so nothing of the parent shows
+    # Once every pending diff is in `known` (complete), a path missing from it has none, and
+    # `below` holds every path with pending diffs below it: checks then need no lookups.
+    complete: bool = False
+    below: set[str] = field(default_factory=set)
+    checked: int = 0  # paths checked one by one so far
+    next_preload: int = PRELOAD_AFTER
+    base_kinds: dict[str, FileKind | None] = field(default_factory=dict)  # directories of the parent, as looked up
 
 
 def merge(old: FileDiff | None, new: FileDiff, path: str) -> FileDiff:
@@ -74,6 +88,8 @@ class Writes:
 
     async def _pending(self, target: OpenCommit, path: str) -> FileDiff | None:
         if path not in target.known:
+            if target.complete:
+                return None
             found = await self._kv.get(keys.diff(*target.record.key, path))
             target.known[path] = (decode_diff(found.value), found.mod_revision) if found else (None, 0)
         return target.known[path][0]
@@ -85,8 +101,10 @@ class Writes:
             diff = await self._pending(target, ancestor)
             reset = reset or (diff is not None and diff.delete)
         diff = await self._pending(target, path)
-        below = await self._kv.range(keys.diffs(*target.record.key, path), limit=1)
-        if below.kvs:
+        if target.complete:
+            if path in target.below:
+                return FileKind.DIR
+        elif (await self._kv.range(keys.diffs(*target.record.key, path), limit=1)).kvs:
             return FileKind.DIR
         if diff is not None:
             return None if diff.kind is FileKind.NONE else diff.kind
@@ -99,6 +117,7 @@ class Writes:
 
     async def check(self, target: OpenCommit, path: str, kind: FileKind) -> None:
         """Raises FileTypeConflict unless `path` can become a `kind` here."""
+        await self._maybe_preload(target)
         reset = target.reset
         for ancestor in _ancestors(path):
             diff = await self._pending(target, ancestor)
@@ -106,12 +125,41 @@ class Writes:
                 if diff.kind is FileKind.FILE:
                     raise _conflict(ancestor, "a file", path)
                 reset = reset or diff.delete
-            elif not reset and isinstance(await target.base.lookup(ancestor), FileEntry):
+            elif not reset and await self._base_kind(target, ancestor) is FileKind.FILE:
                 raise _conflict(ancestor, "a file", path)
         if kind is FileKind.FILE and await self.kind(target, path) is FileKind.DIR:
             raise FileTypeConflict(f"{path!r} is a directory; it cannot be written as a file")
         if kind is FileKind.DIR and await self.kind(target, path) is FileKind.FILE:
             raise FileTypeConflict(f"{path!r} is a file; it cannot be made a directory")
+
+    async def _base_kind(self, target: OpenCommit, directory: str) -> FileKind | None:
+        """What a parent directory of checked paths is in the parent commit (remembered: many share one)."""
+        if directory not in target.base_kinds:
+            entry = await target.base.lookup(directory)
+            target.base_kinds[directory] = (None if entry is None else FileKind.DIR if isinstance(entry, DirEntry)
+                                            else FileKind.FILE)
+        return target.base_kinds[directory]
+
+    async def _maybe_preload(self, target: OpenCommit) -> None:
+        """After some paths checked one by one, reads all the commit's pending diffs in one range, if
+        they are few against the paths checked so far (so a writer of many files into a commit of
+        few pending diffs looks nothing up per path, and a writer of few files reads little)."""
+        target.checked += 1
+        if target.complete or target.checked < target.next_preload:
+            return
+        target.next_preload *= 2
+        limit = min(PRELOAD_RATIO * target.checked, PRELOAD_MOST)
+        found = await self._kv.range(keys.diffs(*target.record.key), limit=limit + 1)
+        if len(found.kvs) > limit:
+            return
+        known: dict[str, tuple[FileDiff | None, int]] = {}
+        below: set[str] = set()
+        for kv in found.kvs:
+            path = keys.diff_path(kv.key)
+            if not keys.append_write(kv.key):
+                known[path] = (decode_diff(kv.value), kv.mod_revision)
+            below.update(_ancestors(path))
+        target.known, target.below, target.complete = known, below, True
 
     async def apply(self, target: OpenCommit, changes: Sequence[tuple[str, FileDiff]]) -> None:
         """Merges the changes into the commit's pending diffs, in guarded batches."""
@@ -145,8 +193,13 @@ class Writes:
                     ops.append(Put(keys.diff(*key, path), encode(merged[path])))
             result = await self._kv.txn(guards, ops)
             if result.succeeded:
-                target.known.update((p, (d, result.revision)) for p, d in merged.items())
+                # What was written is forgotten rather than kept (memory per file of a large put);
+                # a later write through this OpenCommit looks those paths up again.
+                for path in merged:
+                    target.known.pop(path, None)
+                target.complete = False
                 return
+            target.complete = False  # another writer changed the commit: look paths up again
             logger.debug("writing to %s/%s: another write changed the commit or a path first; again",
                          key[0], target.record.id)
             await self._refresh(target, batch)
@@ -171,6 +224,8 @@ class Writes:
             result = await self._kv.txn([Compare(keys.commit(*key), target.revision)], ops)
             if result.succeeded:
                 target.known.clear()
+                target.complete = False
+                target.below.clear()
                 target.reset = target.reset or path == "/"
                 return
             record, target.revision = await self._commits.get(target.record.repo, target.record.id)

@@ -187,9 +187,10 @@ class JobDriver:
     async def _complete(self, job_id: str) -> None:
         """Squashes the successful pods' commits into the output commit, finishes it, sets the state.
 
-        Resumable from any point: the squash replaces what an interrupted one
-        wrote, and once the output is finishing or finished (so squashed in
-        full) only the steps after it are done again.
+        Resumable from any point: the output's finish names the pods' commits
+        in the transaction that flags it finishing, so a finish that a crash
+        interrupted is completed the same way, and once the output is finished
+        only the steps after it are done again.
         """
         job = (await self._jobs.get(job_id))[0]
         if job.state.done:
@@ -198,11 +199,9 @@ class JobDriver:
         done = [pod.commit for pod in job.pods if pod.state is PodState.SUCCESS]
         failed = any(pod.state is PodState.FAILURE for pod in job.pods)
         output = (await self._pfs.commits.get(job.output_repo, job.output_commit))[0]
-        if done and output.is_open and not output.finishing:
-            await self._pfs.squash.squash(job.output_repo, done, job.output_commit, replace=True)
         if output.is_open:
             try:
-                output = await self._pfs.commits.finish(job.output_repo, job.output_commit, cancel=failed)
+                output = await self._pfs.squash.finish(job.output_repo, done, job.output_commit, cancel=failed)
             except CommitFinished:
                 output = (await self._pfs.commits.get(job.output_repo, job.output_commit))[0]
         state = JobState.FAILURE if failed or output.cancelled else JobState.SUCCESS

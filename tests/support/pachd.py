@@ -22,7 +22,9 @@ class PachdProcess:
     """`python -m pachd.main` with its own data dir (and etcd, if given)."""
 
     def __init__(self, data_dir: Path, *, etcd: str = "", extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None) -> None:
+                 env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
+                 source: Path | None = None) -> None:
+        self.source = source  # another checkout's pachd to run (benchmarks compare builds); None: this one
         self.data_dir = data_dir
         self.etcd = etcd
         self.tls = tls  # (certificate, key): serve TLS
@@ -48,7 +50,8 @@ class PachdProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PORT", "PACH", "ETCD", "STORAGE"))}
         env.update(self.env)
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                        cwd=self.source)
         log.close()
         self._wait_healthy()
         return self

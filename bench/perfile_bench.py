@@ -1,0 +1,163 @@
+"""Per-file cost: a `cp` pipeline job over many small files, and `put-file -r` of many 1 KiB files.
+
+    python -m bench.perfile_bench [--before REV] [--after REV] [--files N] [--put-files N] [--runs R]
+
+Each run starts a fresh pachd per measurement. With --before, the same
+measurements run on pachd as of git revision REV (extracted with `git archive`;
+its pods run that revision's job shim; pachctl is this checkout's), alternating
+which build goes first, so load on the machine hits both alike. Reported per line: wall seconds and
+pachd's own CPU seconds (from /proc), min / median over the runs; for the
+put, pachd's peak memory (VmHWM) against a fresh pachd's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.common import ROOT, pachctl, scratch
+from pachctl.client import Client
+from tests.support.pachd import PachdProcess
+from tests.support.pipelines import MAP, pipeline
+
+Sample = dict[str, float]
+
+
+def _cpu(pid: int) -> float:
+    """utime + stime of the process itself, in seconds (pods are not its children: not counted)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM")
+
+
+@contextmanager
+def _pachd(folder: Path, source: Path | None) -> Iterator[PachdProcess]:
+    env = {"JOB_SHIM_COMMAND": str(source / "bench-job-shim")} if source else {}
+    server = PachdProcess(folder / "pachd", source=source, env=env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _job(source: Path | None, files: int, pods: int) -> Sample:
+    with scratch() as folder, _pachd(folder, source) as pachd, Client(pachd.address) as client:
+        assert pachd.process is not None
+        client.create_repo("many")
+        commit = client.start_commit("many")
+        client.put_files("many", commit.id, [(f"d{i % 100}/f{i}", (b"%d\n" % i) * 12) for i in range(files)])
+        client.finish_commit("many", commit.id)
+        client.create_pipeline(pipeline("copy", "cp -r /pfs/many/. /pfs/out/", [("many", MAP)], parallelism=pods))
+        pid = pachd.process.pid
+        cpu, started = _cpu(pid), time.perf_counter()
+        out = client.flush_commit([("many", commit.id)], to_repos=["copy"], timeout=3600)[-1]
+        sample = {"wall": time.perf_counter() - started, "cpu": _cpu(pid) - cpu}
+        assert sum(1 for _ in client.walk_files("copy", out.commit.id)) == files
+        return sample
+
+
+def _put(source: Path | None, files: int) -> Sample:
+    with scratch() as folder:
+        tree = folder / "small"
+        for i in range(files):
+            target = tree / f"dir{i % 100}" / f"file{i}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(os.urandom(1024))
+        with _pachd(folder, source) as pachd, Client(pachd.address) as client:
+            assert pachd.process is not None
+            client.create_repo("bench")
+            fresh = _peak_rss(pachd.process.pid)
+            cpu, started = _cpu(pachd.process.pid), time.perf_counter()
+            pachctl(pachd.address, "put-file", "bench", "small", "-c", "-r", "-f", str(tree))
+            wall = time.perf_counter() - started
+            sample = {"wall": wall, "cpu": _cpu(pachd.process.pid) - cpu, "rate": files / wall,
+                      "rss": (_peak_rss(pachd.process.pid) - fresh) / (1 << 20)}
+            assert client.inspect_commit("bench", "small").size_bytes == files * 1024
+            return sample
+
+
+def _extract(revision: str, into: Path) -> Path:
+    """The tree of `revision`, with a job shim of its own for its pods."""
+    into.mkdir(parents=True)
+    archive = into / "build.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision], check=True)
+    tree = into / "tree"
+    with tarfile.open(archive) as tar:
+        tar.extractall(tree, filter="data")
+    shim = tree / "bench-job-shim"
+    shim.write_text(f'#!/bin/sh\nPYTHONPATH={tree} exec {sys.executable} -m shim.main "$@"\n')
+    shim.chmod(0o755)
+    return tree
+
+
+def _span(samples: list[Sample], key: str, fmt: str = "{:.2f}") -> str:
+    values = [s[key] for s in samples]
+    return f"{fmt.format(min(values))} / {fmt.format(statistics.median(values))}"
+
+
+def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: int = 2, after: str = "") -> list[str]:
+    # Not under /tmp: local pods get a /tmp of their own, which would hide the build's shim from them.
+    with tempfile.TemporaryDirectory(prefix=".bench-builds-", dir=ROOT) as tmp:
+        builds: dict[str, Path | None] = {"after": _extract(after, Path(tmp) / "after") if after else None}
+        if before:
+            builds = {"before": _extract(before, Path(tmp) / "before"), **builds}
+        measures: dict[str, Callable[[Path | None], Sample]] = {
+            "job1": lambda source: _job(source, files, 1),
+            "job2": lambda source: _job(source, files, 2),
+            "put": lambda source: _put(source, put_files),
+        }
+        found: dict[tuple[str, str], list[Sample]] = {}
+        for round_no in range(runs):
+            order = list(builds) if round_no % 2 == 0 else list(reversed(builds))
+            for what, measure in measures.items():
+                for build in order:
+                    sample = measure(builds[build])
+                    found.setdefault((what, build), []).append(sample)
+                    print(f"round {round_no} {what} {build}: {sample}", file=sys.stderr, flush=True)
+    load = os.getloadavg()[0]
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} by `python -m bench.perfile_bench"
+             f"{' --before ' + before if before else ''}` (load average {load:.0f} on {os.cpu_count()} cores); "
+             f"min / median of {runs} runs each, the builds alternating:", "",
+             "| what | build | wall s | pachd CPU s | per file |", "|---|---|---|---|---|"]
+    for build in builds:
+        one, two = found["job1", build], found["job2", build]
+        per_file = statistics.median(s["wall"] for s in one) / files * 1000
+        speedup = statistics.median(s["wall"] for s in one) / statistics.median(s["wall"] for s in two)
+        cpu_per_file = statistics.median(s["cpu"] for s in one) / files * 1000
+        lines.append(f"| `cp` job, {files} files of 100 B, parallelism 1 | {build} | {_span(one, 'wall')} | "
+                     f"{_span(one, 'cpu')} | **{per_file:.2f} ms** wall (goal 0.5), "
+                     f"{cpu_per_file:.2f} ms pachd CPU |")
+        lines.append(f"| the same, parallelism 2 | {build} | {_span(two, 'wall')} | {_span(two, 'cpu')} | "
+                     f"**{speedup:.2f}x** parallelism 1 (goal 1.7x) |")
+    for build in builds:
+        put = found["put", build]
+        lines.append(f"| `put-file -r` of {put_files} files of 1 KiB (one stream) | {build} | {_span(put, 'wall')} | "
+                     f"{_span(put, 'cpu')} | **{statistics.median(s['rate'] for s in put):.0f} files/s** (goal 5000); "
+                     f"pachd's peak memory +{_span(put, 'rss', '{:.0f}')} MiB |")
+    return lines + [""]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default="", help="git revision to compare with, side by side")
+    parser.add_argument("--after", default="", help="git revision to measure (default: this checkout as it is)")
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--put-files", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=2)
+    options = parser.parse_args()
+    print("\n".join(run(options.before, options.files, options.put_files, options.runs, options.after)))

@@ -1,0 +1,223 @@
+"""What writing many files costs pachd's metadata store: nothing per file but the file's own diff.
+
+A writer of many files into an open commit reads the commit's pending diffs in
+one range instead of looking each path up, and still refuses every path that
+conflicts with what the commit (or its parent) holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pachd.errors import CommitFinished, FileTypeConflict
+from pachd.pfs import Pfs
+from pachd.pfs.files import FileHeader, PutItem
+from pachd.pfs.records import BlockRef
+from pachd.pfs.refs import FileRefs
+from pachd.storage.localdisk import LocalBlockStore
+from pachd.config import PachdConfig
+from pachd.storage import open_kv
+from pachd.storage.kv import KV, Put
+from pachd.storage.sqlite import SqliteKV
+from tests.support.etcd import EtcdServer
+
+FILES = 2000
+
+
+class CountingKV:
+    """A KV that counts the reads and written keys made through it (everything else passes through)."""
+
+    def __init__(self, kv: KV) -> None:
+        self._kv = kv
+        self.reads = 0
+        self.puts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kv, name)
+
+    async def get(self, key: str) -> Any:
+        self.reads += 1
+        return await self._kv.get(key)
+
+    async def range(self, prefix: str, **kwargs: Any) -> Any:
+        self.reads += 1
+        return await self._kv.range(prefix, **kwargs)
+
+    async def put(self, key: str, value: bytes, **kwargs: Any) -> Any:
+        self.puts += 1
+        return await self._kv.put(key, value, **kwargs)
+
+    async def txn(self, compares: Sequence[Any], success: Sequence[Any], failure: Sequence[Any] = ()) -> Any:
+        self.puts += sum(isinstance(op, Put) for op in success)
+        return await self._kv.txn(compares, success, failure)
+
+
+@pytest.fixture(params=["sqlite", "etcd"])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Pfs, CountingKV]]:
+    etcd = EtcdServer(tmp_path / "etcd").start() if request.param == "etcd" else None
+    try:
+        kv = CountingKV(await open_kv(PachdConfig(data_dir=tmp_path / "data", etcd_address=etcd.address if etcd else "")))
+        blocks = LocalBlockStore(tmp_path / "blocks")
+        pfs = Pfs(kv=kv, blocks=blocks, shared=False)  # type: ignore[arg-type]
+        await pfs.repos.create("data", ())
+        yield pfs, kv
+        await kv.close()
+    finally:
+        if etcd is not None:
+            etcd.stop()
+
+
+def stream(commit_id: str, paths: Sequence[str]) -> AsyncIterator[PutItem]:
+    async def items() -> AsyncIterator[PutItem]:
+        for path in paths:
+            yield FileHeader("data", commit_id, path)
+            yield f"{path}\n".encode()
+
+    return items()
+
+
+def spread(count: int, prefix: str = "") -> Iterator[str]:
+    return (f"/{prefix}d{n % 50}/f{n}" for n in range(count))
+
+
+async def test_a_stream_of_many_files_reads_the_store_a_few_times_not_per_file(
+        stores: tuple[Pfs, CountingKV]) -> None:
+    pfs, kv = stores
+    parent = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(parent.id, list(spread(100, "old"))))
+    await pfs.commits.finish("data", parent.id)
+    commit = await pfs.commits.start("data", "master", ())
+    kv.reads = 0
+    assert await pfs.files.put(stream(commit.id, list(spread(FILES)))) == FILES
+    assert kv.reads < FILES / 10
+    listed = [path async for path, _ in pfs.files.walk("data", commit.id)]
+    assert len(listed) == FILES + 100
+
+
+async def test_many_block_references_read_the_store_a_few_times_not_per_file(
+        stores: tuple[Pfs, CountingKV]) -> None:
+    pfs, kv = stores
+    commit = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(commit.id, ["/seed"]))
+    seed = [refs async for _, refs in pfs.files.walk("data", commit.id)][0][0]
+    files = [FileRefs(path, (BlockRef(seed.hash, 0, seed.upper),)) for path in spread(FILES)]
+    kv.reads = 0
+    assert await pfs.refs.put("data", commit.id, files) == FILES
+    assert kv.reads < FILES / 10
+
+
+@pytest.mark.parametrize("late", [False, True])
+async def test_conflicts_are_refused_whether_paths_are_looked_up_one_by_one_or_read_at_once(
+        stores: tuple[Pfs, CountingKV], late: bool) -> None:
+    pfs, _ = stores
+    parent = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(parent.id, ["/parentfile"]))
+    await pfs.commits.finish("data", parent.id)
+    commit = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(commit.id, ["/file", "/dir/inner"]))
+    before = list(spread(FILES if late else 0))
+    for bad in ("/file/below", "/dir", "/parentfile/below"):
+        with pytest.RaisesGroup(FileTypeConflict, allow_unwrapped=True, flatten_subgroups=True):
+            await pfs.files.put(stream(commit.id, [*before, bad]))
+    # Nothing of a refused stream was written.
+    assert sorted([path async for path, _ in pfs.files.walk("data", commit.id)]) == [
+        "/dir/inner", "/file", "/parentfile"]
+
+
+class ConcurrencyBlocks:
+    """A block store that records how many puts ran at once (everything else passes through)."""
+
+    def __init__(self, blocks: LocalBlockStore) -> None:
+        self._blocks = blocks
+        self.running = 0
+        self.most = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._blocks, name)
+
+    async def put(self, name: str, data: bytes) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self._blocks.put(name, data)
+        finally:
+            self.running -= 1
+
+
+async def test_a_commit_of_many_directories_stores_their_nodes_at_once_and_durably(tmp_path: Path) -> None:
+    kv = await SqliteKV.open(tmp_path / "kv.db")
+    blocks = ConcurrencyBlocks(LocalBlockStore(tmp_path / "blocks"))
+    try:
+        pfs = Pfs(kv=kv, blocks=blocks, shared=False)  # type: ignore[arg-type]
+        await pfs.repos.create("data", ())
+        commit = await pfs.commits.start("data", "master", ())
+        await pfs.files.put(stream(commit.id, list(spread(200))))
+        finished = await pfs.commits.finish("data", commit.id)
+        assert blocks.most > 1
+        fresh = Pfs(kv=kv, blocks=LocalBlockStore(tmp_path / "blocks"), shared=False)  # nothing cached
+        listed = [path async for path, _ in fresh.files.walk("data", finished.id)]
+        assert len(listed) == 200
+    finally:
+        await kv.close()
+
+
+async def pods_of(pfs: Pfs, output: str, count: int) -> list[str]:
+    """Commits beside `output` (forked from its parent, as a job's pods are), each holding its share."""
+    parent = (await pfs.commits.get("data", output))[0].parent
+    pods = []
+    for index in range(count):
+        name = f"pod{index}"
+        pod = (await pfs.commits.fork("data", f"{parent[0]}/{parent[1]}", name, (), archived=True) if parent
+               else await pfs.commits.start("data", name, (), archived=True, new_branch=True))
+        mine = [path for n, path in enumerate(spread(FILES)) if n % count == index]
+        await pfs.files.put(stream(pod.id, [*mine, "/shared"]))
+        pods.append((await pfs.commits.finish("data", pod.id)).id)
+    return pods
+
+
+async def contents(pfs: Pfs, commit_id: str) -> dict[str, bytes]:
+    found = {}
+    async for path, _ in pfs.files.walk("data", commit_id):
+        found[path] = b"".join([chunk async for chunk in pfs.files.get("data", commit_id, path)])
+    return found
+
+
+@pytest.mark.parametrize("pods", [1, 2])
+async def test_finishing_as_a_squash_writes_no_key_per_file_and_equals_squash_then_finish(
+        stores: tuple[Pfs, CountingKV], pods: int) -> None:
+    pfs, kv = stores
+    first = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(first.id, ["/old", "/shared"]))
+    await pfs.commits.finish("data", first.id)
+    by_squash = await pfs.commits.start("data", "master", ())
+    sources = await pods_of(pfs, by_squash.id, pods)
+    await pfs.squash.squash("data", sources, by_squash.id, replace=True)
+    expected = await pfs.commits.finish("data", by_squash.id)
+    target = await pfs.commits.fork("data", first.id, "other", ())  # the same parent as by_squash
+    await pfs.files.put(stream(target.id, ["/dropped"]))  # pending diffs of its own are replaced, as by the squash
+    kv.puts = 0
+    done = await pfs.squash.finish("data", sources, target.id)
+    assert kv.puts < 20
+    assert done.finished is not None and done.size_bytes == expected.size_bytes
+    found = await contents(pfs, done.id)
+    assert found == await contents(pfs, expected.id) and len(found) == FILES + 2
+
+
+async def test_a_squash_interrupted_after_it_began_finishing_is_completed_by_any_later_finish(
+        stores: tuple[Pfs, CountingKV]) -> None:
+    pfs, kv = stores
+    target = await pfs.commits.start("data", "master", ())
+    sources = await pods_of(pfs, target.id, 2)
+    record, revision = await pfs.commits.get("data", target.id)
+    # What squash.finish's first transaction leaves behind when pachd dies right after it.
+    await pfs.commits.mark_finishing(record, revision, lambda c: dataclasses.replace(c, squash_from=tuple(sources)))
+    restarted = Pfs(kv=kv, blocks=pfs.blocks, shared=False)  # type: ignore[arg-type]
+    with pytest.RaisesGroup(CommitFinished, allow_unwrapped=True, flatten_subgroups=True):
+        await restarted.files.put(stream(target.id, ["/late"]))
+    done = await restarted.commits.finish("data", target.id)
+    assert done.finished is not None and len(await contents(restarted, done.id)) == FILES + 1
