@@ -20,7 +20,7 @@ import asyncio
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,22 +33,22 @@ class Disk:
 
     def sync_file(self, path: Path) -> None:
         """Data (and the size) of the file at `path` on the disk."""
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
+        _sync(path, os.fdatasync)
 
     def replace(self, source: Path, target: Path) -> None:
         os.replace(source, target)
 
     def sync_dir(self, folder: Path) -> None:
         """The folder's entries (renames into it) on the disk."""
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _sync(folder, os.fsync)
+
+
+def _sync(path: Path, sync: Callable[[int], None]) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        sync(fd)
+    finally:
+        os.close(fd)
 
 
 class LocalBlockStore:
