@@ -77,11 +77,12 @@ class LocalBlockStore:
     def _write(self, path: Path, data: bytes) -> None:
         if self._renew(path):
             return  # names are content hashes: the bytes are already there
-        self._move(self._write_temporary([data]), path)
-
-    def _write_temporary(self, parts: Parts) -> Path:
-        """A new temporary file holding `parts` (not synced)."""
         tmp = self.temporary()
+        self._write_temporary(tmp, [data])
+        self._move(tmp, path)
+
+    def _write_temporary(self, tmp: Path, parts: Parts) -> None:
+        """Writes the new temporary file `tmp` holding `parts` (not synced)."""
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -94,7 +95,6 @@ class LocalBlockStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return tmp
 
     def temporary(self) -> Path:
         return self._tmp / uuid.uuid4().hex
@@ -221,6 +221,8 @@ class LocalBatch:
     def __init__(self, store: LocalBlockStore) -> None:
         self._store = store
         self._moves: list[tuple[Path, Path]] = []  # (temporary file, where it goes)
+        self._temporaries: list[Path] = []  # every temporary file, written or being written
+        self._writing: set[asyncio.Future[None]] = set()
         self._reused: list[Path] = []
         self._names: set[str] = set()
 
@@ -235,8 +237,13 @@ class LocalBatch:
 
     async def put(self, name: str, parts: Parts) -> None:
         path = self._store._path(name)
+        tmp = self._store.temporary()
+        self._temporaries.append(tmp)  # discard() removes it, even if this put is cancelled
+        write = asyncio.ensure_future(asyncio.to_thread(self._store._write_temporary, tmp, parts))
+        self._writing.add(write)
+        write.add_done_callback(self._writing.discard)
         try:
-            tmp = await asyncio.to_thread(self._store._write_temporary, parts)
+            await asyncio.shield(write)  # a cancelled put leaves the write to finish, for discard() to undo
         except OSError as err:
             raise disk_error(err, f"writing {name}") from err
         self._add(name, tmp, path)
@@ -257,6 +264,7 @@ class LocalBatch:
         self._moves.append((tmp, path))
 
     async def commit(self) -> None:
+        self._temporaries = []  # each is moved into place or removed now
         moves, self._moves = self._moves, []
         reused, self._reused = self._reused, []
         self._names.clear()
@@ -272,11 +280,13 @@ class LocalBatch:
             raise disk_error(err, "syncing blocks") from err
 
     async def discard(self) -> None:
+        await asyncio.gather(*self._writing, return_exceptions=True)  # writes still running first
         moves, self._moves = self._moves, []
+        temporaries, self._temporaries = self._temporaries, []
         self._names.clear()
 
         def remove() -> None:
-            for tmp, _ in moves:
+            for tmp in [*temporaries, *(source for source, _ in moves)]:
                 tmp.unlink(missing_ok=True)
 
         await asyncio.to_thread(remove)
