@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -67,3 +68,15 @@ def pachctl(address: str, *args: str) -> None:
     env = {**os.environ, "ADDRESS": address}
     subprocess.run([sys.executable, "-m", "pachctl.main", "-q", *args], check=True, env=env,
                    stdout=subprocess.DEVNULL)
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the running process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds used so far by this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

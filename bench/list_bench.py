@@ -7,8 +7,6 @@ and median. The machine is shared, so CPU seconds are the fairer measure.
 
 from __future__ import annotations
 
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -16,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import running_pachd, scratch
+from bench.common import children_cpu, process_cpu, running_pachd, scratch
 from pachctl.client import Client
 from protos import pfs_pb2
 
@@ -60,22 +58,16 @@ Measures = dict[str, list[float]]
 def _side_by_side(ours: Callable[[], object], reference: list[str], pid: int) -> Measures:
     found: Measures = {"cpu": [], "wall": [], "ref_cpu": [], "ref_wall": []}
     for _ in range(RUNS):
-        before, start, own = _cpu(pid), time.perf_counter(), time.process_time()
+        before, start, own = process_cpu(pid), time.perf_counter(), time.process_time()
         ours()
         found["wall"].append(time.perf_counter() - start)
-        found["cpu"].append(_cpu(pid) - before + time.process_time() - own)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        found["cpu"].append(process_cpu(pid) - before + time.process_time() - own)
+        children = children_cpu()
         start = time.perf_counter()
         subprocess.run(reference, check=True, stdout=subprocess.DEVNULL)
         found["ref_wall"].append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        found["ref_cpu"].append(after.ru_utime - children.ru_utime + after.ru_stime - children.ru_stime)
+        found["ref_cpu"].append(children_cpu() - children)
     return found
-
-
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _row(what: str, m: Measures) -> str:

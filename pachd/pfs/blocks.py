@@ -14,7 +14,7 @@ import collections
 import hashlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -22,7 +22,7 @@ from typing import BinaryIO
 from pachd.errors import InvalidArgument
 from pachd.pfs.chunking import BLOCK_SIZE, Chunker, Delimiter, Piece
 from pachd.pfs.records import BlockRef
-from pachd.storage.blocks import BlockStore, ObjectInfo, check_room, disk_error
+from pachd.storage.blocks import BlockStore, ObjectInfo, Parts, check_room, disk_error
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +44,20 @@ class BlockWriter:
 
     Use as `async with BlockWriter(store) as writer`. submit() waits while
     `in_flight` writes are running, which pushes back on the stream being
-    received. A block is durable once its task is done, so metadata that
-    refers to it may be committed after that. Pieces of a block larger than a
-    block (write()) are hashed and appended to a temporary file as they come,
-    so memory stays bounded; leaving with an error removes that file.
+    received. The blocks go into one WriteBatch of the store: commit() waits
+    for every write, then makes them all durable together, so metadata that
+    refers to them may be committed after commit() returns (and not before).
+    Pieces of a block larger than a block (write()) are hashed and appended
+    to a temporary file as they come, so memory stays bounded; leaving with
+    an error, or without commit(), removes what was written.
     """
 
     def __init__(self, store: BlockStore, *, in_flight: int = 4) -> None:
         self._store = store
+        self._batch = store.batch()
         self._slots = asyncio.Semaphore(in_flight)
         self._tasks = asyncio.TaskGroup()
+        self._written: list[asyncio.Task[BlockRef]] = []
         self._long: _LongBlock | None = None
 
     async def __aenter__(self) -> BlockWriter:
@@ -66,40 +70,56 @@ class BlockWriter:
                 await self._long.discard()
                 self._long = None
         finally:
-            await self._tasks.__aexit__(*exc)  # type: ignore[arg-type]
+            try:
+                await self._tasks.__aexit__(*exc)  # type: ignore[arg-type]
+            finally:
+                await self._batch.discard()  # nothing, after commit()
 
-    async def submit(self, data: bytes) -> asyncio.Task[BlockRef]:
+    async def commit(self) -> None:
+        """Every block submitted so far is durable once this returns."""
+        for task in self._written:
+            await task
+        await self._batch.commit()
+
+    async def submit(self, parts: Parts) -> asyncio.Task[BlockRef]:
+        """Writes the block whose bytes are `parts` (kept, not copied, until written)."""
         await self._slots.acquire()
-        return self._tasks.create_task(self._write(data))
+        return self._add(self._write(parts))
+
+    def _add(self, write: Coroutine[object, object, BlockRef]) -> asyncio.Task[BlockRef]:
+        task = self._tasks.create_task(write)
+        self._written.append(task)
+        return task
 
     async def write(self, piece: Piece) -> asyncio.Task[BlockRef] | None:
         """Takes a piece of a block; returns the block's task once its last piece came."""
         if self._long is None:
             if piece.ends_block:
-                return await self.submit(piece.data)
+                return await self.submit(piece.parts)
             self._long = await _LongBlock.open(self._store.temporary())
-        await self._long.append(piece.data)
+        await self._long.append(piece.parts)
         if not piece.ends_block:
             return None
         done, self._long = self._long, None
         await self._slots.acquire()
-        return self._tasks.create_task(self._store_long(done))
+        return self._add(self._store_long(done))
 
-    async def _write(self, data: bytes) -> BlockRef:
+    async def _write(self, parts: Parts) -> BlockRef:
         try:
-            digest = await asyncio.to_thread(_sha512, data)
+            digest = await asyncio.to_thread(_sha512, parts)
             name = PREFIX + digest
-            if not await self._store.renew(name):  # reused: renewed, so garbage collection keeps it
-                await self._store.ensure_room(len(data))
-                await self._store.put(name, data)
-            return BlockRef(digest, 0, len(data))
+            size = sum(len(p) for p in parts)
+            if not await self._batch.reuse(name):  # reused: renewed, so garbage collection keeps it
+                await self._store.ensure_room(size)
+                await self._batch.put(name, parts)
+            return BlockRef(digest, 0, size)
         finally:
             self._slots.release()
 
     async def _store_long(self, block: _LongBlock) -> BlockRef:
         try:
             digest = await block.close()
-            await self._store.put_from(PREFIX + digest, block.path)
+            await self._batch.put_from(PREFIX + digest, block.path)
             return BlockRef(digest, 0, block.size)
         except BaseException:
             await block.discard()
@@ -120,21 +140,25 @@ class _LongBlock:
     @classmethod
     async def open(cls, path: Path) -> _LongBlock:
         try:
-            return cls(path, await asyncio.to_thread(open, path, "xb"))
+            return cls(path, await asyncio.to_thread(open, path, "xb", buffering=0))
         except OSError as err:
             raise disk_error(err, f"writing {path}") from err
 
-    async def append(self, data: bytes) -> None:
+    async def append(self, parts: Parts) -> None:
+        size = sum(len(p) for p in parts)
         try:
-            await asyncio.to_thread(self._append, data)
+            await asyncio.to_thread(self._append, parts, size)
         except OSError as err:
             raise disk_error(err, f"writing {self.path}") from err
-        self.size += len(data)
+        self.size += size
 
-    def _append(self, data: bytes) -> None:
-        check_room(self.path.parent, len(data))
-        self._hash.update(data)
-        self._handle.write(data)
+    def _append(self, parts: Parts, size: int) -> None:
+        check_room(self.path.parent, size)
+        for part in parts:
+            self._hash.update(part)
+            view = memoryview(part)
+            while view:
+                view = view[self._handle.write(view) or 0 :]
 
     async def close(self) -> str:
         try:
@@ -151,8 +175,11 @@ class _LongBlock:
         await asyncio.to_thread(remove)
 
 
-def _sha512(data: bytes) -> str:
-    return hashlib.sha512(data).hexdigest()
+def _sha512(parts: Parts) -> str:
+    digest = hashlib.sha512()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()
 
 
 class FileAssembler:
@@ -187,9 +214,13 @@ class FileAssembler:
                 self._small += data
                 return
             self._large = True
-            data, self._small = bytes(self._small) + data, bytearray()
-        # Cutting (scanning JSON, copying a block out) is CPU work: off the loop.
-        for piece in await asyncio.to_thread(self._chunker.feed, data):
+            small, self._small = self._small, bytearray()
+            await self._cut(small)
+        await self._cut(data)
+
+    async def _cut(self, data: bytes | bytearray) -> None:
+        assert self._chunker is not None
+        for piece in await _feed(self._chunker, data):
             task = await self._writer.write(piece)
             if task is not None:
                 self._current.append(task)
@@ -221,15 +252,16 @@ class FileAssembler:
     async def _flush_pack(self) -> None:
         if not self._pack_slices:
             return
-        task = await self._writer.submit(bytes(self._pack))
+        pack, self._pack = self._pack, bytearray()  # handed over whole, not copied
+        task = await self._writer.submit((memoryview(pack),))
         for piece in self._pack_slices:
             piece.block = task
-        self._pack.clear()
         self._pack_slices = []
 
     async def results(self) -> list[tuple[BlockRef, ...]]:
         """Every ended file's references, once all their blocks are durable."""
         await self._flush_pack()
+        await self._writer.commit()
         out: list[tuple[BlockRef, ...]] = []
         for parts in self._files:
             refs: list[BlockRef] = []
@@ -314,12 +346,21 @@ async def put_stream(store: BlockStore, delimiter: Delimiter, chunks: AsyncItera
         chunker = Chunker(delimiter)
         tasks = []
         async for data in chunks:
-            for piece in await asyncio.to_thread(chunker.feed, data):
+            for piece in await _feed(chunker, data):
                 task = await writer.write(piece)
                 if task is not None:
                     tasks.append(task)
         tasks += await _close(chunker, writer)
+        await writer.commit()
     return [task.result() for task in tasks]
+
+
+async def _feed(chunker: Chunker, data: bytes | bytearray) -> list[Piece]:
+    """The chunker's pieces after `data`. Cutting at lines copies nothing and searches in C, so it
+    runs on the loop; scanning JSON is Python work per token: off the loop."""
+    if chunker.delimiter is Delimiter.JSON:
+        return await asyncio.to_thread(chunker.feed, data)
+    return chunker.feed(data)
 
 
 async def _close(chunker: Chunker, writer: BlockWriter) -> list[asyncio.Task[BlockRef]]:

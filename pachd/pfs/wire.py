@@ -13,6 +13,8 @@ from pachd.pfs.files import FileInfo
 from pachd.pfs.records import FileKind
 from protos import pfs_pb2
 
+_SMALL = [bytes((n,)) for n in range(0x80)]
+
 _LEN = 2  # wire type of length-delimited fields
 _VARINT = 0
 
@@ -23,7 +25,9 @@ def _key(number: int, wire_type: int) -> bytes:
 
 def _varint(value: int) -> bytes:
     if value < 0x80:
-        return bytes((value,))
+        return _SMALL[value]
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while value >= 0x80:
         out.append(value & 0x7F | 0x80)
@@ -36,7 +40,6 @@ def _field(number: int, data: bytes) -> bytes:
     return _key(number, _LEN) + _varint(len(data)) + data
 
 
-_SMALL = [bytes((n,)) for n in range(0x80)]
 _FILE_INFO = _key(1, _LEN)  # FileInfos.file_info
 _FILE = _key(1, _LEN)  # FileInfo.file
 _FILE_COMMIT, _FILE_PATH = _key(1, _LEN), _key(2, _LEN)
@@ -51,32 +54,45 @@ def _commit(repo: str, commit_id: str) -> bytes:
 
 
 def file_infos(repo: str, commit_id: str, infos: Sequence[FileInfo]) -> pfs_pb2.FileInfos:
-    """The FileInfos reply of a listing, as messages.file_info would build each entry."""
+    """The FileInfos reply of a listing, as messages.file_info would build each entry.
+
+    Each entry's pieces go into one list, joined once: the lengths of the nested
+    messages are added up rather than measured on concatenated bytes. A listing's
+    entries mostly share their modification times (one put stamps all its files
+    alike) and their commits, so each distinct one is encoded once."""
     commit = _commit(repo, commit_id)
     in_file = _FILE_COMMIT + _varint(len(commit)) + commit + _FILE_PATH
+    in_file_size = len(in_file)
     modified_by: dict[str, bytes] = {}
-    varint, small = _varint, _SMALL
-    parts = []
+    stamps: dict[float, bytes] = {}
+    varint = _varint
+    parts: list[bytes] = []
+    add = parts.extend
     for info in infos:
         path = info.path.encode()
-        size = len(path)
-        file = in_file + (small[size] if size < 0x80 else varint(size)) + path
-        size = len(file)
-        body = _FILE + (small[size] if size < 0x80 else varint(size)) + file + \
-            (_TYPE_DIR if info.kind is FileKind.DIR else _TYPE_FILE)
-        if info.size:
-            body += _SIZE + varint(info.size)
-        seconds, nanos = divmod(int(info.modified * 1e9), 1_000_000_000)
-        stamp = (_SECONDS + varint(seconds) if seconds else b"") + (_NANOS + varint(nanos) if nanos else b"")
-        body += _MODIFIED + small[len(stamp)] + stamp
+        path_size = varint(len(path))
+        file_size = in_file_size + len(path_size) + len(path)
+        file_head = varint(file_size)
+        kind = _TYPE_DIR if info.kind is FileKind.DIR else _TYPE_FILE
+        size = _SIZE + varint(info.size) if info.size else b""
+        stamp = stamps.get(info.modified)
+        if stamp is None:
+            stamp = stamps[info.modified] = _stamp(info.modified)
+        done = b""
         if info.commit_modified:
-            done = modified_by.get(info.commit_modified)
-            if done is None:
+            done = modified_by.get(info.commit_modified, b"")
+            if not done:
                 done = modified_by[info.commit_modified] = _field(5, _commit(repo, info.commit_modified))
-            body += done
-        for child in info.children:
-            child_path = child.encode()
-            body += _field(6, in_file + varint(len(child_path)) + child_path)
-        size = len(body)
-        parts.append(_FILE_INFO + (small[size] if size < 0x80 else varint(size)) + body)
+        children = b"".join(_field(6, in_file + varint(len(c)) + c) for c in map(str.encode, info.children)) \
+            if info.children else b""
+        body_size = 1 + len(file_head) + file_size + len(kind) + len(size) + len(stamp) + len(done) + len(children)
+        add((_FILE_INFO, varint(body_size), _FILE, file_head, in_file, path_size, path, kind, size, stamp, done,
+             children))
     return pfs_pb2.FileInfos.FromString(b"".join(parts))
+
+
+def _stamp(modified: float) -> bytes:
+    """The `modified` field: a Timestamp of the time, as messages.timestamp makes it."""
+    seconds, nanos = divmod(int(modified * 1e9), 1_000_000_000)
+    stamp = (_SECONDS + _varint(seconds) if seconds else b"") + (_NANOS + _varint(nanos) if nanos else b"")
+    return _MODIFIED + _SMALL[len(stamp)] + stamp

@@ -38,7 +38,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
 from pachd.errors import BlockNotFound, StorageError
-from pachd.storage.blocks import ObjectInfo, empty_folder
+from pachd.storage.blocks import DurableBatch, ObjectInfo, WriteBatch, empty_folder
 
 T = TypeVar("T")
 
@@ -95,6 +95,9 @@ class AzureBlockStore:
                 self._renew(name)  # names are content hashes: it holds these bytes; it counts as written now
 
         await self._run(f"writing {name}", upload)
+
+    def batch(self) -> WriteBatch:
+        return DurableBatch(self)
 
     def temporary(self) -> Path:
         return self._spill / uuid.uuid4().hex

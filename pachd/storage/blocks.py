@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +58,59 @@ class ObjectInfo:
     created: datetime  # when written, or last renewed (see BlockStore.renew)
 
 
+Parts = Sequence[bytes | memoryview]
+"""An object's bytes as pieces, in order (so no one has to join them into one buffer)."""
+
+
+class WriteBatch(Protocol):
+    """Objects written together and made durable together, once, by commit().
+
+    What a batch writes is neither visible under its name nor durable until
+    commit() returns; then all of it is both. A writer that is about to
+    commit metadata naming these objects calls commit() first. discard()
+    (or a crash) leaves nothing behind that sweep() does not clear.
+    """
+
+    async def reuse(self, name: str) -> bool:
+        """Renews the object if it exists (see BlockStore.renew), and commit() then covers its
+        durability too; False if it does not exist (write it)."""
+
+    async def put(self, name: str, parts: Parts) -> None:
+        """Writes the object whose bytes are `parts`, in order."""
+
+    async def put_from(self, name: str, source: Path) -> None:
+        """Writes the object from the local file `source` (from temporary()), which is consumed."""
+
+    async def commit(self) -> None:
+        """Makes every object of the batch durable under its name before returning."""
+
+    async def discard(self) -> None:
+        """Removes what the batch wrote and did not commit."""
+
+
+class DurableBatch:
+    """The WriteBatch of a store whose writes are durable when they return (buckets):
+    each put is a put, and commit() has nothing left to do."""
+
+    def __init__(self, store: BlockStore) -> None:
+        self._store = store
+
+    async def reuse(self, name: str) -> bool:
+        return await self._store.renew(name)
+
+    async def put(self, name: str, parts: Parts) -> None:
+        await self._store.put(name, parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts))
+
+    async def put_from(self, name: str, source: Path) -> None:
+        await self._store.put_from(name, source)
+
+    async def commit(self) -> None:
+        return None
+
+    async def discard(self) -> None:
+        return None
+
+
 class BlockStore(Protocol):
     """Immutable named objects.
 
@@ -91,6 +144,9 @@ class BlockStore(Protocol):
         `source` (from temporary()) is consumed: moved into place or removed,
         whether the call succeeds or fails.
         """
+
+    def batch(self) -> WriteBatch:
+        """A new WriteBatch: writes made durable together, with one commit()."""
 
     async def sweep(self) -> int:
         """Remove what interrupted writes left behind; returns how many files went.

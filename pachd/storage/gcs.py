@@ -22,7 +22,7 @@ from google.api_core.retry import Retry
 from google.cloud import storage
 
 from pachd.errors import BlockNotFound, StorageError
-from pachd.storage.blocks import ObjectInfo, empty_folder
+from pachd.storage.blocks import DurableBatch, ObjectInfo, WriteBatch, empty_folder
 
 T = TypeVar("T")
 
@@ -61,6 +61,9 @@ class GcsBlockStore:
                 self._renew(name)
 
         await self._run(f"writing {name}", upload)
+
+    def batch(self) -> WriteBatch:
+        return DurableBatch(self)
 
     def temporary(self) -> Path:
         return self._spill / uuid.uuid4().hex

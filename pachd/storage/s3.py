@@ -34,7 +34,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pachd.errors import BlockNotFound, StorageError
-from pachd.storage.blocks import ObjectInfo, empty_folder
+from pachd.storage.blocks import DurableBatch, ObjectInfo, WriteBatch, empty_folder
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -110,6 +110,9 @@ class S3BlockStore:
                 self._renew(name)  # names are content hashes: it holds these bytes; it counts as written now
             else:
                 raise
+
+    def batch(self) -> WriteBatch:
+        return DurableBatch(self)
 
     def temporary(self) -> Path:
         return self._spill / uuid.uuid4().hex

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from pachd.pfs import chunking
 from pachd.pfs.chunking import Chunker, Delimiter, Piece
 
 
@@ -24,7 +25,7 @@ def cut(data: bytes, delimiter: Delimiter, block_size: int, piece: int = 7) -> l
     blocks: list[bytes] = []
     current = b""
     for part in pieces(data, delimiter, block_size, piece):
-        current += part.data
+        current += b"".join(part.parts)
         if part.ends_block:
             blocks.append(current)
             current = b""
@@ -45,8 +46,8 @@ def test_memory_stays_bounded_whatever_the_record_length(delimiter: Delimiter) -
     chunker = Chunker(delimiter, 100)
     for start in range(0, len(data), 30):
         out = chunker.feed(data[start : start + 30])
-        assert len(chunker._buffer) <= 130
-        assert all(len(p.data) <= 130 for p in out)
+        assert chunker.buffered <= 130
+        assert all(p.size <= 130 for p in out)
     assert len(cut(data, delimiter, 100, piece=30)) == 1
 
 
@@ -88,3 +89,27 @@ def test_json_values_never_straddle_blocks() -> None:
 def test_same_bytes_same_blocks_whatever_the_feed_sizes(delimiter: Delimiter) -> None:
     data = b"".join(b'{"line": %d}\n' % i for i in range(2000))
     assert cut(data, delimiter, 256, piece=3) == cut(data, delimiter, 256, piece=1000)
+
+
+@pytest.mark.parametrize("delimiter", list(Delimiter))
+def test_fed_buffers_kept_whole_cut_as_gathered_ones(delimiter: Delimiter, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Large feeds are kept as they came (spans of them go out, uncopied), small ones gathered
+    # into one buffer: the blocks are the same either way, escapes and lines split across feeds included.
+    rng = random.Random(3)
+    values = [{"k": "\\" * rng.randint(0, 3) + "v" * rng.randint(0, 40), "q": '"}'} for _ in range(400)]
+    data = b"\n".join(json.dumps(v).encode() for v in values)
+    gathered = cut(data, delimiter, 512, piece=rng.randint(1, 50))
+    monkeypatch.setattr(chunking, "GATHER", 1)
+    for piece in (1, 2, 7, 100, 3000):
+        assert cut(data, delimiter, 512, piece=piece) == gathered
+    assert b"".join(gathered) == data
+
+
+def test_pieces_are_views_of_the_fed_buffers() -> None:
+    chunker = Chunker(Delimiter.LINE, 150_000)
+    fed = [b"a" * 100_000 + b"\n", b"b" * 100_000 + b"\n", b"c" * 100]
+    out = [piece for data in fed for piece in chunker.feed(data)]
+    assert [p.size for p in out] == [100_001]
+    assert out[0].parts[0].obj is fed[0]  # the buffer itself: nothing copied
+    rest = chunker.close()
+    assert rest[0].obj is fed[1] and [len(p) for p in rest] == [100_001, 100]

@@ -1,0 +1,68 @@
+"""The references a put-file is measured against: a bare gRPC stream of a file and its SHA-512.
+
+`python -m bench.grpc_stream serve PORT` serves one client-streaming method
+(grpc.aio, as pachd) that only takes each message's bytes; `send ADDRESS FILE`
+streams the file to it in messages of pachctl's size; `sha512 FILE` reads and
+hashes the file as pachd hashes blocks. Each runs in its own process, so its CPU
+seconds are measured as pachd's and pachctl's are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+
+from pachctl.client._base import CHUNK, MAX_MESSAGE
+
+METHOD = "/bench.Stream/Put"
+HASHED = 8 * 1024 * 1024
+
+
+async def serve(port: int) -> None:
+    async def put(requests: AsyncIterator[bytes], context: object) -> bytes:
+        received = 0
+        async for data in requests:
+            received += len(data)
+        return str(received).encode()
+
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Stream", {"Put": grpc.stream_unary_rpc_method_handler(put)})  # type: ignore[arg-type]
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print("serving", flush=True)
+    await server.wait_for_termination()
+
+
+def send(address: str, path: str) -> None:
+    def chunks() -> Iterator[bytes]:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                yield chunk
+
+    with grpc.insecure_channel(address, [("grpc.max_send_message_length", MAX_MESSAGE)]) as channel:
+        put = channel.stream_unary(METHOD)
+        put(chunks(), wait_for_ready=True)
+
+
+def sha512(path: str) -> None:
+    digest = hashlib.sha512()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASHED):
+            digest.update(chunk)
+    print(digest.hexdigest())
+
+
+if __name__ == "__main__":
+    verb, *args = sys.argv[1:]
+    if verb == "serve":
+        asyncio.run(serve(int(args[0])))
+    elif verb == "send":
+        send(args[0], args[1])
+    else:
+        sha512(args[0])
