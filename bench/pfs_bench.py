@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import drop_caches, folder_size, pachctl, running_pachd, scratch, shell, timed
-from pachctl.client import Client
+from pachyderm_client import Client
 
 GIB = 1 << 30
 
@@ -57,7 +57,7 @@ def _put_get(client: Client, address: str, source: Path, folder: Path, mib: floa
         cold_get = _median(lambda: shell(get), drop_caches)
         cold = [f"| get-file vs `cat`, cold page cache | {cold_get:.2f} s | {cold_cat:.2f} s | "
                 f"**{cold_cat / cold_get:.2f}** |"]
-    assert client.inspect_file("bench", "master/0", "big").size_bytes == source.stat().st_size
+    assert client.inspect_file(("bench", "master/0"), "big").size_bytes == source.stat().st_size
     return [
         f"{mib:.0f} MiB of random bytes, through `pachctl` on loopback, against the same disk "
         "(median of 3 runs each):",
@@ -102,7 +102,7 @@ def _dedup(client: Client, pachd: object, folder: Path) -> list[str]:
     before = folder_size(data_dir)
     for branch in ("first", "second"):
         with client.commit("dedup", branch) as commit, open(source, "rb") as handle:
-            client.put_file("dedup", commit.id, "same", handle, delimiter=0)
+            client.put_file(("dedup", commit.id), "same", handle, delimiter=0)
         if branch == "first":
             after_first = folder_size(data_dir)
     growth = folder_size(data_dir) - after_first

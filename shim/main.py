@@ -15,9 +15,9 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from pachctl.client import Client, FailedPreconditionError, NotFoundError, pod_metadata
+from pachyderm_client import Client, FailedPreconditionError, NotFoundError, pod_metadata
 from shim import config as shim_config
-from protos import fuse_pb2
+from pachyderm_client.proto import fuse_pb2
 from shim.layout import LayoutError, Wire, download, mount_name, upload
 
 logger = logging.getLogger("job-shim")

@@ -29,9 +29,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachctl.deploy.options import VERSION_TAG
-from protos import pfs_pb2, pps_pb2
+from pachyderm_client.proto import pfs_pb2, pps_pb2
 from tests.support.docker_engine import DEBIAN, PACHD_IMAGE, SHIM_IMAGE, build, docker_pachd
 from tests.support.pipelines import MAP, only_job
 
@@ -228,12 +228,12 @@ def run_pipeline(tmp_path: Path, image: str, cmd: list[str], stdin: list[str], f
                 inputs=[pps_pb2.PipelineInput(repo=pfs_pb2.Repo(name="data"), method=MAP)])
             client.create_pipeline(request)
             with client.commit("data") as commit:
-                client.put_files("data", commit.id, list(files.items()))
+                client.put_files(("data", commit.id), list(files.items()))
             info = only_job(client, "recipe", timeout=180)
             logs = b"".join(client.get_logs(info.job.id))
             assert info.state == pps_pb2.JOB_SUCCESS, logs
-            out = {f.file.path.lstrip("/"): client.get_file_bytes("recipe", info.output_commit.id, f.file.path)
-                   for f in client.list_file("recipe", info.output_commit.id, "")}
+            out = {f.file.path.lstrip("/"): client.get_file_bytes(("recipe", info.output_commit.id), f.file.path)
+                   for f in client.list_file(("recipe", info.output_commit.id), "")}
             client.delete_all()
             return out
     finally:

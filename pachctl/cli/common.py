@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from pachctl.client import Client
-from protos import pfs_pb2, pps_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pfs_pb2, pps_pb2
 
 Command = Callable[[argparse.Namespace, Client], int | None]
 
@@ -110,7 +110,7 @@ def job_id(client: Client, given: str) -> str:
     """The job ID `given` names: itself if such a job exists, else the one job whose ID starts with it.
 
     Prefixes are resolved here, in pachctl, with one ListJob; pachd sees only whole IDs."""
-    from pachctl.client import InvalidArgumentError, NotFoundError
+    from pachyderm_client import InvalidArgumentError, NotFoundError
 
     try:
         return client.inspect_job(given).job.id

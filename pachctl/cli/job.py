@@ -8,9 +8,9 @@ import sys
 from pachctl.cli import output, render
 from pachctl.cli.common import add, add_push_flags, commits, job_id, pushed
 from pachctl.cli.manifests import read_source
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachctl.manifest import read_job_request
-from protos import pps_pb2
+from pachyderm_client.proto import pps_pb2
 
 
 def create_job(args: argparse.Namespace, client: Client) -> None:

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from google.protobuf import timestamp_pb2
 
-from protos import pfs_pb2, pps_pb2
+from pachyderm_client.proto import pfs_pb2, pps_pb2
 
 MIN_WIDTH = 20
 PADDING = 3

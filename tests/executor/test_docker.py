@@ -24,11 +24,11 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachd.errors import Unavailable
 from pachd.executor.base import JobSpec, PodEvent, PodPhase
 from pachd.executor.docker import ATTEMPT_LABEL, INDEX_LABEL, JOB_LABEL, PIPELINE_LABEL, DockerExecutor
-from protos import pps_pb2
+from pachyderm_client.proto import pps_pb2
 from tests.pps.test_tutorial import sums
 from tests.support.cli import pachctl
 from tests.support.examples import fruit_stand_first_commit
@@ -69,7 +69,7 @@ def job_on_one_file(client: Client, request: pps_pb2.CreatePipelineRequest) -> t
     client.create_repo("data")
     client.create_pipeline(request)
     with client.commit("data") as commit:
-        client.put_file("data", commit.id, "f", b"x\n")
+        client.put_file(("data", commit.id), "f", b"x\n")
     info = only_job(client, request.pipeline.name)
     return info, b"".join(client.get_logs(info.job.id))
 
@@ -122,13 +122,13 @@ def test_a_killed_container_is_replaced(shim_pachd: PachdProcess, engine: docker
         client.create_repo("data")
         client.create_pipeline(pipeline("copy", script, [("data", MAP)]))
         with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"fruit\n")
+            client.put_file(("data", commit.id), "f", b"fruit\n")
         job_id = the_job(client, "copy")
         logging_container(engine, job_id, b"first").kill()  # SIGKILL, as the OOM killer would
         info = only_job(client, "copy", timeout=120)
         assert info.state == pps_pb2.JOB_SUCCESS
-        assert client.get_file_bytes("copy", info.output_commit.id, "f") == b"fruit\n"
-        assert len(client.list_file("copy", info.output_commit.id, "")) == 1
+        assert client.get_file_bytes(("copy", info.output_commit.id), "f") == b"fruit\n"
+        assert len(client.list_file(("copy", info.output_commit.id), "")) == 1
         logs = b"".join(client.get_logs(job_id))
         assert logs.index(b"0 | first") < logs.index(b"0 | second")  # both attempts, in order
     assert exit_codes(engine, job_id) == {f"pach-{job_id}-0-0": 137, f"pach-{job_id}-0-1": 0}
@@ -162,7 +162,7 @@ def test_get_logs_reads_the_engine(shim_pachd: PachdProcess) -> None:
         client.create_repo("data")
         client.create_pipeline(pipeline("talk", script, [("data", MAP)], parallelism=2))
         with client.commit("data") as commit:
-            client.put_files("data", commit.id, [(f"f{k}", b"x\n") for k in range(20)])
+            client.put_files(("data", commit.id), [(f"f{k}", b"x\n") for k in range(20)])
         info = only_job(client, "talk", timeout=120)
         assert info.state == pps_pb2.JOB_SUCCESS
         lines = b"".join(client.get_logs(info.job.id)).splitlines()
@@ -180,7 +180,7 @@ def test_deleting_a_pipeline_removes_its_containers(shim_pachd: PachdProcess, en
         client.create_pipeline(pipeline("one", "sleep 300", [("data", MAP)]))
         client.create_pipeline(pipeline("two", "cp /pfs/data/f /pfs/out/f", [("data", MAP)]))
         with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"x\n")
+            client.put_file(("data", commit.id), "f", b"x\n")
         assert only_job(client, "two", timeout=120).state == pps_pb2.JOB_SUCCESS
         one, two = the_job(client, "one"), the_job(client, "two")
         wait_until(lambda: [c for c in containers(engine, one) if c.status == "running"], what="one's container",
@@ -218,7 +218,7 @@ def test_an_image_that_cannot_be_pulled_stays_pulling_until_it_can(shim_pachd: P
         client.create_repo("data")
         client.create_pipeline(request)
         with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"x\n")
+            client.put_file(("data", commit.id), "f", b"x\n")
         wait_until(lambda: len(client.list_job("unpullable")) == 1, what="the job")
         job_id = client.list_job("unpullable")[0].job.id
         waiting = f'pachd | job waits for its image: pod 0: cannot pull image "{request.transform.image}"'.encode()
@@ -229,7 +229,7 @@ def test_an_image_that_cannot_be_pulled_stays_pulling_until_it_can(shim_pachd: P
         try:
             info = client.inspect_job(job_id, block_state=True, timeout=300)
             assert info.state == pps_pb2.JOB_SUCCESS
-            assert client.get_file_bytes("unpullable", info.output_commit.id, "f") == b"x\n"
+            assert client.get_file_bytes(("unpullable", info.output_commit.id), "f") == b"x\n"
         finally:
             engine.images.remove(f"{repository}:1")
 
@@ -253,7 +253,7 @@ def test_containers_outlive_a_pachd_crash(tmp_path: Path, engine: docker.DockerC
             script = "echo started; while [ ! -e /tmp/go ]; do sleep 0.1; done; cp /pfs/data/f /pfs/out/f"
             client.create_pipeline(pipeline("slow", script, [("data", MAP)]))
             with client.commit("data") as commit:
-                client.put_file("data", commit.id, "f", b"kept\n")
+                client.put_file(("data", commit.id), "f", b"kept\n")
             job_id = the_job(client, "slow")
             container = logging_container(engine, job_id, b"started")
         server.kill()
@@ -262,7 +262,7 @@ def test_containers_outlive_a_pachd_crash(tmp_path: Path, engine: docker.DockerC
         with Client(server.address) as client:
             info = only_job(client, "slow", timeout=120)
             assert info.state == pps_pb2.JOB_SUCCESS
-            assert client.get_file_bytes("slow", info.output_commit.id, "f") == b"kept\n"
+            assert client.get_file_bytes(("slow", info.output_commit.id), "f") == b"kept\n"
             assert exit_codes(engine, job_id) == {f"pach-{job_id}-0-0": 0}  # adopted, not replaced
             client.delete_all()
     finally:
@@ -357,7 +357,7 @@ def test_a_refused_pull_keeps_the_job_pulling(tmp_path: Path) -> None:
             client.create_repo("data")
             client.create_pipeline(request)
             with client.commit("data") as commit:
-                client.put_file("data", commit.id, "f", b"x\n")
+                client.put_file(("data", commit.id), "f", b"x\n")
             wait_until(lambda: len(client.list_job("denied")) == 1, what="the job")
             job_id = client.list_job("denied")[0].job.id
             waiting = b'pachd | job waits for its image: pod 0: cannot pull image "example/private:1": pull access denied'
