@@ -25,6 +25,7 @@ class ConfigError(ValueError):
 
 
 def path() -> Path:
+    """The config file: PACH_CONFIG, or ~/.pachyderm/config.json."""
     return Path(os.environ.get("PACH_CONFIG") or Path.home() / ".pachyderm" / "config.json")
 
 

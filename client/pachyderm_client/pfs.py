@@ -119,6 +119,8 @@ class FileReader(io.RawIOBase):
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         """Fills `buffer` with the next bytes; 0 at the end of the file."""
+        if self.closed:
+            raise ValueError("read of a closed FileReader")
         while not self._pending:
             try:
                 self._pending = next(self._chunks)
@@ -132,6 +134,8 @@ class FileReader(io.RawIOBase):
 
     def __iter__(self) -> Iterator[bytes]:
         """The file's bytes in chunks as they come (not lines)."""
+        if self.closed:
+            raise ValueError("read of a closed FileReader")
         if self._pending:
             yield self._pending
             self._pending = b""
