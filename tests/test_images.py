@@ -262,9 +262,11 @@ def test_recipe_third_party_image(engine: docker.DockerClient, tmp_path: Path) -
     assert recipe.startswith("FROM your/debian-based-image\n")
     context = tmp_path / "context"
     wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(context / "dist"),
-                            str(ROOT)], capture_output=True, text=True, timeout=600)
+                            str(ROOT / "client"), str(ROOT)], capture_output=True, text=True, timeout=600)
     assert wheel.returncode == 0, wheel.stderr
-    assert [p.name for p in (context / "dist").iterdir()] == [f"pachyderm_py-{VERSION_TAG.split('-')[0]}-py3-none-any.whl"]
+    version = VERSION_TAG.split("-")[0]
+    assert sorted(p.name for p in (context / "dist").iterdir()) == [
+        f"pachyderm_client-{version}-py3-none-any.whl", f"pachyderm_py-{version}-py3-none-any.whl"]
     (context / "Dockerfile").write_text(recipe.replace("your/debian-based-image", DEBIAN, 1))
     build("pach-test/recipe-third-party:1", context)
     def layers(image: str) -> set[str]:
