@@ -49,7 +49,7 @@ def run(job_id: str, config: shim_config.ShimConfig) -> int:
     if over_fuse:
         code = asyncio.run(_execute_over_fuse(client, mounts, config, list(transform.cmd), stdin, env))
     else:
-        wire = Wire(client._channel, metadata)  # the client's channel: it carries the pod's credential
+        wire = Wire(client.channel, metadata)  # the client's channel: it carries the pod's credential
         try:
             baseline = download(wire, mounts, config.pfs_root)
         except LayoutError as err:  # the job fails, saying why (in its logs), rather than the pod crashing

@@ -98,6 +98,11 @@ class Connection:
         self.reconnect_timeout = reconnect_timeout
         self._connected = False
 
+    @property
+    def channel(self) -> grpc.Channel:
+        """The channel the client's calls go over (with its token), for stubs of services it does not wrap."""
+        return self._channel
+
     def close(self) -> None:
         """Closes the channel; calls after this fail."""
         self._raw_channel.close()

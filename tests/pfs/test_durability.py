@@ -56,7 +56,7 @@ def test_interrupted_put_file_writes_nothing(own_pachd: PachdProcess) -> None:
             yield pfs_pb2.PutFileRequest(value=b"y" * (4 << 20))
             raise RuntimeError("the client dies mid-stream")
 
-        stub = pfs_pb2_grpc.APIStub(client._channel)
+        stub = pfs_pb2_grpc.APIStub(client.channel)
         with pytest.raises(Exception):
             stub.PutFile(requests())
         with pytest.raises(NotFoundError):
@@ -78,7 +78,7 @@ def test_crash_during_put_file_leaves_the_commit_consistent(own_pachd: PachdProc
             yield pfs_pb2.PutFileRequest(value=b"z")
 
         with pytest.raises(Exception):
-            pfs_pb2_grpc.APIStub(client._channel).PutFile(requests())
+            pfs_pb2_grpc.APIStub(client.channel).PutFile(requests())
     own_pachd.start()
     with Client(own_pachd.address) as client:
         client.finish_commit(("data", commit.id))

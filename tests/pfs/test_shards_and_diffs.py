@@ -90,7 +90,7 @@ def test_diff_shows_only_what_changed(client: Client) -> None:
 def test_same_bytes_are_stored_once(client: Client) -> None:
     from pachyderm_client.proto import pfs_pb2_grpc
 
-    blocks = pfs_pb2_grpc.BlockAPIStub(client._channel)
+    blocks = pfs_pb2_grpc.BlockAPIStub(client.channel)
     count = lambda: len(blocks.ListBlock(pfs_pb2.ListBlockRequest()).block_info)  # noqa: E731
     client.create_repo("data")
     data = hashlib.sha512(b"seed").digest() * (20 * 1024 * 1024 // 64)  # 20 MiB: three blocks
@@ -109,7 +109,7 @@ def test_same_bytes_are_stored_once(client: Client) -> None:
 def test_block_api_round_trip(client: Client) -> None:
     from pachyderm_client.proto import pfs_pb2_grpc
 
-    stub = pfs_pb2_grpc.BlockAPIStub(client._channel)
+    stub = pfs_pb2_grpc.BlockAPIStub(client.channel)
     lines = b"".join(b"%08d\n" % i for i in range(2_000_000))  # 18 MB of lines
     refs = list(stub.PutBlock(iter([pfs_pb2.PutBlockRequest(value=lines[i:i + (1 << 20)], delimiter=pfs_pb2.LINE)
                                     for i in range(0, len(lines), 1 << 20)])).block_ref)
@@ -127,7 +127,7 @@ def test_block_api_round_trip(client: Client) -> None:
 def test_block_api_diffs_and_deletes(client: Client) -> None:
     from pachyderm_client.proto import pfs_pb2_grpc
 
-    stub = pfs_pb2_grpc.BlockAPIStub(client._channel)
+    stub = pfs_pb2_grpc.BlockAPIStub(client.channel)
     diff = pfs_pb2.Diff(commit=pfs_pb2.Commit(repo=pfs_pb2.Repo(name="r"), id="master/0"), shard=3)
     info = pfs_pb2.DiffInfo(diff=diff, branch="master", size_bytes=42)
     stub.CreateDiff(info)

@@ -260,7 +260,7 @@ def test_block_store_failing_mid_upload(cloud_pachd: tuple[CloudStore, PachdProc
                 yield pfs_pb2.PutFileRequest(value=bytes([n]) * 1024 + block)
 
         with pytest.raises(grpc.RpcError) as caught:
-            pfs_pb2_grpc.APIStub(client._channel).PutFile(requests(), timeout=TIMEOUT)
+            pfs_pb2_grpc.APIStub(client.channel).PutFile(requests(), timeout=TIMEOUT)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         emulator.start()
         wait_until(lambda: _answers(client), timeout=60, what="pachd to answer")
