@@ -16,11 +16,13 @@ install: $(STAMP)
 system-packages:
 	@bash etc/install-system-packages.sh
 
-$(STAMP): pyproject.toml
+# The client distribution (client/, pachyderm-client) first on the command
+# line: the project depends on it, and pip takes it from there.
+$(STAMP): pyproject.toml client/pyproject.toml
 	@$(MAKE) --no-print-directory system-packages
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e ./client -e '.[test]'
 	@touch $(STAMP)
 
 run: install
@@ -60,7 +62,7 @@ protos: install
 	$(PY) etc/gen_protos.py
 
 bench: install
-	$(PIP) install --quiet -e '.[test,bench]'
+	$(PIP) install --quiet -e ./client -e '.[test,bench]'
 	$(PY) -m bench
 
 # What `pachctl deploy` prints with default flags, checked in under manifests/

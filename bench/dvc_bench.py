@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import RESULTS, scratch
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
 
@@ -205,9 +205,9 @@ def _put_changed(client: Client, changed: list[Path]) -> None:
     """A second version: the changed files replace their old content in a new commit (one stream)."""
     commit = client.start_commit("small")
     for path in changed:
-        client.delete_file("small", commit.id, path.name)
-    client.put_files("small", commit.id, [(path.name, path.read_bytes()) for path in changed])
-    client.finish_commit("small", commit.id)
+        client.delete_file(("small", commit.id), path.name)
+    client.put_files(("small", commit.id), [(path.name, path.read_bytes()) for path in changed])
+    client.finish_commit(("small", commit.id))
 
 
 def _run_stage(client: Client, name: str, commit: str) -> None:

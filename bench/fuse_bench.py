@@ -6,8 +6,8 @@ import os
 import sys
 
 from bench.common import drop_caches, running_pachd, scratch, shell, timed
-from pachctl.client import Client
-from protos import pfs_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pfs_pb2
 from tests.support.mounts import Mount
 
 
@@ -15,10 +15,10 @@ def run(size: int = 1 << 30, files: int = 10_000) -> list[str]:
     with scratch() as folder, running_pachd(folder) as pachd, Client(pachd.address) as client:
         client.create_repo("big")
         with client.commit("big") as commit:
-            client.put_file("big", commit.id, "file", _random(size), delimiter=pfs_pb2.NONE)
+            client.put_file(("big", commit.id), "file", _random(size), delimiter=pfs_pb2.NONE)
         client.create_repo("many")
         with client.commit("many") as commit:
-            client.put_files("many", commit.id, [(f"d{i % 100}/f{i}", b"x" * 100) for i in range(files)])
+            client.put_files(("many", commit.id), [(f"d{i % 100}/f{i}", b"x" * 100) for i in range(files)])
         mount = Mount(pachd.address, folder / "mnt")
         try:
             get = f"ADDRESS={pachd.address} {sys.executable} -m pachctl.main -q get-file big master/0 file > /dev/null"

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 
-from pachctl.client._base import CHUNK, MAX_MESSAGE
+from pachyderm_client._base import CHUNK, MAX_MESSAGE
 
 METHOD = "/bench.Stream/Put"
 HASHED = 8 * 1024 * 1024

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import children_cpu, process_cpu, running_pachd, scratch
-from pachctl.client import Client
-from protos import pfs_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pfs_pb2
 
 RUNS = 5
 
@@ -25,17 +25,17 @@ def run(files: int = 100_000) -> list[str]:
     with scratch() as folder, running_pachd(folder) as pachd, Client(pachd.address) as client:
         client.create_repo("many")
         with client.commit("many") as commit:
-            client.put_files("many", commit.id, ((path, b"x\n") for path in _paths(files)))
+            client.put_files(("many", commit.id), ((path, b"x\n") for path in _paths(files)))
         local = folder / "local"
         for path in _paths(files):
             target = local / path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(b"x\n")
         pid = pachd.process.pid  # type: ignore[union-attr]
-        flat = _side_by_side(lambda: client.list_file("many", commit.id, "flat"), ["ls", "-l", str(local / "flat")], pid)
-        walk = _side_by_side(lambda: sum(1 for _ in client.walk_files("many", commit.id, "tree")),
+        flat = _side_by_side(lambda: client.list_file(("many", commit.id), "flat"), ["ls", "-l", str(local / "flat")], pid)
+        walk = _side_by_side(lambda: sum(1 for _ in client.walk_files(("many", commit.id), "tree")),
                              ["ls", "-lR", str(local / "tree")], pid)
-        recurse = _side_by_side(lambda: client.list_file("many", commit.id, "tree", mode=pfs_pb2.ListFile_RECURSE),
+        recurse = _side_by_side(lambda: client.list_file(("many", commit.id), "tree", mode=pfs_pb2.ListFile_RECURSE),
                                 ["ls", "-lR", str(local / "tree")], pid)
     return ["## Listing", "",
             f"Interleaved runs ({RUNS} each) on the same {files} files (1 directory; a tree of 100 directories), "

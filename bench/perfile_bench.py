@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.common import ROOT, pachctl, scratch
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
 
@@ -60,14 +60,14 @@ def _job(source: Path | None, files: int, pods: int) -> Sample:
         assert pachd.process is not None
         client.create_repo("many")
         commit = client.start_commit("many")
-        client.put_files("many", commit.id, [(f"d{i % 100}/f{i}", (b"%d\n" % i) * 12) for i in range(files)])
-        client.finish_commit("many", commit.id)
+        client.put_files(("many", commit.id), [(f"d{i % 100}/f{i}", (b"%d\n" % i) * 12) for i in range(files)])
+        client.finish_commit(("many", commit.id))
         client.create_pipeline(pipeline("copy", "cp -r /pfs/many/. /pfs/out/", [("many", MAP)], parallelism=pods))
         pid = pachd.process.pid
         cpu, started = _cpu(pid), time.perf_counter()
         out = client.flush_commit([("many", commit.id)], to_repos=["copy"], timeout=3600)[-1]
         sample = {"wall": time.perf_counter() - started, "cpu": _cpu(pid) - cpu}
-        assert sum(1 for _ in client.walk_files("copy", out.commit.id)) == files
+        assert sum(1 for _ in client.walk_files(("copy", out.commit.id))) == files
         return sample
 
 
@@ -87,7 +87,7 @@ def _put(source: Path | None, files: int) -> Sample:
             wall = time.perf_counter() - started
             sample = {"wall": wall, "cpu": _cpu(pachd.process.pid) - cpu, "rate": files / wall,
                       "rss": (_peak_rss(pachd.process.pid) - fresh) / (1 << 20)}
-            assert client.inspect_commit("bench", "small").size_bytes == files * 1024
+            assert client.inspect_commit(("bench", "small")).size_bytes == files * 1024
             return sample
 
 

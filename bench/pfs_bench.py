@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.common import (
     ROOT, children_cpu, drop_caches, folder_size, pachctl, process_cpu, running_pachd, scratch, shell, timed,
 )
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.pachd import PachdProcess
 from tests.support.ports import free_port
 
@@ -91,7 +91,7 @@ def _put_get(client: Client, pachd: PachdProcess, source: Path, folder: Path, mi
         cold_get = _median(lambda: shell(get), drop_caches)
         cold = [f"| get-file vs `cat`, cold page cache | {cold_get:.2f} s | {cold_cat:.2f} s | "
                 f"**{cold_cat / cold_get:.2f}** |"]
-    assert client.inspect_file("bench", "master/0", "big").size_bytes == source.stat().st_size
+    assert client.inspect_file(("bench", "master/0"), "big").size_bytes == source.stat().st_size
     gib = mib / 1024
 
     def cpu(what: str) -> str:
@@ -183,7 +183,7 @@ def _dedup(client: Client, pachd: object, folder: Path) -> list[str]:
     before = folder_size(data_dir)
     for branch in ("first", "second"):
         with client.commit("dedup", branch) as commit, open(source, "rb") as handle:
-            client.put_file("dedup", commit.id, "same", handle, delimiter=0)
+            client.put_file(("dedup", commit.id), "same", handle, delimiter=0)
         if branch == "first":
             after_first = folder_size(data_dir)
     growth = folder_size(data_dir) - after_first

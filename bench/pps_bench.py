@@ -18,8 +18,8 @@ import time
 from bench.common import ROOT, running_pachd, scratch
 from pachd.executor.warm import READY
 from tests.support.pachd import PachdProcess
-from pachctl.client import Client
-from protos import pps_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pps_pb2
 from tests.support.pipelines import MAP, REDUCE, pipeline
 
 # CPU-bound work per input file: hash it many times.
@@ -54,9 +54,9 @@ def run(latency_runs: int = 20, files: int = 10_000, sections: tuple[str, ...] =
 def _commit(client: Client, repo: str, files: int, tag: str, size: int = 4096) -> tuple[str, float]:
     """Puts `files` files in a new commit; returns its ID and when finish-commit was called."""
     commit = client.start_commit(repo)
-    client.put_files(repo, commit.id, [(f"{tag}{i}", (f"{tag}{i}\n" * size)[:size].encode()) for i in range(files)])
+    client.put_files((repo, commit.id), [(f"{tag}{i}", (f"{tag}{i}\n" * size)[:size].encode()) for i in range(files)])
     finished = time.perf_counter()
-    client.finish_commit(repo, commit.id)
+    client.finish_commit((repo, commit.id))
     return commit.id, finished
 
 
@@ -134,14 +134,14 @@ def _many_files(files: int, size: int = 100) -> list[str]:
         with scratch() as folder, running_pachd(folder) as pachd, Client(pachd.address) as client:
             client.create_repo("many")
             commit = client.start_commit("many")
-            client.put_files("many", commit.id, [(f"d{i % 100}/f{i}", (b"%d\n" % i) * (size // 8))
+            client.put_files(("many", commit.id), [(f"d{i % 100}/f{i}", (b"%d\n" % i) * (size // 8))
                                                  for i in range(files)])
-            client.finish_commit("many", commit.id)
+            client.finish_commit(("many", commit.id))
             client.create_pipeline(pipeline("copy", "cp -r /pfs/many/. /pfs/out/", [("many", MAP)], parallelism=pods))
             started = time.perf_counter()
             out = client.flush_commit([("many", commit.id)], to_repos=["copy"], timeout=3600)[-1]
             seconds[pods] = time.perf_counter() - started
-            assert sum(1 for _ in client.walk_files("copy", out.commit.id)) >= files
+            assert sum(1 for _ in client.walk_files(("copy", out.commit.id))) >= files
     with scratch() as folder:
         source = folder / "src"
         for i in range(files):

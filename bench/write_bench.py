@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.common import RESULTS, scratch
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.etcd import EtcdServer
 from tests.support.pachd import PachdProcess
 
@@ -50,7 +50,7 @@ def _concurrent(address: str, writers: int, round_no: int) -> float:
     def put(n: int) -> None:
         gate.wait()
         try:
-            clients[n].put_file(repo, commit.id, "foo", f"writer {n}\n".encode())
+            clients[n].put_file((repo, commit.id), "foo", f"writer {n}\n".encode())
         except BaseException as err:  # noqa: BLE001 - counted below
             errors.append(err)
 
@@ -78,7 +78,7 @@ def _serial(address: str, puts: int, round_no: int) -> float:
         commit = client.start_commit(repo)
         start = time.perf_counter()
         for n in range(puts):
-            client.put_file(repo, commit.id, "foo", f"writer {n}\n".encode())
+            client.put_file((repo, commit.id), "foo", f"writer {n}\n".encode())
         return time.perf_counter() - start
 
 
@@ -111,7 +111,7 @@ def _memory_row(folder: Path, size: int) -> str:
             client.create_repo("big")
             start = time.perf_counter()
             with client.commit("big") as commit:
-                client.put_file("big", commit.id, "line", _no_newline(size))
+                client.put_file(("big", commit.id), "line", _no_newline(size))
             seconds = time.perf_counter() - start
         peak = _peak_rss(pachd.process.pid)
     finally:

@@ -1,6 +1,9 @@
-"""Regenerates the Python code for protos/*.proto (run by `make protos`).
+"""Regenerates the Python code for the client's .proto files (run by `make protos`).
 
-The output lands beside the .proto files, or under --out (the test that checks
+The .proto files live in client/pachyderm_client/proto/ and import each other by
+their path under client/ ("pachyderm_client/proto/pfs.proto"), so the generated
+modules import each other as `pachyderm_client.proto.*`. The output lands beside
+the .proto files, or under --out/pachyderm_client/proto/ (the test that checks
 regeneration changes nothing writes to a temporary folder).
 """
 
@@ -14,11 +17,12 @@ from pathlib import Path
 import grpc_tools
 from grpc_tools import protoc
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent / "client"
+PROTO_DIR = ROOT / "pachyderm_client" / "proto"
 
 
 def generate(out: Path) -> None:
-    protos = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "protos").glob("*.proto"))
+    protos = sorted(p.relative_to(ROOT).as_posix() for p in PROTO_DIR.glob("*.proto"))
     include = Path(grpc_tools.__file__).parent / "_proto"
     plugin_dir = Path(sys.executable).parent
     args = [
@@ -46,7 +50,7 @@ def generate(out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=ROOT, help="folder to write protos/... into")
+    parser.add_argument("--out", type=Path, default=ROOT, help="folder to write pachyderm_client/proto/... into")
     generate(parser.parse_args().out.resolve())
 
 

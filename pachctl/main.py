@@ -15,9 +15,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pachctl import config
+from pachyderm_client import config
 from pachctl.cli.common import add_global_flags
-from pachctl.client import Client, PachydermError
+from pachyderm_client import Client, PachydermError
 
 COMMANDS = {
     "repo": ("create-repo", "inspect-repo", "list-repo", "delete-repo"),

@@ -26,9 +26,9 @@ from typing import Any, TypeVar, cast
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from pachctl.client.pps import METHOD_ALIASES, method
+from pachyderm_client.pps import METHOD_ALIASES, method
 from pachctl.jsonstream import Document, JSONStreamError, Member, Node, Position, read_documents
-from protos import pps_pb2
+from pachyderm_client.proto import pps_pb2
 
 logger = logging.getLogger(__name__)
 

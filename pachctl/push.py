@@ -20,7 +20,7 @@ from docker.utils import parse_repository_tag
 from requests.exceptions import RequestException
 
 from pachctl.cli.common import DEFAULT_REGISTRY
-from pachctl.client import InvalidArgumentError, UnavailableError
+from pachyderm_client import InvalidArgumentError, UnavailableError
 
 
 def pushed_name(image: str, registry: str, username: str, tag: str) -> str:

@@ -28,7 +28,7 @@ from pachd.pps.ownership import replica_identity
 from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
 from pachd.storage.lock import DataDirBusy, DataDirLock
-from protos import (
+from pachyderm_client.proto import (
     health_pb2_grpc, pfs_admin_pb2_grpc, pfs_pb2_grpc, pods_pb2_grpc, pps_internal_pb2_grpc, pps_jobs_pb2_grpc,
     pps_pb2_grpc, protoversion_pb2_grpc,
 )

@@ -6,7 +6,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from pachd import VERSION, VERSION_ADDITIONAL
-from protos import health_pb2_grpc, protoversion_pb2, protoversion_pb2_grpc
+from pachyderm_client.proto import health_pb2_grpc, protoversion_pb2, protoversion_pb2_grpc
 
 Context = grpc.aio.ServicerContext[object, object]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import grpc
 
-from protos import fuse_pb2, pfs_pb2, pfs_pb2_grpc, pods_pb2, pods_pb2_grpc
+from pachyderm_client.proto import fuse_pb2, pfs_pb2, pfs_pb2_grpc, pods_pb2, pods_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def mount_name(mount: fuse_pb2.CommitMount) -> str:
 
 
 class Wire:
-    """The calls the shim moves data with: few, whatever the number of files (protos/pods.proto)."""
+    """The calls the shim moves data with: few, whatever the number of files (pachyderm_client/proto/pods.proto)."""
 
     def __init__(self, channel: grpc.Channel, metadata: tuple[tuple[str, str], ...] = ()) -> None:
         self.pods = pods_pb2_grpc.PodDataStub(channel)

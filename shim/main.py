@@ -21,9 +21,9 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from pachctl.client import Client, FailedPreconditionError, NotFoundError, pod_metadata
+from pachyderm_client import Client, FailedPreconditionError, NotFoundError, pod_metadata
 from shim import config as shim_config
-from protos import fuse_pb2
+from pachyderm_client.proto import fuse_pb2
 from shim.layout import LayoutError, Wire, download, mount_name, upload
 
 logger = logging.getLogger("job-shim")
@@ -69,7 +69,7 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
 
         code = asyncio.run(_execute_over_fuse(client, mounts, config, list(transform.cmd), stdin, env))
     else:
-        wire = Wire(client._channel, metadata)  # the client's channel: it carries the pod's credential
+        wire = Wire(client.channel, metadata)  # the client's channel: it carries the pod's credential
         try:
             baseline = download(wire, mounts, config.pfs_root)
         except LayoutError as err:  # the job fails, saying why (in its logs), rather than the pod crashing

@@ -29,9 +29,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachctl.deploy.options import VERSION_TAG
-from protos import pfs_pb2, pps_pb2
+from pachyderm_client.proto import pfs_pb2, pps_pb2
 from tests.support.docker_engine import DEBIAN, PACHD_IMAGE, SHIM_IMAGE, build, docker_pachd
 from tests.support.pipelines import MAP, only_job
 
@@ -228,12 +228,12 @@ def run_pipeline(tmp_path: Path, image: str, cmd: list[str], stdin: list[str], f
                 inputs=[pps_pb2.PipelineInput(repo=pfs_pb2.Repo(name="data"), method=MAP)])
             client.create_pipeline(request)
             with client.commit("data") as commit:
-                client.put_files("data", commit.id, list(files.items()))
+                client.put_files(("data", commit.id), list(files.items()))
             info = only_job(client, "recipe", timeout=180)
             logs = b"".join(client.get_logs(info.job.id))
             assert info.state == pps_pb2.JOB_SUCCESS, logs
-            out = {f.file.path.lstrip("/"): client.get_file_bytes("recipe", info.output_commit.id, f.file.path)
-                   for f in client.list_file("recipe", info.output_commit.id, "")}
+            out = {f.file.path.lstrip("/"): client.get_file_bytes(("recipe", info.output_commit.id), f.file.path)
+                   for f in client.list_file(("recipe", info.output_commit.id), "")}
             client.delete_all()
             return out
     finally:
@@ -262,9 +262,11 @@ def test_recipe_third_party_image(engine: docker.DockerClient, tmp_path: Path) -
     assert recipe.startswith("FROM your/debian-based-image\n")
     context = tmp_path / "context"
     wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(context / "dist"),
-                            str(ROOT)], capture_output=True, text=True, timeout=600)
+                            str(ROOT / "client"), str(ROOT)], capture_output=True, text=True, timeout=600)
     assert wheel.returncode == 0, wheel.stderr
-    assert [p.name for p in (context / "dist").iterdir()] == [f"pachyderm_py-{VERSION_TAG.split('-')[0]}-py3-none-any.whl"]
+    version = VERSION_TAG.split("-")[0]
+    assert sorted(p.name for p in (context / "dist").iterdir()) == [
+        f"pachyderm_client-{version}-py3-none-any.whl", f"pachyderm_py-{version}-py3-none-any.whl"]
     (context / "Dockerfile").write_text(recipe.replace("your/debian-based-image", DEBIAN, 1))
     build("pach-test/recipe-third-party:1", context)
     def layers(image: str) -> set[str]:

@@ -1,4 +1,4 @@
-"""pachd, pachctl and the shim pass `mypy --strict` (configured in pyproject.toml)."""
+"""The client (pachyderm_client), pachd, pachctl and the shim pass `mypy --strict` (configured in pyproject.toml)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import argparse
 
 from pachctl.cli import render
 from pachctl.cli.common import add
-from pachctl.client import Client
+from pachyderm_client import Client
 
 
 def garbage_collect(args: argparse.Namespace, client: Client) -> None:

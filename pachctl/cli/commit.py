@@ -7,8 +7,8 @@ import sys
 
 from pachctl.cli import output, render
 from pachctl.cli.common import add, commit_id, commits
-from pachctl.client import Client
-from protos import pfs_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pfs_pb2
 
 
 def start_commit(args: argparse.Namespace, client: Client) -> None:
@@ -20,15 +20,15 @@ def fork_commit(args: argparse.Namespace, client: Client) -> None:
 
 
 def finish_commit(args: argparse.Namespace, client: Client) -> int:
-    client.finish_commit(args.repo, args.commit, cancel=args.cancel)
-    if not args.cancel and client.inspect_commit(args.repo, args.commit).cancelled:
+    client.finish_commit((args.repo, args.commit), cancel=args.cancel)
+    if not args.cancel and client.inspect_commit((args.repo, args.commit)).cancelled:
         print(f"commit {args.repo}/{args.commit} was cancelled: an ancestor of it was cancelled", file=sys.stderr)
         return 1
     return 0
 
 
 def inspect_commit(args: argparse.Namespace, client: Client) -> None:
-    info = client.inspect_commit(args.repo, commit_id(args.repo, args.commit))
+    info = client.inspect_commit((args.repo, commit_id(args.repo, args.commit)))
     output.show(args, [info], lambda: render.commit_info(info), single=True)
 
 
@@ -42,11 +42,11 @@ def list_commit(args: argparse.Namespace, client: Client) -> None:
 
 
 def squash_commit(args: argparse.Namespace, client: Client) -> None:
-    client.squash_commit(args.repo, args.commits[:-1], args.commits[-1])
+    client.squash_commit([(args.repo, c) for c in args.commits[:-1]], (args.repo, args.commits[-1]))
 
 
 def replay_commit(args: argparse.Namespace, client: Client) -> None:
-    for replayed in client.replay_commit(args.repo, args.commits[:-1], args.commits[-1]):
+    for replayed in client.replay_commit([(args.repo, c) for c in args.commits[:-1]], args.commits[-1]):
         print(replayed.id)
 
 

@@ -6,13 +6,13 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pachctl.client import Client
-from pachctl.client._lazy import lazy_module
+from pachyderm_client import Client
+from pachyderm_client._lazy import lazy_module
 
 if TYPE_CHECKING:
-    from protos import pfs_pb2, pps_pb2
+    from pachyderm_client.proto import pfs_pb2, pps_pb2
 else:  # loaded by the commands that use them (see pachctl/client/_lazy.py)
-    pfs_pb2, pps_pb2 = lazy_module("protos.pfs_pb2"), lazy_module("protos.pps_pb2")
+    pfs_pb2, pps_pb2 = lazy_module("pachyderm_client.proto.pfs_pb2"), lazy_module("pachyderm_client.proto.pps_pb2")
 
 Command = Callable[[argparse.Namespace, Client], int | None]
 
@@ -116,7 +116,7 @@ def job_id(client: Client, given: str) -> str:
     """The job ID `given` names: itself if such a job exists, else the one job whose ID starts with it.
 
     Prefixes are resolved here, in pachctl, with one ListJob; pachd sees only whole IDs."""
-    from pachctl.client import InvalidArgumentError, NotFoundError
+    from pachyderm_client import InvalidArgumentError, NotFoundError
 
     try:
         return client.inspect_job(given).job.id

@@ -19,7 +19,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the client is imported only when names are needed
-    from pachctl.client import Client
+    from pachyderm_client import Client
 
 SHELLS = ("bash", "zsh", "fish")
 FILES = 4
@@ -167,7 +167,7 @@ def _values(action: argparse.Action, line: _Line) -> Iterable[str] | None:
     source = _repo_commits if action.metavar in _REPO_COMMIT_METAVARS else _SOURCES.get(action.dest)
     if source is None:
         return []
-    from pachctl.client import Client
+    from pachyderm_client import Client
 
     address = line.values.get("address")
     client = Client(address, connect_timeout=CONNECT_SECONDS)
@@ -210,10 +210,10 @@ def _paths(client: Client, line: _Line) -> Iterable[str]:
     if len(line.positionals) < 2:
         return []
     parent = line.current.rsplit("/", 1)[0] + "/" if "/" in line.current else ""
-    from protos import pfs_pb2
+    from pachyderm_client.proto import pfs_pb2
 
     shown = []
-    for info in client.list_file(line.positionals[0], line.positionals[1], parent.rstrip("/") or "/"):
+    for info in client.list_file((line.positionals[0], line.positionals[1]), parent.rstrip("/") or "/"):
         path = info.file.path.lstrip("/")
         shown.append(path + "/" if info.file_type == pfs_pb2.FILE_TYPE_DIR else path)
     return shown

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from pachctl.cli.common import add
-from pachctl.client import Client, InvalidArgumentError
+from pachyderm_client import Client, InvalidArgumentError
 from pachctl.deploy import DEFAULTS, PULL_POLICIES, TARGETS, DeployOptions, kubectl, manifest
 from pachctl.deploy.options import DEFAULT_NODE_PORT, DEFAULT_REGISTRY_NODE_PORT, flag
 

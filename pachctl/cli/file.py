@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from pachctl.cli import output, progress, render
 from pachctl.cli.common import add, add_diff_flags, add_shard_flags, commit_id, shard
-from pachctl.client import Client, InvalidArgumentError
-from pachctl.client._base import CHUNK
-from protos import pfs_pb2
+from pachyderm_client import Client, InvalidArgumentError
+from pachyderm_client._base import CHUNK
+from pachyderm_client.proto import pfs_pb2
 
 DELIMITERS = {"line": pfs_pb2.LINE, "json": pfs_pb2.JSON, "none": pfs_pb2.NONE}
 
@@ -60,16 +60,16 @@ def put_file(args: argparse.Namespace, client: Client) -> None:
             if source == "-":
                 if not args.path:
                     raise InvalidArgumentError("name the file's path when putting from standard input")
-                client.put_file(args.repo, commit_id, args.path, sys.stdin.buffer, delimiter)
+                client.put_file((args.repo, commit_id), args.path, sys.stdin.buffer, delimiter)
             elif _is_url(source):
                 path = args.path or urllib.parse.urlparse(source).path
-                client.put_file_url(args.repo, commit_id, path, source, delimiter)
+                client.put_file_url((args.repo, commit_id), path, source, delimiter)
             else:
                 files = list(_local_files(source, args.path, args.recursive))
                 total = sum(local.stat().st_size for _, local in files)
                 with progress.transfer(f"put {source}", total, quiet=args.quiet) as moved:
                     contents = ((path, _chunks(local)) for path, local in files)
-                    client.put_files(args.repo, commit_id, contents, delimiter, moved)
+                    client.put_files((args.repo, commit_id), contents, delimiter, moved)
 
 
 def _chunks(local: Path) -> Iterator[bytes]:
@@ -81,12 +81,12 @@ def _chunks(local: Path) -> Iterator[bytes]:
 
 def get_file(args: argparse.Namespace, client: Client) -> None:
     args.commit = commit_id(args.repo, args.commit)
-    reader = client.get_file(args.repo, args.commit, args.path, from_commit=args.from_commit,
+    reader = client.get_file((args.repo, args.commit), args.path, from_commit=args.from_commit,
                              full_file=args.full_file, shard=shard(args))
     out = sys.stdout.buffer
     total = None
     if progress.wanted(args.quiet):
-        total = client.inspect_file(args.repo, args.commit, args.path, args.from_commit, args.full_file,
+        total = client.inspect_file((args.repo, args.commit), args.path, args.from_commit, args.full_file,
                                     shard(args)).size_bytes
     with progress.transfer(f"get {args.path}", total, quiet=args.quiet) as moved:
         for chunk in reader:
@@ -98,7 +98,7 @@ def get_file(args: argparse.Namespace, client: Client) -> None:
 
 def inspect_file(args: argparse.Namespace, client: Client) -> None:
     args.commit = commit_id(args.repo, args.commit)
-    info = client.inspect_file(args.repo, args.commit, args.path, args.from_commit, args.full_file, shard(args))
+    info = client.inspect_file((args.repo, args.commit), args.path, args.from_commit, args.full_file, shard(args))
     output.show(args, [info], lambda: render.file_info(info), single=True)
 
 
@@ -107,12 +107,12 @@ def list_file(args: argparse.Namespace, client: Client) -> None:
     if args.fast and args.recurse:
         raise InvalidArgumentError("give either --fast or --recurse, not both")
     mode = pfs_pb2.ListFile_FAST if args.fast else pfs_pb2.ListFile_RECURSE if args.recurse else pfs_pb2.ListFile_NORMAL
-    infos = client.list_file(args.repo, args.commit, args.path, args.from_commit, args.full_file, shard(args), mode)
+    infos = client.list_file((args.repo, args.commit), args.path, args.from_commit, args.full_file, shard(args), mode)
     output.show(args, infos, lambda: render.file_rows(infos, recurse=args.recurse, fast=args.fast))
 
 
 def delete_file(args: argparse.Namespace, client: Client) -> None:
-    client.delete_file(args.repo, args.commit, args.path)
+    client.delete_file((args.repo, args.commit), args.path)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

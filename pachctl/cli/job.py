@@ -8,9 +8,9 @@ import sys
 from pachctl.cli import output, render
 from pachctl.cli.common import add, add_push_flags, commits, job_id, pushed
 from pachctl.cli.manifests import read_source
-from pachctl.client import Client, InvalidArgumentError, PachydermError
+from pachyderm_client import Client, InvalidArgumentError, PachydermError
 from pachctl.manifest import read_job_request
-from protos import pps_jobs_pb2, pps_pb2
+from pachyderm_client.proto import pps_jobs_pb2, pps_pb2
 
 
 def create_job(args: argparse.Namespace, client: Client) -> None:
@@ -84,7 +84,7 @@ def _nothing(client: Client, pipeline: str, ids: list[str]) -> str:
         return f"pipeline {pipeline} has no jobs" if not ids else f"the jobs of pipeline {pipeline} printed nothing"
     state = client.inspect_job(ids[0]).state
     if state in (pps_pb2.JOB_PULLING, pps_pb2.JOB_RUNNING):
-        return f"job {ids[0]} has printed nothing yet (it is {render.JOB_STATES[state]})"
+        return f"job {ids[0]} has printed nothing yet (it is {render.job_states()[state]})"
     return f"job {ids[0]} printed nothing"
 
 

@@ -9,7 +9,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from pachctl.client import InvalidArgumentError
+from pachyderm_client import InvalidArgumentError
 
 
 def read_source(source: str) -> str:

@@ -7,7 +7,7 @@ import sys
 
 from pachctl.cli import render
 from pachctl.cli.common import add
-from pachctl.client import Client, PachydermError
+from pachyderm_client import Client, PachydermError
 from pachd import VERSION, VERSION_ADDITIONAL
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pachctl.cli.common import add, add_shard_flags, shard
-from pachctl.client import Client, InvalidArgumentError
+from pachyderm_client import Client, InvalidArgumentError
 
 READY_POLL_SECONDS = 0.05
 

@@ -9,9 +9,9 @@ import sys
 from pachctl.cli import output, render
 from pachctl.cli.common import add, add_push_flags, pushed
 from pachctl.cli.manifests import read_source
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachctl.manifest import read_job_request, read_pipeline_requests
-from protos import pps_pb2
+from pachyderm_client.proto import pps_pb2
 
 def _warn_if_missing_here(client: Client, request: pps_pb2.CreatePipelineRequest) -> None:
     """With pachd on this machine (a loopback address: the local executor's case), a command that is not

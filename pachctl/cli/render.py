@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, TextIO
 
 from google.protobuf import timestamp_pb2
 
-from pachctl.client._lazy import lazy_module
+from pachyderm_client._lazy import lazy_module
 
 if TYPE_CHECKING:
-    from protos import pfs_pb2, pps_jobs_pb2, pps_pb2
+    from pachyderm_client.proto import pfs_pb2, pps_jobs_pb2, pps_pb2
 else:  # loaded by the first table that shows them (see pachctl/client/_lazy.py)
-    pfs_pb2, pps_pb2 = lazy_module("protos.pfs_pb2"), lazy_module("protos.pps_pb2")
-    pps_jobs_pb2 = lazy_module("protos.pps_jobs_pb2")
+    pfs_pb2, pps_pb2 = lazy_module("pachyderm_client.proto.pfs_pb2"), lazy_module("pachyderm_client.proto.pps_pb2")
+    pps_jobs_pb2 = lazy_module("pachyderm_client.proto.pps_jobs_pb2")
 
 MIN_WIDTH = 20
 PADDING = 3

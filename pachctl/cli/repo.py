@@ -6,7 +6,7 @@ import argparse
 
 from pachctl.cli import output, render
 from pachctl.cli.common import add
-from pachctl.client import Client
+from pachyderm_client import Client
 
 
 def create_repo(args: argparse.Namespace, client: Client) -> None:

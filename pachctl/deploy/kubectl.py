@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from pachctl.client.errors import FailedPreconditionError, InvalidArgumentError, PachydermError
+from pachyderm_client.errors import FailedPreconditionError, InvalidArgumentError, PachydermError
 from pachctl.deploy.options import PACHD_PORT, DeployOptions, check
 
 

@@ -16,7 +16,7 @@ import shlex
 import urllib.parse
 from dataclasses import dataclass
 
-from pachctl.client.errors import InvalidArgumentError
+from pachyderm_client.errors import InvalidArgumentError
 from pachd import VERSION, VERSION_ADDITIONAL
 
 TARGETS = ("local", "google", "amazon", "microsoft")

@@ -33,9 +33,9 @@ from typing import Any, BinaryIO, TypeVar
 
 import pyfuse3
 
-from pachctl.client import Client, FailedPreconditionError, InvalidArgumentError, NotFoundError, PachydermError
+from pachyderm_client import Client, FailedPreconditionError, InvalidArgumentError, NotFoundError, PachydermError
 from pachctl.fuse.nodes import Inodes, Kind, Node, View, commit_dir_name, commit_id_candidates
-from protos import fuse_pb2, pfs_pb2
+from pachyderm_client.proto import fuse_pb2, pfs_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class PfsOperations(pyfuse3.Operations):
         info = None
         for candidate in commit_id_candidates(name) if not alias else [name]:
             try:
-                info = await asyncio.to_thread(self._client.inspect_commit, repo, candidate)
+                info = await asyncio.to_thread(self._client.inspect_commit, (repo, candidate))
                 break
             except NotFoundError:
                 continue
@@ -180,7 +180,7 @@ class PfsOperations(pyfuse3.Operations):
             return await self._commit_node(parent.repo, name, View.of(self._shard))
         path = f"{parent.path.rstrip('/')}/{name}"
         view, since = parent.view, self._clock
-        info = await self._call(self._client.inspect_file, parent.repo, parent.commit, path, view.from_commit,
+        info = await self._call(self._client.inspect_file, (parent.repo, parent.commit), path, view.from_commit,
                                 view.full_file, view.shard)
         return self._child(parent, info, since)
 
@@ -188,7 +188,7 @@ class PfsOperations(pyfuse3.Operations):
         node = self._node(inode)
         if node.kind in (Kind.FILE, Kind.DIR) and node.path != "/" and not node.immutable:
             view, since = node.view, self._clock
-            info = await self._call(self._client.inspect_file, node.repo, node.commit, node.path, view.from_commit,
+            info = await self._call(self._client.inspect_file, (node.repo, node.commit), node.path, view.from_commit,
                                     view.full_file, view.shard)
             self._observe(node, info, since)
         return self._attributes(node)
@@ -213,7 +213,7 @@ class PfsOperations(pyfuse3.Operations):
             return [(name.encode(), await self._commit_node(node.repo, name, View.of(self._shard)))
                     for name in names]
         view, since = node.view, self._clock
-        infos = await self._call(self._client.list_file, node.repo, node.commit, node.path, view.from_commit,
+        infos = await self._call(self._client.list_file, (node.repo, node.commit), node.path, view.from_commit,
                                  view.full_file, view.shard)
         return [(info.file.path.rsplit("/", 1)[1].encode(), self._child(node, info, since)) for info in infos]
 
@@ -299,7 +299,7 @@ class PfsOperations(pyfuse3.Operations):
         view = node.view
 
         def read() -> bytes:
-            return self._client.get_file_bytes(node.repo, node.commit, node.path, offset=index * CHUNK, size=CHUNK,
+            return self._client.get_file_bytes((node.repo, node.commit), node.path, offset=index * CHUNK, size=CHUNK,
                                                from_commit=view.from_commit, full_file=view.full_file,
                                                shard=view.shard)
 
@@ -311,7 +311,7 @@ class PfsOperations(pyfuse3.Operations):
                      ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent = self._writable(parent_inode)
         path = f"{parent.path.rstrip('/')}/{os.fsdecode(name)}"
-        await self._call(self._client.put_file, parent.repo, parent.commit, path, b"")
+        await self._call(self._client.put_file, (parent.repo, parent.commit), path, b"")
         node = self._inodes.node(Kind.FILE, parent.repo, parent.commit, path, _alias(parent))
         node.view, node.writable, node.mtime = parent.view, True, time.time()
         if not any(h.node is node for h in self._handles.values()):
@@ -356,7 +356,7 @@ class PfsOperations(pyfuse3.Operations):
             self._touch(node)
             try:
                 pending.seek(0)
-                await self._call(self._client.put_file, node.repo, node.commit, node.path, pending)
+                await self._call(self._client.put_file, (node.repo, node.commit), node.path, pending)
             except pyfuse3.FUSEError as err:
                 handle.error = err.errno
                 raise
@@ -404,8 +404,8 @@ class PfsOperations(pyfuse3.Operations):
                 await stack.enter_async_context(handle.sending)
             self._touch(node)
             try:
-                await self._call(self._client.delete_file, node.repo, node.commit, node.path)
-                await self._call(self._client.put_file, node.repo, node.commit, node.path, b"")
+                await self._call(self._client.delete_file, (node.repo, node.commit), node.path)
+                await self._call(self._client.put_file, (node.repo, node.commit), node.path, b"")
             finally:
                 self._touch(node)
             node.size = 0
@@ -425,7 +425,7 @@ class PfsOperations(pyfuse3.Operations):
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         parent = self._writable(parent_inode)
         path = f"{parent.path.rstrip('/')}/{os.fsdecode(name)}"
-        await self._call(self._client.make_directory, parent.repo, parent.commit, path)
+        await self._call(self._client.make_directory, (parent.repo, parent.commit), path)
         node = self._inodes.node(Kind.DIR, parent.repo, parent.commit, path, _alias(parent))
         node.view, node.writable, node.mtime = parent.view, True, time.time()
         return self._attributes(node)
@@ -445,7 +445,7 @@ class PfsOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EISDIR)
         if directory and await self._list(node):
             raise pyfuse3.FUSEError(errno.ENOTEMPTY)
-        await self._call(self._client.delete_file, parent.repo, parent.commit, node.path)
+        await self._call(self._client.delete_file, (parent.repo, parent.commit), node.path)
         self._inodes.forget(node)
 
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int, name_new: bytes,

@@ -18,9 +18,9 @@ from pathlib import Path
 import pyfuse3
 import pyfuse3.asyncio
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachctl.fuse.filesystem import PfsOperations
-from protos import fuse_pb2, pfs_pb2
+from pachyderm_client.proto import fuse_pb2, pfs_pb2
 
 logger = logging.getLogger(__name__)
 

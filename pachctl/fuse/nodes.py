@@ -13,7 +13,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-from protos import pfs_pb2
+from pachyderm_client.proto import pfs_pb2
 
 ROOT_INODE = 1
 

@@ -72,7 +72,7 @@ def local_sandbox(config: PachdConfig, socket_dir: Path | None) -> Sandbox:
     """What local pods see besides the system: the shim's Python and packages;
     what they never see: pachd's data dir, key, certificate and token files."""
     runtime = [Path(sys.base_prefix), Path(sys.prefix)]
-    for package in ("shim", "pachctl", "protos"):
+    for package in ("shim", "pachctl", "pachyderm_client"):
         spec = importlib.util.find_spec(package)
         if spec is not None and spec.submodule_search_locations:
             runtime += [Path(p) for p in spec.submodule_search_locations]

@@ -7,7 +7,7 @@ import grpc
 from pachd.errors import InvalidArgument
 from pachd.pfs import Pfs
 from pachd.pfs.gc import DEFAULT_GRACE
-from protos import pfs_admin_pb2, pfs_admin_pb2_grpc
+from pachyderm_client.proto import pfs_admin_pb2, pfs_admin_pb2_grpc
 
 Context = grpc.aio.ServicerContext[object, object]
 

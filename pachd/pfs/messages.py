@@ -18,7 +18,7 @@ from pachd.pfs.commits import CommitStatus, CommitType
 from pachd.pfs.files import DiffSpec, FileInfo, ListMode
 from pachd.pfs.records import BlockRef, CommitRecord, FileKind, RepoRecord
 from pachd.pfs.sharding import Shard
-from protos import pfs_pb2
+from pachyderm_client.proto import pfs_pb2
 
 E = TypeVar("E", bound=enum.Enum)
 

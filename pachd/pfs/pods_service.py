@@ -1,4 +1,4 @@
-"""pachpy.pods.PodData: our own calls for moving a job pod's data in a few calls (see protos/pods.proto)."""
+"""pachpy.pods.PodData: our own calls for moving a job pod's data in a few calls (see pachyderm_client/proto/pods.proto)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pachd.pfs import Pfs, messages
 from pachd.pfs.records import BlockRef
 from pachd.pfs.refs import FileRefs
 
-from protos import fuse_pb2, pfs_pb2, pods_pb2, pods_pb2_grpc
+from pachyderm_client.proto import fuse_pb2, pfs_pb2, pods_pb2, pods_pb2_grpc
 
 Context = grpc.aio.ServicerContext[object, object]
 

@@ -17,7 +17,7 @@ from pachd.errors import InvalidArgument
 from pachd.pfs import Pfs, blocks, messages, wire
 from pachd.pfs.files import FileHeader, PutItem
 from pachd.pfs.records import FileKind
-from protos import pfs_pb2, pfs_pb2_grpc
+from pachyderm_client.proto import pfs_pb2, pfs_pb2_grpc
 
 Context = grpc.aio.ServicerContext[object, object]
 EMPTY = empty_pb2.Empty()

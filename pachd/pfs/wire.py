@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pachd.pfs.files import FileInfo
 from pachd.pfs.records import FileKind
-from protos import pfs_pb2
+from pachyderm_client.proto import pfs_pb2
 
 _SMALL = [bytes((n,)) for n in range(0x80)]
 

@@ -10,7 +10,7 @@ from google.protobuf import wrappers_pb2
 from pachd.pps import Pps
 from pachd.pps.failures import LAST_LINES, Failure
 
-from protos import pps_jobs_pb2, pps_jobs_pb2_grpc, pps_pb2
+from pachyderm_client.proto import pps_jobs_pb2, pps_jobs_pb2_grpc, pps_pb2
 
 Context = grpc.aio.ServicerContext[object, object]
 

@@ -25,7 +25,7 @@ from pachd.pps.specs import (
     Strategy,
     Transform,
 )
-from protos import fuse_pb2, pfs_pb2, pps_internal_pb2, pps_pb2
+from pachyderm_client.proto import fuse_pb2, pfs_pb2, pps_internal_pb2, pps_pb2
 
 # -- reading requests --------------------------------------------------------
 

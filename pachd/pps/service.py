@@ -12,7 +12,7 @@ from pachd.errors import PermissionDenied, Unauthenticated
 from pachd.pfs.messages import commit_ref
 from pachd.pps import Pps, messages
 
-from protos import pps_internal_pb2, pps_internal_pb2_grpc, pps_pb2, pps_pb2_grpc
+from pachyderm_client.proto import pps_internal_pb2, pps_internal_pb2_grpc, pps_pb2, pps_pb2_grpc
 
 Context = grpc.aio.ServicerContext[object, object]
 EMPTY = empty_pb2.Empty()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
-from protos import pps_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pps_pb2
 from tests.support.etcd import EtcdServer
 from tests.support.gcs import GcsEmulator
 from tests.support.beacon import Beacon
@@ -51,7 +51,7 @@ def test_any_replica_serves_and_the_other_takes_over(replicas: list[PachdProcess
         a.create_repo("data")
         b.create_pipeline(pipeline("gated", script, [("data", MAP)]))
         with a.commit("data") as c:
-            b.put_file("data", c.id, "f", b"one\n")  # a commit started on one replica, written through the other
+            b.put_file(("data", c.id), "f", b"one\n")  # a commit started on one replica, written through the other
         wait_until(lambda: any(j.state == pps_pb2.JOB_RUNNING for j in a.list_job("gated")), timeout=TIMEOUT,
                    what="the job to run")
         job_id = a.list_job("gated")[0].job.id
@@ -63,9 +63,9 @@ def test_any_replica_serves_and_the_other_takes_over(replicas: list[PachdProcess
         job = client.inspect_job(job_id, block_state=True, timeout=TIMEOUT)
         assert job.state == pps_pb2.JOB_SUCCESS
         with client.commit("data") as c:
-            client.put_file("data", c.id, "f", b"two\n")
+            client.put_file(("data", c.id), "f", b"two\n")
         flushed = client.flush_commit([("data", c.id)], timeout=TIMEOUT)
-        assert client.get_file_bytes("gated", flushed[-1].commit.id, "all") == b"one\ntwo\n"
+        assert client.get_file_bytes(("gated", flushed[-1].commit.id), "all") == b"one\ntwo\n"
         assert len(client.list_job("gated")) == 2
         outputs = client.list_commit([("gated", "")])
         assert len(outputs) == 2  # each input commit's output exactly once

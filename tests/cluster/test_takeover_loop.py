@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachd.pps import keys
 from pachd.storage.etcd import EtcdKV
 from tests.support.crashloop import (

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.cli import pachctl
 from tests.support.examples import example
 from tests.support.pachd import PachdProcess
@@ -127,12 +127,12 @@ def test_the_console_follows_the_fruit_stand(console_pachd: tuple[PachdProcess, 
         _shot(page, "files")
         page.locator('[data-path="/apple"] a').click()
         content = page.get_by_test_id("file-content")
-        expect(content).to_have_text(client.get_file_bytes("sum", commit_id, "apple").decode())
+        expect(content).to_have_text(client.get_file_bytes(("sum", commit_id), "apple").decode())
         assert content.inner_text().strip() == "324"
         _shot(page, "file")
         with page.expect_download() as download:
             page.get_by_test_id("download").click()
-        assert Path(download.value.path()).read_bytes() == client.get_file_bytes("sum", commit_id, "apple")
+        assert Path(download.value.path()).read_bytes() == client.get_file_bytes(("sum", commit_id), "apple")
 
         # Repos and commits, with provenance.
         page.goto(url + "/#/repos/sum")
@@ -150,7 +150,7 @@ def test_an_image_is_shown_as_an_image(console_pachd: tuple[PachdProcess, str], 
     with Client(server.address) as client:
         client.create_repo("pictures")
         with client.commit("pictures", "master") as commit:
-            client.put_file("pictures", commit.id, "shot.png", picture.read_bytes())
+            client.put_file(("pictures", commit.id), "shot.png", picture.read_bytes())
     page.goto(url + "/#/file/pictures/master/0/shot.png")
     image = page.locator("img.content")
     expect(image).to_be_visible()
@@ -163,7 +163,7 @@ def test_a_failed_job_shows_its_reason(console_pachd: tuple[PachdProcess, str], 
     with Client(server.address) as client:
         client.create_repo("broken_in")
         with client.commit("broken_in", "master") as commit:
-            client.put_file("broken_in", commit.id, "f", b"x\n")
+            client.put_file(("broken_in", commit.id), "f", b"x\n")
         manifest = {"pipeline": {"name": "broken"}, "transform": {"cmd": ["sh", "-c", "echo about to fail; exit 3"]},
                     "inputs": [{"repo": {"name": "broken_in"}}]}
         result = pachctl(server.address, "create-pipeline", "-f", "-", stdin=json.dumps(manifest))
@@ -194,7 +194,7 @@ def test_a_running_job_s_logs_arrive_as_they_are_printed(console_pachd: tuple[Pa
         with Client(server.address) as client:
             client.create_repo("slow_in")
             with client.commit("slow_in", "master") as commit:
-                client.put_file("slow_in", commit.id, "f", b"x\n")
+                client.put_file(("slow_in", commit.id), "f", b"x\n")
             manifest = {"pipeline": {"name": "slow"},
                         "transform": {"cmd": ["sh", "-c", script], "env": {"WAITER": waiter}},
                         "inputs": [{"repo": {"name": "slow_in"}}]}

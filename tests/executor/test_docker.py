@@ -24,11 +24,11 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachd.errors import Unavailable
 from pachd.executor.base import JobSpec, PodEvent, PodPhase
 from pachd.executor.docker import ATTEMPT_LABEL, CLUSTER_LABEL, INDEX_LABEL, JOB_LABEL, PIPELINE_LABEL, DockerExecutor
-from protos import pps_pb2
+from pachyderm_client.proto import pps_pb2
 from tests.pps.test_tutorial import sums
 from tests.support.cli import pachctl
 from tests.support.examples import fruit_stand_first_commit
@@ -74,7 +74,7 @@ def job_on_one_file(client: Client, request: pps_pb2.CreatePipelineRequest) -> t
     client.create_repo("data")
     client.create_pipeline(request)
     with client.commit("data") as commit:
-        client.put_file("data", commit.id, "f", b"x\n")
+        client.put_file(("data", commit.id), "f", b"x\n")
     info = only_job(client, request.pipeline.name)
     return info, b"".join(client.get_logs(info.job.id))
 
@@ -127,13 +127,13 @@ def test_a_killed_container_is_replaced(shim_pachd: PachdProcess, engine: docker
         client.create_repo("data")
         client.create_pipeline(pipeline("copy", script, [("data", MAP)]))
         with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"fruit\n")
+            client.put_file(("data", commit.id), "f", b"fruit\n")
         job_id = the_job(client, "copy")
         logging_container(engine, job_id, b"first").kill()  # SIGKILL, as the OOM killer would
         info = only_job(client, "copy", timeout=120)
         assert info.state == pps_pb2.JOB_SUCCESS
-        assert client.get_file_bytes("copy", info.output_commit.id, "f") == b"fruit\n"
-        assert len(client.list_file("copy", info.output_commit.id, "")) == 1
+        assert client.get_file_bytes(("copy", info.output_commit.id), "f") == b"fruit\n"
+        assert len(client.list_file(("copy", info.output_commit.id), "")) == 1
         logs = b"".join(client.get_logs(job_id))
         assert logs.index(b"0 | first") < logs.index(b"0 | second")  # both attempts, in order
     assert exit_codes(engine, job_id) == {f"{job_id}-0-0": 137, f"{job_id}-0-1": 0}
@@ -167,7 +167,7 @@ def test_get_logs_reads_the_engine(shim_pachd: PachdProcess, engine: docker.Dock
         client.create_repo("data")
         client.create_pipeline(pipeline("talk", script, [("data", MAP)], parallelism=2))
         with client.commit("data") as commit:
-            client.put_files("data", commit.id, [(f"f{k}", b"x\n") for k in range(20)])
+            client.put_files(("data", commit.id), [(f"f{k}", b"x\n") for k in range(20)])
         info = only_job(client, "talk", timeout=120)
         assert info.state == pps_pb2.JOB_SUCCESS
         lines = b"".join(client.get_logs(info.job.id)).splitlines()
@@ -186,7 +186,7 @@ def test_deleting_a_pipeline_removes_its_containers(shim_pachd: PachdProcess, en
         client.create_pipeline(pipeline("one", "sleep 300", [("data", MAP)]))
         client.create_pipeline(pipeline("two", "cp /pfs/data/f /pfs/out/f", [("data", MAP)]))
         with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"x\n")
+            client.put_file(("data", commit.id), "f", b"x\n")
         assert only_job(client, "two", timeout=120).state == pps_pb2.JOB_SUCCESS
         one, two = the_job(client, "one"), the_job(client, "two")
         wait_until(lambda: [c for c in containers(engine, one) if c.status == "running"], what="one's container",
@@ -212,7 +212,7 @@ def test_two_pachds_on_one_engine_keep_their_containers_apart(shim_pachd: PachdP
                 client.create_repo("data")
                 client.create_pipeline(pipeline("same", script, [("data", MAP)]))
                 with client.commit("data") as commit:
-                    client.put_file("data", commit.id, "who", f"{server.port}\n".encode())
+                    client.put_file(("data", commit.id), "who", f"{server.port}\n".encode())
                 jobs.append(the_job(client, "same"))
         assert jobs[0] == jobs[1]
         job = jobs[0]
@@ -259,7 +259,7 @@ def test_an_image_that_cannot_be_pulled_stays_pulling_until_it_can(shim_pachd: P
         client.create_repo("data")
         client.create_pipeline(request)
         with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"x\n")
+            client.put_file(("data", commit.id), "f", b"x\n")
         wait_until(lambda: len(client.list_job("unpullable")) == 1, what="the job")
         job_id = client.list_job("unpullable")[0].job.id
         waiting = f'pachd | job waits for its image: pod 0: cannot pull image "{request.transform.image}"'.encode()
@@ -270,7 +270,7 @@ def test_an_image_that_cannot_be_pulled_stays_pulling_until_it_can(shim_pachd: P
         try:
             info = client.inspect_job(job_id, block_state=True, timeout=300)
             assert info.state == pps_pb2.JOB_SUCCESS
-            assert client.get_file_bytes("unpullable", info.output_commit.id, "f") == b"x\n"
+            assert client.get_file_bytes(("unpullable", info.output_commit.id), "f") == b"x\n"
         finally:
             engine.images.remove(f"{repository}:1")
 
@@ -294,7 +294,7 @@ def test_containers_outlive_a_pachd_crash(tmp_path: Path, engine: docker.DockerC
             script = "echo started; while [ ! -e /tmp/go ]; do sleep 0.1; done; cp /pfs/data/f /pfs/out/f"
             client.create_pipeline(pipeline("slow", script, [("data", MAP)]))
             with client.commit("data") as commit:
-                client.put_file("data", commit.id, "f", b"kept\n")
+                client.put_file(("data", commit.id), "f", b"kept\n")
             job_id = the_job(client, "slow")
             container = logging_container(engine, job_id, b"started")
         server.kill()
@@ -303,7 +303,7 @@ def test_containers_outlive_a_pachd_crash(tmp_path: Path, engine: docker.DockerC
         with Client(server.address) as client:
             info = only_job(client, "slow", timeout=120)
             assert info.state == pps_pb2.JOB_SUCCESS
-            assert client.get_file_bytes("slow", info.output_commit.id, "f") == b"kept\n"
+            assert client.get_file_bytes(("slow", info.output_commit.id), "f") == b"kept\n"
             assert exit_codes(engine, job_id) == {f"{job_id}-0-0": 0}  # adopted, not replaced
             client.delete_all()
     finally:
@@ -398,7 +398,7 @@ def test_a_refused_pull_keeps_the_job_pulling(tmp_path: Path) -> None:
             client.create_repo("data")
             client.create_pipeline(request)
             with client.commit("data") as commit:
-                client.put_file("data", commit.id, "f", b"x\n")
+                client.put_file(("data", commit.id), "f", b"x\n")
             wait_until(lambda: len(client.list_job("denied")) == 1, what="the job")
             job_id = client.list_job("denied")[0].job.id
             waiting = b'pachd | job waits for its image: pod 0: cannot pull image "example/private:1": pull access denied'

@@ -10,10 +10,10 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachd.executor.base import JobSpec, SecretMount
 from pachd.executor.kubernetes import JOB_LABEL, KubernetesExecutor
-from protos import pps_pb2
+from pachyderm_client.proto import pps_pb2
 from tests.pps.test_tutorial import sums
 from tests.support.cli import pachctl
 from tests.support.examples import fruit_stand_first_commit
@@ -102,14 +102,14 @@ def test_a_killed_pod_is_replaced(kube_pachd: PachdProcess, cluster: FakeKuberne
         client.create_repo("data")
         client.create_pipeline(pipeline("copy", script, [("data", MAP)]))
         with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"fruit\n")
+            client.put_file(("data", commit.id), "f", b"fruit\n")
         wait_until(lambda: len(client.list_job("copy")) == 1, what="the job")
         job_id = client.list_job("copy")[0].job.id
         first = cluster.wait_for(lambda: running_pods(cluster, job_id) if marker.exists() else None)
         cluster.kill_pod(first[0]["metadata"]["name"])  # as the OOM killer would
         info = only_job(client, "copy")
         assert info.state == pps_pb2.JOB_SUCCESS
-        assert client.get_file_bytes("copy", info.output_commit.id, "f") == b"fruit\n"
+        assert client.get_file_bytes(("copy", info.output_commit.id), "f") == b"fruit\n"
         logs = b"".join(client.get_logs(job_id))
         assert logs.index(b"0 | first") < logs.index(b"0 | second")  # both attempts, in order
     # The job succeeds when its shim says so; its process may still be exiting.
@@ -125,7 +125,7 @@ def test_a_pod_failing_past_its_restarts_fails_the_job(kube_pachd: PachdProcess,
         client.create_repo("data")
         client.create_pipeline(pipeline("stuck", "sleep 60", [("data", MAP)]))
         with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"x\n")
+            client.put_file(("data", commit.id), "f", b"x\n")
         wait_until(lambda: len(client.list_job("stuck")) == 1, what="the job")
         job_id = client.list_job("stuck")[0].job.id
         kill_pods(cluster, job_id, 4)  # the first pod and its 3 replacements
@@ -144,7 +144,7 @@ def test_deleting_pipelines_removes_their_kubernetes_objects(kube_pachd: PachdPr
         client.create_pipeline(pipeline("one", "sleep 60", [("data", MAP)]))
         client.create_pipeline(pipeline("two", "cp /pfs/data/f /pfs/out/f", [("data", MAP)]))
         with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"x\n")
+            client.put_file(("data", commit.id), "f", b"x\n")
         assert only_job(client, "two").state == pps_pb2.JOB_SUCCESS
         cluster.wait_for(lambda: cluster.list("pods", selector="pipeline=one"))
         client.delete_pipeline("one")
@@ -167,10 +167,10 @@ def test_secrets_are_mounted_where_the_transform_says(kube_pachd: PachdProcess, 
         client.create_repo("data")
         client.create_pipeline(request)
         with client.commit("data") as commit:
-            client.put_file("data", commit.id, "f", b"x\n")
+            client.put_file(("data", commit.id), "f", b"x\n")
         info = only_job(client, "reader")
         assert info.state == pps_pb2.JOB_SUCCESS
-        assert client.get_file_bytes("reader", info.output_commit.id, "token") == b"s3cr3t"
+        assert client.get_file_bytes(("reader", info.output_commit.id), "token") == b"s3cr3t"
     volumes = cluster.created_jobs[0]["spec"]["template"]["spec"]["volumes"]
     assert volumes == [{"name": "secret-0", "secret": {"secretName": "creds"}}]
 
@@ -184,7 +184,7 @@ def test_pull_policy_never_with_a_missing_image_fails_the_job(tmp_path: Path, cl
             request.transform.image = "example/not-on-the-node:1"
             client.create_pipeline(request)
             with client.commit("data") as commit:
-                client.put_file("data", commit.id, "f", b"x\n")
+                client.put_file(("data", commit.id), "f", b"x\n")
             info = only_job(client, "nowhere")
             logs = b"".join(client.get_logs(info.job.id))
     finally:
@@ -225,7 +225,7 @@ def test_coefficient_parallelism_counts_schedulable_nodes(tmp_path: Path) -> Non
             client.create_pipeline(request)
             with client.commit("data") as commit:
                 for k in range(8):
-                    client.put_file("data", commit.id, f"f{k}", b"line\n" * 100)
+                    client.put_file(("data", commit.id), f"f{k}", b"line\n" * 100)
             info = only_job(client, "spread")
             assert info.state == pps_pb2.JOB_SUCCESS
     finally:
@@ -244,7 +244,7 @@ def test_pods_outlive_a_pachd_crash(tmp_path: Path, cluster: FakeKubernetes) -> 
             script = f"touch {marker}; while [ ! -e {marker}.go ]; do sleep 0.1; done; cp /pfs/data/f /pfs/out/f"
             client.create_pipeline(pipeline("slow", script, [("data", MAP)]))
             with client.commit("data") as commit:
-                client.put_file("data", commit.id, "f", b"kept\n")
+                client.put_file(("data", commit.id), "f", b"kept\n")
             wait_until(marker.exists, what="the pod to start")
         server.kill()
         server.start()
@@ -252,7 +252,7 @@ def test_pods_outlive_a_pachd_crash(tmp_path: Path, cluster: FakeKubernetes) -> 
         with Client(server.address) as client:
             info = only_job(client, "slow")
             assert info.state == pps_pb2.JOB_SUCCESS
-            assert client.get_file_bytes("slow", info.output_commit.id, "f") == b"kept\n"
+            assert client.get_file_bytes(("slow", info.output_commit.id), "f") == b"kept\n"
             assert len(client.list_commit([("slow", "")])) == 1
     finally:
         server.stop()
@@ -295,10 +295,10 @@ def test_a_server_without_indexed_jobs_gets_one_job_per_pod(tmp_path: Path, how:
             script = 'echo "pod $PACH_POD_INDEX"; cp -r /pfs/data/. /pfs/out/'
             client.create_pipeline(pipeline("spread", script, [("data", MAP)], parallelism=3))
             with client.commit("data") as commit:
-                client.put_files("data", commit.id, [(f"f{k}", b"line\n" * 50) for k in range(9)])
+                client.put_files(("data", commit.id), [(f"f{k}", b"line\n" * 50) for k in range(9)])
             info = only_job(client, "spread")
             assert info.state == pps_pb2.JOB_SUCCESS
-            assert {f.file.path for f in client.list_file("spread", info.output_commit.id, "")} == {
+            assert {f.file.path for f in client.list_file(("spread", info.output_commit.id), "")} == {
                 f"/f{k}" for k in range(9)}
             logs = b"".join(client.get_logs(info.job.id))
             assert all(f"{k} | pod {k}".encode() in logs for k in range(3))

@@ -17,9 +17,9 @@ import docker
 import pytest
 from docker.errors import ImageNotFound
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachctl.push import DEFAULT_REGISTRY, push_image, pushed_name
-from protos import pps_pb2
+from pachyderm_client.proto import pps_pb2
 from tests.support.cli import pachctl
 from tests.support.docker_engine import SHIM_IMAGE, build, docker_pachd
 from tests.support.pipelines import only_job
@@ -81,10 +81,10 @@ def test_pipelines_run_the_pushed_image(engine: docker.DockerClient, greeter: st
         with Client(address) as client:
             assert client.inspect_pipeline("greet").transform.image == first  # the request named the pushed image
             with client.commit("data") as commit:
-                client.put_file("data", commit.id, "f", b"x\n")
+                client.put_file(("data", commit.id), "f", b"x\n")
             info = only_job(client, "greet", timeout=180)
             assert info.state == pps_pb2.JOB_SUCCESS
-            assert client.get_file_bytes("greet", info.output_commit.id, "greeting") == b"hello from the pushed image\n"
+            assert client.get_file_bytes(("greet", info.output_commit.id), "greeting") == b"hello from the pushed image\n"
         engine.images.get(first)  # pulled back from the registry to run
         assert f"/v2/tester/greeter/manifests/{first.rsplit(':', 1)[1]}" in registry.log()
 

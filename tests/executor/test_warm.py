@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachd.executor.warm import READY, WARM_DIR
-from protos import pps_pb2
+from pachyderm_client.proto import pps_pb2
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
 from tests.support.wait import wait_until
@@ -48,11 +48,11 @@ def _look(client: Client, commits: int) -> dict[str, bytes]:
     client.create_pipeline(pipeline("look", LOOK, [("data", MAP)]))
     for n in range(commits):
         with client.commit("data") as c:
-            client.put_file("data", c.id, f"f{n}", b"x\n")
+            client.put_file(("data", c.id), f"f{n}", b"x\n")
         out = client.flush_commit([("data", c.id)], to_repos=["look"], timeout=TIMEOUT)[-1]
     jobs = client.list_job("look")
     assert jobs and all(j.state == pps_pb2.JOB_SUCCESS for j in jobs)
-    return {name: client.get_file_bytes("look", out.commit.id, name)
+    return {name: client.get_file_bytes(("look", out.commit.id), name)
             for name in ("shim", "confinement", "env", "token")}
 
 
@@ -123,7 +123,7 @@ def test_a_warm_pod_that_dies_is_replaced_and_jobs_still_run(warm_pachd: PachdPr
         wait_until(lambda: victim not in _warm_pids(warm_pachd) and len(_warm_pids(warm_pachd)) == 2,
                    timeout=TIMEOUT, what="a new warm pod in the dead one's place")
         with client.commit("data") as c:
-            client.put_file("data", c.id, "again", b"x\n")
+            client.put_file(("data", c.id), "again", b"x\n")
         client.flush_commit([("data", c.id)], to_repos=["look"], timeout=TIMEOUT)
         assert all(j.state == pps_pb2.JOB_SUCCESS for j in client.list_job("look"))
 

@@ -1,4 +1,4 @@
-"""Python stubs generated afresh from protos/*.proto by stock grpc_tools, in a
+"""Python stubs generated afresh from the client's .proto files by stock grpc_tools, in a
 folder of their own, drive pachd with plain grpc: nothing of ours but the protos."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from grpc_tools import protoc
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.foreign.test_node_client import content
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,8 +21,8 @@ CLIENT = textwrap.dedent('''
     import hashlib, json, sys
     from pathlib import Path
     import grpc
-    from protos import pfs_pb2, pfs_pb2_grpc
-    assert Path(pfs_pb2.__file__).resolve().parent.parent == Path(__file__).resolve().parent, pfs_pb2.__file__
+    from pachyderm_client.proto import pfs_pb2, pfs_pb2_grpc
+    assert Path(pfs_pb2.__file__).resolve().parents[2] == Path(__file__).resolve().parent, pfs_pb2.__file__
 
     address, repo, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     pattern = bytes((i * 7 + 3) % 251 for i in range(251))
@@ -62,12 +62,15 @@ CLIENT = textwrap.dedent('''
 
 def test_freshly_generated_python_stubs_put_and_get(client: Client, tmp_path: Path) -> None:
     include = Path(protoc.__file__).parent / "_proto"
-    protos = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "protos").glob("*.proto"))
-    generate = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT}", f"-I{include}",
+    source = ROOT / "client"
+    protos = sorted(p.relative_to(source).as_posix() for p in (source / "pachyderm_client" / "proto").glob("*.proto"))
+    generate = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{source}", f"-I{include}",
                                f"--python_out={tmp_path}", f"--grpc_python_out={tmp_path}", *protos],
-                              cwd=ROOT, capture_output=True, text=True)
+                              cwd=source, capture_output=True, text=True)
     assert generate.returncode == 0, generate.stderr
-    (tmp_path / "protos" / "__init__.py").touch()  # a regular package, found before any other "protos"
+    # Regular packages, found before the installed pachyderm_client.
+    (tmp_path / "pachyderm_client" / "__init__.py").touch()
+    (tmp_path / "pachyderm_client" / "proto" / "__init__.py").touch()
     (tmp_path / "client.py").write_text(CLIENT)
     size = 2 * 1024 * 1024 + 99
     run = subprocess.run([sys.executable, str(tmp_path / "client.py"), client.address, "fresh", str(size)],
@@ -77,4 +80,4 @@ def test_freshly_generated_python_stubs_put_and_get(client: Client, tmp_path: Pa
     assert seen["read_sha256"] == seen["sent_sha256"]
     assert seen["commits"] == [{"id": seen["commit"], "size_bytes": size, "finished": True}]
     assert seen["missing_repo_status"] == "NOT_FOUND"
-    assert client.get_file_bytes("fresh", seen["commit"], "data") == content(size)
+    assert client.get_file_bytes(("fresh", seen["commit"]), "data") == content(size)

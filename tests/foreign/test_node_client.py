@@ -1,5 +1,5 @@
 """pachd driven from Node.js with stock @grpc/grpc-js and @grpc/proto-loader,
-built from protos/*.proto alone (tests/foreign/node/client.js)."""
+built from the client's .proto files alone (tests/foreign/node/client.js)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 
 NODE_CLIENT = Path(__file__).parent / "node" / "client.js"
 SIZE = 3 * 1024 * 1024 + 12_345  # several 256 KiB chunks, past the 1 MiB small-file limit
@@ -37,4 +37,4 @@ def test_node_client_puts_and_gets_a_file(client: Client) -> None:
     assert seen["commits"] == [{"id": seen["commit"], "size_bytes": SIZE, "finished": True}]
     assert seen["missing_repo_status"] == "NOT_FOUND"
     # What Node wrote is what Python reads.
-    assert client.get_file_bytes("from_node", seen["commit"], "data") == content(SIZE)
+    assert client.get_file_bytes(("from_node", seen["commit"]), "data") == content(SIZE)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.mounts import Mount
 from tests.support.pachd import PachdProcess
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.cli import pachctl
 from tests.support.mounts import Mount, is_mounted, sh
 from tests.support.pachd import PachdProcess
@@ -21,7 +21,7 @@ from tests.support.wait import wait_until
 def data(client: Client) -> None:
     client.create_repo("data")
     with client.commit("data") as c:
-        client.put_files("data", c.id, [("sales", b"apple 1\norange 2\napple 3\n"), ("dir/a", b"A\n"),
+        client.put_files(("data", c.id), [("sales", b"apple 1\norange 2\napple 3\n"), ("dir/a", b"A\n"),
                                         ("dir/sub/b", b"B" * 100 + b"\n")])
 
 
@@ -64,19 +64,19 @@ def test_writes_to_an_open_commit(mounted: Path, data: None, client: Client, tmp
     sh(f"rm {folder}/dir/a")
     sh(f"echo replaced > {folder}/dir/sub/b")
     assert sh(f"cat {folder}/greeting") == "hello\nagain\n"
-    client.finish_commit("data", commit.id)
-    get = lambda path: client.get_file_bytes("data", commit.id, path)  # noqa: E731
+    client.finish_commit(("data", commit.id))
+    get = lambda path: client.get_file_bytes(("data", commit.id), path)  # noqa: E731
     assert get("greeting") == b"hello\nagain\n"
     assert get("sales") == b"apple 1\norange 2\napple 3\norange 4\n"
     assert get("made/tree/deep/file") == b"copied in\n"
     assert get("dir/sub/b") == b"replaced\n"
-    assert [f.file.path for f in client.list_file("data", commit.id, "dir")] == ["/dir/sub"]
+    assert [f.file.path for f in client.list_file(("data", commit.id), "dir")] == ["/dir/sub"]
 
 
 def test_new_commits_and_repos_appear(mounted: Path, data: None, client: Client) -> None:
     assert "master-1" not in sh(f"ls {mounted}/data").split()
     with client.commit("data") as c:
-        client.put_file("data", c.id, "later", b"new\n")
+        client.put_file(("data", c.id), "later", b"new\n")
     client.create_repo("fresh")
     wait_until(lambda: "master-1" in os.listdir(mounted / "data"), timeout=10, what="the new commit")
     assert "fresh" in os.listdir(mounted)
@@ -86,7 +86,7 @@ def test_new_commits_and_repos_appear(mounted: Path, data: None, client: Client)
 def test_sharded_mounts_cover_the_repo_once(pachd: PachdProcess, client: Client, tmp_path: Path) -> None:
     client.create_repo("data")
     with client.commit("data") as c:
-        client.put_files("data", c.id, [(f"top{i}/f", f"{i}\n".encode()) for i in range(12)])
+        client.put_files(("data", c.id), [(f"top{i}/f", f"{i}\n".encode()) for i in range(12)])
     seen: list[str] = []
     for number in (0, 1, 2):
         mount = Mount(pachd.address, tmp_path / f"shard{number}", "-s", str(number), "-m", "3")

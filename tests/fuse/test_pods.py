@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachctl.manifest import read_pipeline_requests
 from tests.pps.test_tutorial import EXAMPLE, sums
 from tests.support.pachd import PachdProcess
@@ -24,7 +24,7 @@ def fruit_stand(client: Client, env: dict[str, str]) -> list[dict[str, int]]:
     totals = []
     for name in ("set1.txt", "set2.txt"):
         with client.commit("data") as c:
-            client.put_file("data", c.id, "sales", (EXAMPLE / name).read_bytes())
+            client.put_file(("data", c.id), "sales", (EXAMPLE / name).read_bytes())
         flushed = client.flush_commit([("data", c.id)], timeout=TIMEOUT)
         totals.append(sums(client, next(i for i in flushed if i.commit.repo.name == "sum").commit.id))
     return totals
@@ -49,9 +49,9 @@ def test_pachd_flag_mounts_every_pod(fuse_pachd: PachdProcess) -> None:
     with Client(fuse_pachd.address) as client:
         client.create_repo("data")
         with client.commit("data") as c:
-            client.put_files("data", c.id, [(f"f{i}", b"line\n" * 10) for i in range(8)])
+            client.put_files(("data", c.id), [(f"f{i}", b"line\n" * 10) for i in range(8)])
         client.create_pipeline(pipeline("look", "stat -f -c %T /pfs/data >> /pfs/out/fs\ncat /pfs/data/* >> /pfs/out/all",
                                         [("data", MAP)], parallelism=2))
         out = client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1]
-        assert set(client.get_file_bytes("look", out.commit.id, "fs").split()) <= {b"fuse", b"fuseblk"}
-        assert len(client.get_file_bytes("look", out.commit.id, "all").splitlines()) == 80
+        assert set(client.get_file_bytes(("look", out.commit.id), "fs").split()) <= {b"fuse", b"fuseblk"}
+        assert len(client.get_file_bytes(("look", out.commit.id), "all").splitlines()) == 80

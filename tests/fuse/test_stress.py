@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.mounts import Mount
 from tests.support.pachd import PachdProcess
 
@@ -148,10 +148,10 @@ def feeder(run: Run, client: Client, commit_id: str) -> None:
     seq = 0
     while run.going():
         with client.commit("feed") as c:
-            client.put_file("feed", c.id, "f", feed_content(run.seed, run.feeds_done))
+            client.put_file(("feed", c.id), "f", feed_content(run.seed, run.feeds_done))
         run.feeds_done += 1
         data = [line(run.seed, "client", s) for s in (seq, seq + 1)]
-        client.put_file("r", commit_id, SHARED, b"".join(data))
+        client.put_file(("r", commit_id), SHARED, b"".join(data))
         run.wrote(SHARED, "client", [seq, seq + 1])
         seq += 2
 
@@ -207,8 +207,8 @@ def stress_with(pachd: PachdProcess, client: Client, tmp_path: Path, seconds: fl
         print(f"{sum(len(w) for w in run.lines.values())} lines appended, {len(run.reads)} reads, "
               f"{run.feeds_done} commits fed")
         assert not run.errors, f"seed {seed}: {run.errors}"
-        client.finish_commit("r", commit.id)
-        finals = {name: client.get_file_bytes("r", commit.id, name) for name in run.lines}
+        client.finish_commit(("r", commit.id))
+        finals = {name: client.get_file_bytes(("r", commit.id), name) for name in run.lines}
         check_shared(run, finals[SHARED])
         for name, written in run.lines.items():
             if name != SHARED:

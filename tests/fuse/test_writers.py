@@ -9,7 +9,7 @@ import os
 import threading
 from pathlib import Path
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.mounts import sh
 
 APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT
@@ -25,8 +25,8 @@ def test_two_append_handles_on_one_file(mounted: Path, client: Client) -> None:
     commit_id, folder = open_commit(client, mounted)
     sh(f"bash -c 'echo zero >> {folder}/f; exec 3>>{folder}/f; echo a >> {folder}/f; echo b >&3'")
     assert (folder / "f").read_bytes() == b"zero\na\nb\n"
-    client.finish_commit("r", commit_id)
-    assert client.get_file_bytes("r", commit_id, "f") == b"zero\na\nb\n"
+    client.finish_commit(("r", commit_id))
+    assert client.get_file_bytes(("r", commit_id), "f") == b"zero\na\nb\n"
 
 
 def test_interleaved_append_handles_keep_each_write_whole(mounted: Path, client: Client) -> None:
@@ -40,8 +40,8 @@ def test_interleaved_append_handles_keep_each_write_whole(mounted: Path, client:
                 os.fsync(fd)  # some handles send as they go, others keep theirs until close
     for fd in fds:
         os.close(fd)
-    client.finish_commit("r", commit_id)
-    lines = client.get_file_bytes("r", commit_id, "f").decode().splitlines()
+    client.finish_commit(("r", commit_id))
+    lines = client.get_file_bytes(("r", commit_id), "f").decode().splitlines()
     assert sorted(lines) == sorted(f"{n}:{r}" for n in range(3) for r in range(20))
     for number in range(3):  # each handle's lines in the order it wrote them
         assert [line for line in lines if line.startswith(f"{number}:")] == [f"{number}:{r}" for r in range(20)]
@@ -71,9 +71,9 @@ def test_a_flush_from_another_descriptor_loses_and_reorders_nothing(mounted: Pat
         if not round_no % 2:
             os.close(second)
         expected[name] = big + lines
-    client.finish_commit("r", commit_id)
+    client.finish_commit(("r", commit_id))
     for name, content in expected.items():
-        got = client.get_file_bytes("r", commit_id, name)
+        got = client.get_file_bytes(("r", commit_id), name)
         assert len(got) == len(content) and got == content, name
 
 
@@ -114,5 +114,5 @@ def test_a_sequential_appender_watched_by_readers(mounted: Path, client: Client)
             reader.join()
     assert not problems
     assert path.read_bytes() == expected
-    client.finish_commit("r", commit_id)
-    assert client.get_file_bytes("r", commit_id, "log") == expected
+    client.finish_commit(("r", commit_id))
+    assert client.get_file_bytes(("r", commit_id), "log") == expected

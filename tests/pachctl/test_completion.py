@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
-from pachctl.client.pps import method
-from protos import pfs_pb2, pps_pb2
+from pachyderm_client import Client
+from pachyderm_client.pps import method
+from pachyderm_client.proto import pfs_pb2, pps_pb2
 from tests.support.cli import pachctl
 from tests.support.pachd import PachdProcess
 from tests.support.ports import free_port
@@ -58,8 +58,8 @@ def filled(pachd: PachdProcess, client: Client) -> dict[str, str]:
     for repo in ("data", "docs"):
         client.create_repo(repo)
     with client.commit("data") as c:
-        client.put_file("data", c.id, "apple", b"a\n")
-        client.put_file("data", c.id, "dir/banana", b"b\n")
+        client.put_file(("data", c.id), "apple", b"a\n")
+        client.put_file(("data", c.id), "dir/banana", b"b\n")
     for name in ("copy", "count"):
         client.create_pipeline(pps_pb2.CreatePipelineRequest(
             pipeline=pps_pb2.Pipeline(name=name), transform=pps_pb2.Transform(cmd=["sh"], stdin=["true"]),

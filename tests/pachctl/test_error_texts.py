@@ -13,9 +13,9 @@ from typing import Any
 import grpc
 import pytest
 
-from pachctl.client import Client
-from pachctl.client.errors import HINT_KEY
-from protos import pfs_pb2, pfs_pb2_grpc, pps_pb2, pps_pb2_grpc
+from pachyderm_client import Client
+from pachyderm_client.errors import HINT_KEY
+from pachyderm_client.proto import pfs_pb2, pfs_pb2_grpc, pps_pb2, pps_pb2_grpc
 from tests.support.cli import pachctl
 from tests.support.pachd import PachdProcess
 
@@ -57,7 +57,7 @@ def test_pfs_texts(stubs: tuple[pfs_pb2_grpc.APIStub, pps_pb2_grpc.APIStub], cli
     pfs, _ = stubs
     client.create_repo("test")
     open_commit = client.start_commit("test")
-    client.put_file("test", open_commit.id, "file", b"foo\n")
+    client.put_file(("test", open_commit.id), "file", b"foo\n")
     not_found = grpc.StatusCode.NOT_FOUND
     cases: list[tuple[Callable[[], Any], grpc.StatusCode, str]] = [
         (lambda: pfs.CreateRepo(pfs_pb2.CreateRepoRequest(repo=pfs_pb2.Repo(name="foo||@&#$TYX"))),

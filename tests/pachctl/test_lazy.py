@@ -52,8 +52,8 @@ LOADED = (
     "code = main(sys.argv[1:])\n"
     "loaded = [m for m, mod in sys.modules.items() if type(mod).__name__ != '_LazyModule']\n"
     "print(code, ' '.join(sorted(loaded)), file=sys.stderr)")
-NOT_FOR_PFS = ("protos.pps_pb2", "protos.pps_pb2_grpc", "protos.pps_internal_pb2", "protos.pps_internal_pb2_grpc",
-               "protos.pfs_admin_pb2", "protos.pfs_admin_pb2_grpc", "protos.pps_jobs_pb2", "difflib", "yaml", "rich", "pachctl.manifest")
+NOT_FOR_PFS = ("pachyderm_client.proto.pps_pb2", "pachyderm_client.proto.pps_pb2_grpc", "pachyderm_client.proto.pps_internal_pb2", "pachyderm_client.proto.pps_internal_pb2_grpc",
+               "pachyderm_client.proto.pfs_admin_pb2", "pachyderm_client.proto.pfs_admin_pb2_grpc", "pachyderm_client.proto.pps_jobs_pb2", "difflib", "yaml", "rich", "pachctl.manifest")
 
 
 def _loaded_by(address: str, *command: str) -> list[str]:
@@ -74,4 +74,4 @@ def test_version_and_list_repo_run_no_pps_or_internal_protobuf_module(pachd: Pac
 
 def test_a_pps_command_loads_the_pps_modules_it_needs(pachd: PachdProcess) -> None:
     loaded = _loaded_by(pachd.address, "list-job")
-    assert "protos.pps_pb2" in loaded and "protos.pps_pb2_grpc" in loaded
+    assert "pachyderm_client.proto.pps_pb2" in loaded and "pachyderm_client.proto.pps_pb2_grpc" in loaded

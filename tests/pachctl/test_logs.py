@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 from google.protobuf import json_format
 
-from pachctl.client import Client
-from pachctl.client.pps import method
-from protos import pfs_pb2, pps_pb2
+from pachyderm_client import Client
+from pachyderm_client.pps import method
+from pachyderm_client.proto import pfs_pb2, pps_pb2
 from tests.support.beacon import Beacon
 from tests.support.cli import Result, pachctl
 from tests.support.pachd import PachdProcess
@@ -34,7 +34,7 @@ def pipeline(client: Client, name: str, script: str, inputs: tuple[str, ...] = (
 
 def commit_data(client: Client, content: bytes = b"x\n") -> None:
     with client.commit("data") as c:
-        client.put_file("data", c.id, "f", content)
+        client.put_file(("data", c.id), "f", content)
 
 
 def ended_job(client: Client, name: str, count: int = 1) -> list[pps_pb2.JobInfo]:

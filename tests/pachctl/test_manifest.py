@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pachctl.manifest import ManifestError, read_job_request, read_pipeline_requests
-from protos import pps_pb2
+from pachyderm_client.proto import pps_pb2
 
 _REPO = Path(__file__).resolve().parents[2]
 FRUIT_STAND = next(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.mounts import Mount, is_mounted
 from tests.support.pachd import PachdProcess
 from tests.support.wait import wait_until

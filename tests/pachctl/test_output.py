@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.cli import pachctl
 from tests.support.pachd import PachdProcess
 
@@ -23,7 +23,7 @@ def data(client: Client) -> Client:
     client.create_repo("data")
     client.create_repo("more")
     with client.commit("data") as commit:
-        client.put_file("data", commit.id, "f", b"x\n")
+        client.put_file(("data", commit.id), "f", b"x\n")
     return client
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.cli import pachctl
 from tests.support.pachd import PachdProcess
 
@@ -68,11 +68,11 @@ def test_put_file_forms(run, client: Client, tmp_path: Path) -> None:  # type: i
     assert run("put-file", "data", "master/0", "from_list", "-i", str(listing)).code == 0
     assert run("finish-commit", "data", "master/0").code == 0
     assert run("put-file", "-c", "data", "master", "with_c", "-d", "json", stdin='{"a": 1}\n').code == 0
-    assert client.get_file_bytes("data", "master/0", "from_stdin") == b"piped\n"
-    assert client.get_file_bytes("data", "master/0", "named") == b"a file\n"
-    assert client.get_file_bytes("data", "master/0", "copied/sub/deeper/z") == b"sub/deeper/z\n"
-    assert client.get_file_bytes("data", "master/1", "with_c") == b'{"a": 1}\n'
-    assert client.inspect_commit("data", "master/1").finished.seconds > 0
+    assert client.get_file_bytes(("data", "master/0"), "from_stdin") == b"piped\n"
+    assert client.get_file_bytes(("data", "master/0"), "named") == b"a file\n"
+    assert client.get_file_bytes(("data", "master/0"), "copied/sub/deeper/z") == b"sub/deeper/z\n"
+    assert client.get_file_bytes(("data", "master/1"), "with_c") == b'{"a": 1}\n'
+    assert client.inspect_commit(("data", "master/1")).finished.seconds > 0
     late = run("put-file", "data", "master/0", "late", stdin="x")
     assert late.code == 1 and "finished" in late.err
 
@@ -80,7 +80,7 @@ def test_put_file_forms(run, client: Client, tmp_path: Path) -> None:  # type: i
 def test_read_commands(run, client: Client) -> None:  # type: ignore[no-untyped-def]
     client.create_repo("data")
     with client.commit("data") as c:
-        client.put_files("data", c.id, [("a", b"hello\n"), ("d/b", b"world\n"), ("d/c", b"!\n")])
+        client.put_files(("data", c.id), [("a", b"hello\n"), ("d/b", b"world\n"), ("d/c", b"!\n")])
     assert run("get-file", "data", "master/0", "a").out == "hello\n"
     files = run("list-file", "data", "master/0").out.splitlines()
     assert files[0].split() == ["NAME", "TYPE", "MODIFIED", "LAST_COMMIT_MODIFIED", "SIZE"]
@@ -101,18 +101,18 @@ def test_flush_squash_replay_and_archive(run, client: Client) -> None:  # type: 
     client.create_repo("a")
     client.create_repo("b", provenance=["a"])
     with client.commit("a") as up:
-        client.put_file("a", up.id, "f", b"1\n")
+        client.put_file(("a", up.id), "f", b"1\n")
     down = client.start_commit("b", provenance=[("a", up.id)])
-    client.finish_commit("b", down.id)
+    client.finish_commit(("b", down.id))
     flushed = run("flush-commit", "a/master/0")
     assert [line.split()[1] for line in flushed.out.splitlines()[1:]] == ["a/master/0", "b/master/0"]
     fork = client.fork_commit("a", "master/0", "side")
-    client.put_file("a", fork.id, "f", b"side\n")
-    client.finish_commit("a", fork.id)
+    client.put_file(("a", fork.id), "f", b"side\n")
+    client.finish_commit(("a", fork.id))
     target = client.start_commit("a")
     assert run("squash-commit", "a", fork.id, target.id).code == 0
-    client.finish_commit("a", target.id)
-    assert client.get_file_bytes("a", target.id, "f") == b"1\nside\n"
+    client.finish_commit(("a", target.id))
+    assert client.get_file_bytes(("a", target.id), "f") == b"1\nside\n"
     assert run("replay-commit", "a", "side/0", "copy").out.split() == ["copy/0", "copy/1"]
     assert run("archive-all").code == 0
     assert len(run("list-commit", "a").out.splitlines()) == 1

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
-from protos import pps_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pps_pb2
 from tests.support.cli import pachctl
 from tests.support.pachd import PachdProcess
 from tests.support.wait import wait_until
@@ -65,10 +65,10 @@ def test_pipeline_commands(run, client: Client, tmp_path: Path, served: dict[str
     assert [line.split()[:3] for line in listed[1:]] == [["copy", "data", "copy"], ["count", "data", "count"],
                                                          ["upper", "copy", "upper"]]
     with client.commit("data") as c:
-        client.put_file("data", c.id, "f", b"abc\n")
+        client.put_file(("data", c.id), "f", b"abc\n")
     flushed = client.flush_commit([("data", c.id)], timeout=TIMEOUT)
     upper = next(i for i in flushed if i.commit.repo.name == "upper")
-    assert client.get_file_bytes("upper", upper.commit.id, "f") == b"ABC\n"
+    assert client.get_file_bytes(("upper", upper.commit.id), "f") == b"ABC\n"
     jobs = run("list-job", "-p", "copy").out.splitlines()
     assert jobs[0].split() == ["ID", "OUTPUT", "STARTED", "DURATION", "STATE"] and "success" in jobs[1]
     job_id = jobs[1].split()[0]
@@ -100,7 +100,7 @@ def test_bad_manifests_are_reported(run, client: Client, tmp_path: Path) -> None
 def test_jobs_by_hand(run, client: Client) -> None:  # type: ignore[no-untyped-def]
     client.create_repo("data")
     with client.commit("data") as c:
-        client.put_file("data", c.id, "f", b"x\n")
+        client.put_file(("data", c.id), "f", b"x\n")
     job_spec = json.dumps({"transform": {"cmd": ["sh"], "stdin": ["cp /pfs/data/f /pfs/out/copy"]},
                            "inputs": [{"commit": {"repo": {"name": "data"}, "id": "master/0"}}]})
     created = run("create-job", stdin=job_spec)
@@ -108,7 +108,7 @@ def test_jobs_by_hand(run, client: Client) -> None:  # type: ignore[no-untyped-d
     job_id = created.out.strip()
     info = client.inspect_job(job_id, block_state=True, timeout=TIMEOUT)
     assert info.state == pps_pb2.JOB_SUCCESS
-    assert client.get_file_bytes(info.output_commit.repo.name, info.output_commit.id, "copy") == b"x\n"
+    assert client.get_file_bytes((info.output_commit.repo.name, info.output_commit.id), "copy") == b"x\n"
     assert run("create-pipeline", stdin=manifest("gen", "date > /pfs/out/when", [])).code == 0
     ran = run("run-pipeline", "gen")
     assert ran.code == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.cli import pachctl
 from tests.support.pachd import PachdProcess
 
@@ -23,10 +23,10 @@ def test_commit_ids_as_printed_are_accepted(pachd: PachdProcess, client: Client)
     client.create_repo("data")
     client.create_repo("out", ["data"])
     with client.commit("data") as commit:
-        client.put_file("data", commit.id, "f", b"hello\n")
+        client.put_file(("data", commit.id), "f", b"hello\n")
     downstream = client.start_commit("out", provenance=[("data", commit.id)])
-    client.put_file("out", downstream.id, "result", b"done\n")
-    client.finish_commit("out", downstream.id)
+    client.put_file(("out", downstream.id), "result", b"done\n")
+    client.finish_commit(("out", downstream.id))
     flushed = pachctl(pachd.address, "flush-commit", f"data/{commit.id}")
     assert flushed.code == 0
     assert flushed.err.splitlines() == [f"read an output with: pachctl get-file out {downstream.id} <path>"]

@@ -14,7 +14,7 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from pachctl.cli import render
-from protos import pfs_pb2, pps_pb2
+from pachyderm_client.proto import pfs_pb2, pps_pb2
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = 1_000_000_000.0

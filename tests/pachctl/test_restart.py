@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from pachctl.client import Client, UnavailableError
+from pachyderm_client import Client, UnavailableError
 from tests.support.pachd import PachdProcess
 from tests.support.ports import free_port
 from tests.support.wait import wait_until
@@ -68,7 +68,7 @@ def _upstream_commit(client: Client) -> str:
 
 def _finish_downstream(client: Client, commit_id: str) -> str:
     downstream = client.start_commit("out", provenance=[("data", commit_id)])
-    client.finish_commit("out", downstream.id)
+    client.finish_commit(("out", downstream.id))
     return downstream.id
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.pachd import PachdProcess
 
 DATA = os.urandom(3 * 1024 * 1024) + b"last line, no newline"
@@ -90,7 +90,7 @@ def test_get_file_writes_exactly_the_file(pachd: PachdProcess, client: Client, t
                                           stdout_on_pty: bool) -> None:
     client.create_repo("tty_get")
     with client.commit("tty_get") as commit:
-        client.put_file("tty_get", commit.id, "big", DATA)
+        client.put_file(("tty_get", commit.id), "big", DATA)
     ran = _run(pachd.address, ["get-file", "tty_get", commit.id, "big"], tmp_path, stdout_on_pty=stdout_on_pty)
     assert ran.code == 0, ran.stderr
     assert len(ran.stdout) == len(DATA) and ran.stdout == DATA
@@ -105,13 +105,13 @@ def test_put_file_writes_nothing_to_stdout(pachd: PachdProcess, client: Client, 
                stdout_on_pty=stdout_on_pty)
     assert ran.code == 0, ran.stderr
     assert ran.stdout == b""
-    client.finish_commit("tty_put", commit.id)
-    assert client.get_file_bytes("tty_put", commit.id, "big") == DATA
+    client.finish_commit(("tty_put", commit.id))
+    assert client.get_file_bytes(("tty_put", commit.id), "big") == DATA
 
 
 def test_quiet_draws_nothing(pachd: PachdProcess, client: Client, tmp_path: Path) -> None:
     client.create_repo("tty_quiet")
     with client.commit("tty_quiet") as commit:
-        client.put_file("tty_quiet", commit.id, "big", DATA)
+        client.put_file(("tty_quiet", commit.id), "big", DATA)
     ran = _run(pachd.address, ["-q", "get-file", "tty_quiet", commit.id, "big"], tmp_path, stdout_on_pty=False)
     assert ran.code == 0 and ran.stdout == DATA and ran.stderr == b""

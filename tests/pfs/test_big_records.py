@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client, NotFoundError
-from protos import pfs_pb2
+from pachyderm_client import Client, NotFoundError
+from pachyderm_client.proto import pfs_pb2
 from tests.reliability.test_load import peak_rss
 from tests.support.pachd import PachdProcess
 from tests.support.wait import wait_until
@@ -37,19 +37,19 @@ def test_a_long_line_stays_one_block_in_bounded_memory(own_pachd: PachdProcess) 
     with Client(own_pachd.address) as client:
         client.create_repo("big")
         with client.commit("big") as c:
-            client.put_file("big", c.id, "line", _no_newline(NO_NEWLINE))
-            client.put_file("big", c.id, "line", b"\nend\n")
+            client.put_file(("big", c.id), "line", _no_newline(NO_NEWLINE))
+            client.put_file(("big", c.id), "line", b"\nend\n")
         peak = peak_rss(own_pachd.process.pid)
         assert peak < PEAK_RSS_LIMIT, f"pachd peaked at {peak / MIB:.0f} MiB putting {NO_NEWLINE / MIB:.0f} MiB"
-        assert client.inspect_file("big", "master/0", "line").size_bytes == NO_NEWLINE + 5
-        reader = client.get_file("big", "master/0", "line", offset=NO_NEWLINE - 3)
+        assert client.inspect_file(("big", "master/0"), "line").size_bytes == NO_NEWLINE + 5
+        reader = client.get_file(("big", "master/0"), "line", offset=NO_NEWLINE - 3)
         assert reader.read() == b"\xfd\xfe\xff\nend\n"
         # The line is one block: a block shard holds all of it or none.
         sizes = set()
         for number in range(4):
             shard = pfs_pb2.Shard(block_number=number, block_modulus=4)
             try:
-                sizes.add(client.inspect_file("big", "master/0", "line", shard=shard).size_bytes)
+                sizes.add(client.inspect_file(("big", "master/0"), "line", shard=shard).size_bytes)
             except NotFoundError:
                 sizes.add(0)
         assert sizes <= {0, 5, NO_NEWLINE, NO_NEWLINE + 5}
@@ -61,15 +61,15 @@ def test_a_put_with_no_delimiter_is_one_block_as_in_v1_2_3(client: Client) -> No
     commit = client.start_commit("test")
     first = RAW * (9 * MIB // len(RAW) + 1)
     second = RAW * (18 * MIB // len(RAW) + 1)
-    client.put_file("test", commit.id, "foo", first, delimiter=pfs_pb2.NONE)
-    client.put_file("test", commit.id, "foo", second, delimiter=pfs_pb2.NONE)
-    client.finish_commit("test", commit.id)
-    assert client.get_file_bytes("test", commit.id, "foo") == first + second
+    client.put_file(("test", commit.id), "foo", first, delimiter=pfs_pb2.NONE)
+    client.put_file(("test", commit.id), "foo", second, delimiter=pfs_pb2.NONE)
+    client.finish_commit(("test", commit.id))
+    assert client.get_file_bytes(("test", commit.id), "foo") == first + second
     seen = []
     for number in range(10):
         shard = pfs_pb2.Shard(block_number=number, block_modulus=10)
         try:
-            data = client.get_file_bytes("test", commit.id, "foo", shard=shard)
+            data = client.get_file_bytes(("test", commit.id), "foo", shard=shard)
         except NotFoundError:
             continue
         assert len(data) != len(first) + len(second), "both puts fell in one shard: nothing is tested"
@@ -90,9 +90,9 @@ def test_a_failed_long_put_leaves_no_temporary_file(own_pachd: PachdProcess) -> 
         client.create_repo("big")
         commit = client.start_commit("big")
         with pytest.raises(Exception):
-            client.put_file("big", commit.id, "line", _failing(64 * MIB))
+            client.put_file(("big", commit.id), "line", _failing(64 * MIB))
         wait_until(lambda: list(tmp.iterdir()) == [], what="the temporary block file to go")
-        assert client.list_file("big", commit.id) == []
+        assert client.list_file(("big", commit.id)) == []
 
 
 def test_temporary_files_left_by_a_crash_are_swept_at_start(own_pachd: PachdProcess) -> None:

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 
 
 def _write_at_once(address: str, repo: str, commit_id: str, writers: int, distinct_paths: bool) -> list[BaseException]:
@@ -24,7 +24,7 @@ def _write_at_once(address: str, repo: str, commit_id: str, writers: int, distin
             with Client(address) as client:
                 path = f"dir/f{n % 10}" if distinct_paths else "foo"
                 ready.wait(timeout=120)
-                client.put_file(repo, commit_id, path, f"writer {n}\n".encode())
+                client.put_file((repo, commit_id), path, f"writer {n}\n".encode())
         except BaseException as err:  # noqa: BLE001 - reported by the test
             errors.append(err)
 
@@ -38,9 +38,9 @@ def _write_at_once(address: str, repo: str, commit_id: str, writers: int, distin
 
 def _check(client: Client, writers: int, distinct_paths: bool) -> None:
     if distinct_paths:
-        lines = b"".join(client.get_file_bytes("test", "master/0", f"dir/f{k}") for k in range(10)).splitlines()
+        lines = b"".join(client.get_file_bytes(("test", "master/0"), f"dir/f{k}") for k in range(10)).splitlines()
     else:
-        lines = client.get_file_bytes("test", "master/0", "foo").splitlines()
+        lines = client.get_file_bytes(("test", "master/0"), "foo").splitlines()
     assert Counter(lines) == Counter(f"writer {n}".encode() for n in range(writers))
 
 
@@ -51,11 +51,11 @@ def test_a_hundred_writers_into_one_open_commit_all_succeed(client: Client, dist
     address = client.address
     errors = _write_at_once(address, "test", commit.id, 100, distinct_paths)
     assert errors == []
-    before = client.get_file_bytes("test", commit.id, "dir/f0" if distinct_paths else "foo")
-    client.finish_commit("test", commit.id)
+    before = client.get_file_bytes(("test", commit.id), "dir/f0" if distinct_paths else "foo")
+    client.finish_commit(("test", commit.id))
     _check(client, 100, distinct_paths)
     # The open commit's view and the finished tree agree.
-    assert client.get_file_bytes("test", "master/0", "dir/f0" if distinct_paths else "foo") == before
+    assert client.get_file_bytes(("test", "master/0"), "dir/f0" if distinct_paths else "foo") == before
 
 
 @pytest.mark.stress
@@ -63,7 +63,7 @@ def test_five_hundred_writers_into_one_open_commit_all_succeed(client: Client) -
     client.create_repo("test")
     commit = client.start_commit("test")
     assert _write_at_once(client.address, "test", commit.id, 500, False) == []
-    client.finish_commit("test", commit.id)
+    client.finish_commit(("test", commit.id))
     _check(client, 500, False)
 
 
@@ -71,11 +71,11 @@ def test_sequential_appends_keep_their_order_and_delete_drops_them(client: Clien
     client.create_repo("test")
     commit = client.start_commit("test")
     for n in range(5):
-        client.put_file("test", commit.id, "f", f"{n}\n".encode())
-    assert client.get_file_bytes("test", commit.id, "f") == b"0\n1\n2\n3\n4\n"
-    assert client.inspect_commit("test", commit.id).size_bytes == 10
-    client.delete_file("test", commit.id, "f")
-    client.put_file("test", commit.id, "f", b"after\n")
-    client.put_file("test", commit.id, "f", b"again\n")
-    client.finish_commit("test", commit.id)
-    assert client.get_file_bytes("test", "master/0", "f") == b"after\nagain\n"
+        client.put_file(("test", commit.id), "f", f"{n}\n".encode())
+    assert client.get_file_bytes(("test", commit.id), "f") == b"0\n1\n2\n3\n4\n"
+    assert client.inspect_commit(("test", commit.id)).size_bytes == 10
+    client.delete_file(("test", commit.id), "f")
+    client.put_file(("test", commit.id), "f", b"after\n")
+    client.put_file(("test", commit.id), "f", b"again\n")
+    client.finish_commit(("test", commit.id))
+    assert client.get_file_bytes(("test", "master/0"), "f") == b"after\nagain\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.cli import pachctl
 from tests.support.pachd import PachdProcess
 from tests.support.wait import wait_until
@@ -54,18 +54,18 @@ def test_uploads_whose_client_died_leave_no_blocks(own_pachd: PachdProcess) -> N
     with Client(own_pachd.address) as client:
         client.create_repo("data")
         with client.commit("data") as c:
-            client.put_file("data", c.id, "kept", b"".join(_lines(12)))
+            client.put_file(("data", c.id), "kept", b"".join(_lines(12)))
         kept = _blocks_size(own_pachd)
         commit = client.start_commit("data")
         for n in range(10):
             with pytest.raises(Exception):
-                client.put_file("data", commit.id, f"lost{n}", _given_up(24, b"%d" % n))
+                client.put_file(("data", commit.id), f"lost{n}", _given_up(24, b"%d" % n))
         wait_until(lambda: _temporary_size(own_pachd) == 0, what="the broken uploads' temporary files to go")
         assert _blocks_size(own_pachd) == kept
         assert client.garbage_collect(grace_seconds=0).blocks_removed == 0
-        client.finish_commit("data", commit.id)
-        assert client.get_file_bytes("data", "master/0", "kept") == b"".join(_lines(12))
-        assert [f.file.path for f in client.list_file("data", commit.id)] == ["/kept"]
+        client.finish_commit(("data", commit.id))
+        assert client.get_file_bytes(("data", "master/0"), "kept") == b"".join(_lines(12))
+        assert [f.file.path for f in client.list_file(("data", commit.id))] == ["/kept"]
     report = _checker(own_pachd)
     assert report.returncode == 0 and "0 blocks (0 bytes) no commit references" in report.stderr, report
 
@@ -90,7 +90,7 @@ def _upload_in_flight(client: Client, pachd: PachdProcess) -> None:
     def upload() -> None:
         try:
             with Client(client.address) as own:
-                own.put_file("data", commit.id, "big", slow())
+                own.put_file(("data", commit.id), "big", slow())
         except BaseException as err:  # noqa: BLE001 - reported below
             errors.append(err)
 
@@ -105,9 +105,9 @@ def _upload_in_flight(client: Client, pachd: PachdProcess) -> None:
         resume.set()
         thread.join()
     assert errors == []
-    client.finish_commit("data", commit.id)
+    client.finish_commit(("data", commit.id))
     client.garbage_collect(grace_seconds=0)
-    assert client.get_file_bytes("data", commit.id, "big") == b"".join(_lines(20, b"first")) + b"".join(
+    assert client.get_file_bytes(("data", commit.id), "big") == b"".join(_lines(20, b"first")) + b"".join(
         _lines(20, b"second"))
 
 
@@ -116,16 +116,16 @@ def test_deleting_repos_and_commits_frees_their_blocks_once_unshared(client: Cli
     for repo in ("one", "two"):
         client.create_repo(repo)
         with client.commit(repo) as c:
-            client.put_file(repo, c.id, "same", data)  # the same bytes: the same blocks
+            client.put_file((repo, c.id), "same", data)  # the same bytes: the same blocks
     client.garbage_collect(grace_seconds=0)
     open_commit = client.start_commit("one")
-    client.put_file("one", open_commit.id, "other", b"".join(_lines(20, b"open")))
-    client.delete_commit("one", open_commit.id)
+    client.put_file(("one", open_commit.id), "other", b"".join(_lines(20, b"open")))
+    client.delete_commit(("one", open_commit.id))
     freed = client.garbage_collect(grace_seconds=0)
     assert freed.block_bytes_removed >= 20 * MIB
     client.delete_repo("one")
     assert client.garbage_collect(grace_seconds=0).blocks_removed == 0  # "two" still refers to them
-    assert client.get_file_bytes("two", "master/0", "same") == data
+    assert client.get_file_bytes(("two", "master/0"), "same") == data
     client.delete_repo("two")
     gone = client.garbage_collect(grace_seconds=0)
     assert gone.block_bytes_removed >= 20 * MIB and gone.nodes_removed >= 1
@@ -135,7 +135,7 @@ def test_deleting_repos_and_commits_frees_their_blocks_once_unshared(client: Cli
 def test_pachctl_garbage_collect(client: Client, tmp_path: Path) -> None:
     client.create_repo("data")
     with client.commit("data") as c:
-        client.put_file("data", c.id, "f", b"".join(_lines(10)))
+        client.put_file(("data", c.id), "f", b"".join(_lines(10)))
     client.delete_repo("data")
     dry = pachctl(client.address, "garbage-collect", "--grace", "0", "--dry-run")
     assert dry.code == 0 and dry.out.startswith("would remove"), dry

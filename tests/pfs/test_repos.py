@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pachctl.client import AlreadyExistsError, Client, FailedPreconditionError, InvalidArgumentError, NotFoundError
+from pachyderm_client import AlreadyExistsError, Client, FailedPreconditionError, InvalidArgumentError, NotFoundError
 
 
 def test_create_inspect_list_delete(client: Client) -> None:
@@ -59,18 +59,18 @@ def test_delete_refused_while_provenance_unless_forced(client: Client) -> None:
 def test_size_counts_finished_commits(client: Client) -> None:
     client.create_repo("data")
     with client.commit("data") as c:
-        client.put_file("data", c.id, "f", b"12345")
+        client.put_file(("data", c.id), "f", b"12345")
     with client.commit("data") as c:
-        client.put_file("data", c.id, "f", b"678")
+        client.put_file(("data", c.id), "f", b"678")
     assert client.inspect_repo("data").size_bytes == 8
 
 
 def test_deleting_a_repo_forgets_its_commits(client: Client) -> None:
     client.create_repo("data")
     with client.commit("data") as c:
-        client.put_file("data", c.id, "f", b"x")
+        client.put_file(("data", c.id), "f", b"x")
     client.delete_repo("data")
     client.create_repo("data")
     assert client.list_commit([("data", "")]) == []
     with pytest.raises(NotFoundError):
-        client.inspect_commit("data", "master/0")
+        client.inspect_commit(("data", "master/0"))

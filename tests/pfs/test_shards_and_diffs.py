@@ -8,8 +8,8 @@ import grpc
 
 import pytest
 
-from pachctl.client import Client, NotFoundError
-from protos import pfs_pb2
+from pachyderm_client import Client, NotFoundError
+from pachyderm_client.proto import pfs_pb2
 
 
 def shard(file_number: int = 0, file_modulus: int = 0, block_number: int = 0, block_modulus: int = 0) -> pfs_pb2.Shard:
@@ -19,8 +19,8 @@ def shard(file_number: int = 0, file_modulus: int = 0, block_number: int = 0, bl
 
 def contents(client: Client, commit: str, **kwargs: object) -> dict[str, bytes]:
     found = {}
-    for info in client.walk_files("data", commit, **kwargs):  # type: ignore[arg-type]
-        found[info.file.path] = client.get_file_bytes("data", commit, info.file.path, **kwargs)
+    for info in client.walk_files(("data", commit), **kwargs):  # type: ignore[arg-type]
+        found[info.file.path] = client.get_file_bytes(("data", commit), info.file.path, **kwargs)
     return found
 
 
@@ -30,7 +30,7 @@ def many_files(client: Client) -> dict[str, bytes]:
     files = {f"/top{i}/f{j}": f"{i}-{j}\n".encode() * (j + 1) for i in range(12) for j in range(3)}
     files.update({f"/flat{i}": b"y" * i for i in range(20)})
     with client.commit("data") as c:
-        client.put_files("data", c.id, files.items())
+        client.put_files(("data", c.id), files.items())
     return files
 
 
@@ -52,18 +52,18 @@ def test_block_shards_partition_the_data(client: Client, modulus: int) -> None:
     client.create_repo("data")
     with client.commit("data") as c:
         for i in range(30):  # thirty separate puts: thirty blocks in one file
-            client.put_file("data", c.id, "log", f"record {i}\n".encode())
-    whole = client.get_file_bytes("data", "master", "log")
+            client.put_file(("data", c.id), "log", f"record {i}\n".encode())
+    whole = client.get_file_bytes(("data", "master"), "log")
     parts = []
     for number in range(modulus):
         try:
-            parts.append(client.get_file_bytes("data", "master", "log", shard=shard(block_number=number,
+            parts.append(client.get_file_bytes(("data", "master"), "log", shard=shard(block_number=number,
                                                                                         block_modulus=modulus)))
         except NotFoundError:
             parts.append(b"")
     lines = sorted(line for part in parts for line in part.splitlines())
     assert lines == sorted(whole.splitlines())
-    sizes = [client.inspect_file("data", "master", "log", shard=shard(block_number=n, block_modulus=modulus)).size_bytes
+    sizes = [client.inspect_file(("data", "master"), "log", shard=shard(block_number=n, block_modulus=modulus)).size_bytes
              for n in range(modulus) if parts[n]]
     assert sum(sizes) == len(whole)
 
@@ -71,45 +71,45 @@ def test_block_shards_partition_the_data(client: Client, modulus: int) -> None:
 def test_diff_shows_only_what_changed(client: Client) -> None:
     client.create_repo("data")
     with client.commit("data") as c:
-        client.put_files("data", c.id, [("grows", b"old\n"), ("same", b"s\n"), ("replaced", b"r1\n")])
+        client.put_files(("data", c.id), [("grows", b"old\n"), ("same", b"s\n"), ("replaced", b"r1\n")])
     with client.commit("data") as c:
-        client.put_file("data", c.id, "grows", b"new\n")
-        client.delete_file("data", c.id, "replaced")
-        client.put_file("data", c.id, "replaced", b"r2\n")
-        client.put_file("data", c.id, "dir/added", b"a\n")
-    changed = {f.file.path: f.size_bytes for f in client.list_file("data", "master/1", from_commit="master/0")}
+        client.put_file(("data", c.id), "grows", b"new\n")
+        client.delete_file(("data", c.id), "replaced")
+        client.put_file(("data", c.id), "replaced", b"r2\n")
+        client.put_file(("data", c.id), "dir/added", b"a\n")
+    changed = {f.file.path: f.size_bytes for f in client.list_file(("data", "master/1"), from_commit="master/0")}
     assert changed == {"/dir": 2, "/grows": 4, "/replaced": 3}
-    assert client.get_file_bytes("data", "master/1", "grows", from_commit="master/0") == b"new\n"
-    assert client.get_file_bytes("data", "master/1", "grows", from_commit="master/0", full_file=True) == b"old\nnew\n"
-    assert client.get_file_bytes("data", "master/1", "replaced", from_commit="master/0") == b"r2\n"
+    assert client.get_file_bytes(("data", "master/1"), "grows", from_commit="master/0") == b"new\n"
+    assert client.get_file_bytes(("data", "master/1"), "grows", from_commit="master/0", full_file=True) == b"old\nnew\n"
+    assert client.get_file_bytes(("data", "master/1"), "replaced", from_commit="master/0") == b"r2\n"
     with pytest.raises(NotFoundError):
-        client.get_file_bytes("data", "master/1", "same", from_commit="master/0")
-    assert client.list_file("data", "master/1", from_commit="master/1") == []
+        client.get_file_bytes(("data", "master/1"), "same", from_commit="master/0")
+    assert client.list_file(("data", "master/1"), from_commit="master/1") == []
 
 
 def test_same_bytes_are_stored_once(client: Client) -> None:
-    from protos import pfs_pb2_grpc
+    from pachyderm_client.proto import pfs_pb2_grpc
 
-    blocks = pfs_pb2_grpc.BlockAPIStub(client._channel)
+    blocks = pfs_pb2_grpc.BlockAPIStub(client.channel)
     count = lambda: len(blocks.ListBlock(pfs_pb2.ListBlockRequest()).block_info)  # noqa: E731
     client.create_repo("data")
     data = hashlib.sha512(b"seed").digest() * (20 * 1024 * 1024 // 64)  # 20 MiB: three blocks
     before = count()
     with client.commit("data") as c:
-        client.put_file("data", c.id, "one", data, delimiter=pfs_pb2.NONE)
+        client.put_file(("data", c.id), "one", data, delimiter=pfs_pb2.NONE)
     after_first = count()
     with client.commit("data") as c:
-        client.put_file("data", c.id, "two", data, delimiter=pfs_pb2.NONE)
-        client.put_file("data", c.id, "one", data, delimiter=pfs_pb2.NONE)
+        client.put_file(("data", c.id), "two", data, delimiter=pfs_pb2.NONE)
+        client.put_file(("data", c.id), "one", data, delimiter=pfs_pb2.NONE)
     assert after_first - before <= 3
     assert count() == after_first
-    assert client.get_file_bytes("data", "master", "one") == data * 2
+    assert client.get_file_bytes(("data", "master"), "one") == data * 2
 
 
 def test_block_api_round_trip(client: Client) -> None:
-    from protos import pfs_pb2_grpc
+    from pachyderm_client.proto import pfs_pb2_grpc
 
-    stub = pfs_pb2_grpc.BlockAPIStub(client._channel)
+    stub = pfs_pb2_grpc.BlockAPIStub(client.channel)
     lines = b"".join(b"%08d\n" % i for i in range(2_000_000))  # 18 MB of lines
     refs = list(stub.PutBlock(iter([pfs_pb2.PutBlockRequest(value=lines[i:i + (1 << 20)], delimiter=pfs_pb2.LINE)
                                     for i in range(0, len(lines), 1 << 20)])).block_ref)
@@ -125,9 +125,9 @@ def test_block_api_round_trip(client: Client) -> None:
 
 
 def test_block_api_diffs_and_deletes(client: Client) -> None:
-    from protos import pfs_pb2_grpc
+    from pachyderm_client.proto import pfs_pb2_grpc
 
-    stub = pfs_pb2_grpc.BlockAPIStub(client._channel)
+    stub = pfs_pb2_grpc.BlockAPIStub(client.channel)
     diff = pfs_pb2.Diff(commit=pfs_pb2.Commit(repo=pfs_pb2.Repo(name="r"), id="master/0"), shard=3)
     info = pfs_pb2.DiffInfo(diff=diff, branch="master", size_bytes=42)
     stub.CreateDiff(info)

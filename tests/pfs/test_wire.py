@@ -7,7 +7,7 @@ import random
 from pachd.pfs import messages, wire
 from pachd.pfs.files import FileInfo
 from pachd.pfs.records import FileKind
-from protos import pfs_pb2
+from pachyderm_client.proto import pfs_pb2
 
 
 def test_hand_encoded_listings_match_the_messages() -> None:

@@ -6,8 +6,8 @@ import os
 import signal
 from pathlib import Path
 
-from pachctl.client import Client
-from protos import pps_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pps_pb2
 from tests.support.beacon import Beacon
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, REDUCE, only_job, pipeline
@@ -18,7 +18,7 @@ TIMEOUT = 90
 
 def commit_file(client: Client, repo: str, path: str, data: bytes) -> str:
     with client.commit(repo) as c:
-        client.put_file(repo, c.id, path, data)
+        client.put_file((repo, c.id), path, data)
     return c.id
 
 
@@ -29,7 +29,7 @@ def test_failing_code_fails_the_job_and_stops_the_dag(client: Client) -> None:
     commit_file(client, "data", "f", b"x\n")
     job = only_job(client, "broken")
     assert job.state == pps_pb2.JOB_FAILURE
-    assert client.inspect_commit("broken", job.output_commit.id).cancelled
+    assert client.inspect_commit(("broken", job.output_commit.id)).cancelled
     assert b"0 | boom\n" in b"".join(client.get_logs(job.job.id))
     client.create_pipeline(pipeline("witness", "true", [("data", MAP)]))  # a barrier: runs after the above
     only_job(client, "witness")
@@ -42,7 +42,7 @@ def test_accepted_return_codes_succeed(client: Client) -> None:
     commit_file(client, "data", "f", b"x\n")
     job = only_job(client, "lenient")
     assert job.state == pps_pb2.JOB_SUCCESS
-    assert client.get_file_bytes("lenient", job.output_commit.id, "f") == b"x\n"
+    assert client.get_file_bytes(("lenient", job.output_commit.id), "f") == b"x\n"
 
 
 def test_after_a_failed_job_the_next_builds_on_the_last_good_output(client: Client) -> None:
@@ -60,7 +60,7 @@ cat /pfs/data/f >> /pfs/out/log
     jobs = [client.inspect_job(j.job.id, block_state=True, timeout=TIMEOUT) for j in client.list_job("picky")]
     assert sorted(j.state for j in jobs) == sorted([pps_pb2.JOB_SUCCESS, pps_pb2.JOB_FAILURE, pps_pb2.JOB_SUCCESS])
     last = next(j for j in jobs if any(i.commit.id == "master/2" for i in j.inputs))
-    assert client.get_file_bytes("picky", last.output_commit.id, "log") == b"good1\nbad\ngood2\n"
+    assert client.get_file_bytes(("picky", last.output_commit.id), "log") == b"good1\nbad\ngood2\n"
 
 
 def _pod_pids(data_dir: Path, job_id: str) -> list[int]:
@@ -82,7 +82,7 @@ if [ "$({beacon.command('first')})" = 1 ]; then sleep 600; fi
     with Client(own_pachd.address) as client:
         client.create_repo("data")
         with client.commit("data") as c:
-            client.put_files("data", c.id, [(f"f{i}", f"line {i}\n".encode()) for i in range(12)])
+            client.put_files(("data", c.id), [(f"f{i}", f"line {i}\n".encode()) for i in range(12)])
         client.create_pipeline(pipeline("slow", script, [("data", MAP)], parallelism=1))
         beacon.wait_hits("first")  # the first pod is about to sleep
         job_id = client.list_job("slow")[0].job.id
@@ -90,7 +90,7 @@ if [ "$({beacon.command('first')})" = 1 ]; then sleep 600; fi
             os.kill(pid, signal.SIGKILL)
         job = client.inspect_job(job_id, block_state=True, timeout=TIMEOUT)
         assert job.state == pps_pb2.JOB_SUCCESS
-        lines = client.get_file_bytes("slow", job.output_commit.id, "all").splitlines()
+        lines = client.get_file_bytes(("slow", job.output_commit.id), "all").splitlines()
         assert sorted(lines) == sorted(f"line {i}".encode() for i in range(12))
 
 
@@ -113,7 +113,7 @@ cat /pfs/data/f >> /pfs/out/all
     with Client(own_pachd.address) as client:
         commit_file(client, "data", "f", b"three\n")
         flushed = client.flush_commit([("data", "master/2")], timeout=TIMEOUT)
-        assert client.get_file_bytes("gated", flushed[-1].commit.id, "all") == b"one\ntwo\nthree\n"
+        assert client.get_file_bytes(("gated", flushed[-1].commit.id), "all") == b"one\ntwo\nthree\n"
         jobs = client.list_job("gated")
         assert len(jobs) == 3 and all(j.state == pps_pb2.JOB_SUCCESS for j in jobs)
         assert len(client.list_commit([("gated", "")])) == 3

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pachctl.client import Client
-from protos import pfs_pb2, pps_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pfs_pb2, pps_pb2
 from tests.support.pipelines import GLOBAL, INCREMENTAL_REDUCE, MAP, REDUCE, pipeline
 
 TIMEOUT = 90
@@ -11,7 +11,7 @@ TIMEOUT = 90
 
 def put_lines(client: Client, repo: str, files: int, lines: int, tag: str = "") -> str:
     with client.commit(repo) as commit:
-        client.put_files(repo, commit.id, [
+        client.put_files((repo, commit.id), [
             (f"f{i}", b"".join(b"%s line %d-%d\n" % (tag.encode(), i, j) for j in range(lines))) for i in range(files)
         ])
     return commit.id
@@ -31,13 +31,13 @@ def test_map_with_four_pods_processes_each_record_once(client: Client) -> None:
     first = put_lines(client, "data", files=40, lines=5)
     client.create_pipeline(pipeline("copy", "cat /pfs/data/* >> /pfs/out/all", [("data", MAP)], parallelism=4))
     out = output(client, "data", first)
-    lines = client.get_file_bytes("copy", out.commit.id, "all").splitlines()
+    lines = client.get_file_bytes(("copy", out.commit.id), "all").splitlines()
     assert len(lines) == 200 and len(set(lines)) == 200
     assert len(job_of(client, "copy", out.commit.id).pod_commits) == 4
 
     second = put_lines(client, "data", files=40, lines=1, tag="new")
     out = output(client, "data", second)
-    lines = client.get_file_bytes("copy", out.commit.id, "all").splitlines()
+    lines = client.get_file_bytes(("copy", out.commit.id), "all").splitlines()
     assert len(lines) == 240 and len(set(lines)) == 240  # map is incremental: the old lines were not redone
 
 
@@ -47,7 +47,7 @@ def test_parallelism_one_gives_one_pod(client: Client) -> None:
     client.create_pipeline(pipeline("copy", "cat /pfs/data/* > /pfs/out/all", [("data", MAP)], parallelism=1))
     out = output(client, "data", first)
     assert len(job_of(client, "copy", out.commit.id).pod_commits) == 1
-    assert len(client.get_file_bytes("copy", out.commit.id, "all").splitlines()) == 20
+    assert len(client.get_file_bytes(("copy", out.commit.id), "all").splitlines()) == 20
 
 
 def test_reduce_sees_whole_files_and_all_data_each_time(client: Client) -> None:
@@ -57,14 +57,14 @@ def test_reduce_sees_whole_files_and_all_data_each_time(client: Client) -> None:
         "count", "for f in /pfs/data/*; do wc -l < $f > /pfs/out/$(basename $f); done", [("data", REDUCE)],
         parallelism=3))
     out = output(client, "data", first)
-    counts = {f.file.path: client.get_file_bytes("count", out.commit.id, f.file.path)
-              for f in client.list_file("count", out.commit.id)}
+    counts = {f.file.path: client.get_file_bytes(("count", out.commit.id), f.file.path)
+              for f in client.list_file(("count", out.commit.id))}
     assert counts == {f"/f{i}": b"3\n" for i in range(8)}
     assert len(job_of(client, "count", out.commit.id).pod_commits) == 3
     second = put_lines(client, "data", files=8, lines=2)
     out = output(client, "data", second)
-    assert client.get_file_bytes("count", out.commit.id, "f5") == b"5\n"  # NONE: everything again, fresh output
-    assert not client.inspect_commit("count", out.commit.id).HasField("parent_commit")
+    assert client.get_file_bytes(("count", out.commit.id), "f5") == b"5\n"  # NONE: everything again, fresh output
+    assert not client.inspect_commit(("count", out.commit.id)).HasField("parent_commit")
 
 
 def test_incremental_reduce_sees_only_new_data_per_file(client: Client) -> None:
@@ -76,20 +76,20 @@ def test_incremental_reduce_sees_only_new_data_per_file(client: Client) -> None:
     output(client, "data", first)
     second = put_lines(client, "data", files=4, lines=2)
     out = output(client, "data", second)
-    assert client.get_file_bytes("tally", out.commit.id, "f2") == b"3\n2\n"
+    assert client.get_file_bytes(("tally", out.commit.id), "f2") == b"3\n2\n"
 
 
 def test_global_input_is_seen_whole_by_every_pod(client: Client) -> None:
     client.create_repo("data")
     client.create_repo("model")
     with client.commit("model") as c:
-        client.put_file("model", c.id, "weights", b"w1\nw2\nw3\n")
+        client.put_file(("model", c.id), "weights", b"w1\nw2\nw3\n")
     first = put_lines(client, "data", files=20, lines=1)
     client.create_pipeline(pipeline(
         "score", 'echo "$(ls /pfs/data | wc -l) $(wc -l < /pfs/model/weights)" >> /pfs/out/seen',
         [("data", MAP), ("model", GLOBAL)], parallelism=2))
     out = output(client, "data", first)
-    seen = [line.split() for line in client.get_file_bytes("score", out.commit.id, "seen").decode().splitlines()]
+    seen = [line.split() for line in client.get_file_bytes(("score", out.commit.id), "seen").decode().splitlines()]
     assert len(seen) == 2
     assert sum(int(files) for files, _ in seen) == 20  # data split between the pods
     assert all(weights == "3" for _, weights in seen)  # the model whole in each
@@ -101,16 +101,16 @@ def test_multiple_inputs_pair_with_the_newest_commit_of_the_other(client: Client
     client.create_pipeline(pipeline(
         "join", "cat /pfs/left/* /pfs/right/* > /pfs/out/joined", [("left", REDUCE), ("right", REDUCE)]))
     with client.commit("left") as c:
-        client.put_file("left", c.id, "l", b"L1\n")
+        client.put_file(("left", c.id), "l", b"L1\n")
     assert client.list_job("join") == []  # right has nothing yet
     with client.commit("right") as c:
-        client.put_file("right", c.id, "r", b"R1\n")
+        client.put_file(("right", c.id), "r", b"R1\n")
     out = output(client, "right", "master/0")
-    assert client.get_file_bytes("join", out.commit.id, "joined") == b"L1\nR1\n"
+    assert client.get_file_bytes(("join", out.commit.id), "joined") == b"L1\nR1\n"
     with client.commit("left") as c:
-        client.put_file("left", c.id, "l", b"L2\n")
+        client.put_file(("left", c.id), "l", b"L2\n")
     out = output(client, "left", "master/1")
-    assert client.get_file_bytes("join", out.commit.id, "joined") == b"L1\nL2\nR1\n"
+    assert client.get_file_bytes(("join", out.commit.id), "joined") == b"L1\nL2\nR1\n"
     assert len(client.list_job("join")) == 2
 
 
@@ -123,7 +123,7 @@ def test_chained_pipelines_and_flush_through_the_dag(client: Client) -> None:
     flushed = client.flush_commit([("data", commit)], timeout=TIMEOUT)
     assert [c.commit.repo.name for c in flushed] == ["data", "count", "final", "upper"]
     final = next(c for c in flushed if c.commit.repo.name == "final")
-    assert client.get_file_bytes("final", final.commit.id, "result") == b"6\n"
+    assert client.get_file_bytes(("final", final.commit.id), "result") == b"6\n"
     assert {(p.repo.name, p.id) for p in final.provenance} >= {("data", commit)}
     only_upper = client.flush_commit([("data", commit)], to_repos=["upper"], timeout=TIMEOUT)
     assert [c.commit.repo.name for c in only_upper] == ["data", "upper"]
@@ -148,4 +148,4 @@ def test_run_empty_runs_on_an_empty_commit(client: Client) -> None:
         pass
     out = output(client, "data", "master/0")
     assert job_of(client, "always", out.commit.id).state == pps_pb2.JOB_SUCCESS
-    assert client.get_file_bytes("always", out.commit.id, "ran") == b"ran\n"
+    assert client.get_file_bytes(("always", out.commit.id), "ran") == b"ran\n"

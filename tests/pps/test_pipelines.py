@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pachctl.client import AlreadyExistsError, Client, InvalidArgumentError, NotFoundError
-from protos import pfs_pb2, pps_pb2
+from pachyderm_client import AlreadyExistsError, Client, InvalidArgumentError, NotFoundError
+from pachyderm_client.proto import pfs_pb2, pps_pb2
 from tests.support.cli import pachctl
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, REDUCE, pipeline
@@ -18,7 +18,7 @@ TIMEOUT = 90
 
 def commit_file(client: Client, repo: str, path: str, data: bytes) -> str:
     with client.commit(repo) as c:
-        client.put_file(repo, c.id, path, data)
+        client.put_file((repo, c.id), path, data)
     return c.id
 
 
@@ -56,7 +56,7 @@ def test_update_with_archive_reruns_on_existing_commits(client: Client) -> None:
     flushed = client.flush_commit([("data", "master/1")], timeout=TIMEOUT)
     newest = flushed[-1].commit.id
     assert newest not in old_outputs
-    assert [f.file.path for f in client.list_file("p", newest)] == ["/v2"]
+    assert [f.file.path for f in client.list_file(("p", newest))] == ["/v2"]
     visible = {c.commit.id for c in client.list_commit([("p", "")])}
     assert not visible & old_outputs and len(visible) == 2  # both input commits re-run, old outputs archived
 
@@ -73,7 +73,7 @@ def test_update_without_archive_keeps_old_outputs(client: Client) -> None:
     rerun = client.list_job("p")[0]
     assert client.inspect_job(rerun.job.id, block_state=True, timeout=TIMEOUT).state == pps_pb2.JOB_SUCCESS
     outputs = client.list_commit([("p", "")])
-    assert {tuple(f.file.path for f in client.list_file("p", c.commit.id)) for c in outputs} == {("/v1",), ("/v2",)}
+    assert {tuple(f.file.path for f in client.list_file(("p", c.commit.id))) for c in outputs} == {("/v1",), ("/v2",)}
 
 
 def test_stopped_pipelines_make_no_jobs_until_started(client: Client) -> None:
@@ -88,7 +88,7 @@ def test_stopped_pipelines_make_no_jobs_until_started(client: Client) -> None:
     client.start_pipeline("paused")
     assert client.inspect_pipeline("paused").state == pps_pb2.PIPELINE_RUNNING
     flushed = client.flush_commit([("data", commit)], to_repos=["paused"], timeout=TIMEOUT)
-    assert client.get_file_bytes("paused", flushed[-1].commit.id, "f") == b"x\n"
+    assert client.get_file_bytes(("paused", flushed[-1].commit.id), "f") == b"x\n"
 
 
 def test_delete_pipeline_keeps_its_repo(client: Client) -> None:
@@ -111,7 +111,7 @@ def test_pipeline_without_inputs_runs_on_demand(client: Client) -> None:
     job = client.run_pipeline("gen")
     info = client.inspect_job(job.id, block_state=True, timeout=TIMEOUT)
     assert info.state == pps_pb2.JOB_SUCCESS
-    assert client.get_file_bytes("gen", info.output_commit.id, "numbers") == b"1\n2\n3\n"
+    assert client.get_file_bytes(("gen", info.output_commit.id), "numbers") == b"1\n2\n3\n"
 
 
 def test_images_are_ignored_under_the_local_executor_with_a_warning(own_pachd: PachdProcess) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from pachctl.client import Client
-from pachctl.client.pfs import NONE
-from protos import pfs_pb2, pods_pb2, pods_pb2_grpc
+from pachyderm_client import Client
+from pachyderm_client.pfs import NONE
+from pachyderm_client.proto import pfs_pb2, pods_pb2, pods_pb2_grpc
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
 
@@ -26,13 +26,13 @@ def test_a_job_over_many_files_reads_each_block_once_and_writes_in_one_call(own_
     with Client(own_pachd.address) as client:
         client.create_repo("data")
         with client.commit("data") as c:
-            client.put_files("data", c.id, list(small.items()))
-            client.put_file("data", c.id, "/big", big, delimiter=NONE)
+            client.put_files(("data", c.id), list(small.items()))
+            client.put_file(("data", c.id), "/big", big, delimiter=NONE)
         client.create_pipeline(pipeline("copy", "cp -r /pfs/data/. /pfs/out/", [("data", MAP)]))
         before = {m: calls(own_pachd, m) for m in ("/pfs.API/GetFile", "/pfs.API/PutFile", "/pfs.BlockAPI/GetBlock")}
         out = client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1].commit.id
-        got = {info.file.path: client.get_file_bytes("copy", out, info.file.path)
-               for info in client.walk_files("copy", out)}
+        got = {info.file.path: client.get_file_bytes(("copy", out), info.file.path)
+               for info in client.walk_files(("copy", out))}
     assert got == {**small, "/big": big}
     assert calls(own_pachd, "/pfs.API/GetFile") == before["/pfs.API/GetFile"] + len(got)  # only ours, above
     assert calls(own_pachd, "/pfs.API/PutFile") == before["/pfs.API/PutFile"]
@@ -52,9 +52,9 @@ for f in /pfs/data/*; do cp $f /pfs/out/last; done
         outputs = []
         for n in range(3):
             with client.commit("data") as c:
-                client.put_file("data", c.id, f"f{n}", b"%d\n" % n)
+                client.put_file(("data", c.id), f"f{n}", b"%d\n" % n)
             outputs.append(client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1].commit.id)
-        files = [{i.file.path: client.get_file_bytes("inc", o, i.file.path) for i in client.walk_files("inc", o)}
+        files = [{i.file.path: client.get_file_bytes(("inc", o), i.file.path) for i in client.walk_files(("inc", o))}
                  for o in outputs]
     assert files[0] == {"/all": b"0\n", "/last": b"0\n", "/gone": b""}
     assert files[1] == {"/all": b"0\n1\n", "/last": b"1\n"}
@@ -70,5 +70,5 @@ def test_put_file_refs_refuses_blocks_that_do_not_exist(client: Client) -> None:
         with pytest.raises(grpc.RpcError) as raised:
             stub.PutFileRefs(pods_pb2.PutFileRefsRequest(commit=commit, files=[pods_pb2.FileRef(path="/f", block_refs=[missing])]))
     assert raised.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
-    client.finish_commit("data", commit.id)
-    assert client.list_file("data", commit.id) == []
+    client.finish_commit(("data", commit.id))
+    assert client.list_file(("data", commit.id)) == []

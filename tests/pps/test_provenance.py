@@ -7,8 +7,8 @@ B's output of an older one.
 
 from __future__ import annotations
 
-from pachctl.client import Client
-from protos import pfs_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pfs_pb2
 from tests.support.pipelines import MAP, REDUCE, pipeline
 
 TIMEOUT = 120
@@ -17,8 +17,8 @@ TIMEOUT = 120
 def commit_file(client: Client, repo: str, path: str, data: bytes, *, replace: bool = False) -> str:
     with client.commit(repo) as c:
         if replace:
-            client.delete_file(repo, c.id, path)
-        client.put_file(repo, c.id, path, data)
+            client.delete_file((repo, c.id), path)
+        client.put_file((repo, c.id), path, data)
     return c.id
 
 
@@ -34,12 +34,12 @@ def test_diamond_pairs_each_commit_with_its_own_downstream_output(client: Client
         outputs = client.list_commit([("c", "")], commit_type=pfs_pb2.COMMIT_TYPE_READ)
         assert len(outputs) == n + 1
     for info in client.list_commit([("c", "")], commit_type=pfs_pb2.COMMIT_TYPE_READ):
-        assert client.inspect_file("c", info.commit.id, "file").size_bytes == 0  # a and b always agreed
+        assert client.inspect_file(("c", info.commit.id), "file").size_bytes == 0  # a and b always agreed
     jobs = client.list_job("c")
     assert len(jobs) == 3 and all(j.state == 3 for j in jobs)  # JOB_SUCCESS, none failed
     for job in jobs:
         inputs = {i.commit.repo.name: i.commit.id for i in job.inputs}
-        b_provenance = client.inspect_commit("b", inputs["b"]).provenance
+        b_provenance = client.inspect_commit(("b", inputs["b"])).provenance
         assert ("a", inputs["a"]) in {(p.repo.name, p.id) for p in b_provenance}
 
 
@@ -52,5 +52,5 @@ def test_flush_of_several_commits_in_a_row_returns_each_ones_outputs(client: Cli
     for n, commit in enumerate(commits):
         flushed = client.flush_commit([("a", commit)], timeout=TIMEOUT)
         out = {c.commit.repo.name: c.commit.id for c in flushed}
-        assert client.get_file_bytes("c", out["c"], "file") == b"%d\n%d\n" % (n, n)
+        assert client.get_file_bytes(("c", out["c"]), "file") == b"%d\n%d\n" % (n, n)
     assert len(client.list_job("c")) == 3

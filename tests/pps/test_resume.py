@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachd.check import check_stores
 from pachd.config import PachdConfig
 from pachd.pfs import Pfs
@@ -31,7 +31,7 @@ from pachd.pfs.records import CommitKey
 from pachd.pps.jobs import Jobs
 from pachd.pps.specs import JobInput, JobRecord, JobState, Parallelism, PodRecord, Transform
 from pachd.storage import open_block_store, open_kv
-from protos import pfs_pb2, pps_pb2
+from pachyderm_client.proto import pfs_pb2, pps_pb2
 from tests.support.beacon import Beacon
 from tests.support.etcd import EtcdServer
 from tests.support.pachd import PachdProcess
@@ -239,12 +239,12 @@ def test_the_job_finishes_after_a_crash(site: Site, crash: Step) -> None:
         assert job.state == pps_pb2.JOB_SUCCESS
         output = assert_one_live_output(client, "result", ("data", "master/0"))
         assert output.commit.id == job.output_commit.id
-        assert client.get_file_bytes("result", output.commit.id, "f") == b"one\n"
+        assert client.get_file_bytes(("result", output.commit.id), "f") == b"one\n"
         # ...and a pipeline downstream of the output runs on it.
         client.create_pipeline(pipeline("after", "cp -r /pfs/result/. /pfs/out/", [("result", REDUCE)]))
         flushed = client.flush_commit([("data", "master/0")], timeout=TIMEOUT)
         after = next(c for c in flushed if c.commit.repo.name == "after")
-        assert client.get_file_bytes("after", after.commit.id, "f") == b"one\n"
+        assert client.get_file_bytes(("after", after.commit.id), "f") == b"one\n"
         assert [j.state for j in client.list_job("after")] == [pps_pb2.JOB_SUCCESS]
 
 
@@ -264,7 +264,7 @@ def test_a_job_on_a_parent_resumes_its_output_after_the_parent_output(site: Site
         job = client.inspect_job("job1", block_state=True, timeout=TIMEOUT)
         assert job.state == pps_pb2.JOB_SUCCESS
         assert job.output_commit.id == "job0/1"  # the commit started before the crash
-        assert client.get_file_bytes("result", job.output_commit.id, "f") == b"zero\none\n"
+        assert client.get_file_bytes(("result", job.output_commit.id), "f") == b"zero\none\n"
         assert_one_live_output(client, "result", ("data", "master/1"))
 
 
@@ -295,7 +295,7 @@ cp /pfs/data/f /pfs/out/f
             client.create_repo("data")
             client.create_pipeline(pipeline("slow", script, [("data", REDUCE)]))
             with client.commit("data") as c:
-                client.put_file("data", c.id, "f", b"x\n")
+                client.put_file(("data", c.id), "f", b"x\n")
         for attempt in range(1, 4):
             beacon.wait_hits("started", attempt, timeout=TIMEOUT)
             server.kill()
@@ -309,7 +309,7 @@ cp /pfs/data/f /pfs/out/f
             beacon.open("gate")
             job = client.inspect_job(job_id, block_state=True, timeout=TIMEOUT)
             assert job.state == pps_pb2.JOB_SUCCESS
-            assert client.get_file_bytes("slow", job.output_commit.id, "f") == b"x\n"
+            assert client.get_file_bytes(("slow", job.output_commit.id), "f") == b"x\n"
     finally:
         server.stop()
         beacon.close()
@@ -320,7 +320,7 @@ def test_a_pod_crashing_past_its_restarts_still_fails_the_job(own_pachd: PachdPr
         client.create_repo("data")
         client.create_pipeline(pipeline("stuck", "sleep 600", [("data", REDUCE)]))
         with client.commit("data") as c:
-            client.put_file("data", c.id, "f", b"x\n")
+            client.put_file(("data", c.id), "f", b"x\n")
         wait_until(lambda: client.list_job("stuck"), what="the job")
         job_id = client.list_job("stuck")[0].job.id
         killed: set[int] = set()

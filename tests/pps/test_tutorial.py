@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.cli import pachctl
 from tests.support.examples import example
 from tests.support.pachd import PachdProcess
@@ -11,7 +11,7 @@ EXAMPLE = example("fruit_stand")
 
 
 def sums(client: Client, commit_id: str) -> dict[str, int]:
-    return {fruit: int(client.get_file_bytes("sum", commit_id, fruit)) for fruit in ("apple", "orange", "banana")}
+    return {fruit: int(client.get_file_bytes(("sum", commit_id), fruit)) for fruit in ("apple", "orange", "banana")}
 
 
 def test_fruit_stand(pachd: PachdProcess, client: Client) -> None:
@@ -37,7 +37,7 @@ def test_fruit_stand(pachd: PachdProcess, client: Client) -> None:
     # to filter/apple is exactly set2's apples, once.
     new_apples = [line.split()[1] for line in (EXAMPLE / "set2.txt").read_text().splitlines() if "apple" in line]
     first_filter = client.list_commit([("filter", "")])[0].commit.id
-    added = client.get_file_bytes("filter", outputs["filter"], "apple", from_commit=first_filter)
+    added = client.get_file_bytes(("filter", outputs["filter"]), "apple", from_commit=first_filter)
     assert added.decode().split() == new_apples
     jobs = pachctl(address, "list-job", "-p", "filter")
     assert jobs.code == 0 and jobs.out.count("success") == 2

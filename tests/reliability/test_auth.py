@@ -12,9 +12,9 @@ from unittest import mock
 import grpc
 import pytest
 
-from pachctl.client import Client, PachydermError
+from pachyderm_client import Client, PachydermError
 from pachd import config as pachd_config
-from protos import pps_internal_pb2, pps_internal_pb2_grpc, pps_pb2
+from pachyderm_client.proto import pps_internal_pb2, pps_internal_pb2_grpc, pps_pb2
 from tests.support.cli import pachctl
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
@@ -42,9 +42,9 @@ def _job_token(client: Client) -> tuple[str, str, str]:
     outs = []
     for n in range(2):
         with client.commit("data") as c:
-            client.put_file("data", c.id, f"f{n}", b"x\n")
+            client.put_file(("data", c.id), f"f{n}", b"x\n")
         outs.append(client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1])
-    token = client.get_file_bytes("tell", outs[0].commit.id, "token").decode().strip()
+    token = client.get_file_bytes(("tell", outs[0].commit.id), "token").decode().strip()
     jobs = client.list_job("tell")
     told = next(j.job.id for j in jobs if j.output_commit.id == outs[0].commit.id)  # the job that wrote the token
     return told, token, next(j.job.id for j in jobs if j.job.id != told)
@@ -100,9 +100,9 @@ def test_an_auth_token_is_required_when_configured(token_pachd: PachdProcess) ->
             client.create_repo("data")
             client.create_pipeline(pipeline("copy", "cp /pfs/data/f /pfs/out/f", [("data", MAP)]))
             with client.commit("data") as c:
-                client.put_file("data", c.id, "f", b"x\n")
+                client.put_file(("data", c.id), "f", b"x\n")
             out = client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1]  # pods ran on their job credentials
-            assert client.get_file_bytes("copy", out.commit.id, "f") == b"x\n"
+            assert client.get_file_bytes(("copy", out.commit.id), "f") == b"x\n"
         with mock.patch.dict(os.environ, {"PACH_AUTH_TOKEN": "admin-secret-token"}):
             assert pachctl(token_pachd.address, "list-repo").code == 0
         assert pachctl(token_pachd.address, "list-repo").code != 0

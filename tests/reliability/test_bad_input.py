@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from pachd.check import check_stores
 from pachd.config import PachdConfig
-from protos import (
+from pachyderm_client.proto import (
     health_pb2_grpc,
     pfs_pb2,
     pfs_pb2_grpc,

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from pachd.check import check_stores
 from pachd.config import PachdConfig
 from pachd.pfs import keys
@@ -41,25 +41,25 @@ def files_workload(client: Client) -> None:
     a cancelled commit, provenance, and an open commit left with pending writes."""
     client.create_repo("files")
     with client.commit("files") as first:
-        client.put_files("files", first.id, [(f"/small/{i}", b"%d\n" % i * (i + 1)) for i in range(40)])
-        client.put_file("files", first.id, "/big", b"".join(b"line %d\n" % i for i in range(400_000)))
-        client.make_directory("files", first.id, "/empty")
+        client.put_files(("files", first.id), [(f"/small/{i}", b"%d\n" % i * (i + 1)) for i in range(40)])
+        client.put_file(("files", first.id), "/big", b"".join(b"line %d\n" % i for i in range(400_000)))
+        client.make_directory(("files", first.id), "/empty")
     with client.commit("files") as second:
-        client.put_file("files", second.id, "/big", b"appended\n")
-        client.delete_file("files", second.id, "/small/3")
-        client.delete_file("files", second.id, "/empty")
+        client.put_file(("files", second.id), "/big", b"appended\n")
+        client.delete_file(("files", second.id), "/small/3")
+        client.delete_file(("files", second.id), "/empty")
     side = client.fork_commit("files", second.id, "side")
-    client.put_file("files", side.id, "/small/3", b"back on the side\n")
-    client.finish_commit("files", side.id)
+    client.put_file(("files", side.id), "/small/3", b"back on the side\n")
+    client.finish_commit(("files", side.id))
     cancelled = client.start_commit("files")
-    client.put_file("files", cancelled.id, "/dropped", b"never counted\n")
-    client.cancel_commit("files", cancelled.id)
+    client.put_file(("files", cancelled.id), "/dropped", b"never counted\n")
+    client.cancel_commit(("files", cancelled.id))
     pending = client.start_commit("files", "side")
-    client.put_file("files", pending.id, "/pending", b"still being written\n")
+    client.put_file(("files", pending.id), "/pending", b"still being written\n")
     client.create_repo("downstream", provenance=["files"])
     derived = client.start_commit("downstream", "master", [("files", second.id)])
-    client.put_file("downstream", derived.id, "/derived", b"from files\n")
-    client.finish_commit("downstream", derived.id)
+    client.put_file(("downstream", derived.id), "/derived", b"from files\n")
+    client.finish_commit(("downstream", derived.id))
 
 
 def config_of(pachd: PachdProcess) -> PachdConfig:

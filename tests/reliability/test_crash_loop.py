@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.crashloop import (
     Crashes,
     Ledger,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
-from protos import pfs_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pfs_pb2
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
 
@@ -50,19 +50,19 @@ def test_no_callback_holds_the_loop_through_a_benchmark_sized_workload(watched_p
     with Client(watched_pachd.address) as client:
         client.create_repo("data")
         with client.commit("data") as c:
-            client.put_files("data", c.id, [(f"d{i % 100}/f{i}", b"%04d\n" % i * 200) for i in range(10_000)])
+            client.put_files(("data", c.id), [(f"d{i % 100}/f{i}", b"%04d\n" % i * 200) for i in range(10_000)])
         # A job over all of them: pods' downloads and uploads, the squash of their commits, the output's tree.
         client.create_pipeline(pipeline("copy", "cp -r /pfs/data/. /pfs/out/", [("data", MAP)], parallelism=2))
         copied = next(i for i in client.flush_commit([("data", c.id)], timeout=900) if i.commit.repo.name == "copy")
-        assert sum(1 for _ in client.walk_files("copy", copied.commit.id)) == 10_000
+        assert sum(1 for _ in client.walk_files(("copy", copied.commit.id))) == 10_000
         client.delete_pipeline("copy")
         value = json.dumps({"a": ["x" * 100] * 10, "b": {"c": "}{\\\"]"}}).encode()
         with client.commit("data") as c:
-            client.put_file("data", c.id, "values.json", (value * (MIB // len(value)) for _ in range(64)),
+            client.put_file(("data", c.id), "values.json", (value * (MIB // len(value)) for _ in range(64)),
                             delimiter=pfs_pb2.JSON)
-            client.put_file("data", c.id, "line", _long_line(256))
-        assert sum(1 for _ in client.walk_files("data", "master")) == 10_002
-        assert len(client.list_file("data", "master", "d7")) == 100
+            client.put_file(("data", c.id), "line", _long_line(256))
+        assert sum(1 for _ in client.walk_files(("data", "master"))) == 10_002
+        assert len(client.list_file(("data", "master"), "d7")) == 100
     worst = max((cpu for _, cpu in _held(watched_pachd)), default=0.0)
     assert worst < LIMIT, f"a callback held pachd's event loop for {worst:.3f} s of CPU"
 
@@ -77,7 +77,7 @@ def test_list_repo_answers_within_a_second_during_a_huge_upload(watched_pachd: P
         def upload() -> None:
             try:
                 with Client(watched_pachd.address) as own:
-                    own.put_file("big", commit.id, "line", _long_line(768))
+                    own.put_file(("big", commit.id), "line", _long_line(768))
             except BaseException as err:  # noqa: BLE001 - reported below
                 errors.append(err)
 
@@ -89,7 +89,7 @@ def test_list_repo_answers_within_a_second_during_a_huge_upload(watched_pachd: P
             latencies.append(time.perf_counter() - start)
             thread.join(timeout=0.05)
         assert errors == []
-        client.finish_commit("big", commit.id)
-        assert client.inspect_file("big", commit.id, "line").size_bytes == 768 * MIB
+        client.finish_commit(("big", commit.id))
+        assert client.inspect_file(("big", commit.id), "line").size_bytes == 768 * MIB
     assert len(latencies) > 10
     assert max(latencies) < 1.0, f"list-repo took up to {max(latencies):.2f} s during the upload"

@@ -23,10 +23,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pachctl.client import Client, UnavailableError
+from pachyderm_client import Client, UnavailableError
 from pachd.check import check_stores
 from pachd.config import PachdConfig
-from protos import pfs_pb2, pfs_pb2_grpc, pps_pb2
+from pachyderm_client.proto import pfs_pb2, pfs_pb2_grpc, pps_pb2
 from tests.support.azurite import ACCOUNT as AZURE_ACCOUNT
 from tests.support.azurite import KEY as AZURE_KEY
 from tests.support.azurite import Azurite
@@ -50,9 +50,9 @@ def snapshot(client: Client, every: int = 1) -> Snapshot:
         name = repo.repo.name
         for info in client.list_commit([(name, "")]):
             if info.HasField("finished") and not info.cancelled:
-                listed = sorted(client.walk_files(name, info.commit.id), key=lambda f: f.file.path)
+                listed = sorted(client.walk_files((name, info.commit.id)), key=lambda f: f.file.path)
                 seen[f"{name}/{info.commit.id}"] = {
-                    f.file.path: hashlib.sha256(client.get_file_bytes(name, info.commit.id, f.file.path)).hexdigest()
+                    f.file.path: hashlib.sha256(client.get_file_bytes((name, info.commit.id), f.file.path)).hexdigest()
                     if n % every == 0 else str(f.size_bytes)
                     for n, f in enumerate(listed)
                 }
@@ -94,33 +94,33 @@ def test_pachd_killed_during_squash_commit(own_pachd: PachdProcess) -> None:
     with Client(own_pachd.address) as client:
         client.create_repo("data")
         with client.commit("data") as c:
-            client.put_files("data", c.id, files("batch0", FILES))
+            client.put_files(("data", c.id), files("batch0", FILES))
         side = client.fork_commit("data", c.id, "side")  # side/0, open
-        client.put_files("data", side.id, files("batch1", FILES))
-        client.finish_commit("data", side.id)
+        client.put_files(("data", side.id), files("batch1", FILES))
+        client.finish_commit(("data", side.id))
         with client.commit("data", "side") as c:
-            client.put_files("data", c.id, files("batch2", FILES))
+            client.put_files(("data", c.id), files("batch2", FILES))
         before = snapshot(client, every=100)
         target = client.start_commit("data", "master")
         with Client(own_pachd.address) as watcher:
-            failure = kill_when(lambda: client.squash_commit("data", ["side/0", "side/1"], target.id),
-                                own_pachd.kill, lambda: watcher.inspect_commit("data", target.id).size_bytes > 0)
+            failure = kill_when(lambda: client.squash_commit(["data/side/0", "data/side/1"], target),
+                                own_pachd.kill, lambda: watcher.inspect_commit(("data", target.id)).size_bytes > 0)
     assert isinstance(failure, UnavailableError), f"the squash should have been cut short by the kill: {failure!r}"
     own_pachd.start()
     with Client(own_pachd.address) as client:
         assert snapshot(client, every=100) == before
-        assert not client.inspect_commit("data", target.id).HasField("finished")
-        client.cancel_commit("data", target.id)  # a half-done squash is cleanly cancellable
+        assert not client.inspect_commit(("data", target.id)).HasField("finished")
+        client.cancel_commit(("data", target.id))  # a half-done squash is cleanly cancellable
         # ...and the squash done again from scratch (beside the cancelled commit, whose
         # children would be cancelled too) is whole.
         again = client.fork_commit("data", "master/0", "again")
-        client.squash_commit("data", ["side/0", "side/1"], again.id)
-        client.finish_commit("data", again.id)
-        assert not client.inspect_commit("data", again.id).cancelled
-        squashed = {f.file.path for f in client.walk_files("data", again.id)}
+        client.squash_commit(["data/side/0", "data/side/1"], again)
+        client.finish_commit(("data", again.id))
+        assert not client.inspect_commit(("data", again.id)).cancelled
+        squashed = {f.file.path for f in client.walk_files(("data", again.id))}
         assert squashed == {f"/{path}" for n in range(3) for path, _ in files(f"batch{n}", FILES)}
-        assert client.get_file_bytes("data", again.id, "batch2/00042") == b"batch2 42\n"
-        assert client.inspect_commit("data", again.id).size_bytes == sum(
+        assert client.get_file_bytes(("data", again.id), "batch2/00042") == b"batch2 42\n"
+        assert client.inspect_commit(("data", again.id)).size_bytes == sum(
             len(data) for n in range(3) for _, data in files(f"batch{n}", FILES))
     assert_consistent(own_pachd)
 
@@ -133,16 +133,16 @@ def test_pachd_killed_while_a_job_squashes_its_pods_output(own_pachd: PachdProce
         client.create_repo("data")
         client.create_pipeline(pipeline("wide", script, [("data", MAP)], parallelism=4))
         with client.commit("data") as c:
-            client.put_files("data", c.id, files("in", 400))
+            client.put_files(("data", c.id), files("in", 400))
         wait_until(lambda: own_pachd.logs().count("FinishJob") >= 4, timeout=TIMEOUT, what="every pod to report")
         own_pachd.kill()
     own_pachd.start()
     with Client(own_pachd.address) as client:
         job = client.inspect_job(client.list_job("wide")[0].job.id, block_state=True, timeout=TIMEOUT)
         assert job.state == pps_pb2.JOB_SUCCESS
-        written = [f.file.path for f in client.walk_files("wide", job.output_commit.id)]
+        written = [f.file.path for f in client.walk_files(("wide", job.output_commit.id))]
         assert sorted(written) == sorted(f"/{pod}-{i}" for pod in range(4) for i in range(1, 2001))
-        assert client.get_file_bytes("wide", job.output_commit.id, "3-2000") == b"2000\n"
+        assert client.get_file_bytes(("wide", job.output_commit.id), "3-2000") == b"2000\n"
         assert len(client.list_job("wide")) == 1
         assert len(client.list_commit([("wide", "")])) == 1
     assert_consistent(own_pachd)
@@ -163,10 +163,10 @@ def test_etcd_killed_and_restarted_under_a_running_pachd(etcd_pachd: tuple[EtcdS
         client.create_repo("data")
         client.create_pipeline(pipeline("copy", "cp -r /pfs/data/. /pfs/out/", [("data", MAP)]))
         with client.commit("data") as c:
-            client.put_files("data", c.id, files("first", 100))
+            client.put_files(("data", c.id), files("first", 100))
         client.flush_commit([("data", c.id)], timeout=TIMEOUT)
         open_commit = client.start_commit("data")
-        client.put_file("data", open_commit.id, "pending", b"written before the outage\n")
+        client.put_file(("data", open_commit.id), "pending", b"written before the outage\n")
         before = snapshot(client)
 
         etcd.kill()
@@ -178,12 +178,12 @@ def test_etcd_killed_and_restarted_under_a_running_pachd(etcd_pachd: tuple[EtcdS
         etcd.start()
         wait_until(lambda: _answers(client), timeout=60, what="pachd to reconnect to etcd")
         assert snapshot(client) == before
-        client.put_file("data", open_commit.id, "after", b"written after the outage\n")
-        client.finish_commit("data", open_commit.id)
+        client.put_file(("data", open_commit.id), "after", b"written after the outage\n")
+        client.finish_commit(("data", open_commit.id))
         outputs = client.flush_commit([("data", open_commit.id)], timeout=TIMEOUT)
         output = next(o for o in outputs if o.commit.repo.name == "copy")
-        assert client.get_file_bytes("copy", output.commit.id, "pending") == b"written before the outage\n"
-        assert client.get_file_bytes("copy", output.commit.id, "after") == b"written after the outage\n"
+        assert client.get_file_bytes(("copy", output.commit.id), "pending") == b"written before the outage\n"
+        assert client.get_file_bytes(("copy", output.commit.id), "after") == b"written after the outage\n"
         assert len(client.list_job("copy")) == 2  # the pipeline's watch came back: one job per commit
     assert_consistent(server)
 
@@ -248,7 +248,7 @@ def test_block_store_failing_mid_upload(cloud_pachd: tuple[CloudStore, PachdProc
     with Client(server.address) as client:
         client.create_repo("data")
         with client.commit("data") as c:
-            client.put_file("data", c.id, "kept", block * 3)
+            client.put_file(("data", c.id), "kept", block * 3)
         before = snapshot(client)
         commit = client.start_commit("data")
 
@@ -260,16 +260,16 @@ def test_block_store_failing_mid_upload(cloud_pachd: tuple[CloudStore, PachdProc
                 yield pfs_pb2.PutFileRequest(value=bytes([n]) * 1024 + block)
 
         with pytest.raises(grpc.RpcError) as caught:
-            pfs_pb2_grpc.APIStub(client._channel).PutFile(requests(), timeout=TIMEOUT)
+            pfs_pb2_grpc.APIStub(client.channel).PutFile(requests(), timeout=TIMEOUT)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         emulator.start()
         wait_until(lambda: _answers(client), timeout=60, what="pachd to answer")
         assert snapshot(client) == before
-        assert [f.file.path for f in client.list_file("data", commit.id)] == ["/kept"]  # nothing half-written
-        client.put_file("data", commit.id, "big", block * 20)
-        client.finish_commit("data", commit.id)
-        assert client.get_file_bytes("data", commit.id, "big") == block * 20
-        assert client.get_file_bytes("data", commit.id, "kept") == block * 3
+        assert [f.file.path for f in client.list_file(("data", commit.id))] == ["/kept"]  # nothing half-written
+        client.put_file(("data", commit.id), "big", block * 20)
+        client.finish_commit(("data", commit.id))
+        assert client.get_file_bytes(("data", commit.id), "big") == block * 20
+        assert client.get_file_bytes(("data", commit.id), "kept") == block * 3
     for name, value in store.env.items():
         monkeypatch.setenv(name, value)
     assert_consistent(server, **store.check)

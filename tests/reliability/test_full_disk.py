@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
-from pachctl.client.errors import ResourceExhaustedError
+from pachyderm_client import Client
+from pachyderm_client.errors import ResourceExhaustedError
 from tests.support.cli import pachctl
 from tests.support.pachd import PachdProcess
 
@@ -50,23 +50,23 @@ def test_a_full_disk_is_reported_and_survived(small_disk: Path) -> None:
         with Client(pachd.address) as client:
             client.create_repo("data")
             with client.commit("data") as c:
-                client.put_file("data", c.id, "before", _data(0))
+                client.put_file(("data", c.id), "before", _data(0))
             commit = client.start_commit("data")
             with pytest.raises(ResourceExhaustedError) as refused:
                 for n in range(1, DISK // MIB):
-                    client.put_file("data", commit.id, f"filler{n}", b"".join(_data(n * 100 + i) for i in range(8)))
+                    client.put_file(("data", commit.id), f"filler{n}", b"".join(_data(n * 100 + i) for i in range(8)))
             assert str(small_disk / "data") in refused.value.message  # it names where the disk is full
             with pytest.raises(ResourceExhaustedError):
-                client.put_file("data", commit.id, "again", b"".join(_data(9000 + i) for i in range(16)))
+                client.put_file(("data", commit.id), "again", b"".join(_data(9000 + i) for i in range(16)))
             assert [r.repo.name for r in client.list_repo()] == ["data"]  # metadata still answers
-            client.cancel_commit("data", commit.id)  # while the disk is still full
-            assert client.inspect_commit("data", commit.id).cancelled
+            client.cancel_commit(("data", commit.id))  # while the disk is still full
+            assert client.inspect_commit(("data", commit.id)).cancelled
 
             ballast.unlink()  # space comes back: no restart needed
             with client.commit("data") as c:
-                client.put_file("data", c.id, "after", b"".join(_data(7000 + i) for i in range(16)))
-            assert client.get_file_bytes("data", c.id, "after") == b"".join(_data(7000 + i) for i in range(16))
-            assert client.get_file_bytes("data", c.id, "before") == _data(0)
+                client.put_file(("data", c.id), "after", b"".join(_data(7000 + i) for i in range(16)))
+            assert client.get_file_bytes(("data", c.id), "after") == b"".join(_data(7000 + i) for i in range(16))
+            assert client.get_file_bytes(("data", c.id), "before") == _data(0)
     finally:
         pachd.stop()
 
@@ -75,9 +75,9 @@ def test_finishing_a_child_of_a_cancelled_commit_says_so(client: Client) -> None
     client.create_repo("data")
     parent = client.start_commit("data")
     child = client.start_commit("data", parent.id)
-    client.cancel_commit("data", parent.id)
+    client.cancel_commit(("data", parent.id))
     finished = pachctl(client.address, "finish-commit", "data", child.id)
     assert finished.code == 1 and "cancelled" in finished.err
-    assert client.inspect_commit("data", child.id).cancelled
+    assert client.inspect_commit(("data", child.id)).cancelled
     plain = client.start_commit("data", "other")
     assert pachctl(client.address, "finish-commit", "data", plain.id).code == 0

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client, NotFoundError
-from protos import pps_pb2
+from pachyderm_client import Client, NotFoundError
+from pachyderm_client.proto import pps_pb2
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
 
@@ -75,9 +75,9 @@ def test_fifty_clients_write_read_and_list_at_once(own_pachd: PachdProcess) -> N
             with Client(address) as client:
                 ours = [(f"client{n}/f{i}", content(n, i, "shared")) for i in range(FILES_PER_CLIENT)]
                 for start in range(0, FILES_PER_CLIENT, 50):  # several streams, interleaved with the others
-                    client.put_files("shared", shared.id, ours[start:start + 50])
+                    client.put_files(("shared", shared.id), ours[start:start + 50])
                 with client.commit(f"own{n}") as own:
-                    client.put_files(f"own{n}", own.id,
+                    client.put_files((f"own{n}", own.id),
                                      [(f"f{i}", content(n, i, "own")) for i in range(FILES_PER_CLIENT)])
         return write
 
@@ -88,14 +88,14 @@ def test_fifty_clients_write_read_and_list_at_once(own_pachd: PachdProcess) -> N
                 while writing.is_set():
                     n = rng.randrange(CLIENTS)
                     try:
-                        client.list_file("shared", shared.id, f"client{n}" if rng.random() < 0.9 else "/")
+                        client.list_file(("shared", shared.id), f"client{n}" if rng.random() < 0.9 else "/")
                     except NotFoundError:  # that client has not written yet
                         pass
                     client.list_repo()
                     for info in client.list_commit([(f"own{n}", "")]):
                         if info.HasField("finished"):
                             i = rng.randrange(FILES_PER_CLIENT)
-                            assert client.get_file_bytes(f"own{n}", info.commit.id, f"f{i}") == content(n, i, "own")
+                            assert client.get_file_bytes((f"own{n}", info.commit.id), f"f{i}") == content(n, i, "own")
                             reads[0] += 1
         return read
 
@@ -113,16 +113,16 @@ def test_fifty_clients_write_read_and_list_at_once(own_pachd: PachdProcess) -> N
     assert errors == [], f"{len(errors)} requests failed, the first: {errors[0]!r}"
 
     with Client(address) as client:
-        client.finish_commit("shared", shared.id)
-        listed = {f.file.path for f in client.walk_files("shared", shared.id)}
+        client.finish_commit(("shared", shared.id))
+        listed = {f.file.path for f in client.walk_files(("shared", shared.id))}
         assert len(listed) == CLIENTS * FILES_PER_CLIENT
 
     def check(n: int) -> Callable[[], None]:
         def read_back() -> None:
             with Client(address) as reader:
                 for i in range(FILES_PER_CLIENT):
-                    assert reader.get_file_bytes("shared", shared.id, f"client{n}/f{i}") == content(n, i, "shared")
-                    assert reader.get_file_bytes(f"own{n}", "master/0", f"f{i}") == content(n, i, "own")
+                    assert reader.get_file_bytes(("shared", shared.id), f"client{n}/f{i}") == content(n, i, "shared")
+                    assert reader.get_file_bytes((f"own{n}", "master/0"), f"f{i}") == content(n, i, "own")
         return read_back
 
     with Client(address) as client:
@@ -151,10 +151,10 @@ def chain_of_pipelines(client: Client, commits: int, timeout: float) -> None:
         upstream = f"p{p}"
     for n in range(commits):
         with client.commit("data") as c:
-            client.put_file("data", c.id, f"f{n:03}", f"{n}\n".encode())
+            client.put_file(("data", c.id), f"f{n:03}", f"{n}\n".encode())
     last = client.flush_commit([("data", f"master/{commits - 1}")], timeout=timeout)
     final = next(info for info in last if info.commit.repo.name == f"p{CHAIN}")
-    assert sorted(f.file.path for f in client.list_file(f"p{CHAIN}", final.commit.id)) == [
+    assert sorted(f.file.path for f in client.list_file((f"p{CHAIN}", final.commit.id))) == [
         f"/f{n:03}" for n in range(commits)]
     for p in range(1, CHAIN + 1):
         outputs = client.list_commit([(f"p{p}", "")])
@@ -166,7 +166,7 @@ def chain_of_pipelines(client: Client, commits: int, timeout: float) -> None:
         downstream = client.list_commit([(f"p{p}", "") for p in range(1, CHAIN + 1)], provenance=[("data", f"master/{n}")])
         assert sorted(info.commit.repo.name for info in downstream) == [f"p{p}" for p in range(1, CHAIN + 1)]
         newest = next(info for info in downstream if info.commit.repo.name == f"p{CHAIN}")
-        assert client.get_file_bytes(f"p{CHAIN}", newest.commit.id, f"f{n:03}") == f"{n}\n".encode()
+        assert client.get_file_bytes((f"p{CHAIN}", newest.commit.id), f"f{n:03}") == f"{n}\n".encode()
 
 
 def test_a_chain_of_five_pipelines_under_twenty_commits(own_pachd: PachdProcess) -> None:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support.pachd import PachdProcess
 from tests.support.ports import free_port
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pachctl.client import Client
-from protos import pps_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pps_pb2
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, only_job, pipeline
 
@@ -24,11 +24,11 @@ def _run(client: Client, name: str, script: str) -> dict[str, str]:
     client.create_repo(repo)
     client.create_pipeline(pipeline(name, script.replace("/pfs/data/", f"/pfs/{repo}/"), [(repo, MAP)]))
     with client.commit(repo) as c:
-        client.put_file(repo, c.id, "f", b"input\n")
+        client.put_file((repo, c.id), "f", b"input\n")
     out = client.flush_commit([(repo, c.id)], timeout=TIMEOUT)[-1]
     assert only_job(client, name).state == pps_pb2.JOB_SUCCESS
-    return {info.file.path.strip("/"): client.get_file_bytes(name, out.commit.id, info.file.path).decode().strip()
-            for info in client.list_file(name, out.commit.id, "/")}
+    return {info.file.path.strip("/"): client.get_file_bytes((name, out.commit.id), info.file.path).decode().strip()
+            for info in client.list_file((name, out.commit.id), "/")}
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_a_pod_cannot_escape(own_pachd: PachdProcess) -> None:
     with Client(own_pachd.address) as client:
         client.create_repo("other")
         with client.commit("other") as c:
-            client.put_file("other", c.id, "secret", f"{marker}\n".encode())
+            client.put_file(("other", c.id), "secret", f"{marker}\n".encode())
         assert subprocess.run(["grep", "-rlq", marker, str(data_dir)]).returncode == 0  # it is in the blocks
         outcome = _run(client, "escape", f"""
 id -u > /pfs/out/uid
@@ -98,7 +98,7 @@ def test_jobs_fail_with_the_reason_where_pods_cannot_be_confined(tmp_path: Path)
             client.create_repo("data")
             client.create_pipeline(pipeline("never", "cp /pfs/data/f /pfs/out/f", [("data", MAP)]))
             with client.commit("data") as c:
-                client.put_file("data", c.id, "f", b"x\n")
+                client.put_file(("data", c.id), "f", b"x\n")
             job = only_job(client, "never", timeout=TIMEOUT)
             assert job.state == pps_pb2.JOB_FAILURE
             assert b"pachd | job failed" in b"".join(client.get_logs(job.job.id))

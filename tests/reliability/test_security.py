@@ -9,8 +9,8 @@ from unittest import mock
 
 import pytest
 
-from pachctl.client import Client, UnavailableError
-from protos import pps_pb2
+from pachyderm_client import Client, UnavailableError
+from pachyderm_client.proto import pps_pb2
 from tests.support.certs import self_signed
 from tests.support.cli import pachctl
 from tests.support.pachd import PachdProcess
@@ -32,10 +32,10 @@ def test_tls_clients_pachctl_and_pods(tls_pachd: PachdProcess) -> None:
     with Client(tls_pachd.address, tls_ca=ca) as client:
         client.create_repo("data")
         with client.commit("data") as c:
-            client.put_file("data", c.id, "f", b"over tls\n")
+            client.put_file(("data", c.id), "f", b"over tls\n")
         client.create_pipeline(pipeline("copy", "cp /pfs/data/f /pfs/out/f", [("data", MAP)]))
         out = client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1]  # the pod connected with TLS too
-        assert client.get_file_bytes("copy", out.commit.id, "f") == b"over tls\n"
+        assert client.get_file_bytes(("copy", out.commit.id), "f") == b"over tls\n"
     with mock.patch.dict(os.environ, {"PACHD_TLS_CA": str(tls_pachd.tls[0])}):
         listed = pachctl(tls_pachd.address, "list-repo")
     assert listed.code == 0 and "copy" in listed.out
@@ -53,9 +53,9 @@ def test_secret_env_values_are_not_shown(client: Client) -> None:
                        [("data", MAP)], env={"API_TOKEN": "s3cr3t-value", "USER_NAME": "alice"})
     client.create_pipeline(request)
     with client.commit("data") as c:
-        client.put_file("data", c.id, "f", b"x\n")
+        client.put_file(("data", c.id), "f", b"x\n")
     out = client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1]
-    assert client.get_file_bytes("leaky", out.commit.id, "f") == b"x\n"  # the pod had the real value
+    assert client.get_file_bytes(("leaky", out.commit.id), "f") == b"x\n"  # the pod had the real value
     job = client.list_job("leaky")[0]
     logs = b"".join(client.get_logs(job.job.id))
     assert b"s3cr3t-value" not in logs and b"user is alice" in logs

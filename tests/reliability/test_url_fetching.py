@@ -13,8 +13,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pachctl.client import Client, PachydermError
-from protos import pfs_pb2, pfs_pb2_grpc
+from pachyderm_client import Client, PachydermError
+from pachyderm_client.proto import pfs_pb2, pfs_pb2_grpc
 from tests.support.pachd import PachdProcess
 from tests.support.wait import wait_until
 
@@ -59,7 +59,7 @@ def _pachd(tmp_path: Path, *allow: str) -> PachdProcess:
 def _put(client: Client, url: str) -> PachydermError | None:
     with client.commit("data") as c:
         try:
-            client.put_file_url("data", c.id, "fetched", url)
+            client.put_file_url(("data", c.id), "fetched", url)
         except PachydermError as err:
             return err
     return None
@@ -76,7 +76,7 @@ def test_loopback_is_refused_by_default(tmp_path: Path, web_port: int) -> None:
                 err = _put(client, url)
                 assert err is not None and err.code == grpc.StatusCode.PERMISSION_DENIED, url
                 assert SECRET.strip().decode() not in str(err)
-            assert client.list_file("data", "master", "/") == []  # nothing was stored
+            assert client.list_file(("data", "master"), "/") == []  # nothing was stored
     finally:
         server.stop()
 
@@ -101,7 +101,7 @@ def test_the_allow_list_opens_chosen_networks(tmp_path: Path, web_port: int) -> 
         with Client(server.address) as client:
             client.create_repo("data")
             assert _put(client, f"http://127.0.0.1:{web_port}/to-secret") is None
-            assert client.get_file_bytes("data", "master", "fetched") == SECRET
+            assert client.get_file_bytes(("data", "master"), "fetched") == SECRET
             err = _put(client, f"http://127.0.0.1:{web_port}/error")
             assert err is not None and err.code == grpc.StatusCode.UNAVAILABLE
             assert SECRET.strip().decode() not in str(err)  # an answer's body is never echoed
@@ -145,7 +145,7 @@ def test_hanging_fetches_do_not_starve_file_io(tmp_path: Path) -> None:
         with Client(server.address) as client:
             client.create_repo("data")
             with client.commit("data") as c:
-                client.put_file("data", c.id, "f", b"x" * 1_000_000)
+                client.put_file(("data", c.id), "f", b"x" * 1_000_000)
             stub = pfs_pb2_grpc.APIStub(grpc.insecure_channel(server.address))
             client.create_repo("hang")  # its own repo: data's commits never wait for this open one
             open_commit = client.start_commit("hang")
@@ -160,9 +160,9 @@ def test_hanging_fetches_do_not_starve_file_io(tmp_path: Path) -> None:
 
             def read(phase: str) -> None:
                 start = time.monotonic()
-                assert len(client.get_file_bytes("data", c.id, "f")) == 1_000_000
+                assert len(client.get_file_bytes(("data", c.id), "f")) == 1_000_000
                 with client.commit("data") as other:
-                    client.put_file("data", other.id, "g", b"y\n")
+                    client.put_file(("data", other.id), "g", b"y\n")
                 latencies[phase].append(time.monotonic() - start)
 
             for _ in range(5):

@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from pachctl.client import Client, FailedPreconditionError, NotFoundError, PachydermError
-from protos import pps_pb2
+from pachyderm_client import Client, FailedPreconditionError, NotFoundError, PachydermError
+from pachyderm_client.proto import pps_pb2
 from tests.support.pipelines import MAP, pipeline
 from tests.support.wait import wait_until
 
@@ -112,12 +112,12 @@ class Ledger:
     def verify(self, client: Client, what: str) -> None:
         """Every acknowledged commit reads back byte for byte; no job FAILED; never two live outputs."""
         for commit_id, files in sorted(self.commits().items()):
-            info = client.inspect_commit("in", commit_id)
+            info = client.inspect_commit(("in", commit_id))
             assert info.HasField("finished") and not info.cancelled, f"{what}: in/{commit_id} is not finished"
-            listed = sorted(f.file.path.lstrip("/") for f in client.walk_files("in", commit_id))
+            listed = sorted(f.file.path.lstrip("/") for f in client.walk_files(("in", commit_id)))
             assert listed == sorted(files), f"{what}: in/{commit_id} holds {listed}, not {sorted(files)}"
             for path, data in files.items():
-                got = client.get_file_bytes("in", commit_id, path)
+                got = client.get_file_bytes(("in", commit_id), path)
                 assert got == data, f"{what}: in/{commit_id}:{path} has {len(got)} bytes, not the {len(data)} written"
                 self.checked_reads += 1
         failed = [j.job.id for name in PIPELINES for j in client.list_job(name) if j.state == pps_pb2.JOB_FAILURE]
@@ -249,17 +249,17 @@ class Writer(threading.Thread):
         for _ in range(self._rng.randint(1, 3)):
             path = self._rng.choice(PATHS)
             if path in pending and (len(pending[path]) > MAX_FILE or self._rng.random() < 0.2):
-                self._survive(lambda: self.client.delete_file("in", commit_id, path),
+                self._survive(lambda: self.client.delete_file(("in", commit_id), path),
                               lambda: self._landed(commit_id, path, None))
                 del pending[path]
             else:
                 data = payload(self._rng)
                 after = pending.get(path, b"") + data
                 before = pending.get(path)
-                self._survive(lambda: self.client.put_file("in", commit_id, path, data),
+                self._survive(lambda: self.client.put_file(("in", commit_id), path, data),
                               lambda: self._put_landed(commit_id, path, before, after))
                 pending[path] = after
-        self._survive(lambda: self.client.finish_commit("in", commit_id), lambda: self._finished(commit_id))
+        self._survive(lambda: self.client.finish_commit(("in", commit_id)), lambda: self._finished(commit_id))
         self._ledger.add(commit_id, pending)
         self.files, self.head = pending, commit_id
 
@@ -268,7 +268,7 @@ class Writer(threading.Thread):
     def _started(self) -> str | None:
         """The commit a cut-short start made, if it made one (this writer alone writes its branch)."""
         try:
-            head = self.client.inspect_commit("in", self.branch)
+            head = self.client.inspect_commit(("in", self.branch))
         except NotFoundError:
             return None
         if head.commit.id == self.head:
@@ -278,7 +278,7 @@ class Writer(threading.Thread):
 
     def _read(self, commit_id: str, path: str) -> bytes | None:
         try:
-            return self.client.get_file_bytes("in", commit_id, path)
+            return self.client.get_file_bytes(("in", commit_id), path)
         except NotFoundError:
             return None
 
@@ -294,9 +294,9 @@ class Writer(threading.Thread):
 
     def _finished(self, commit_id: str) -> bool | None:
         try:
-            self.client.finish_commit("in", commit_id)
+            self.client.finish_commit(("in", commit_id))
         except FailedPreconditionError:
-            info = self.client.inspect_commit("in", commit_id)
+            info = self.client.inspect_commit(("in", commit_id))
             assert info.HasField("finished") and not info.cancelled, f"{commit_id} was cancelled"
         return True
 

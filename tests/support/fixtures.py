@@ -9,7 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from pachctl.client import Client
+from pachyderm_client import Client
 from tests.support import docker_engine
 from tests.support.azurite import Azurite
 from tests.support.etcd import EtcdServer

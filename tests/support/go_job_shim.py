@@ -21,7 +21,7 @@ from pathlib import Path
 
 import grpc
 
-from protos import fuse_pb2, pfs_pb2, pfs_pb2_grpc, pps_internal_pb2, pps_internal_pb2_grpc, pps_pb2
+from pachyderm_client.proto import fuse_pb2, pfs_pb2, pfs_pb2_grpc, pps_internal_pb2, pps_internal_pb2_grpc, pps_pb2
 
 PFS = Path("/pfs")
 CHUNK = 1 << 20

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import empty_pb2
 
-from protos import health_pb2_grpc
+from pachyderm_client.proto import health_pb2_grpc
 from tests.support.ports import free_port
 
 START_TIMEOUT = 30.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pachctl.client import Client
-from protos import pfs_pb2, pps_pb2
+from pachyderm_client import Client
+from pachyderm_client.proto import pfs_pb2, pps_pb2
 from tests.support.wait import wait_until
 
 MAP = pps_pb2.Method(partition=pps_pb2.BLOCK, incremental=pps_pb2.DIFF)

@@ -1,4 +1,5 @@
-// A pachd client in Node.js, made from nothing but protos/*.proto and the
+// A pachd client in Node.js, made from nothing but the client's .proto files
+// (client/pachyderm_client/proto/) and the
 // stock @grpc/grpc-js and @grpc/proto-loader. Usage:
 //   node client.js HOST:PORT REPO SIZE
 // creates REPO, starts a commit on master, streams SIZE bytes into "data" in
@@ -14,8 +15,8 @@ const protoLoader = require("@grpc/proto-loader");
 
 const [address, repo, sizeText] = process.argv.slice(2);
 const size = Number(sizeText);
-const root = path.resolve(__dirname, "..", "..", "..");
-const definition = protoLoader.loadSync([path.join(root, "protos", "pfs.proto")], {
+const root = path.resolve(__dirname, "..", "..", "..", "client");
+const definition = protoLoader.loadSync([path.join(root, "pachyderm_client", "proto", "pfs.proto")], {
   includeDirs: [root],
   keepCase: true,
   longs: String,

@@ -1,0 +1,1 @@
+"""The protobuf and gRPC modules generated from the .proto files beside them (`make protos`)."""
