@@ -8,7 +8,7 @@ import sys
 from pachctl.cli import output, render
 from pachctl.cli.common import add, add_push_flags, commits, job_id, pushed
 from pachctl.cli.manifests import read_source
-from pachyderm_client import Client, InvalidArgumentError, PachydermError
+from pachyderm_client import Client, InvalidArgumentError, UnimplementedError
 from pachctl.manifest import read_job_request
 from pachyderm_client.proto import pps_jobs_pb2, pps_pb2
 
@@ -43,7 +43,7 @@ def _failures(client: Client, infos: list[pps_pb2.JobInfo]) -> list[pps_jobs_pb2
         return []
     try:
         found = {f.job.id: f for f in client.get_failures(failed)}
-    except PachydermError:  # e.g. UNIMPLEMENTED: a v1.2 pachd
+    except UnimplementedError:  # a v1.2 pachd, without our job service
         return []
     return [found[job] for job in failed if job in found]
 
