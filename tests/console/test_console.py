@@ -174,6 +174,8 @@ def test_a_failed_job_shows_its_reason(console_pachd: tuple[PachdProcess, str], 
         page.goto(url + f"/#/jobs/{job}")
         expect(page.get_by_test_id("job-state")).to_have_text("FAILURE")
         expect(page.get_by_test_id("job-reason")).not_to_be_empty()
+        expect(page.get_by_test_id("job-exit-code")).to_have_text("3")
+        expect(page.get_by_test_id("job-last-lines")).to_have_text("about to fail")
         expect(page.get_by_test_id("logs")).to_contain_text("about to fail")
         _shot(page, "failed-job")
 

@@ -145,6 +145,16 @@ async function jobsPage(pipeline) {
       list.jobs.map(jobRow)) : el("p", { class: "muted" }, "No jobs yet."));
 }
 
+// The failed pod, its code's exit code and its last lines (as pachctl inspect-job shows them).
+function failureRows(failure) {
+  if (!failure || failure.pod_index === null) return [];
+  return [
+    ["Failed pod", `${failure.pod_index}${failure.pod_name ? ` (${failure.pod_name})` : ""}`],
+    ["Exit code", el("span", { "data-testid": "job-exit-code" }, failure.exit_code ?? "—")],
+    ["Last lines", el("pre", { "data-testid": "job-last-lines" }, failure.last_lines.join("\n"))],
+  ];
+}
+
 let logStream = null;
 async function jobPage(id) {
   const job = await api(`/api/jobs/${id}`);
@@ -157,6 +167,7 @@ async function jobPage(id) {
       ["Output", job.output ? commitLink(job.output.repo, job.output.id) : "—"],
       ["Command", el("code", {}, job.transform.cmd.join(" "))],
       ["Failure", el("span", { class: "error", "data-testid": "job-reason" }, job.reason || "")],
+      ...failureRows(job.failure),
     ].map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v)))),
     el("h2", {}, "Pods"),
     el("table", {}, el("tr", {}, ["Index", "State", "Pod", "Attempt", "Commit"].map(h => el("th", {}, h))),
