@@ -16,7 +16,7 @@ from pachd.config import PachdConfig
 from pachd.console.server import Console
 from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
-from pachd.interceptors import ErrorInterceptor
+from pachd.interceptors import ErrorInterceptor, PreEncodedReplies
 from pachd.pfs import Pfs
 from pachd.pfs.pods_service import PodDataService
 from pachd.pfs.admin_service import AdminService
@@ -75,7 +75,7 @@ class Pachd:
         ]
         self.credentials = await PodCredentials.load(self.kv)
         auth = AuthInterceptor(admin_token=config.auth_token, credentials=self.credentials)
-        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor()], options=options)
+        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), PreEncodedReplies()], options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
         pods_pb2_grpc.add_PodDataServicer_to_server(PodDataService(self.pfs), server)

@@ -1,4 +1,5 @@
-"""The one place where errors become gRPC statuses, and where RPCs are logged.
+"""The one place where errors become gRPC statuses, and where RPCs are logged;
+and the replies servicers may give as wire bytes (PreEncodedReplies).
 
 Every handler (unary or streaming, either direction) is wrapped: a PachError
 aborts the call with its own status code and message, and its hint (if any) in
@@ -132,3 +133,35 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler.unary_stream or handler.stream_stream:
             return rewrap(handler, lambda fn: _wrap_stream(full, fn))
         return rewrap(handler, lambda fn: _wrap_unary(full, fn))
+
+
+PRE_ENCODED = frozenset({"/pfs.API/ListFile"})
+"""Methods whose servicer may answer with the reply's wire bytes (pachd/pfs/wire.py)."""
+
+
+def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
+    def serialized(reply: Any) -> bytes:
+        if isinstance(reply, bytes):
+            return reply
+        assert serialize is not None
+        return serialize(reply)
+
+    return serialized
+
+
+class PreEncodedReplies(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Sends the bytes a PRE_ENCODED servicer returns as they are: a listing of 100,000
+    entries is written as wire bytes once, rather than parsed into a message for gRPC to
+    serialize again (0.1 s of CPU)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method not in PRE_ENCODED or not handler.unary_unary:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            handler.unary_unary, request_deserializer=handler.request_deserializer,
+            response_serializer=_passing_bytes(handler.response_serializer))

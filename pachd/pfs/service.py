@@ -8,6 +8,7 @@ statuses by the interceptor.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
+from typing import cast
 
 import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
@@ -134,7 +135,9 @@ class PfsService(pfs_pb2_grpc.APIServicer):
             repo, commit_id, path, shard=messages.shard(request.shard),
             diff=messages.diff_spec(request.diff_method, repo), mode=messages.list_mode(request.mode),
         )
-        return wire.file_infos(repo, commit_id, infos)
+        # The reply's wire bytes, sent as they are (PreEncodedReplies): parsing them into a
+        # message only for gRPC to serialize it again would cost about 1 µs an entry.
+        return cast(pfs_pb2.FileInfos, wire.file_infos_wire(repo, commit_id, infos))
 
     async def DeleteFile(self, request: pfs_pb2.DeleteFileRequest, context: Context) -> empty_pb2.Empty:
         await self._pfs.files.delete(*messages.file_ref(request.file))

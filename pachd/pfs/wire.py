@@ -53,8 +53,9 @@ def _commit(repo: str, commit_id: str) -> bytes:
     return pfs_pb2.Commit(repo=pfs_pb2.Repo(name=repo), id=commit_id).SerializeToString()
 
 
-def file_infos(repo: str, commit_id: str, infos: Sequence[FileInfo]) -> pfs_pb2.FileInfos:
-    """The FileInfos reply of a listing, as messages.file_info would build each entry.
+def file_infos_wire(repo: str, commit_id: str, infos: Sequence[FileInfo]) -> bytes:
+    """The FileInfos reply of a listing as wire bytes, as messages.file_info would build each entry
+    (ListFile sends them as they are: see pachd/interceptors.py, PreEncodedReplies).
 
     Each entry's pieces go into one list, joined once: the lengths of the nested
     messages are added up rather than measured on concatenated bytes. A listing's
@@ -88,7 +89,7 @@ def file_infos(repo: str, commit_id: str, infos: Sequence[FileInfo]) -> pfs_pb2.
         body_size = 1 + len(file_head) + file_size + len(kind) + len(size) + len(stamp) + len(done) + len(children)
         add((_FILE_INFO, varint(body_size), _FILE, file_head, in_file, path_size, path, kind, size, stamp, done,
              children))
-    return pfs_pb2.FileInfos.FromString(b"".join(parts))
+    return b"".join(parts)
 
 
 def _stamp(modified: float) -> bytes:

@@ -22,6 +22,6 @@ def test_hand_encoded_listings_match_the_messages() -> None:
             tuple(f"/c{j}" for j in range(rng.choice([0, 0, 3]))),
         ))
     built = pfs_pb2.FileInfos(file_info=[messages.file_info("repo", "master/12", i) for i in infos])
-    encoded = wire.file_infos("repo", "master/12", infos)
-    assert encoded.SerializeToString() == built.SerializeToString()
-    assert encoded == built
+    encoded = wire.file_infos_wire("repo", "master/12", infos)
+    assert encoded == built.SerializeToString()
+    assert pfs_pb2.FileInfos.FromString(encoded) == built
