@@ -150,14 +150,13 @@ def _settled_state(raw: grpc.Channel, timeout: float) -> grpc.ChannelConnectivit
     closing the channel waits for its last step, so every command's end took 0.2 s longer."""
     core = raw._channel  # type: ignore[attr-defined]  # the C core's channel (grpcio is pinned)
     to_state = _common.CYGRPC_CONNECTIVITY_STATE_TO_CHANNEL_CONNECTIVITY
+    settled = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE)
     deadline = time.time() + max(timeout, 0.0)
-    state = to_state[core.check_connectivity_state(True)]
-    while state not in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
-        if time.time() >= deadline:
-            break
-        core.watch_connectivity_state(core.check_connectivity_state(False), deadline)  # returns on a change
-        state = to_state[core.check_connectivity_state(False)]
-    return state
+    state = core.check_connectivity_state(True)
+    while to_state[state] not in settled and time.time() < deadline:
+        core.watch_connectivity_state(state, deadline)  # returns once the state is another, or at the deadline
+        state = core.check_connectivity_state(False)
+    return to_state[state]
 
 
 def translated(fn: Callable[Concatenate[C, P], T]) -> Callable[Concatenate[C, P], T]:

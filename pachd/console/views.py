@@ -101,7 +101,7 @@ async def job(pps: Pps, job_id: str) -> Json:
                           "stdin": list(record.transform.stdin), "env": shown_env(record.transform)}
     shown["pods"] = [{"index": k, "state": p.state.value, "name": p.name, "attempt": p.attempt, "commit": p.commit}
                      for k, p in enumerate(record.pods)]
-    failure = next(iter(await pps.failures([job_id])), None)  # what pachctl inspect-job shows too
+    failure = await pps.failure(record)  # what pachctl inspect-job shows too
     shown["failure"] = None if failure is None else {
         "pod_index": failure.pod_index, "pod_name": failure.pod_name, "exit_code": failure.exit_code,
         "last_lines": [line.decode("utf-8", "replace") for line in failure.last_lines],

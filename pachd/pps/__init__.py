@@ -209,10 +209,14 @@ class Pps:
         found = []
         for job_id in dict.fromkeys(job_ids):
             record, _ = await self.jobs.get(job_id)
-            failure = await failure_of(record, self.executor.logs(job_id), last)
+            failure = await self.failure(record, last)
             if failure is not None:
                 found.append(failure)
         return found
+
+    async def failure(self, record: JobRecord, last: int = LAST_LINES) -> Failure | None:
+        """Why the job of `record` failed (None if it did not), with its failed pod's last lines."""
+        return await failure_of(record, self.executor.logs(record.id), last)
 
     async def changes(self) -> AsyncIterator[str]:
         """What changes from now on, one word per change: "pipeline" or "job"."""
