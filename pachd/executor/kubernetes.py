@@ -79,6 +79,10 @@ class KubernetesExecutor:
         self._version = client.VersionApi(api)
         self._indexed: bool | None = None  # whether the server has Indexed Jobs; None until asked
         self._jobs: dict[str, _JobEvents] = {}
+        # Jobs deleted: start() creates nothing more for them (job IDs are never reused).
+        self._deleted: set[str] = set()
+        # Job creates sent and not yet answered, by job: they run on if the caller is cancelled.
+        self._creating: dict[str, set[asyncio.Task[Any]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -109,17 +113,51 @@ class KubernetesExecutor:
         # A job's first Job is named after it; later ones (its Job was deleted
         # or ended while pachd still waits for pods) count up.
         name = _job_name(spec.job_id, len(jobs.items))
-        created = await self._call(self._batch.create_namespaced_job, self._namespace, self.job_object(spec, name))
+        created = await self._create(spec.job_id, self.job_object(spec, name))
+        if created is None:
+            return
         if created.spec.completion_mode != "Indexed" or created.spec.backoff_limit_per_index is None:
             # The server dropped the fields: its pods have no index. Take it back, and go per index.
             logger.warning("the Kubernetes API server has no Indexed Jobs with backoffLimitPerIndex: "
                            "running one Job per pod")
-            await self._call(self._batch.delete_namespaced_job, name, self._namespace,
-                             propagation_policy="Background")
+            await self._delete_job(name)
             self._indexed = False
             await self._start_per_index(spec, [])
             return
         logger.info("job %s: created Kubernetes Job %s with %d pods", spec.job_id, name, spec.pod_count)
+
+    async def _create(self, job_id: str, body: dict[str, Any]) -> Any:
+        """Creates the Job `body` of `job_id`; None if the job was deleted, before or meanwhile.
+
+        The create runs on in its own task if the caller is cancelled (a thread
+        cannot be stopped); delete() waits for it, and a Job that lands for a job
+        deleted meanwhile is deleted here, so none outlives the job's delete().
+        """
+        if job_id in self._deleted:
+            logger.debug("job %s: deleted already; no Kubernetes Job is created for it", job_id)
+            return None
+        task = asyncio.create_task(self._create_unless_deleted(job_id, body), name=f"create-{body['metadata']['name']}")
+        creating = self._creating.setdefault(job_id, set())
+        creating.add(task)
+
+        def done(_: asyncio.Task[Any]) -> None:
+            if not task.cancelled():
+                task.exception()  # retrieved: a caller cancelled meanwhile never will
+            creating.discard(task)
+            if not creating and self._creating.get(job_id) is creating:
+                del self._creating[job_id]
+
+        task.add_done_callback(done)
+        return await asyncio.shield(task)
+
+    async def _create_unless_deleted(self, job_id: str, body: dict[str, Any]) -> Any:
+        created = await self._call(self._batch.create_namespaced_job, self._namespace, body)
+        if job_id not in self._deleted:
+            return created
+        logger.info("job %s: deleted while its Kubernetes Job %s was created; deleting that", job_id,
+                    created.metadata.name)
+        await self._delete_job(created.metadata.name)
+        return None
 
     async def _has_indexed_jobs(self) -> bool:
         """Whether the server's version has Indexed Jobs and backoffLimitPerIndex on by default
@@ -144,8 +182,8 @@ class KubernetesExecutor:
             if any(not _finished(job) for job in mine):
                 continue
             name = _job_name(f"{spec.job_id}-{index}", len(mine))
-            await self._call(self._batch.create_namespaced_job, self._namespace,
-                             self.job_object(spec, name, index=index))
+            if await self._create(spec.job_id, self.job_object(spec, name, index=index)) is None:
+                return
             logger.info("job %s: created Kubernetes Job %s for pod %d", spec.job_id, name, index)
 
     def job_object(self, spec: JobSpec, name: str, *, index: int | None = None) -> dict[str, Any]:
@@ -215,16 +253,23 @@ class KubernetesExecutor:
                 yield LogLine(index, attempt, line)
 
     async def delete(self, job_id: str) -> None:
+        # First: from now on no Job is created for it. Then what exists goes, and
+        # last the creates already sent are awaited (each deletes the Job it made).
+        self._deleted.add(job_id)
         selector = f"{JOB_LABEL}={job_id}"
         jobs = await self._call(self._batch.list_namespaced_job, self._namespace, label_selector=selector)
         for job in jobs.items:
-            try:  # Background: the garbage collector removes the Job's pods too
-                await self._call(self._batch.delete_namespaced_job, job.metadata.name, self._namespace,
-                                 propagation_policy="Background")
-            except ApiException as err:
-                if err.status != 404:
-                    raise
+            await self._delete_job(job.metadata.name)
+        await asyncio.gather(*self._creating.get(job_id, ()), return_exceptions=True)
         self._jobs.pop(job_id, None)
+
+    async def _delete_job(self, name: str) -> None:
+        try:  # Background: the garbage collector removes the Job's pods too
+            await self._call(self._batch.delete_namespaced_job, name, self._namespace,
+                             propagation_policy="Background")
+        except ApiException as err:
+            if err.status != 404:
+                raise
 
     async def node_count(self) -> int:
         """Nodes that are Ready and not cordoned."""
@@ -233,6 +278,7 @@ class KubernetesExecutor:
 
     async def close(self) -> None:
         self._stopping.set()
+        await asyncio.gather(*(task for tasks in self._creating.values() for task in tasks), return_exceptions=True)
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.join, 5.0)
 

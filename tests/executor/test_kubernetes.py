@@ -3,6 +3,7 @@ API server whose kubelet runs pods as local processes (tests/support/fake_kubern
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterator
 from pathlib import Path
@@ -315,3 +316,55 @@ def test_a_server_without_indexed_jobs_gets_one_job_per_pod(tmp_path: Path, how:
         assert cluster.created_jobs[0]["spec"]["completionMode"] == "Indexed"
         assert len(cluster.list("jobs")) == 3
 
+
+
+# Deleting a job while its Job is being created
+
+def executor_of(cluster: FakeKubernetes, tmp_path: Path) -> KubernetesExecutor:
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    settings = client.Configuration()
+    kube_config.load_kube_config(config_file=str(cluster.write_kubeconfig(tmp_path / "kubeconfig")),
+                                 client_configuration=settings)
+    return KubernetesExecutor(api=client.ApiClient(settings), namespace="default", pachd_address="127.0.0.1:1",
+                              base_env={}, image_pull_policy="Never")
+
+
+def sleeper(job_id: str) -> JobSpec:
+    return JobSpec(job_id=job_id, pipeline="one", pod_count=1, indices=(0,), image="job-shim",
+                   command=("sleep", "60"), env={})
+
+
+async def test_a_job_deleted_while_its_kubernetes_job_is_created_keeps_no_job(cluster: FakeKubernetes,
+                                                                            tmp_path: Path) -> None:
+    """The job's driver is stopped (its start() cancelled) while the create is on its way,
+    and the create lands only after delete() has listed the job's Jobs: once delete()
+    returns, no Job of the job is left."""
+    executor = executor_of(cluster, tmp_path)
+    cluster.hold_job_creates()
+    try:
+        starting = asyncio.create_task(executor.start(sleeper("a" * 32)))
+        await asyncio.to_thread(cluster.wait_for, lambda: cluster.held_creates == 1)
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await executor.delete("a" * 32)
+        await asyncio.to_thread(cluster.wait_for, lambda: cluster.landed_creates == 1)
+        assert cluster.list("jobs") == []
+    finally:
+        await executor.close()
+
+
+async def test_a_deleted_job_gets_no_kubernetes_job_from_a_later_start(cluster: FakeKubernetes,
+                                                                      tmp_path: Path) -> None:
+    """A driver that starts a job's pods after the job was deleted (started again
+    for it meanwhile) creates nothing."""
+    executor = executor_of(cluster, tmp_path)
+    try:
+        await executor.start(sleeper("b" * 32))
+        assert len(cluster.list("jobs")) == 1
+        await executor.delete("b" * 32)
+        await executor.start(sleeper("b" * 32))
+        assert cluster.list("jobs") == [] and len(cluster.created_jobs) == 1
+    finally:
+        await executor.close()

@@ -74,6 +74,10 @@ class FakeKubernetes:
         self._processes: dict[str, subprocess.Popen[bytes]] = {}  # pod name -> its process
         self._server: ThreadingHTTPServer | None = None
         self._stopping = False
+        self._holding_creates = False  # see hold_job_creates
+        self.held_creates = 0  # Job creates that waited for a listing of Jobs
+        self.landed_creates = 0  # ... and were then stored
+        self._job_lists = 0  # listings of Jobs answered
 
     @property
     def url(self) -> str:
@@ -125,6 +129,12 @@ class FakeKubernetes:
                     raise TimeoutError("the fake cluster never got there")
                 self._changed.wait(0.5)
 
+    def hold_job_creates(self) -> None:
+        """From now on each Job create waits, not yet stored, until a listing of Jobs
+        has been answered: a create still on its way while someone looks."""
+        with self._changed:
+            self._holding_creates = True
+
     def kill_pod(self, name: str) -> None:
         """SIGKILL of the pod's process, as the kernel's OOM killer would."""
         with self._changed:
@@ -165,6 +175,13 @@ class FakeKubernetes:
         meta = obj.setdefault("metadata", {})
         meta.update(namespace=namespace, uid=_uid(), creationTimestamp=_now())
         with self._changed:
+            if resource == "jobs" and self._holding_creates:
+                self.held_creates += 1
+                self._changed.notify_all()
+                lists = self._job_lists
+                while self._job_lists == lists and not self._stopping:
+                    self._changed.wait()
+                self.landed_creates += 1
             if (resource, namespace, meta["name"]) in self._objects:
                 raise ApiError(409, "AlreadyExists", f'{resource} "{meta["name"]}" already exists')
             if resource == "jobs":
@@ -485,6 +502,10 @@ class _Handler(BaseHTTPRequestHandler):
         with api._changed:
             revision = str(api._revision)
         items = api.list(resource, namespace, selector)
+        if resource == "jobs":
+            with api._changed:
+                api._job_lists += 1
+                api._changed.notify_all()
         listed = {"kind": kind, "apiVersion": "batch/v1" if resource == "jobs" else "v1",
                   "metadata": {"resourceVersion": revision}, "items": items}
         self._send(200, json.dumps(listed).encode())
