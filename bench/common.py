@@ -7,6 +7,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -80,3 +81,18 @@ def children_cpu() -> float:
     """CPU seconds used so far by this process's finished children."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def extract_revision(revision: str, into: Path) -> Path:
+    """The tree of git revision `revision` (to run an earlier build side by side), with a
+    job shim of its own for its pods (`bench-job-shim`)."""
+    into.mkdir(parents=True)
+    archive = into / "build.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision], check=True)
+    tree = into / "tree"
+    with tarfile.open(archive) as tar:
+        tar.extractall(tree, filter="data")
+    shim = tree / "bench-job-shim"
+    shim.write_text(f'#!/bin/sh\nPYTHONPATH={tree} exec {sys.executable} -m shim.main "$@"\n')
+    shim.chmod(0o755)
+    return tree

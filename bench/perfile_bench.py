@@ -17,14 +17,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import ROOT, pachctl, scratch
+from bench.common import ROOT, extract_revision, pachctl, scratch
 from pachyderm_client import Client
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
@@ -91,20 +90,6 @@ def _put(source: Path | None, files: int) -> Sample:
             return sample
 
 
-def _extract(revision: str, into: Path) -> Path:
-    """The tree of `revision`, with a job shim of its own for its pods."""
-    into.mkdir(parents=True)
-    archive = into / "build.tar"
-    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision], check=True)
-    tree = into / "tree"
-    with tarfile.open(archive) as tar:
-        tar.extractall(tree, filter="data")
-    shim = tree / "bench-job-shim"
-    shim.write_text(f'#!/bin/sh\nPYTHONPATH={tree} exec {sys.executable} -m shim.main "$@"\n')
-    shim.chmod(0o755)
-    return tree
-
-
 def _span(samples: list[Sample], key: str, fmt: str = "{:.2f}") -> str:
     values = [s[key] for s in samples]
     return f"{fmt.format(min(values))} / {fmt.format(statistics.median(values))}"
@@ -113,9 +98,9 @@ def _span(samples: list[Sample], key: str, fmt: str = "{:.2f}") -> str:
 def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: int = 2, after: str = "") -> list[str]:
     # Not under /tmp: local pods get a /tmp of their own, which would hide the build's shim from them.
     with tempfile.TemporaryDirectory(prefix=".bench-builds-", dir=ROOT) as tmp:
-        builds: dict[str, Path | None] = {"after": _extract(after, Path(tmp) / "after") if after else None}
+        builds: dict[str, Path | None] = {"after": extract_revision(after, Path(tmp) / "after") if after else None}
         if before:
-            builds = {"before": _extract(before, Path(tmp) / "before"), **builds}
+            builds = {"before": extract_revision(before, Path(tmp) / "before"), **builds}
         measures: dict[str, Callable[[Path | None], Sample]] = {
             "job1": lambda source: _job(source, files, 1),
             "job2": lambda source: _job(source, files, 2),

@@ -53,7 +53,13 @@ def pipeline_states() -> dict[int, str]:
 
 def tabulate(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """A Go tabwriter table (minwidth 20, padding 3) of rows whose every cell ends with a tab."""
-    lines = [list(header), *(list(row) for row in rows)]
+    lines = [tuple(header), *map(tuple, rows)]
+    count = len(lines[0])
+    if all(len(line) == count for line in lines):  # every row as wide as the header: one format per row
+        widths = [max(MIN_WIDTH, longest + PADDING) if (longest := max(map(len, column))) else MIN_WIDTH
+                  for column in zip(*lines)]
+        row = "".join(f"%-{width}s" for width in widths) + "\n"
+        return "".join([row % line for line in lines])
     widths = [MIN_WIDTH] * max((len(line) for line in lines), default=0)
     for line in lines:
         for i, cell in enumerate(line):
@@ -164,12 +170,22 @@ def _file_type(info: pfs_pb2.FileInfo) -> str:
 
 def file_rows(infos: Iterable[pfs_pb2.FileInfo], *, recurse: bool = False, fast: bool = False,
               now: float | None = None) -> str:
+    """The list-file table. A listing's entries mostly share their sizes and
+    modification times, so each distinct one is formatted once (against one `now`)."""
+    now = time.time() if now is None else now
+    directory, regular = pfs_pb2.FILE_TYPE_DIR, pfs_pb2.FILE_TYPE_REGULAR
+    sizes: dict[int, str] = {}
+    times: dict[tuple[int, int], str] = {}
     rows = []
     for info in infos:
-        shown = size(info.size_bytes)
-        if info.size_bytes == 0 and (not recurse if info.file_type == pfs_pb2.FILE_TYPE_DIR else fast):
+        kind, count, stamp = info.file_type, info.size_bytes, info.modified
+        if count == 0 and (not recurse if kind == directory else fast):
             shown = "-"
-        rows.append([info.file.path, _file_type(info), ago(info.modified, now), info.commit_modified.id, shown])
+        elif (shown := sizes.get(count, "")) == "":
+            shown = sizes[count] = size(count)
+        if (when := times.get(key := (stamp.seconds, stamp.nanos), "")) == "":
+            when = times[key] = f"{duration(now - (key[0] + key[1] / 1e9))} ago"
+        rows.append((info.file.path, "file" if kind == regular else "dir", when, info.commit_modified.id, shown))
     return tabulate(["NAME", "TYPE", "MODIFIED", "LAST_COMMIT_MODIFIED", "SIZE"], rows)
 
 

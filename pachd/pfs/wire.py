@@ -57,39 +57,62 @@ def file_infos_wire(repo: str, commit_id: str, infos: Sequence[FileInfo]) -> byt
     """The FileInfos reply of a listing as wire bytes, as messages.file_info would build each entry
     (ListFile sends them as they are: see pachd/interceptors.py, PreEncodedReplies).
 
-    Each entry's pieces go into one list, joined once: the lengths of the nested
-    messages are added up rather than measured on concatenated bytes. A listing's
-    entries mostly share their modification times (one put stamps all its files
-    alike) and their commits, so each distinct one is encoded once."""
+    An entry is three pieces: what comes before its path (the entry's and the File's
+    tags and lengths, and the commit, all fixed by the path's length and the rest's),
+    the path, and the rest (type, size, times, commit modified). A listing's entries
+    mostly share the rest with the entry before them (one put stamps all its files
+    alike, in one commit), so it is encoded once for a run of them, and what comes
+    before a path once for each length of path in that run."""
     commit = _commit(repo, commit_id)
     in_file = _FILE_COMMIT + _varint(len(commit)) + commit + _FILE_PATH
-    in_file_size = len(in_file)
     modified_by: dict[str, bytes] = {}
     stamps: dict[float, bytes] = {}
-    varint = _varint
     parts: list[bytes] = []
     add = parts.extend
-    for info in infos:
-        path = info.path.encode()
-        path_size = varint(len(path))
-        file_size = in_file_size + len(path_size) + len(path)
-        file_head = varint(file_size)
-        kind = _TYPE_DIR if info.kind is FileKind.DIR else _TYPE_FILE
-        size = _SIZE + varint(info.size) if info.size else b""
-        stamp = stamps.get(info.modified)
-        if stamp is None:
-            stamp = stamps[info.modified] = _stamp(info.modified)
-        done = b""
-        if info.commit_modified:
-            done = modified_by.get(info.commit_modified, b"")
-            if not done:
-                done = modified_by[info.commit_modified] = _field(5, _commit(repo, info.commit_modified))
-        children = b"".join(_field(6, in_file + varint(len(c)) + c) for c in map(str.encode, info.children)) \
-            if info.children else b""
-        body_size = 1 + len(file_head) + file_size + len(kind) + len(size) + len(stamp) + len(done) + len(children)
-        add((_FILE_INFO, varint(body_size), _FILE, file_head, in_file, path_size, path, kind, size, stamp, done,
-             children))
+    last: tuple[FileKind, int, float, str] | None = None
+    tail = b""
+    heads: dict[int, bytes] = {}  # path length -> what comes before such a path, for this tail
+    for path_text, kind, size, modified, commit_modified, children in infos:
+        path = path_text.encode()
+        if children:  # a directory listed with its children: a rest of its own
+            rest = _tail(repo, kind, size, modified, commit_modified, stamps, modified_by) + _children(in_file, children)
+            add((_head(in_file, len(path), len(rest)), path, rest))
+            continue
+        if last is None or last[1] != size or last[2] != modified or last[3] != commit_modified or last[0] is not kind:
+            last = (kind, size, modified, commit_modified)
+            tail = _tail(repo, kind, size, modified, commit_modified, stamps, modified_by)
+            heads = {}
+        head = heads.get(len(path))
+        if head is None:
+            head = heads[len(path)] = _head(in_file, len(path), len(tail))
+        add((head, path, tail))
     return b"".join(parts)
+
+
+def _head(in_file: bytes, path_size: int, rest_size: int) -> bytes:
+    """An entry's bytes before its path, for a path and a rest of these lengths."""
+    path_head = _varint(path_size)
+    file_size = len(in_file) + len(path_head) + path_size
+    file_head = _varint(file_size)
+    return _FILE_INFO + _varint(1 + len(file_head) + file_size + rest_size) + _FILE + file_head + in_file + path_head
+
+
+def _tail(repo: str, kind: FileKind, size: int, modified: float, commit_modified: str,
+          stamps: dict[float, bytes], modified_by: dict[str, bytes]) -> bytes:
+    """An entry's fields after its File: type, size, modification time, commit modified."""
+    stamp = stamps.get(modified)
+    if stamp is None:
+        stamp = stamps[modified] = _stamp(modified)
+    done = b""
+    if commit_modified:
+        done = modified_by.get(commit_modified, b"")
+        if not done:
+            done = modified_by[commit_modified] = _field(5, _commit(repo, commit_modified))
+    return (_TYPE_DIR if kind is FileKind.DIR else _TYPE_FILE) + (_SIZE + _varint(size) if size else b"") + stamp + done
+
+
+def _children(in_file: bytes, children: tuple[str, ...]) -> bytes:
+    return b"".join(_field(6, in_file + _varint(len(c)) + c) for c in map(str.encode, children))
 
 
 def _stamp(modified: float) -> bytes:

@@ -139,3 +139,27 @@ def test_version_table() -> None:
 
 def test_transform_escapes_like_go() -> None:
     assert render.transform(pps_pb2.Transform(cmd=["a && b < c"])) == '{\n  "cmd": [\n    "a \\u0026\\u0026 b < c"\n  ]\n}'
+
+
+def test_tables_of_many_rows_are_as_the_cell_by_cell_layout() -> None:
+    """The one-format-per-row table is the tabwriter layout: every cell padded to its
+    column's width (the widest cell + 3, at least 20), empty cells too, wide characters
+    counted as one; rows narrower than the header are laid out cell by cell."""
+    rows = [["a" * 25, "", "ü" * 18], ["b", "日本語", ""]]
+    assert render.tabulate(["X", "Y", "Z"], rows) == (
+        "X" + " " * 27 + "Y" + " " * 19 + "Z" + " " * 20 + "\n"
+        + "a" * 25 + " " * 3 + " " * 20 + "ü" * 18 + " " * 3 + "\n"
+        + "b" + " " * 27 + "日本語" + " " * 17 + " " * 21 + "\n")
+    assert render.tabulate(["X", "Y"], [["a"], ["b", "c"]]) == (
+        "X" + " " * 19 + "Y" + " " * 19 + "\n" + "a" + " " * 19 + "\n" + "b" + " " * 19 + "c" + " " * 19 + "\n")
+
+
+def test_list_file_formats_each_size_and_time_once_against_one_now() -> None:
+    """Entries sharing sizes and times print as each would alone."""
+    infos = [pfs_pb2.FileInfo(file=pfs_pb2.File(commit=_commit("data", "master/1"), path=f"/f{k}"),
+                              file_type=pfs_pb2.FILE_TYPE_REGULAR, modified=at(600 if k % 2 else 7200),
+                              size_bytes=[0, 874, 123456789][k % 3], commit_modified=_commit("data", "master/1"))
+             for k in range(6)]
+    each = "".join(render.file_rows([info], now=NOW).splitlines(keepends=True)[1] for info in infos)
+    assert render.file_rows(infos, now=NOW).split("\n", 1)[1] == each
+    assert render.file_rows(infos, now=NOW, fast=True).count(" - ") == 2
