@@ -104,8 +104,11 @@ class Supervisor:
             await self.ownership.release(name)
         for kv in (await self._kv.range(keys.jobs())).kvs:
             job = decode_job(kv.value)
-            # A job may name a pipeline that does not exist (v1.2 allowed it): it is driven like a hand-made one.
-            if (job.pipeline not in names or not job.pipeline) and not job.state.done and job.id not in self._drivers:
+            # A job may name a pipeline that does not exist (v1.2 allowed it): it is driven like a hand-made
+            # one. Not so a job made for a pipeline (a version of it) that is gone: deleting the pipeline
+            # stops it, and driving it meanwhile would start its pods again after they were deleted.
+            orphan = job.pipeline not in names and job.pipeline_version == 0
+            if (orphan or not job.pipeline) and not job.state.done and job.id not in self._drivers:
                 if await self.ownership.claim(job_owner(job.id)):
                     self.launch(job.id, job_owner(job.id))
 
