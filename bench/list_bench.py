@@ -71,7 +71,9 @@ def run(files: int = 100_000, before: str = "", rounds: int = ROUNDS) -> list[st
         if before:
             shutil.copytree(data, folder / "before", ignore=shutil.ignore_patterns("pachd.lock"))
             tree = extract_revision(before, folder / "code")
-            sides.append(stack.enter_context(_side(f"before ({before})", folder / "before", tree)))
+            exact = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", before], check=True,
+                                   stdout=subprocess.PIPE, text=True).stdout.strip()
+            sides.append(stack.enter_context(_side(f"before ({before} at {exact})", folder / "before", tree)))
         sides.append(stack.enter_context(_side("after" if before else "this checkout", data, None)))
         load = [os.getloadavg()[0]]
         measured = _measure(sides, commit_id, local, rounds)
