@@ -17,6 +17,7 @@ from pachd.console.server import Console
 from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
 from pachd.interceptors import ErrorInterceptor, PreEncodedReplies
+from pachd.local_fastpath import LocalFastPath
 from pachd.pfs import Pfs
 from pachd.pfs.pods_service import PodDataService
 from pachd.pfs.admin_service import AdminService
@@ -27,6 +28,7 @@ from pachd.pps.jobs_service import JobsService
 from pachd.pps.ownership import replica_identity
 from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
+from pachd.storage.localdisk import LocalBlockStore
 from pachd.storage.lock import DataDirBusy, DataDirLock
 from pachyderm_client.proto import (
     health_pb2_grpc, pfs_admin_pb2_grpc, pfs_pb2_grpc, pods_pb2_grpc, pps_internal_pb2_grpc, pps_jobs_pb2_grpc,
@@ -48,6 +50,7 @@ class Pachd:
         self._socket_dir: Path | None = None
         self._lock: DataDirLock | None = None
         self._console: Console | None = None
+        self._fastpath: LocalFastPath | None = None
 
     async def start(self) -> int:
         """Opens storage and starts serving; returns the bound port."""
@@ -79,7 +82,11 @@ class Pachd:
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
         pods_pb2_grpc.add_PodDataServicer_to_server(PodDataService(self.pfs), server)
-        pfs_admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.pfs), server)
+        if isinstance(self.blocks, LocalBlockStore):
+            self._fastpath = LocalFastPath(pfs=self.pfs, store=self.blocks, auth=auth, data_dir=config.data_dir)
+            await self._fastpath.start()
+        local_socket = self._fastpath.path if self._fastpath is not None else None
+        pfs_admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.pfs, local_socket=local_socket), server)
         health_pb2_grpc.add_HealthServicer_to_server(HealthService(), server)
         protoversion_pb2_grpc.add_APIServicer_to_server(VersionService(), server)
         port = _listen(server, config)
@@ -136,6 +143,8 @@ class Pachd:
             await self._console.stop()
         if self._server is not None:
             await self._server.stop(SHUTDOWN_GRACE)
+        if self._fastpath is not None:
+            await self._fastpath.stop()
         if self.pps is not None:
             await self.pps.close()
         await self.kv.close()
