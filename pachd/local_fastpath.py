@@ -160,6 +160,7 @@ class LocalFastPath:
         file = pfs_pb2.File(commit=pfs_pb2.Commit(repo=pfs_pb2.Repo(name=str(request.get("repo", ""))),
                                                   id=str(request.get("commit", ""))),
                             path=str(request.get("path", "")))
+        logger.debug("fast path %s of %s/%s %s", op, file.commit.repo.name, file.commit.id, file.path)
         if op == "get":
             await self._get(conn, file, request)
         else:

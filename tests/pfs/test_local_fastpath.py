@@ -14,6 +14,8 @@ import asyncio
 import io
 import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +117,26 @@ def _drain(fd: int, into: bytearray) -> None:
     with open(fd, "rb") as pipe:
         while chunk := pipe.read(MIB):
             into += chunk
+
+
+def test_pachctl_puts_and_gets_through_the_fast_path(server: PachdProcess, files: dict[str, bytes],
+                                                    tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.write_bytes(files["big"][: 9 * MIB] + b"no newline at the end")
+    env = {**os.environ, "ADDRESS": server.address}
+    env.pop("PACH_LOCAL_FASTPATH", None)
+    pachctl = [sys.executable, "-m", "pachctl.main", "-q"]
+    subprocess.run([*pachctl, "put-file", "data", "cli", "f", "-c", "-f", str(source)], env=env, check=True)
+    for repo, commit, path, data in (("data", "cli/0", "f", source.read_bytes()),
+                                     ("data", "master/1", "big", files["big"])):
+        with open(tmp_path / "out", "wb") as out:
+            subprocess.run([*pachctl, "get-file", repo, commit, path], env=env, check=True, stdout=out)
+        assert (tmp_path / "out").read_bytes() == data
+        piped = subprocess.run([*pachctl, "get-file", repo, commit, path], env=env, check=True,
+                               stdout=subprocess.PIPE).stdout
+        assert piped == data
+    logged = server.logs()
+    assert "fast path put of data/cli/0 f" in logged and "fast path get of data/cli/0 f" in logged
 
 
 def test_errors_through_the_fast_path_are_get_files(server: PachdProcess, files: dict[str, bytes],
@@ -246,7 +268,8 @@ async def test_a_put_through_the_fast_path_equals_a_stream_put_and_is_durable_fi
         await pfs.files.put(stream("data", streamed.id, files))
         for name, data, _ in files:
             assert b"".join([c async for c in pfs.files.get("data", passed.id, name)]) == data
-            assert await pfs.files.refs_of("data", passed.id, name) == await pfs.files.refs_of("data", streamed.id, name)
+            same = await pfs.files.refs_of("data", streamed.id, name)
+            assert await pfs.files.refs_of("data", passed.id, name) == same
     finally:
         await server.stop()
     assert not path.exists()
