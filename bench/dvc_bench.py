@@ -179,11 +179,7 @@ def _pachd_side(rows: dict[str, Row], root: Path, blob: Path, small: Path, seed:
     with _pachd(root) as (server, client):
         measure = Measure(server)
         address = server.address
-        client.create_repo("big")
-        rows["big"].ours.append(measure(lambda: _pachctl(address, "put-file", "big", "master", "big.bin", "-c",
-                                                          "-f", str(blob))))
-        out = root / "big.out"
-        rows["read"].ours.append(measure(lambda: _get_file(address, out)))
+        _large_file(rows["big"], rows["read"], measure, address, client, blob, root / "big.out")
         if not small.exists():
             return
         client.create_repo("small")
@@ -209,13 +205,17 @@ STREAM_ONLY = {"PACH_LOCAL_FASTPATH": "0"}
 def _stream_side(rows: dict[str, Row], root: Path, blob: Path, small: Path, seed: int) -> None:
     """The large file's rows through the gRPC stream alone (what the same-machine fast path buys)."""
     with _pachd(root) as (server, client):
-        measure = Measure(server)
-        address = server.address
-        client.create_repo("big")
-        rows["big_stream"].ours.append(measure(lambda: _pachctl(address, "put-file", "big", "master", "big.bin", "-c",
-                                                                 "-f", str(blob), env=STREAM_ONLY)))
-        out = root / "big.out"
-        rows["read_stream"].ours.append(measure(lambda: _get_file(address, out, STREAM_ONLY)))
+        _large_file(rows["big_stream"], rows["read_stream"], Measure(server), server.address, client, blob,
+                    root / "big.out", STREAM_ONLY)
+
+
+def _large_file(put: Row, read: Row, measure: Measure, address: str, client: Client, blob: Path, out: Path,
+                env: dict[str, str] | None = None) -> None:
+    """pachctl put-file of the large file in a commit of its own, then get-file of it."""
+    client.create_repo("big")
+    put.ours.append(measure(lambda: _pachctl(address, "put-file", "big", "master", "big.bin", "-c", "-f", str(blob),
+                                             env=env)))
+    read.ours.append(measure(lambda: _get_file(address, out, env)))
 
 
 def _get_file(address: str, out: Path, env: dict[str, str] | None = None) -> None:

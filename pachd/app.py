@@ -82,10 +82,7 @@ class Pachd:
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
         pods_pb2_grpc.add_PodDataServicer_to_server(PodDataService(self.pfs), server)
-        if isinstance(self.blocks, LocalBlockStore):
-            self._fastpath = LocalFastPath(pfs=self.pfs, store=self.blocks, auth=auth, data_dir=config.data_dir)
-            await self._fastpath.start()
-        local_socket = self._fastpath.path if self._fastpath is not None else None
+        local_socket = await self._start_fast_path(auth) if isinstance(self.blocks, LocalBlockStore) else None
         pfs_admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.pfs, local_socket=local_socket), server)
         health_pb2_grpc.add_HealthServicer_to_server(HealthService(), server)
         protoversion_pb2_grpc.add_APIServicer_to_server(VersionService(), server)
@@ -118,6 +115,19 @@ class Pachd:
                     f"etcd {config.etcd_address}" if config.uses_etcd else f"sqlite in {config.data_dir}",
                     f"gcs bucket {config.gcs_bucket}" if config.storage == "gcs" else f"{config.data_dir}")
         return port
+
+    async def _start_fast_path(self, auth: AuthInterceptor) -> Path | None:
+        """The same-machine fast path's socket (local blocks only); None, with a warning, if it cannot listen."""
+        assert isinstance(self.blocks, LocalBlockStore)
+        fastpath = LocalFastPath(pfs=self.pfs, store=self.blocks, auth=auth, data_dir=self.config.data_dir)
+        try:
+            path = await fastpath.start()
+        except OSError as err:
+            logger.warning("no same-machine fast path (clients use gRPC alone): cannot listen in %s: %s",
+                           self.config.data_dir, err.strerror)
+            return None
+        self._fastpath = fastpath
+        return path
 
     def _pod_socket(self, server: grpc.aio.Server) -> Path | None:
         """A Unix socket for local pods without a network, in a directory of its own
