@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 
-from pachd.auth import AuthInterceptor, PodCredentials
+from pachd.auth import AuthInterceptor, PodCredentials, PodScopeInterceptor
 from pachd.config import PachdConfig
 from pachd.console.server import Console
 from pachd.executor import create_executor
@@ -26,6 +26,7 @@ from pachd.pfs.service import BlockService, PfsService
 from pachd.pps import Pps
 from pachd.pps.jobs_service import JobsService
 from pachd.pps.ownership import replica_identity
+from pachd.pps.scope import PodScopes
 from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
 from pachd.storage.localdisk import LocalBlockStore
@@ -78,7 +79,9 @@ class Pachd:
         ]
         self.credentials = await PodCredentials.load(self.kv)
         auth = AuthInterceptor(admin_token=config.auth_token, credentials=self.credentials)
-        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), PreEncodedReplies()], options=options)
+        confined = PodScopeInterceptor(credentials=self.credentials, scopes=PodScopes(self.kv))
+        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), confined, PreEncodedReplies()],
+                                 options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
         pods_pb2_grpc.add_PodDataServicer_to_server(PodDataService(self.pfs), server)
@@ -119,7 +122,8 @@ class Pachd:
     async def _start_fast_path(self, auth: AuthInterceptor) -> Path | None:
         """The same-machine fast path's socket (local blocks only); None, with a warning, if it cannot listen."""
         assert isinstance(self.blocks, LocalBlockStore)
-        fastpath = LocalFastPath(pfs=self.pfs, store=self.blocks, auth=auth, data_dir=self.config.data_dir)
+        fastpath = LocalFastPath(pfs=self.pfs, store=self.blocks, auth=auth, credentials=self.credentials,
+                                 data_dir=self.config.data_dir)
         try:
             path = await fastpath.start()
         except OSError as err:

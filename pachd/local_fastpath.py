@@ -19,7 +19,9 @@ through gRPC, sends one request and gets file descriptors (SCM_RIGHTS):
 A failure is {"error": {"code": "NOT_FOUND", "message": ..., "hint": ...}}, the
 status PutFile or GetFile would have given, with the same text. Each request
 carries the token a gRPC call would (checked by the AuthInterceptor's rule).
-Requests and replies are JSON, one socket record each.
+Requests and replies are JSON, one socket record each. A job credential is
+refused (PERMISSION_DENIED): pods are confined to their job's repos, which
+the gRPC interceptors enforce.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pachd import validate
-from pachd.auth import AUTHORIZATION, AuthInterceptor
+from pachd.auth import AUTHORIZATION, AuthInterceptor, PodCredentials
 from pachd.errors import InvalidArgument, PachError, PermissionDenied, Unauthenticated
 from pachd.interceptors import pach_error
 from pachd.pfs import Pfs, blocks, messages
@@ -66,10 +68,12 @@ T = TypeVar("T")
 class LocalFastPath:
     """Serves the fast path for one pachd: start(), then stop() on shutdown."""
 
-    def __init__(self, *, pfs: Pfs, store: LocalBlockStore, auth: AuthInterceptor, data_dir: Path) -> None:
+    def __init__(self, *, pfs: Pfs, store: LocalBlockStore, auth: AuthInterceptor, credentials: PodCredentials,
+                 data_dir: Path) -> None:
         self._pfs = pfs
         self._store = store
         self._auth = auth
+        self._credentials = credentials
         self._data_dir = data_dir
         self._folder: Path | None = None  # a folder of our own, when the data dir's path is too long
         self._listener: socket.socket | None = None
@@ -157,6 +161,9 @@ class LocalFastPath:
         reason = self._auth.refusal(method, [(AUTHORIZATION, f"Bearer {token}")] if token else [])
         if reason is not None:
             raise Unauthenticated(reason)
+        if token and self._credentials.job_of(token) is not None:  # pods are confined to their job: gRPC only
+            raise PermissionDenied("the same-machine fast path serves no job credential",
+                                   hint="pods read and write through gRPC")
         file = pfs_pb2.File(commit=pfs_pb2.Commit(repo=pfs_pb2.Repo(name=str(request.get("repo", ""))),
                                                   id=str(request.get("commit", ""))),
                             path=str(request.get("path", "")))

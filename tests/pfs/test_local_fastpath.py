@@ -249,8 +249,9 @@ async def test_a_put_through_the_fast_path_equals_a_stream_put_and_is_durable_fi
         recorded: tuple[Pfs, Log], tmp_path: Path) -> None:
     pfs, log = recorded
     assert isinstance(pfs.blocks, LocalBlockStore)
-    auth = AuthInterceptor(admin_token="", credentials=PodCredentials(b"secret"))
-    server = LocalFastPath(pfs=pfs, store=pfs.blocks, auth=auth, data_dir=tmp_path)
+    credentials = PodCredentials(b"secret")
+    auth = AuthInterceptor(admin_token="", credentials=credentials)
+    server = LocalFastPath(pfs=pfs, store=pfs.blocks, auth=auth, credentials=credentials, data_dir=tmp_path)
     path = await server.start()
     try:
         await pfs.repos.create("data", [])
@@ -264,6 +265,10 @@ async def test_a_put_through_the_fast_path_equals_a_stream_put_and_is_durable_fi
             with open(source, "rb") as handle:
                 await asyncio.to_thread(client.put, "data", passed.id, name, handle.fileno(), delimiter.value)
         check_order(log, await refs_of(pfs, "data", passed.id))  # fresh blocks: each synced before its txn
+        with open(source, "rb") as handle, pytest.raises(PachydermError) as pod:  # pods stay on gRPC
+            await asyncio.to_thread(local.LocalSocket(str(path), credentials.token("job1")).put,
+                                    "data", passed.id, "/pod", handle.fileno(), 0)
+        assert pod.value.code == grpc.StatusCode.PERMISSION_DENIED
         streamed = await pfs.commits.start("data", "streamed", ())
         await pfs.files.put(stream("data", streamed.id, files))
         for name, data, _ in files:
