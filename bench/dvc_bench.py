@@ -1,21 +1,23 @@
 """The peer: DVC on the same data, measured side by side with pachd in one run.
 
-    python -m bench.dvc_bench [--quick] [--rounds N]   # prints its section and updates it in results.md
+    python -m bench.dvc_bench [--quick] [--rounds N] [--large-only] [--big-mib N]   # see --help
 
-Each row does the same work both ways, in fresh folders, alternating which goes
+Each row does the same work both ways, in fresh folders, rotating which goes
 first round after round, so load on the machine hits both alike. Wall time is
 shown as minimum and median; CPU seconds are every process's own (DVC and the
 commands it runs; pachd, its pods and pachctl), from the kernel's accounting.
 The ratio is DVC's median time over ours: above 1 means pachd is faster.
 
 Rows: versioning one large file (DVC followed by `sync`, since put-file is
-durable when it returns), reading it back, many small files (first version, then
+durable when it returns), reading it back (both with pachctl's same-machine
+fast path, and again over the gRPC stream alone), many small files (first version, then
 a second with 1 % changed), a `cp` stage over them and its re-run after the 1 %
 change, and a CPU-bound stage (sha256 of each file) and its re-run.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import resource
@@ -91,8 +93,8 @@ def _dvc(*args: str, cwd: Path) -> None:
     run_cmd(sys.executable, "-m", "dvc", *args, cwd=cwd, env={"DVC_NO_ANALYTICS": "1"})
 
 
-def _pachctl(address: str, *args: str) -> None:
-    run_cmd(sys.executable, "-m", "pachctl.main", "-q", *args, cwd=Path.cwd(), env={"ADDRESS": address})
+def _pachctl(address: str, *args: str, env: dict[str, str] | None = None) -> None:
+    run_cmd(sys.executable, "-m", "pachctl.main", "-q", *args, cwd=Path.cwd(), env={"ADDRESS": address, **(env or {})})
 
 
 def _small_files(folder: Path, count: int, size: int, seed: int) -> Path:
@@ -131,8 +133,9 @@ def _pachd(folder: Path) -> Iterator[tuple[PachdProcess, Client]]:
 
 
 def _one_round(rows: dict[str, Row], root: Path, *, big: int, files: int, size: int, seed: int,
-               dvc_first: bool) -> None:
-    """Every row once with DVC and once with pachd, on the same data."""
+               turn: int) -> None:
+    """Every row once with DVC and once with pachd, on the same data (and the large file's rows
+    once more with pachd's gRPC stream alone, in a pachd of its own so no block is reused)."""
     data = root / "data"
     data.mkdir(parents=True)
     blob = data / "big.bin"
@@ -140,8 +143,9 @@ def _one_round(rows: dict[str, Row], root: Path, *, big: int, files: int, size: 
         rng = random.Random(seed)
         for _ in range(big >> 20):
             handle.write(rng.randbytes(1 << 20))
-    small = _small_files(data / "small", files, size, seed)
-    sides = [_dvc_side, _pachd_side] if dvc_first else [_pachd_side, _dvc_side]
+    small = _small_files(data / "small", files, size, seed) if files else data / "small"
+    sides = [_dvc_side, _pachd_side, _stream_side]
+    sides = sides[turn % 3:] + sides[:turn % 3]
     for side in sides:
         side(rows, root / side.__name__, blob, small, seed)
         shutil.rmtree(root / side.__name__, ignore_errors=True)
@@ -155,6 +159,8 @@ def _dvc_side(rows: dict[str, Row], root: Path, blob: Path, small: Path, seed: i
         rows["big"].dvc.append(measure(lambda: (_dvc("add", "-q", "big.bin", cwd=repo), os.sync())))
         (repo / "big.bin").unlink()
         rows["read"].dvc.append(measure(lambda: _dvc("checkout", "-q", "big.bin.dvc", cwd=repo)))
+        if not small.exists():
+            return
         shutil.copytree(small, repo / "small")
         rows["small"].dvc.append(measure(lambda: _dvc("add", "-q", "small", cwd=repo)))
         _dvc("stage", "add", "-q", "-n", "copy", "-d", "small", "-o", "copied",
@@ -173,11 +179,9 @@ def _pachd_side(rows: dict[str, Row], root: Path, blob: Path, small: Path, seed:
     with _pachd(root) as (server, client):
         measure = Measure(server)
         address = server.address
-        client.create_repo("big")
-        rows["big"].ours.append(measure(lambda: _pachctl(address, "put-file", "big", "master", "big.bin", "-c",
-                                                          "-f", str(blob))))
-        out = root / "big.out"
-        rows["read"].ours.append(measure(lambda: _get_file(address, out)))
+        _large_file(rows["big"], rows["read"], measure, address, client, blob, root / "big.out")
+        if not small.exists():
+            return
         client.create_repo("small")
         client.create_pipeline(pipeline("copy", CP_STAGE.format(src="/pfs/small", out="/pfs/out"), [("small", MAP)]))
         client.create_pipeline(pipeline("hash", SHA_STAGE.format(src="/pfs/small", out="/pfs/out"), [("small", MAP)]))
@@ -195,10 +199,29 @@ def _pachd_side(rows: dict[str, Row], root: Path, blob: Path, small: Path, seed:
         rows["sha2"].ours.append(measure(lambda: _run_stage(client, "hash", "master/1")))
 
 
-def _get_file(address: str, out: Path) -> None:
+STREAM_ONLY = {"PACH_LOCAL_FASTPATH": "0"}
+
+
+def _stream_side(rows: dict[str, Row], root: Path, blob: Path, small: Path, seed: int) -> None:
+    """The large file's rows through the gRPC stream alone (what the same-machine fast path buys)."""
+    with _pachd(root) as (server, client):
+        _large_file(rows["big_stream"], rows["read_stream"], Measure(server), server.address, client, blob,
+                    root / "big.out", STREAM_ONLY)
+
+
+def _large_file(put: Row, read: Row, measure: Measure, address: str, client: Client, blob: Path, out: Path,
+                env: dict[str, str] | None = None) -> None:
+    """pachctl put-file of the large file in a commit of its own, then get-file of it."""
+    client.create_repo("big")
+    put.ours.append(measure(lambda: _pachctl(address, "put-file", "big", "master", "big.bin", "-c", "-f", str(blob),
+                                             env=env)))
+    read.ours.append(measure(lambda: _get_file(address, out, env)))
+
+
+def _get_file(address: str, out: Path, env: dict[str, str] | None = None) -> None:
     with open(out, "wb") as handle:
         subprocess.run([sys.executable, "-m", "pachctl.main", "-q", "get-file", "big", "master/0", "big.bin"],
-                       check=True, stdout=handle, env={**os.environ, "ADDRESS": address})
+                       check=True, stdout=handle, env={**os.environ, "ADDRESS": address, **(env or {})})
 
 
 def _put_changed(client: Client, changed: list[Path]) -> None:
@@ -220,6 +243,8 @@ def _run_stage(client: Client, name: str, commit: str) -> None:
 ROWS = {
     "big": "versioning a large file (DVC: add, then sync)",
     "read": "reading it back (DVC: checkout)",
+    "big_stream": "versioning it, pachctl over the gRPC stream only (PACH_LOCAL_FASTPATH=0)",
+    "read_stream": "reading it back, over the gRPC stream only",
     "small": "small files, first version",
     "small2": "small files, second version with 1 % changed",
     "cp": "a `cp` stage over the small files",
@@ -230,17 +255,19 @@ ROWS = {
 
 
 def run(*, big: int = 1 << 30, files: int = 10_000, size: int = 1024, rounds: int = 3) -> list[str]:
+    """The section for results.md; files=0 measures the large file's rows alone."""
     rows = {key: Row(name) for key, name in ROWS.items()}
+    rows["big_stream"].dvc, rows["read_stream"].dvc = rows["big"].dvc, rows["read"].dvc  # the same DVC runs
     with scratch() as root:
         for n in range(rounds):
-            _one_round(rows, root / f"round{n}", big=big, files=files, size=size, seed=n, dvc_first=n % 2 == 0)
+            _one_round(rows, root / f"round{n}", big=big, files=files, size=size, seed=n, turn=n)
     version = subprocess.run([sys.executable, "-m", "dvc", "--version"], capture_output=True, text=True).stdout.strip()
     return [SECTION, "",
             f"DVC {version} and pachd on the same data ({big >> 20} MiB file; {files} files of {size} B), "
-            f"{rounds} rounds alternating which goes first; wall time min / median, median CPU seconds. "
+            f"{rounds} rounds, rotating which goes first; wall time min / median, median CPU seconds. "
             "Ratio: DVC's median time / ours (above 1: pachd is faster).", "",
             "| row | DVC | pachd | ratio |", "|---|---|---|---|",
-            *(row.line() for row in rows.values()), ""]
+            *(row.line() for row in rows.values() if row.ours), ""]
 
 
 def replace_section(text: str, section: list[str]) -> str:
@@ -256,11 +283,19 @@ def replace_section(text: str, section: list[str]) -> str:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
-    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else (1 if quick else 3)
-    section = run(big=(32 << 20) if quick else (1 << 30), files=300 if quick else 10_000, rounds=rounds)
+    parser = argparse.ArgumentParser(prog="python -m bench.dvc_bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="32 MiB, 300 files, 1 round; results.md untouched")
+    parser.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
+    parser.add_argument("--big-mib", type=int, help="the large file's size in MiB (default 1024)")
+    parser.add_argument("--large-only", action="store_true", help="only the large file's rows")
+    parser.add_argument("--no-write", action="store_true", help="print the section without updating results.md")
+    args = parser.parse_args()
+    rounds = args.rounds or (1 if args.quick else 3)
+    big = (args.big_mib << 20) if args.big_mib else (32 << 20) if args.quick else (1 << 30)
+    files = 0 if args.large_only else 300 if args.quick else 10_000
+    section = run(big=big, files=files, rounds=rounds)
     print("\n".join(section))
-    if not quick:
+    if not (args.quick or args.no_write or args.large_only):
         RESULTS.write_text(replace_section(RESULTS.read_text(), section))
 
 

@@ -17,6 +17,7 @@ from pachd.console.server import Console
 from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
 from pachd.interceptors import ErrorInterceptor, PreEncodedReplies
+from pachd.local_fastpath import LocalFastPath
 from pachd.pfs import Pfs
 from pachd.pfs.pods_service import PodDataService
 from pachd.pfs.admin_service import AdminService
@@ -28,6 +29,7 @@ from pachd.pps.ownership import replica_identity
 from pachd.pps.scope import PodScopes
 from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
+from pachd.storage.localdisk import LocalBlockStore
 from pachd.storage.lock import DataDirBusy, DataDirLock
 from pachyderm_client.proto import (
     health_pb2_grpc, pfs_admin_pb2_grpc, pfs_pb2_grpc, pods_pb2_grpc, pps_internal_pb2_grpc, pps_jobs_pb2_grpc,
@@ -49,6 +51,7 @@ class Pachd:
         self._socket_dir: Path | None = None
         self._lock: DataDirLock | None = None
         self._console: Console | None = None
+        self._fastpath: LocalFastPath | None = None
 
     async def start(self) -> int:
         """Opens storage and starts serving; returns the bound port."""
@@ -82,7 +85,8 @@ class Pachd:
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
         pods_pb2_grpc.add_PodDataServicer_to_server(PodDataService(self.pfs), server)
-        pfs_admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.pfs), server)
+        local_socket = await self._start_fast_path(auth) if isinstance(self.blocks, LocalBlockStore) else None
+        pfs_admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.pfs, local_socket=local_socket), server)
         health_pb2_grpc.add_HealthServicer_to_server(HealthService(), server)
         protoversion_pb2_grpc.add_APIServicer_to_server(VersionService(), server)
         port = _listen(server, config)
@@ -115,6 +119,20 @@ class Pachd:
                     f"gcs bucket {config.gcs_bucket}" if config.storage == "gcs" else f"{config.data_dir}")
         return port
 
+    async def _start_fast_path(self, auth: AuthInterceptor) -> Path | None:
+        """The same-machine fast path's socket (local blocks only); None, with a warning, if it cannot listen."""
+        assert isinstance(self.blocks, LocalBlockStore)
+        fastpath = LocalFastPath(pfs=self.pfs, store=self.blocks, auth=auth, credentials=self.credentials,
+                                 data_dir=self.config.data_dir)
+        try:
+            path = await fastpath.start()
+        except OSError as err:
+            logger.warning("no same-machine fast path (clients use gRPC alone): cannot listen in %s: %s",
+                           self.config.data_dir, err.strerror)
+            return None
+        self._fastpath = fastpath
+        return path
+
     def _pod_socket(self, server: grpc.aio.Server) -> Path | None:
         """A Unix socket for local pods without a network, in a directory of its own
         (short enough for a socket's path) that the pods' sandbox binds."""
@@ -139,6 +157,8 @@ class Pachd:
             await self._console.stop()
         if self._server is not None:
             await self._server.stop(SHUTDOWN_GRACE)
+        if self._fastpath is not None:
+            await self._fastpath.stop()
         if self.pps is not None:
             await self.pps.close()
         await self.kv.close()

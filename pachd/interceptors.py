@@ -27,13 +27,13 @@ SLOW_SECONDS = 10.0
 _BLOCKING = ("FlushCommit", "ListCommit", "InspectJob", "GetLogs", "FinishCommit", "StartPipeline", "StopPipeline")
 
 
-def _pach_error(err: BaseException) -> PachError | None:
+def pach_error(err: BaseException) -> PachError | None:
     """The PachError behind `err`, looking inside exception groups (TaskGroups raise those)."""
     if isinstance(err, PachError):
         return err
     if isinstance(err, BaseExceptionGroup):
         for inner in err.exceptions:
-            found = _pach_error(inner)
+            found = pach_error(inner)
             if found is not None:
                 return found
     return None
@@ -48,7 +48,7 @@ class _Call:
         self.start = time.monotonic()
 
     async def fail(self, err: BaseException) -> None:
-        pach = _pach_error(err)
+        pach = pach_error(err)
         if pach is not None:
             self.log(pach.code)
             trailing = (ORIGIN, (HINT_KEY, pach.hint.encode())) if pach.hint else (ORIGIN,)

@@ -89,6 +89,7 @@ class Connection:
                  reconnect_timeout: float = RECONNECT_SECONDS) -> None:
         """A channel to `address`; nothing is sent until the first call (see the module's docstring)."""
         self.address = address
+        self.auth_token = auth_token
         self._raw_channel = channel(address, tls_ca=tls_ca)
         self._channel: grpc.Channel = self._raw_channel
         if auth_token:

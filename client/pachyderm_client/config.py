@@ -68,3 +68,9 @@ def tls_ca() -> bytes | None:
 def auth_token() -> str | None:
     """PACH_AUTH_TOKEN (or the config file's token): the token pachd requires when started with --auth-token-file."""
     return _setting("PACH_AUTH_TOKEN", "token")
+
+
+def local_fast_path() -> bool:
+    """PACH_LOCAL_FASTPATH=0 keeps file data on the gRPC stream even where pachd offers the
+    same-machine fast path (see local.py); anything else, or unset, lets the client use it."""
+    return os.environ.get("PACH_LOCAL_FASTPATH", "1") != "0"

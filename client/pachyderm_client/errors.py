@@ -152,3 +152,9 @@ def from_rpc_error(err: grpc.RpcError) -> PachydermError:
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = err.details() if hasattr(err, "details") else str(err)
     return _BY_CODE.get(code, PachydermError)(details or str(code), code, hint_of(err))
+
+
+def from_status(code: str, message: str, hint: str = "") -> PachydermError:
+    """The typed error for a status pachd reported by name ("NOT_FOUND") outside gRPC (the fast path)."""
+    status = getattr(grpc.StatusCode, code, grpc.StatusCode.UNKNOWN)
+    return _BY_CODE.get(status, PachydermError)(message or str(status), status, hint)

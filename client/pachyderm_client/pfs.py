@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
+import grpc
 from google.protobuf import empty_pb2
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
+from pachyderm_client import config, local
 from pachyderm_client._base import CHUNK, Connection, resumable, stream, translated
+from pachyderm_client.errors import PachydermError
+from pachyderm_client._lazy import lazy_module
 from pachyderm_client.proto import pfs_pb2, pfs_pb2_grpc
+
+if TYPE_CHECKING:
+    from pachyderm_client.proto import pfs_admin_pb2, pfs_admin_pb2_grpc
+else:  # loaded by the first call that needs them (see _lazy.py)
+    pfs_admin_pb2 = lazy_module("pachyderm_client.proto.pfs_admin_pb2")
+    pfs_admin_pb2_grpc = lazy_module("pachyderm_client.proto.pfs_admin_pb2_grpc")
 
 Data = bytes | BinaryIO | Iterable[bytes]
 """What put-file accepts: bytes, a binary file object, or chunks."""
@@ -97,6 +108,14 @@ def _chunks(data: Data, progress: Progress | None = None) -> Iterator[bytes]:
             yield chunk
 
 
+def _descriptor(out: BinaryIO) -> int | None:
+    """The file descriptor under `out`, if it has one (an in-memory buffer has none)."""
+    try:
+        return out.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 class FileReader(io.RawIOBase):
     """A file-like view of a GetFile stream: read() it, iterate it for chunks as
     they come, and close it (or use it as a context manager) to end the stream early."""
@@ -149,6 +168,8 @@ class PfsClient(Connection):
         """See Connection; the Client passes everything on."""
         super().__init__(address, **kwargs)  # type: ignore[arg-type]
         self._pfs = pfs_pb2_grpc.APIStub(self._channel)
+        self._fast_path: local.LocalSocket | None = None
+        self._fast_path_asked = False
 
     # -- repos ------------------------------------------------------------------
 
@@ -324,6 +345,61 @@ class PfsClient(Connection):
         """The file's bytes, all at once (see get_file)."""
         with self.get_file(target, path, offset, size, from_commit, full_file, shard) as reader:
             return b"".join(reader)
+
+    def copy_file(self, target: CommitLike, path: str, out: BinaryIO, offset: int = 0, size: int = 0,
+                  progress: Progress | None = None) -> int:
+        """Writes the file's bytes (from `offset`, `size` of them if not 0) to `out`; returns how many.
+        Through the same-machine fast path where pachd offers it (local.py), else the GetFile stream."""
+        file = as_commit(target)
+        fast = self._local_socket() if _descriptor(out) is not None else None
+        if fast is not None:
+            out.flush()
+            try:
+                return fast.get(file.repo.name, file.id, path, out.fileno(), offset=offset, size=size,
+                                progress=progress)
+            except local.Unreachable:
+                pass
+        written = 0
+        with self.get_file(target, path, offset, size) as reader:
+            for chunk in reader:
+                out.write(chunk)
+                written += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        return written
+
+    @translated
+    def put_local_file(self, target: CommitLike, path: str, source: str | os.PathLike[str], delimiter: int = LINE,
+                       progress: Progress | None = None) -> None:
+        """Appends the local file `source` to the file in the open commit: pachd reads it itself
+        through the same-machine fast path where it offers one (local.py), else it is streamed."""
+        into = as_commit(target)
+        with open(source, "rb") as handle:
+            fast = self._local_socket()
+            if fast is not None:
+                try:
+                    fast.put(into.repo.name, into.id, path, handle.fileno(), delimiter)
+                    if progress is not None:
+                        progress(os.fstat(handle.fileno()).st_size)
+                    return
+                except local.Unreachable:
+                    pass
+            self.put_files(into, [(path, handle)], delimiter, progress)
+
+    def _local_socket(self) -> local.LocalSocket | None:
+        """pachd's fast path, when it is on this machine and offers one (asked once per client)."""
+        if not self._fast_path_asked:
+            self._fast_path_asked = True
+            if config.local_fast_path() and local.is_loopback(self.address):
+                try:
+                    if not self._connected:
+                        self._connect(self.connect_timeout)
+                    found = pfs_admin_pb2_grpc.AdminStub(self._channel).LocalSocket(pfs_admin_pb2.LocalSocketRequest())
+                except (grpc.RpcError, PachydermError):  # an older pachd, or one that refuses us: the stream
+                    found = None
+                if found is not None and found.path:
+                    self._fast_path = local.LocalSocket(found.path, self.auth_token)
+        return self._fast_path
 
     @translated
     def inspect_file(self, target: CommitLike, path: str, from_commit: FromCommit = "", full_file: bool = False,

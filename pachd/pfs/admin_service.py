@@ -1,6 +1,9 @@
-"""Our own PFS administration service (pachyderm.pfs_admin.Admin): garbage collection."""
+"""Our own PFS administration service (pachyderm.pfs_admin.Admin): garbage collection, and
+where the same-machine fast path listens (pachd/local_fastpath.py)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import grpc
 
@@ -13,8 +16,9 @@ Context = grpc.aio.ServicerContext[object, object]
 
 
 class AdminService(pfs_admin_pb2_grpc.AdminServicer):
-    def __init__(self, pfs: Pfs) -> None:
+    def __init__(self, pfs: Pfs, *, local_socket: Path | None = None) -> None:
         self._pfs = pfs
+        self._local_socket = local_socket
 
     async def GarbageCollect(self, request: pfs_admin_pb2.GarbageCollectRequest,
                              context: Context) -> pfs_admin_pb2.GarbageCollectResponse:
@@ -26,3 +30,7 @@ class AdminService(pfs_admin_pb2_grpc.AdminServicer):
             blocks_removed=done.blocks_removed, block_bytes_removed=done.block_bytes_removed,
             nodes_removed=done.nodes_removed, node_bytes_removed=done.node_bytes_removed,
             blocks_kept=done.blocks_kept, bytes_kept=done.bytes_kept)
+
+    async def LocalSocket(self, request: pfs_admin_pb2.LocalSocketRequest,
+                          context: Context) -> pfs_admin_pb2.LocalSocketResponse:
+        return pfs_admin_pb2.LocalSocketResponse(path=str(self._local_socket or ""))

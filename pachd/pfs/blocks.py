@@ -309,8 +309,8 @@ async def read_refs(store: BlockStore, refs: Sequence[BlockRef], offset: int = 0
             future.cancel()
 
 
-def _pieces(refs: Sequence[BlockRef], offset: int, size: int) -> list[tuple[str, int, int]]:
-    """(object name, offset, size) reads of at most READ_CHUNK covering the range."""
+def _pieces(refs: Sequence[BlockRef], offset: int, size: int, step: int = READ_CHUNK) -> list[tuple[str, int, int]]:
+    """(object name, offset, size) reads of at most `step` bytes covering the range."""
     remaining = size if size > 0 else None
     out: list[tuple[str, int, int]] = []
     for ref in refs:
@@ -323,12 +323,17 @@ def _pieces(refs: Sequence[BlockRef], offset: int, size: int) -> list[tuple[str,
         offset = 0
         end = ref.upper if remaining is None else min(ref.upper, start + remaining)
         while start < end:
-            step = min(READ_CHUNK, end - start)
-            out.append((PREFIX + ref.hash, start, step))
-            start += step
+            read = min(step, end - start)
+            out.append((PREFIX + ref.hash, start, read))
+            start += read
             if remaining is not None:
-                remaining -= step
+                remaining -= read
     return out
+
+
+def ranges(refs: Sequence[BlockRef], offset: int = 0, size: int = 0) -> list[tuple[str, int, int]]:
+    """(object name, offset, size) of each block's part of the range: what read_refs reads, uncut."""
+    return _pieces(refs, offset, size, step=1 << 62)
 
 
 async def stat(store: BlockStore, block_hash: str) -> ObjectInfo:

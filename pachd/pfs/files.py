@@ -150,6 +150,14 @@ class Files:
         shard: Shard = EVERYTHING, diff: DiffSpec | None = None,
     ) -> AsyncIterator[bytes]:
         """The file's bytes (narrowed by shard and diff) from offset, at most size (0: all)."""
+        refs = await self.refs_of(repo, commit_id, path, shard=shard, diff=diff)
+        async for chunk in read_refs(self._blocks, refs, offset, size):
+            yield chunk
+
+    async def refs_of(
+        self, repo: str, commit_id: str, path: str, *, shard: Shard = EVERYTHING, diff: DiffSpec | None = None,
+    ) -> tuple[BlockRef, ...]:
+        """The block ranges holding the file's bytes (narrowed by shard and diff), in order: what get() reads."""
         record, view, old = await self._views(repo, commit_id, diff, _folder_of(path, diff))
         entry = await view.lookup(path)
         if isinstance(entry, DirEntry):
@@ -158,8 +166,7 @@ class Files:
         refs = await self._refs(path, entry, shard, old, diff) if entry is not None else None
         if refs is None:
             raise _not_found(path, repo, record)
-        async for chunk in read_refs(self._blocks, refs, offset, size):
-            yield chunk
+        return refs
 
     async def inspect(
         self, repo: str, commit_id: str, path: str, *, shard: Shard = EVERYTHING, diff: DiffSpec | None = None

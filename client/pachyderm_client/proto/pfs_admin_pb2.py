@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&pachyderm_client/proto/pfs_admin.proto\x12\x13pachyderm.pfs_admin\"V\n\x15GarbageCollectRequest\x12\x1a\n\rgrace_seconds\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x42\x10\n\x0e_grace_seconds\"\xa9\x01\n\x16GarbageCollectResponse\x12\x16\n\x0e\x62locks_removed\x18\x01 \x01(\x04\x12\x1b\n\x13\x62lock_bytes_removed\x18\x02 \x01(\x04\x12\x15\n\rnodes_removed\x18\x03 \x01(\x04\x12\x1a\n\x12node_bytes_removed\x18\x04 \x01(\x04\x12\x13\n\x0b\x62locks_kept\x18\x05 \x01(\x04\x12\x12\n\nbytes_kept\x18\x06 \x01(\x04\x32t\n\x05\x41\x64min\x12k\n\x0eGarbageCollect\x12*.pachyderm.pfs_admin.GarbageCollectRequest\x1a+.pachyderm.pfs_admin.GarbageCollectResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&pachyderm_client/proto/pfs_admin.proto\x12\x13pachyderm.pfs_admin\"V\n\x15GarbageCollectRequest\x12\x1a\n\rgrace_seconds\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x42\x10\n\x0e_grace_seconds\"\xa9\x01\n\x16GarbageCollectResponse\x12\x16\n\x0e\x62locks_removed\x18\x01 \x01(\x04\x12\x1b\n\x13\x62lock_bytes_removed\x18\x02 \x01(\x04\x12\x15\n\rnodes_removed\x18\x03 \x01(\x04\x12\x1a\n\x12node_bytes_removed\x18\x04 \x01(\x04\x12\x13\n\x0b\x62locks_kept\x18\x05 \x01(\x04\x12\x12\n\nbytes_kept\x18\x06 \x01(\x04\"\x14\n\x12LocalSocketRequest\"#\n\x13LocalSocketResponse\x12\x0c\n\x04path\x18\x01 \x01(\t2\xd8\x01\n\x05\x41\x64min\x12k\n\x0eGarbageCollect\x12*.pachyderm.pfs_admin.GarbageCollectRequest\x1a+.pachyderm.pfs_admin.GarbageCollectResponse\"\x00\x12\x62\n\x0bLocalSocket\x12\'.pachyderm.pfs_admin.LocalSocketRequest\x1a(.pachyderm.pfs_admin.LocalSocketResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GARBAGECOLLECTREQUEST']._serialized_end=149
   _globals['_GARBAGECOLLECTRESPONSE']._serialized_start=152
   _globals['_GARBAGECOLLECTRESPONSE']._serialized_end=321
-  _globals['_ADMIN']._serialized_start=323
-  _globals['_ADMIN']._serialized_end=439
+  _globals['_LOCALSOCKETREQUEST']._serialized_start=323
+  _globals['_LOCALSOCKETREQUEST']._serialized_end=343
+  _globals['_LOCALSOCKETRESPONSE']._serialized_start=345
+  _globals['_LOCALSOCKETRESPONSE']._serialized_end=380
+  _globals['_ADMIN']._serialized_start=383
+  _globals['_ADMIN']._serialized_end=599
 # @@protoc_insertion_point(module_scope)

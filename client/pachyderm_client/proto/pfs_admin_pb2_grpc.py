@@ -39,12 +39,23 @@ class AdminStub:
                 request_serializer=pachyderm__client_dot_proto_dot_pfs__admin__pb2.GarbageCollectRequest.SerializeToString,
                 response_deserializer=pachyderm__client_dot_proto_dot_pfs__admin__pb2.GarbageCollectResponse.FromString,
                 _registered_method=True)
+        self.LocalSocket = channel.unary_unary(
+                '/pachyderm.pfs_admin.Admin/LocalSocket',
+                request_serializer=pachyderm__client_dot_proto_dot_pfs__admin__pb2.LocalSocketRequest.SerializeToString,
+                response_deserializer=pachyderm__client_dot_proto_dot_pfs__admin__pb2.LocalSocketResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GarbageCollect(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LocalSocket(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -57,6 +68,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.GarbageCollect,
                     request_deserializer=pachyderm__client_dot_proto_dot_pfs__admin__pb2.GarbageCollectRequest.FromString,
                     response_serializer=pachyderm__client_dot_proto_dot_pfs__admin__pb2.GarbageCollectResponse.SerializeToString,
+            ),
+            'LocalSocket': grpc.unary_unary_rpc_method_handler(
+                    servicer.LocalSocket,
+                    request_deserializer=pachyderm__client_dot_proto_dot_pfs__admin__pb2.LocalSocketRequest.FromString,
+                    response_serializer=pachyderm__client_dot_proto_dot_pfs__admin__pb2.LocalSocketResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +102,33 @@ class Admin:
             '/pachyderm.pfs_admin.Admin/GarbageCollect',
             pachyderm__client_dot_proto_dot_pfs__admin__pb2.GarbageCollectRequest.SerializeToString,
             pachyderm__client_dot_proto_dot_pfs__admin__pb2.GarbageCollectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LocalSocket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pachyderm.pfs_admin.Admin/LocalSocket',
+            pachyderm__client_dot_proto_dot_pfs__admin__pb2.LocalSocketRequest.SerializeToString,
+            pachyderm__client_dot_proto_dot_pfs__admin__pb2.LocalSocketResponse.FromString,
             options,
             channel_credentials,
             insecure,
