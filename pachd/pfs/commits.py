@@ -24,6 +24,7 @@ from pachd.errors import (
     CommitFinished,
     CommitNotFound,
     FailedPrecondition,
+    FileTypeConflict,
     InvalidArgument,
 )
 from pachd.pfs import keys
@@ -282,26 +283,45 @@ class Commits:
 
     # -- finishing ----------------------------------------------------------
 
-    async def finish(self, repo: str, commit_id: str, *, cancel: bool = False) -> CommitRecord:
+    async def finish(self, repo: str, commit_id: str, *, cancel: bool = False,
+                     last: Sequence[tuple[str, FileDiff]] = ()) -> CommitRecord:
         """Finishes the commit once its parent has finished.
 
         A cancelled parent cancels this commit too. The commit's tree is
         stored before the commit record says it is finished, so a crash at
         any point leaves either an open commit (finish again) or a complete one.
+
+        `last` are writes (FILE diffs and deletions) applied after the
+        pending ones as the commit's last, straight into its tree, never
+        stored as pending diffs: the commit must be open and not finishing,
+        and a file that cannot be written there (below a file, over a
+        directory) raises FileTypeConflict and leaves the commit open as it
+        was. A crash before the finish completes loses those writes, as it
+        loses an unfinished put-file's; the commit then stays finishing.
         """
         record, revision = await self.get(repo, commit_id)
-        if not record.is_open:
+        if not record.is_open or (last and record.finishing):
             raise CommitFinished(f"commit {repo}/{record.id} is already finished")
+        opened = (record, revision)
         if not record.finishing:
             record, revision = await self.mark_finishing(record, revision)
         parent = await self._wait_finished_parent(record)
         async with self._uploads.running():  # the saved nodes are unreferenced until the txn below
-            return await self._finish(record, revision, parent, cancel)
+            try:
+                return await self._finish(record, revision, parent, cancel, last)
+            except FileTypeConflict:
+                await self._reopen(*opened, revision)
+                raise
 
     async def _finish(self, record: CommitRecord, revision: int, parent: CommitRecord | None,
-                      cancel: bool) -> CommitRecord:
+                      cancel: bool, last: Sequence[tuple[str, FileDiff]] = ()) -> CommitRecord:
         repo = record.repo
         builder, size = await self._pending(record, Tree(self.nodes, parent.root if parent else ""))
+        for count, (path, diff) in enumerate(last):
+            await builder.apply(path, diff, strict=True)
+            size += diff.size
+            if count % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
         root, nodes = await asyncio.to_thread(builder.build)  # encoding and hashing nodes: CPU, off the loop
         await self.nodes.save(nodes)
         for _ in range(RETRIES):
@@ -323,6 +343,12 @@ class Commits:
             if not record.is_open:
                 raise CommitFinished(f"commit {repo}/{record.id} was finished meanwhile")
         raise Aborted(f"finishing {repo}/{record.id} lost too many races; try again")
+
+    async def _reopen(self, record: CommitRecord, revision: int, flagged: int) -> None:
+        """Clears the finishing flag a refused finish set (if nothing changed the commit since)."""
+        if record.finishing or flagged == revision:
+            return
+        await self._kv.txn([Compare(keys.commit(*record.key), flagged)], [Put(keys.commit(*record.key), encode(record))])
 
     async def mark_finishing(self, record: CommitRecord, revision: int,
                              change: Callable[[CommitRecord], CommitRecord] = lambda c: c) -> tuple[CommitRecord, int]:

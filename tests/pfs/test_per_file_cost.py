@@ -221,3 +221,67 @@ async def test_a_squash_interrupted_after_it_began_finishing_is_completed_by_any
         await restarted.files.put(stream(target.id, ["/late"]))
     done = await restarted.commits.finish("data", target.id)
     assert done.finished is not None and len(await contents(restarted, done.id)) == FILES + 1
+
+
+async def seeded(pfs: Pfs) -> BlockRef:
+    """A block of the repo, for files to name slices of."""
+    seed = await pfs.commits.start("data", "seed", (), new_branch=True)
+    await pfs.files.put(stream(seed.id, ["/seed"]))
+    return [refs async for _, refs in pfs.files.walk("data", seed.id)][0][0]
+
+
+async def test_last_writes_finish_a_commit_with_no_key_per_file_as_writing_then_finishing_would(
+        stores: tuple[Pfs, CountingKV]) -> None:
+    pfs, kv = stores
+    block = await seeded(pfs)
+    first = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(first.id, ["/kept", "/appended", "/replaced", "/gone/inner"]))
+    await pfs.commits.finish("data", first.id)
+    piece = (BlockRef(block.hash, 0, 3),)
+    files = [FileRefs(path, piece) for path in spread(FILES)]
+    files += [FileRefs("/appended", piece), FileRefs("/replaced", piece, replace=True)]
+    written = await pfs.commits.fork("data", first.id, "written", ())
+    await pfs.refs.put("data", written.id, files, ["/gone"])
+    expected = await pfs.commits.finish("data", written.id)
+    target = await pfs.commits.fork("data", first.id, "direct", ())
+    await pfs.files.put(stream(target.id, ["/pending"]))  # writes before the last ones stay
+    kv.puts = 0
+    assert await pfs.refs.put("data", target.id, files, ["/gone"], finish=True) == len(files)
+    assert kv.puts < 20
+    done = (await pfs.commits.get("data", target.id))[0]
+    assert done.finished is not None and done.size_bytes == expected.size_bytes + len(b"/pending\n")
+    found = await contents(pfs, done.id)
+    assert found.pop("/pending") == b"/pending\n"
+    assert found == await contents(pfs, expected.id) and len(found) == FILES + 3
+
+
+async def test_last_writes_that_cannot_be_written_leave_the_commit_open_as_it_was(
+        stores: tuple[Pfs, CountingKV]) -> None:
+    pfs, _ = stores
+    block = await seeded(pfs)
+    parent = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(parent.id, ["/parentfile"]))
+    await pfs.commits.finish("data", parent.id)
+    commit = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(commit.id, ["/file", "/dir/inner"]))
+    good = [FileRefs(path, (block,)) for path in spread(100)]
+    for bad in ("/file/below", "/dir", "/parentfile/below"):
+        with pytest.raises(FileTypeConflict):
+            await pfs.refs.put("data", commit.id, [*good, FileRefs(bad, (block,))], finish=True)
+        record = (await pfs.commits.get("data", commit.id))[0]
+        assert record.is_open and not record.finishing
+    await pfs.files.put(stream(commit.id, ["/later"]))  # still writable
+    done = await pfs.commits.finish("data", commit.id)
+    assert sorted(await contents(pfs, done.id)) == ["/dir/inner", "/file", "/later", "/parentfile"]
+
+
+async def test_last_writes_into_a_commit_that_began_finishing_are_refused(stores: tuple[Pfs, CountingKV]) -> None:
+    pfs, _ = stores
+    block = await seeded(pfs)
+    commit = await pfs.commits.start("data", "master", ())
+    record, revision = await pfs.commits.get("data", commit.id)
+    await pfs.commits.mark_finishing(record, revision)
+    with pytest.raises(CommitFinished):
+        await pfs.refs.put("data", commit.id, [FileRefs("/late", (block,))], finish=True)
+    done = await pfs.commits.finish("data", commit.id)
+    assert await contents(pfs, done.id) == {}
