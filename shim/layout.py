@@ -188,7 +188,8 @@ def _start(path: Path, size: int | None = None) -> Start:
 
 
 def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Start]) -> int:
-    """Sends the changes of `folder` since `started` into the output commit; returns files sent.
+    """Sends the changes of `folder` since `started` into the output commit, finishing it when
+    there were any; returns files sent.
 
     All new bytes go up as one block stream (PutBlock), then one call names
     each file's slice of those blocks (PutFileRefs).
@@ -234,10 +235,13 @@ def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Sta
         blocks = [(r.block.hash, r.range.lower, r.range.upper) for r in stored.block_ref]
     files = [pods_pb2.FileRef(path=path, replace=replace, block_refs=_slice(blocks, begin, end))
              for (path, _, replace), (begin, end) in zip(sends, spans)]
+    # The last call also finishes the commit: pachd builds its tree from the files at once (FinishJob then
+    # finds it finished) instead of storing each file's change first.
     for first in range(0, max(len(files), 1), PUT_BATCH):
         batch = files[first:first + PUT_BATCH]
         if batch or (removed and first == 0):
-            wire.pods.PutFileRefs(pods_pb2.PutFileRefsRequest(commit=out, files=batch, delete=removed if first == 0 else []),
+            wire.pods.PutFileRefs(pods_pb2.PutFileRefsRequest(commit=out, files=batch, delete=removed if first == 0 else [],
+                                                              finish=first + PUT_BATCH >= len(files)),
                                   metadata=wire.metadata)
     return len(files)
 

@@ -38,7 +38,7 @@ class Pfs:
         self.files = Files(blocks=blocks, commits=self.commits, writes=writes, uploads=self.uploads,
                            fetcher=fetcher)
         self.squash = Squash(kv=kv, commits=self.commits, writes=writes)
-        self.refs = RefWrites(writes=writes, blocks=blocks)
+        self.refs = RefWrites(writes=writes, commits=self.commits, blocks=blocks)
         self.block_diffs = BlockDiffs(kv=kv)
 
     async def collect_garbage(self, *, grace: float = DEFAULT_GRACE, dry_run: bool = False) -> Collected:

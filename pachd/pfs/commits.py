@@ -15,6 +15,7 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Protocol
 
 from pachd import validate
 from pachd.errors import (
@@ -24,6 +25,7 @@ from pachd.errors import (
     CommitFinished,
     CommitNotFound,
     FailedPrecondition,
+    FileTypeConflict,
     InvalidArgument,
 )
 from pachd.pfs import keys
@@ -39,7 +41,7 @@ from pachd.pfs.records import (
     is_ancestor,
 )
 from pachd.pfs.repos import Repos
-from pachd.pfs.tree import NodeStore, Tree, TreeBuilder
+from pachd.pfs.tree import Node, NodeStore, Tree, TreeBuilder
 from pachd.pfs.uploads import Uploads
 from pachd.storage.kv import KV, Compare, Delete, DeletePrefix, KeyValue, Op, Put
 from pachd.storage.watching import wait_for
@@ -73,7 +75,15 @@ def status_allows(status: CommitStatus, record: CommitRecord) -> bool:
     return not (record.archived and status is not CommitStatus.ARCHIVED)
 
 
-Squasher = Callable[[CommitRecord, Tree], Awaitable[tuple[TreeBuilder, int]]]
+class Built(Protocol):
+    """A commit's tree as its changes left it: stored with build(), read before with view()."""
+
+    def build(self) -> tuple[str, dict[str, tuple[Node, bytes]]]: ...
+
+    def view(self) -> Tree: ...
+
+
+Squasher = Callable[[CommitRecord, Tree], Awaitable[tuple[Built, int]]]
 """Applies the changes of a squashing commit's `squash_from` to a base tree (see squash.py)."""
 
 
@@ -134,7 +144,7 @@ class Commits:
         builder, _ = await self._pending(record, base, under)
         return builder.view()
 
-    async def _pending(self, record: CommitRecord, base: Tree, under: str = "/") -> tuple[TreeBuilder, int]:
+    async def _pending(self, record: CommitRecord, base: Tree, under: str = "/") -> tuple[Built, int]:
         """What the open commit changed, applied to `base`, and its size: its pending diffs,
         or, once it began finishing as a squash, the squashed commits' changes."""
         if record.squash_from:
@@ -145,7 +155,7 @@ class Commits:
 
     async def _apply_diffs(self, record: CommitRecord, base: Tree, under: str = "/") -> tuple[TreeBuilder, int]:
         """The commit's pending diffs (those affecting `under`) applied to `base`, and their total size."""
-        builder = TreeBuilder(base, record.id)
+        builder = TreeBuilder(base, record.squash_into or record.id)
         reset = await self._kv.get(keys.root_reset(*record.key))
         if reset is not None:
             await builder.apply("/", decode_diff(reset.value))
@@ -189,12 +199,13 @@ class Commits:
 
     async def start(
         self, repo: str, parent_id: str, provenance: Sequence[tuple[str, str]], *, archived: bool = False,
-        new_branch: bool = False,
+        new_branch: bool = False, squash_into: str = "",
     ) -> CommitRecord:
         """A new open commit: on `parent_id`'s branch after it, or first on a new branch.
 
         With archived, the commit is hidden from listings from the start. With
         new_branch, the branch must not exist yet (CommitExists otherwise).
+        With squash_into, the files it changes name that commit (see CommitRecord).
         """
         branch, number = validate.commit_id(parent_id)
         for _ in range(RETRIES):
@@ -219,7 +230,7 @@ class Commits:
                 parent, _ = await self.get(repo, f"{branch}/{head_number}")
                 clock = parent.clock[:-1] + ((branch, head_number + 1),)
             record = CommitRecord(repo, branch, clock[-1][1], clock, self._now(), full,
-                                  archived=archived or provenance_archived)
+                                  archived=archived or provenance_archived, squash_into=squash_into)
             guards = [Compare(keys.repo(repo), repo_revision),
                       Compare(keys.branch(repo, branch), head.mod_revision if head else 0)]
             if await self._create(record, guards):
@@ -227,9 +238,10 @@ class Commits:
         raise Aborted(f"starting a commit on {repo}/{branch} lost too many races; try again")
 
     async def fork(
-        self, repo: str, parent_id: str, branch: str, provenance: Sequence[tuple[str, str]], *, archived: bool = False
+        self, repo: str, parent_id: str, branch: str, provenance: Sequence[tuple[str, str]], *, archived: bool = False,
+        squash_into: str = "",
     ) -> CommitRecord:
-        """A new open commit, first on new branch `branch`, child of `parent_id`."""
+        """A new open commit, first on new branch `branch`, child of `parent_id` (squash_into: as start's)."""
         validate.branch_name(branch)
         for _ in range(RETRIES):
             repo_record, repo_revision = await self._repos.get(repo)
@@ -238,7 +250,8 @@ class Commits:
                 raise CommitExists(f"branch {branch!r} already exists in repo {repo!r}; fork onto a new name")
             full, provenance_archived = await self._full_provenance(repo_record.provenance, provenance)
             clock = parent.clock + ((branch, 0),)
-            record = CommitRecord(repo, branch, 0, clock, self._now(), full, archived=archived or provenance_archived)
+            record = CommitRecord(repo, branch, 0, clock, self._now(), full, archived=archived or provenance_archived,
+                                  squash_into=squash_into)
             guards = [Compare(keys.repo(repo), repo_revision), Compare(keys.branch(repo, branch), 0),
                       Compare(keys.commit(*parent.key), parent_revision)]
             if await self._create(record, guards):
@@ -282,27 +295,52 @@ class Commits:
 
     # -- finishing ----------------------------------------------------------
 
-    async def finish(self, repo: str, commit_id: str, *, cancel: bool = False) -> CommitRecord:
+    async def finish(self, repo: str, commit_id: str, *, cancel: bool = False,
+                     last: Sequence[tuple[str, FileDiff]] = ()) -> CommitRecord:
         """Finishes the commit once its parent has finished.
 
         A cancelled parent cancels this commit too. The commit's tree is
         stored before the commit record says it is finished, so a crash at
         any point leaves either an open commit (finish again) or a complete one.
+
+        `last` are writes (FILE diffs and deletions) applied after the
+        pending ones as the commit's last, straight into its tree, never
+        stored as pending diffs: the commit must be open and not finishing,
+        and a file that cannot be written there (below a file, over a
+        directory) raises FileTypeConflict and leaves the commit open as it
+        was. A crash before the finish completes loses those writes, as it
+        loses an unfinished put-file's; the commit then stays finishing.
         """
         record, revision = await self.get(repo, commit_id)
-        if not record.is_open:
+        if not record.is_open or (last and record.finishing):
             raise CommitFinished(f"commit {repo}/{record.id} is already finished")
+        opened = (record, revision)
         if not record.finishing:
             record, revision = await self.mark_finishing(record, revision)
         parent = await self._wait_finished_parent(record)
         async with self._uploads.running():  # the saved nodes are unreferenced until the txn below
-            return await self._finish(record, revision, parent, cancel)
+            try:
+                return await self._finish(record, revision, parent, cancel, last)
+            except FileTypeConflict:
+                await self._reopen(*opened, revision)
+                raise
 
     async def _finish(self, record: CommitRecord, revision: int, parent: CommitRecord | None,
-                      cancel: bool) -> CommitRecord:
+                      cancel: bool, last: Sequence[tuple[str, FileDiff]] = ()) -> CommitRecord:
         repo = record.repo
-        builder, size = await self._pending(record, Tree(self.nodes, parent.root if parent else ""))
-        root, nodes = await asyncio.to_thread(builder.build)  # encoding and hashing nodes: CPU, off the loop
+        base = Tree(self.nodes, parent.root if parent else "")
+        built: Built
+        if last:  # never a squash: squashing begins by flagging the commit finishing, which refuses these
+            builder, size = await self._apply_diffs(record, base)
+            for count, (path, diff) in enumerate(last):
+                await builder.apply(path, diff, strict=True)
+                size += diff.size
+                if count % YIELD_EVERY == YIELD_EVERY - 1:
+                    await asyncio.sleep(0)
+            built = builder
+        else:
+            built, size = await self._pending(record, base)
+        root, nodes = await asyncio.to_thread(built.build)  # encoding and hashing nodes: CPU, off the loop
         await self.nodes.save(nodes)
         for _ in range(RETRIES):
             done = dataclasses.replace(
@@ -323,6 +361,12 @@ class Commits:
             if not record.is_open:
                 raise CommitFinished(f"commit {repo}/{record.id} was finished meanwhile")
         raise Aborted(f"finishing {repo}/{record.id} lost too many races; try again")
+
+    async def _reopen(self, record: CommitRecord, revision: int, flagged: int) -> None:
+        """Clears the finishing flag a refused finish set (if nothing changed the commit since)."""
+        if record.finishing or flagged == revision:
+            return
+        await self._kv.txn([Compare(keys.commit(*record.key), flagged)], [Put(keys.commit(*record.key), encode(record))])
 
     async def mark_finishing(self, record: CommitRecord, revision: int,
                              change: Callable[[CommitRecord], CommitRecord] = lambda c: c) -> tuple[CommitRecord, int]:

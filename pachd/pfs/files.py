@@ -12,7 +12,7 @@ import builtins
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -206,7 +206,7 @@ class Files:
 
     async def walk(
         self, repo: str, commit_id: str, *, shard: Shard = EVERYTHING, diff: DiffSpec | None = None
-    ) -> AsyncIterator[tuple[str, tuple[BlockRef, ...]]]:
+    ) -> AsyncGenerator[tuple[str, tuple[BlockRef, ...]], None]:
         """Every file of the commit with the references its shard and diff select."""
         _, view, old = await self._views(repo, commit_id, diff)
         async for path, entry in view.walk("/", await view.root_entry()):

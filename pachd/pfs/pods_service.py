@@ -41,7 +41,8 @@ class PodDataService(pods_pb2_grpc.PodDataServicer):
         files = [FileRefs(validate.file_path(f.path, allow_root=False), tuple(_ref(r) for r in f.block_refs), f.replace)
                  for f in request.files]
         deletes = [validate.file_path(p, allow_root=False) for p in request.delete]
-        return pods_pb2.PutFileRefsResponse(files=await self._pfs.refs.put(repo, commit_id, files, deletes))
+        return pods_pb2.PutFileRefsResponse(files=await self._pfs.refs.put(repo, commit_id, files, deletes,
+                                                                           finish=request.finish))
 
 
 def _ref(ref: pfs_pb2.BlockRef) -> BlockRef:

@@ -67,6 +67,9 @@ class CommitRecord:
     # Set when finishing began as a squash: the finished tree is the parent's with these
     # commits' changes (same repo; see squash.py), and the commit's own pending diffs are dropped.
     squash_from: tuple[str, ...] = ()
+    # The commit this one's changes are to be squashed into (a job pod's commit names the
+    # job's output commit): its tree's changed entries name that commit, as the squash would.
+    squash_into: str = ""
 
     @property
     def id(self) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pachd.errors import InvalidArgument
 from pachd.pfs import blocks
+from pachd.pfs.commits import Commits
 from pachd.pfs.records import BlockRef, FileDiff, FileKind
 from pachd.pfs.writes import Writes
 from pachd.storage.blocks import BlockStore
@@ -29,16 +30,29 @@ class FileRefs:
 
 
 class RefWrites:
-    def __init__(self, *, writes: Writes, blocks: BlockStore, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, writes: Writes, commits: Commits, blocks: BlockStore,
+                 now: Callable[[], float] = time.time) -> None:
         self._writes = writes
+        self._commits = commits
         self._blocks = blocks
         self._now = now
 
-    async def put(self, repo: str, commit_id: str, files: Sequence[FileRefs], deletes: Sequence[str] = ()) -> int:
-        """Deletes `deletes`, then writes `files`; returns how many files were written."""
+    async def put(self, repo: str, commit_id: str, files: Sequence[FileRefs], deletes: Sequence[str] = (), *,
+                  finish: bool = False) -> int:
+        """Deletes `deletes`, then writes `files`; returns how many files were written.
+
+        With finish, these are the commit's last writes and the commit is
+        finished with them, built straight into its tree (a job pod's whole
+        output: nothing is stored per file but the tree; see Commits.finish).
+        """
         await self._check_blocks(files)
-        target = await self._writes.open(repo, commit_id)
         now = self._now()
+        if finish:
+            tombstone = FileDiff(FileKind.NONE, delete=True, modified=now)
+            await self._commits.finish(repo, commit_id, last=[*((path, tombstone) for path in deletes), *(
+                (f.path, FileDiff(FileKind.FILE, delete=f.replace, refs=f.refs, modified=now)) for f in files)])
+            return len(files)
+        target = await self._writes.open(repo, commit_id)
         for path in deletes:
             await self._writes.delete(target, path, now)
         for file in files:

@@ -15,29 +15,13 @@ from collections.abc import Sequence
 from pachd.errors import CommitFinished, CommitNotOpen, InvalidArgument
 from pachd.pfs import keys
 from pachd.pfs.commits import YIELD_EVERY, Commits
-from pachd.pfs.records import CommitKey, CommitRecord, FileDiff, FileKind, is_ancestor
+from pachd.pfs.merge import Merged, Unmergeable, combine, merge
+from pachd.pfs.records import CommitKey, CommitRecord, FileDiff, is_ancestor
 from pachd.pfs.tree import Tree, TreeBuilder, changes
 from pachd.pfs.writes import Writes
 from pachd.storage.kv import KV
 
 logger = logging.getLogger(__name__)
-
-
-def combine(first: FileDiff, second: FileDiff) -> FileDiff:
-    """The changes two sibling commits made to one path, both kept.
-
-    Unlike a later write within one commit, a truncation in `second` does not
-    drop what `first` wrote: both commits' data stays, as in v1.2. A deletion
-    in `second` still deletes, and of a file and a directory the later wins.
-    """
-    if second.kind is FileKind.NONE:
-        return second
-    if first.kind is FileKind.NONE:
-        return dataclasses.replace(second, delete=True)
-    if first.kind is not second.kind:
-        return second
-    return FileDiff(second.kind, first.delete or second.delete, first.refs + second.refs,
-                    max(first.modified, second.modified))
 
 
 class Squash:
@@ -69,8 +53,16 @@ class Squash:
                 c, squash_from=sources, provenance=tuple(dict.fromkeys(c.provenance + tuple(added)))))
         return await self._commits.finish(repo, record.id, cancel=cancel)
 
-    async def _apply_squashed(self, record: CommitRecord, base: Tree) -> tuple[TreeBuilder, int]:
-        """The changes of `record.squash_from` applied to `base`, and their size."""
+    async def _apply_squashed(self, record: CommitRecord, base: Tree) -> tuple[TreeBuilder | Merged, int]:
+        """The changes of `record.squash_from` applied to `base`, and their size.
+
+        Where every squashed commit split from `base` itself and names `record`
+        in its changed entries (a job's pods' commits), their trees are merged
+        (merge.py): nothing is done per file that only one of them changed.
+        """
+        merged = await self._merged(record, base)
+        if merged is not None:
+            return merged
         builder = TreeBuilder(base, record.id)
         size = 0
         collected = await self._collect(record.repo, record.squash_from, record)
@@ -80,6 +72,19 @@ class Squash:
             if count % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # a squash of many files: let other calls run between
         return builder, size
+
+    async def _merged(self, record: CommitRecord, base: Tree) -> tuple[Merged, int] | None:
+        sources = [(await self._commits.get(record.repo, from_id))[0] for from_id in record.squash_from]
+        for source in sources:
+            parent = await self._commits.parent(source)
+            if (source.is_open or source.squash_into != record.id or (parent.root if parent else "") != base.root
+                    or (parent is not None and not is_ancestor(parent.clock, record.clock))):
+                return None
+        try:
+            merged = await merge(base, [await self._commits.view(s) for s in sources], record.id)
+        except Unmergeable:
+            return None
+        return merged, sum(s.size_bytes for s in sources)
 
     async def _added_provenance(self, repo: str, from_ids: Sequence[str], target: CommitRecord) -> list[CommitKey]:
         """The provenance of the commits squashed (since they split from `target`) that `target` lacks."""

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pachd.errors import FileTypeConflict
 from pachd.pfs.records import BlockRef, FileDiff, FileKind
 from pachd.storage.blocks import BlockStore
 
@@ -204,6 +205,13 @@ class Tree:
 # -- building ---------------------------------------------------------------
 
 
+def file_conflict(path: str, ancestor: str = "") -> FileTypeConflict:
+    """Why a file cannot be written at `path`: `ancestor` is a file ("": `path` is a directory)."""
+    if ancestor:
+        return FileTypeConflict(f"{ancestor!r} is a file, so {path!r} cannot be created under it")
+    return FileTypeConflict(f"{path!r} is a directory; it cannot be written as a file")
+
+
 @dataclass(slots=True)
 class _Dir:
     """A directory being changed: its entries, some replaced by changed _Dirs."""
@@ -225,12 +233,16 @@ class TreeBuilder:
         self.commit = commit  # ID of the commit the diffs belong to
         self._root: _Dir | None = None
 
-    async def apply(self, path: str, diff: FileDiff) -> None:
+    async def apply(self, path: str, diff: FileDiff, *, strict: bool = False) -> None:
+        """Applies one diff. With strict, a file written below a file, or over a
+        directory, raises FileTypeConflict (and changes nothing) instead of replacing it."""
         names = split(path)
         if not names:  # the root itself: only deletion applies
             if diff.delete:
                 self._root = _Dir({}, original=None, modified=diff.modified)
             return
+        if strict and diff.kind is FileKind.FILE:
+            await self._check_file(names)
         parent = await self._directory(names[:-1], diff.modified, create=diff.kind is not FileKind.NONE)
         if parent is None:
             return
@@ -242,13 +254,23 @@ class TreeBuilder:
             if diff.delete or not isinstance(existing, (DirEntry, _Dir)):
                 parent.entries[name] = _Dir({}, original=None, modified=diff.modified)
         else:
-            parent.entries[name] = self._file(existing, diff)
+            parent.entries[name] = file_after(existing if isinstance(existing, FileEntry) else None, diff, self.commit)
 
-    def _file(self, existing: Entry | _Dir | None, diff: FileDiff) -> FileEntry:
-        if isinstance(existing, FileEntry) and not diff.delete:
-            refs = existing.refs + diff.refs
-            return FileEntry(sum(r.size for r in refs), diff.modified, self.commit, existing.origin, refs)
-        return FileEntry(diff.size, diff.modified, self.commit, self.commit, diff.refs)
+    async def _check_file(self, names: list[str]) -> None:
+        """Raises FileTypeConflict unless a file can be written at `names` as the tree stands."""
+        entries: Mapping[str, Entry | _Dir] = (self._root.entries if self._root is not None
+                                               else await self.base.node(self.base.root))
+        for depth, name in enumerate(names):
+            child = entries.get(name)
+            if child is None:
+                return
+            if depth == len(names) - 1:
+                if not isinstance(child, FileEntry):
+                    raise file_conflict("/" + "/".join(names))
+                return
+            if isinstance(child, FileEntry):
+                raise file_conflict("/" + "/".join(names), "/" + "/".join(names[:depth + 1]))
+            entries = child.entries if isinstance(child, _Dir) else await self.base.node(child.node)
 
     async def _directory(self, names: list[str], modified: float, *, create: bool) -> _Dir | None:
         """The changed directory at `names`, made changeable on the way down.
@@ -306,6 +328,14 @@ class TreeBuilder:
             return original  # nothing below actually changed
         size = sum(e.size for e in entries.values())
         return DirEntry(size, directory.modified, self.commit, node)
+
+
+def file_after(existing: FileEntry | None, diff: FileDiff, commit: str) -> FileEntry:
+    """The file a FILE diff made by `commit` leaves: appended to `existing` unless the diff replaces it."""
+    if existing is not None and not diff.delete:
+        refs = existing.refs + diff.refs
+        return FileEntry(sum(r.size for r in refs), diff.modified, commit, existing.origin, refs)
+    return FileEntry(diff.size, diff.modified, commit, commit, diff.refs)
 
 
 def file_change(old: Entry | None, new: FileEntry) -> tuple[bool, tuple[BlockRef, ...]] | None:

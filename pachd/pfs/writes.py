@@ -24,7 +24,7 @@ from pachd.errors import Aborted, CommitFinished, FileTypeConflict
 from pachd.pfs import keys
 from pachd.pfs.commits import RETRIES, Commits
 from pachd.pfs.records import CommitRecord, FileDiff, FileKind, decode_diff, encode
-from pachd.pfs.tree import DirEntry, FileEntry, Tree, split
+from pachd.pfs.tree import DirEntry, FileEntry, Tree, file_conflict, split
 from pachd.storage.kv import KV, Compare, DeletePrefix, Op, Put
 
 logger = logging.getLogger(__name__)
@@ -123,12 +123,12 @@ class Writes:
             diff = await self._pending(target, ancestor)
             if diff is not None:
                 if diff.kind is FileKind.FILE:
-                    raise _conflict(ancestor, "a file", path)
+                    raise file_conflict(path, ancestor)
                 reset = reset or diff.delete
             elif not reset and await self._base_kind(target, ancestor) is FileKind.FILE:
-                raise _conflict(ancestor, "a file", path)
+                raise file_conflict(path, ancestor)
         if kind is FileKind.FILE and await self.kind(target, path) is FileKind.DIR:
-            raise FileTypeConflict(f"{path!r} is a directory; it cannot be written as a file")
+            raise file_conflict(path)
         if kind is FileKind.DIR and await self.kind(target, path) is FileKind.FILE:
             raise FileTypeConflict(f"{path!r} is a file; it cannot be made a directory")
 
@@ -253,7 +253,3 @@ def _refuse_finished(record: CommitRecord) -> None:
         raise CommitFinished(
             f"commit {record.repo}/{record.id} is finished; start a new commit to write (start-commit {record.repo})"
         )
-
-
-def _conflict(ancestor: str, what: str, path: str) -> FileTypeConflict:
-    return FileTypeConflict(f"{ancestor!r} is {what}, so {path!r} cannot be created under it")

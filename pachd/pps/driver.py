@@ -10,6 +10,7 @@ commits into the output commit and finish it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import math
@@ -105,15 +106,24 @@ class JobDriver:
         return await self._jobs.update(job.id, lambda j: dataclasses.replace(j, output_commit=output.id))
 
     async def _plan(self, job: JobRecord) -> JobRecord:
-        """Decides the shards and pod count, or ends the job as EMPTY."""
+        """Decides the shards and pod count, or ends the job as EMPTY.
+
+        Only whether an input (or a shard of it) holds anything decides, and
+        that is known from its first file; how much each input holds is
+        counted only where it chooses between several inputs.
+        """
         parent = (await self._jobs.get(job.parent))[0] if job.parent else None
         before = {i.repo: i.commit for i in parent.inputs} if parent else {}
 
-        async def size(k: int, shard: Shard) -> int:
+        async def size(k: int, shard: Shard, enough: int = 0) -> int:
             given = job.inputs[k]
-            return await self._input_size(given, shard, before.get(given.repo, ""))
+            return await self._input_size(given, shard, before.get(given.repo, ""), enough)
 
-        sizes = [await size(k, EVERYTHING) for k in range(len(job.inputs))]
+        async def has_data(k: int, shard: Shard) -> bool:
+            return await size(k, shard, enough=1) > 0
+
+        enough = 0 if len(job.inputs) > 1 else 1
+        sizes = [await size(k, EVERYTHING, enough) for k in range(len(job.inputs))]
         if any(s == 0 and not i.run_empty for s, i in zip(sizes, job.inputs)):
             try:
                 await self._pfs.commits.finish(job.output_repo, job.output_commit)
@@ -123,21 +133,26 @@ class JobDriver:
                 j, state=JobState.EMPTY, finished=self._now()))
         wanted = pod_count_wanted(job.parallelism, await self._executor.node_count())
         if job.inputs:
-            moduli = await choose_moduli([i.method.partition for i in job.inputs], sizes, wanted, size)
+            moduli = await choose_moduli([i.method.partition for i in job.inputs], sizes, wanted, has_data)
         else:
             moduli = []
         count = math.prod(moduli) if moduli else wanted
         return await self._jobs.update(job.id, lambda j: dataclasses.replace(
             j, shard_moduli=tuple(moduli), pods=tuple(PodRecord() for _ in range(count))))
 
-    async def _input_size(self, given: JobInput, shard: Shard, before: str) -> int:
+    async def _input_size(self, given: JobInput, shard: Shard, before: str, enough: int = 0) -> int:
+        """What the job sees of an input's shard (an empty file counts 1); with `enough`,
+        counting stops once it reached that much."""
         incremental = given.method.incremental is not Incremental.NONE
         diff = None
         if incremental and before and before != given.commit:
             diff = DiffSpec(before, given.method.incremental is Incremental.FULL)
         total = 0
-        async for _, refs in self._pfs.files.walk(given.repo, given.commit, shard=shard, diff=diff):
-            total += sum(r.size for r in refs) or 1  # an empty file is still something to see
+        async with contextlib.aclosing(self._pfs.files.walk(given.repo, given.commit, shard=shard, diff=diff)) as files:
+            async for _, refs in files:
+                total += sum(r.size for r in refs) or 1  # an empty file is still something to see
+                if enough and total >= enough:
+                    break
         return total
 
     async def _run_pods(self, job: JobRecord) -> None:

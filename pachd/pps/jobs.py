@@ -227,7 +227,8 @@ class Jobs:
         return await self.update(job_id, mark)
 
     async def _pod_commit(self, job: JobRecord, index: int, attempt: int) -> str:
-        """The pod's own output commit, archived (never an output of its own).
+        """The pod's own output commit, archived (never an output of its own), its files
+        naming the job's output commit, so that its tree is squashed as it stands (merge.py).
 
         Its branch name depends only on (job, index, attempt), so a retried
         claim finds the commit a failed one already made.
@@ -241,8 +242,10 @@ class Jobs:
         try:
             if job.parent:
                 parent = await self._output_of(job.parent)
-                return (await commits.fork(job.output_repo, parent, branch, provenance, archived=True)).id
-            return (await commits.start(job.output_repo, branch, provenance, archived=True, new_branch=True)).id
+                return (await commits.fork(job.output_repo, parent, branch, provenance, archived=True,
+                                           squash_into=job.output_commit)).id
+            return (await commits.start(job.output_repo, branch, provenance, archived=True, new_branch=True,
+                                        squash_into=job.output_commit)).id
         except CommitExists:
             return f"{branch}/0"
 

@@ -55,12 +55,12 @@ async def choose_moduli(
     partitions: Sequence[Partition],
     sizes: Sequence[int],
     wanted: int,
-    shard_size: Callable[[int, Shard], Awaitable[int]],
+    has_data: Callable[[int, Shard], Awaitable[bool]],
 ) -> list[int]:
     """The modulus of each input: their product is at most `wanted`, no shard is empty.
 
-    `sizes[k]` is how much data input k offers; `shard_size(k, shard)` how much
-    of it falls in a shard.
+    `sizes[k]` is how much data input k offers (only compared between inputs,
+    and with 0); `has_data(k, shard)` whether any of it falls in a shard.
     """
     moduli = [1] * len(partitions)
     done = {k for k, p in enumerate(partitions) if p is Partition.REPO or sizes[k] == 0}
@@ -71,7 +71,7 @@ async def choose_moduli(
             done.add(k)
             continue
         for number in range(candidate):
-            if await shard_size(k, shard_of(partitions[k], number, candidate)) == 0:
+            if not await has_data(k, shard_of(partitions[k], number, candidate)):
                 done.add(k)
                 break
         else:

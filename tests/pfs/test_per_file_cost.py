@@ -19,6 +19,7 @@ from pachd.pfs import Pfs
 from pachd.pfs.files import FileHeader, PutItem
 from pachd.pfs.records import BlockRef
 from pachd.pfs.refs import FileRefs
+from pachd.pfs.tree import TreeBuilder
 from pachd.storage.localdisk import LocalBlockStore
 from pachd.config import PachdConfig
 from pachd.storage import open_kv
@@ -166,14 +167,15 @@ async def test_a_commit_of_many_directories_stores_their_nodes_at_once_and_durab
         await kv.close()
 
 
-async def pods_of(pfs: Pfs, output: str, count: int) -> list[str]:
+async def pods_of(pfs: Pfs, output: str, count: int, squash_into: str = "", name: str = "pod") -> list[str]:
     """Commits beside `output` (forked from its parent, as a job's pods are), each holding its share."""
     parent = (await pfs.commits.get("data", output))[0].parent
     pods = []
     for index in range(count):
-        name = f"pod{index}"
-        pod = (await pfs.commits.fork("data", f"{parent[0]}/{parent[1]}", name, (), archived=True) if parent
-               else await pfs.commits.start("data", name, (), archived=True, new_branch=True))
+        name = f"{name}{index}"
+        pod = (await pfs.commits.fork("data", f"{parent[0]}/{parent[1]}", name, (), archived=True,
+                                      squash_into=squash_into) if parent
+               else await pfs.commits.start("data", name, (), archived=True, new_branch=True, squash_into=squash_into))
         mine = [path for n, path in enumerate(spread(FILES)) if n % count == index]
         await pfs.files.put(stream(pod.id, [*mine, "/shared"]))
         pods.append((await pfs.commits.finish("data", pod.id)).id)
@@ -221,3 +223,98 @@ async def test_a_squash_interrupted_after_it_began_finishing_is_completed_by_any
         await restarted.files.put(stream(target.id, ["/late"]))
     done = await restarted.commits.finish("data", target.id)
     assert done.finished is not None and len(await contents(restarted, done.id)) == FILES + 1
+
+
+async def seeded(pfs: Pfs) -> BlockRef:
+    """A block of the repo, for files to name slices of."""
+    seed = await pfs.commits.start("data", "seed", (), new_branch=True)
+    await pfs.files.put(stream(seed.id, ["/seed"]))
+    return [refs async for _, refs in pfs.files.walk("data", seed.id)][0][0]
+
+
+async def test_last_writes_finish_a_commit_with_no_key_per_file_as_writing_then_finishing_would(
+        stores: tuple[Pfs, CountingKV]) -> None:
+    pfs, kv = stores
+    block = await seeded(pfs)
+    first = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(first.id, ["/kept", "/appended", "/replaced", "/gone/inner"]))
+    await pfs.commits.finish("data", first.id)
+    piece = (BlockRef(block.hash, 0, 3),)
+    files = [FileRefs(path, piece) for path in spread(FILES)]
+    files += [FileRefs("/appended", piece), FileRefs("/replaced", piece, replace=True)]
+    written = await pfs.commits.fork("data", first.id, "written", ())
+    await pfs.refs.put("data", written.id, files, ["/gone"])
+    expected = await pfs.commits.finish("data", written.id)
+    target = await pfs.commits.fork("data", first.id, "direct", ())
+    await pfs.files.put(stream(target.id, ["/pending"]))  # writes before the last ones stay
+    kv.puts = 0
+    assert await pfs.refs.put("data", target.id, files, ["/gone"], finish=True) == len(files)
+    assert kv.puts < 20
+    done = (await pfs.commits.get("data", target.id))[0]
+    assert done.finished is not None and done.size_bytes == expected.size_bytes + len(b"/pending\n")
+    found = await contents(pfs, done.id)
+    assert found.pop("/pending") == b"/pending\n"
+    assert found == await contents(pfs, expected.id) and len(found) == FILES + 3
+
+
+async def test_last_writes_that_cannot_be_written_leave_the_commit_open_as_it_was(
+        stores: tuple[Pfs, CountingKV]) -> None:
+    pfs, _ = stores
+    block = await seeded(pfs)
+    parent = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(parent.id, ["/parentfile"]))
+    await pfs.commits.finish("data", parent.id)
+    commit = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(commit.id, ["/file", "/dir/inner"]))
+    good = [FileRefs(path, (block,)) for path in spread(100)]
+    for bad in ("/file/below", "/dir", "/parentfile/below"):
+        with pytest.raises(FileTypeConflict):
+            await pfs.refs.put("data", commit.id, [*good, FileRefs(bad, (block,))], finish=True)
+        record = (await pfs.commits.get("data", commit.id))[0]
+        assert record.is_open and not record.finishing
+    await pfs.files.put(stream(commit.id, ["/later"]))  # still writable
+    done = await pfs.commits.finish("data", commit.id)
+    assert sorted(await contents(pfs, done.id)) == ["/dir/inner", "/file", "/later", "/parentfile"]
+
+
+async def test_last_writes_into_a_commit_that_began_finishing_are_refused(stores: tuple[Pfs, CountingKV]) -> None:
+    pfs, _ = stores
+    block = await seeded(pfs)
+    commit = await pfs.commits.start("data", "master", ())
+    record, revision = await pfs.commits.get("data", commit.id)
+    await pfs.commits.mark_finishing(record, revision)
+    with pytest.raises(CommitFinished):
+        await pfs.refs.put("data", commit.id, [FileRefs("/late", (block,))], finish=True)
+    done = await pfs.commits.finish("data", commit.id)
+    assert await contents(pfs, done.id) == {}
+
+
+@pytest.mark.parametrize("pods", [1, 2, 3])
+async def test_pods_commits_naming_the_output_are_squashed_tree_by_tree_as_diff_by_diff(
+        stores: tuple[Pfs, CountingKV], pods: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    pfs, kv = stores
+    first = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(first.id, ["/old", "/shared", *spread(50, "old")]))
+    await pfs.commits.finish("data", first.id)
+    by_diffs = await pfs.commits.fork("data", first.id, "bydiffs", ())
+    expected = await pfs.squash.finish("data", await pods_of(pfs, by_diffs.id, pods), by_diffs.id)
+    target = await pfs.commits.start("data", "master", ())
+    sources = await pods_of(pfs, target.id, pods, squash_into=target.id, name="named")
+    applied = 0
+    apply = TreeBuilder.apply
+
+    async def counted(self: TreeBuilder, *args: Any, **kwargs: Any) -> None:
+        nonlocal applied
+        applied += 1
+        await apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(TreeBuilder, "apply", counted)
+    kv.puts = 0
+    done = await pfs.squash.finish("data", sources, target.id)
+    assert applied == 0 and kv.puts < 20
+    assert done.size_bytes == expected.size_bytes
+    assert await contents(pfs, done.id) == await contents(pfs, expected.id)
+    listed = await pfs.files.list("data", done.id, "/")
+    assert [(i.path, i.size) for i in listed] == [(i.path, i.size) for i in await pfs.files.list("data", expected.id, "/")]
+    changed = {i.path: i.commit_modified for i in listed}
+    assert changed["/shared"] == changed["/d0"] == target.id and changed["/old"] == first.id

@@ -26,7 +26,7 @@ from pachyderm_client.proto import pfs_pb2 as pachyderm__client_dot_proto_dot_pf
 from pachyderm_client.proto import fuse_pb2 as pachyderm__client_dot_proto_dot_fuse__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pachyderm_client/proto/pods.proto\x12\x0bpachpy.pods\x1a pachyderm_client/proto/pfs.proto\x1a!pachyderm_client/proto/fuse.proto\"K\n\x07\x46ileRef\x12\x0c\n\x04path\x18\x01 \x01(\t\x12!\n\nblock_refs\x18\x02 \x03(\x0b\x32\r.pfs.BlockRef\x12\x0f\n\x07replace\x18\x03 \x01(\x08\"/\n\x08\x46ileRefs\x12#\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x14.pachpy.pods.FileRef\"f\n\x12PutFileRefsRequest\x12\x1b\n\x06\x63ommit\x18\x01 \x01(\x0b\x32\x0b.pfs.Commit\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.pachpy.pods.FileRef\x12\x0e\n\x06\x64\x65lete\x18\x03 \x03(\t\"$\n\x13PutFileRefsResponse\x12\r\n\x05\x66iles\x18\x01 \x01(\x04\x32\x9b\x01\n\x07PodData\x12<\n\x0cListFileRefs\x12\x11.fuse.CommitMount\x1a\x15.pachpy.pods.FileRefs\"\x00\x30\x01\x12R\n\x0bPutFileRefs\x12\x1f.pachpy.pods.PutFileRefsRequest\x1a .pachpy.pods.PutFileRefsResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pachyderm_client/proto/pods.proto\x12\x0bpachpy.pods\x1a pachyderm_client/proto/pfs.proto\x1a!pachyderm_client/proto/fuse.proto\"K\n\x07\x46ileRef\x12\x0c\n\x04path\x18\x01 \x01(\t\x12!\n\nblock_refs\x18\x02 \x03(\x0b\x32\r.pfs.BlockRef\x12\x0f\n\x07replace\x18\x03 \x01(\x08\"/\n\x08\x46ileRefs\x12#\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x14.pachpy.pods.FileRef\"v\n\x12PutFileRefsRequest\x12\x1b\n\x06\x63ommit\x18\x01 \x01(\x0b\x32\x0b.pfs.Commit\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.pachpy.pods.FileRef\x12\x0e\n\x06\x64\x65lete\x18\x03 \x03(\t\x12\x0e\n\x06\x66inish\x18\x04 \x01(\x08\"$\n\x13PutFileRefsResponse\x12\r\n\x05\x66iles\x18\x01 \x01(\x04\x32\x9b\x01\n\x07PodData\x12<\n\x0cListFileRefs\x12\x11.fuse.CommitMount\x1a\x15.pachpy.pods.FileRefs\"\x00\x30\x01\x12R\n\x0bPutFileRefs\x12\x1f.pachpy.pods.PutFileRefsRequest\x1a .pachpy.pods.PutFileRefsResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,9 +38,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FILEREFS']._serialized_start=196
   _globals['_FILEREFS']._serialized_end=243
   _globals['_PUTFILEREFSREQUEST']._serialized_start=245
-  _globals['_PUTFILEREFSREQUEST']._serialized_end=347
-  _globals['_PUTFILEREFSRESPONSE']._serialized_start=349
-  _globals['_PUTFILEREFSRESPONSE']._serialized_end=385
-  _globals['_PODDATA']._serialized_start=388
-  _globals['_PODDATA']._serialized_end=543
+  _globals['_PUTFILEREFSREQUEST']._serialized_end=363
+  _globals['_PUTFILEREFSRESPONSE']._serialized_start=365
+  _globals['_PUTFILEREFSRESPONSE']._serialized_end=401
+  _globals['_PODDATA']._serialized_start=404
+  _globals['_PODDATA']._serialized_end=559
 # @@protoc_insertion_point(module_scope)

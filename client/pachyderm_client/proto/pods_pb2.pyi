@@ -74,6 +74,8 @@ class PutFileRefsRequest(_message.Message):
     COMMIT_FIELD_NUMBER: _builtins.int
     FILES_FIELD_NUMBER: _builtins.int
     DELETE_FIELD_NUMBER: _builtins.int
+    FINISH_FIELD_NUMBER: _builtins.int
+    finish: _builtins.bool
     @_builtins.property
     def commit(self) -> _pfs_pb2.Commit: ...
     @_builtins.property
@@ -86,10 +88,11 @@ class PutFileRefsRequest(_message.Message):
         commit: _pfs_pb2.Commit | None = ...,
         files: _abc.Iterable[Global___FileRef] | None = ...,
         delete: _abc.Iterable[_builtins.str] | None = ...,
+        finish: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "delete", b"delete", "files", b"files"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "delete", b"delete", "files", b"files", "finish", b"finish"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -62,7 +62,9 @@ class PodDataServicer:
     def PutFileRefs(self, request, context):
         """Writes many files into an open commit at once, from blocks already stored
         (pfs.BlockAPI/PutBlock): each file's bytes are appended, after deleting
-        what the file held if `replace`; `delete` removes the paths first.
+        what the file held if `replace`; `delete` removes the paths first. With
+        `finish`, these are the commit's last writes: the commit is finished with
+        them (it must be open and not finishing), and a refused write leaves it open.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

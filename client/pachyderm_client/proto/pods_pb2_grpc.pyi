@@ -42,7 +42,9 @@ class PodDataStub:
     PutFileRefs: _grpc.UnaryUnaryMultiCallable[_pods_pb2.PutFileRefsRequest, _pods_pb2.PutFileRefsResponse]
     """Writes many files into an open commit at once, from blocks already stored
     (pfs.BlockAPI/PutBlock): each file's bytes are appended, after deleting
-    what the file held if `replace`; `delete` removes the paths first.
+    what the file held if `replace`; `delete` removes the paths first. With
+    `finish`, these are the commit's last writes: the commit is finished with
+    them (it must be open and not finishing), and a refused write leaves it open.
     """
 
 @_typing.type_check_only
@@ -56,7 +58,9 @@ class PodDataAsyncStub(PodDataStub):
     PutFileRefs: _aio.UnaryUnaryMultiCallable[_pods_pb2.PutFileRefsRequest, _pods_pb2.PutFileRefsResponse]  # type: ignore[assignment]
     """Writes many files into an open commit at once, from blocks already stored
     (pfs.BlockAPI/PutBlock): each file's bytes are appended, after deleting
-    what the file held if `replace`; `delete` removes the paths first.
+    what the file held if `replace`; `delete` removes the paths first. With
+    `finish`, these are the commit's last writes: the commit is finished with
+    them (it must be open and not finishing), and a refused write leaves it open.
     """
 
 class PodDataServicer(metaclass=_abc_1.ABCMeta):
@@ -79,7 +83,9 @@ class PodDataServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_pods_pb2.PutFileRefsResponse, _abc.Awaitable[_pods_pb2.PutFileRefsResponse]]:
         """Writes many files into an open commit at once, from blocks already stored
         (pfs.BlockAPI/PutBlock): each file's bytes are appended, after deleting
-        what the file held if `replace`; `delete` removes the paths first.
+        what the file held if `replace`; `delete` removes the paths first. With
+        `finish`, these are the commit's last writes: the commit is finished with
+        them (it must be open and not finishing), and a refused write leaves it open.
         """
 
 def add_PodDataServicer_to_server(servicer: PodDataServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
