@@ -41,6 +41,7 @@ class RefWrites:
         now = self._now()
         for path in deletes:
             await self._writes.delete(target, path, now)
+        await self._writes.preload_paths(target, [f.path for f in files])
         for file in files:
             await self._writes.check(target, file.path, FileKind.FILE)
         await self._writes.apply(target, [
