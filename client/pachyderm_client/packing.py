@@ -45,7 +45,8 @@ class Packer:
 
     add() each file in order; flush() names every file added so far (call it
     before anything else writes to the commit, so appends keep their order).
-    A pack's PutBlock runs while the next pack fills; at most two are held."""
+    A pack's PutBlock runs while the next pack fills (at most two are held), and a
+    PutFileRefs call while the next call's files are packed (one at a time, in order)."""
 
     def __init__(self, channel: grpc.Channel, into: pfs_pb2.Commit,
                  metadata: tuple[tuple[str, str], ...] | None) -> None:
@@ -58,6 +59,7 @@ class Packer:
         self._slices: list[tuple[str, int, int]] = []  # (path, lower, upper) in the filling pack
         self._stored: list[tuple[grpc.Future[pfs_pb2.BlockRefs], list[tuple[str, int, int]]]] = []
         self._named = 0  # files named in the pending call
+        self._naming: grpc.Future[pods_pb2.PutFileRefsResponse] | None = None  # the call in flight (one at a time: in order)
 
     def supported(self) -> bool:
         """Whether pachd has PutFileRefs (an empty call, which also checks the commit is open)."""
@@ -76,10 +78,20 @@ class Packer:
         self._slices.append((path, len(self._pack), len(self._pack) + len(data)))
         self._pack += data
         if len(self._slices) + self._named >= FILES_PER_CALL:
-            self.flush()
+            self._send()
 
     def flush(self) -> None:
-        """Names every file added so far (once their blocks are stored)."""
+        """Names every file added so far (once their blocks are stored); returns once it is done."""
+        self._send()
+        self._wait()
+
+    def _wait(self) -> None:
+        naming, self._naming = self._naming, None
+        if naming is not None:
+            naming.result()
+
+    def _send(self) -> None:
+        """Names the files added so far, in a call that runs while more are added (after the one before)."""
         if self._slices:
             self._store()
         files: list[pods_pb2.FileRef] = []
@@ -88,15 +100,18 @@ class Packer:
             for path, lower, upper in slices:
                 files.append(pods_pb2.FileRef(path=path, block_refs=_slice(refs, lower, upper)))
         self._stored, self._named = [], 0
+        self._wait()
         if files:
-            self._pods.PutFileRefs(pods_pb2.PutFileRefsRequest(commit=self._into, files=files),
-                                   metadata=self._metadata)
+            self._naming = self._pods.PutFileRefs.future(pods_pb2.PutFileRefsRequest(commit=self._into, files=files),
+                                                         metadata=self._metadata)
 
     def cancel(self) -> None:
         """Abandons what is unsent (the blocks already stored are left to garbage collection)."""
         for stored, _ in self._stored:
             stored.cancel()
-        self._stored, self._slices, self._pack = [], [], bytearray()
+        if self._naming is not None:
+            self._naming.cancel()
+        self._stored, self._slices, self._pack, self._naming = [], [], bytearray(), None
 
     def _store(self) -> None:
         if len(self._stored) >= 2:  # bounded: wait for the oldest pack before sending another

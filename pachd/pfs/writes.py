@@ -38,6 +38,8 @@ PRELOAD_RATIO = 8
 """A commit's pending diffs are read at once only while they number at most this many per path checked."""
 PRELOAD_MOST = 20_000
 """...and at most this many (they are decoded on the event loop)."""
+KNOWN_MOST = 50_000
+"""Paths looked up one by one that a writer remembers at most (memory stays bounded in a long stream)."""
 
 
 @dataclass(eq=False)
@@ -94,6 +96,8 @@ class Writes:
             if target.complete or path in target.spanned:
                 return None
             found = await self._kv.get(keys.diff(*target.record.key, path))
+            if len(target.known) >= KNOWN_MOST and not target.spanned:
+                target.known.clear()  # only a cache here (a write guarded by a forgotten revision looks it up again)
             target.known[path] = (decode_diff(found.value), found.mod_revision) if found else (None, 0)
         return target.known[path][0]
 
@@ -138,6 +142,8 @@ class Writes:
     async def _base_kind(self, target: OpenCommit, directory: str) -> FileKind | None:
         """What a parent directory of checked paths is in the parent commit (remembered: many share one)."""
         if directory not in target.base_kinds:
+            if len(target.base_kinds) >= KNOWN_MOST:
+                target.base_kinds.clear()
             entry = await target.base.lookup(directory)
             target.base_kinds[directory] = (None if entry is None else FileKind.DIR if isinstance(entry, DirEntry)
                                             else FileKind.FILE)

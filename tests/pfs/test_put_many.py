@@ -21,6 +21,8 @@ import grpc
 import pytest
 
 from pachd.pfs import Pfs
+from pachd.pfs import files as files_module
+from pachd.pfs import spill as spill_module
 from pachd.pfs.files import FileHeader, PutItem
 from pachd.pfs.commits import PAGE
 from pachd.pfs.records import FileDiff, FileKind
@@ -200,3 +202,46 @@ async def test_sealing_builds_the_same_tree_as_building_at_once(tmp_path: Path) 
             await store.save(nodes)
             roots.append(root)
         assert roots[0] == roots[1], f"seed {seed}: {sorted(diffs.items())}"
+
+
+async def test_a_long_put_file_stream_holds_a_bounded_number_of_files_and_stays_all_or_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files_module, "HOLD", 50)
+    monkeypatch.setattr(spill_module, "HOLD", 50)
+    most = 0
+    original = spill_module.Spill.add
+
+    def watched(self: spill_module.Spill, rows: Any) -> None:
+        nonlocal most
+        original(self, rows)
+        most = max(most, len(self._held))
+
+    monkeypatch.setattr(spill_module.Spill, "add", watched)
+    kv = await SqliteKV.open(tmp_path / "kv.db")
+    try:
+        blocks = LocalBlockStore(tmp_path / "blocks")
+        pfs = Pfs(kv=kv, blocks=blocks, shared=False)
+        await pfs.repos.create("data", ())
+        commit = await pfs.commits.start("data", "master", ())
+        paths = [f"/d{n % 9}/f{n}" for n in range(1000)]
+
+        async def items(fail: bool) -> AsyncIterator[PutItem]:
+            for n, path in enumerate(paths):
+                if fail and n == len(paths) - 10:
+                    raise RuntimeError("the client went away")
+                yield FileHeader("data", commit.id, path)
+                yield path.encode()
+            yield FileHeader("data", commit.id, paths[0])  # an append, after the first was spilled
+            yield b"+"
+
+        with pytest.RaisesGroup(RuntimeError, allow_unwrapped=True, flatten_subgroups=True):
+            await pfs.files.put(items(fail=True))
+        assert [path async for path, _ in pfs.files.walk("data", commit.id)] == []
+        assert await pfs.files.put(items(fail=False)) == len(paths) + 1
+        assert 0 < most <= 50
+        found = {path: b"".join([c async for c in pfs.files.get("data", commit.id, path)])
+                 async for path, _ in pfs.files.walk("data", commit.id)}
+        assert found == {path: path.encode() + (b"+" if path == paths[0] else b"") for path in paths}
+        assert not list(blocks.temporary().parent.iterdir())  # the spill file is gone
+    finally:
+        await kv.close()
