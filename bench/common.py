@@ -93,6 +93,6 @@ def extract_revision(revision: str, into: Path) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(tree, filter="data")
     shim = tree / "bench-job-shim"
-    shim.write_text(f'#!/bin/sh\nPYTHONPATH={tree} exec {sys.executable} -m shim.main "$@"\n')
+    shim.write_text(f'#!/bin/sh\nPYTHONPATH={tree}/client:{tree} exec {sys.executable} -m shim.main "$@"\n')
     shim.chmod(0o755)
     return tree

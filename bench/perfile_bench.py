@@ -4,7 +4,8 @@
 
 Each run starts a fresh pachd per measurement. With --before, the same
 measurements run on pachd as of git revision REV (extracted with `git archive`;
-its pods run that revision's job shim; pachctl is this checkout's), alternating
+its pods run that revision's job shim, and its put-file runs that revision's pachctl and
+client), alternating
 which build goes first, so load on the machine hits both alike. Reported per line: wall seconds and
 pachd's own CPU seconds (from /proc), min / median over the runs; for the
 put, pachd's peak memory (VmHWM) against a fresh pachd's.
@@ -82,7 +83,7 @@ def _put(source: Path | None, files: int) -> Sample:
             client.create_repo("bench")
             fresh = _peak_rss(pachd.process.pid)
             cpu, started = _cpu(pachd.process.pid), time.perf_counter()
-            pachctl(pachd.address, "put-file", "bench", "small", "-c", "-r", "-f", str(tree))
+            _pachctl(source, pachd.address, "put-file", "bench", "small", "-c", "-r", "-f", str(tree))
             wall = time.perf_counter() - started
             sample = {"wall": wall, "cpu": _cpu(pachd.process.pid) - cpu, "rate": files / wall,
                       "rss": (_peak_rss(pachd.process.pid) - fresh) / (1 << 20)}
@@ -90,12 +91,23 @@ def _put(source: Path | None, files: int) -> Sample:
             return sample
 
 
+def _pachctl(source: Path | None, address: str, *args: str) -> None:
+    """pachctl of the build at `source` (with its own client library), or of this checkout."""
+    if source is None:
+        pachctl(address, *args)
+        return
+    env = {**os.environ, "ADDRESS": address, "PYTHONPATH": f"{source / 'client'}:{source}"}
+    subprocess.run([sys.executable, "-m", "pachctl.main", "-q", *args], check=True, env=env, cwd=source,
+                   stdout=subprocess.DEVNULL)
+
+
 def _span(samples: list[Sample], key: str, fmt: str = "{:.2f}") -> str:
     values = [s[key] for s in samples]
     return f"{fmt.format(min(values))} / {fmt.format(statistics.median(values))}"
 
 
-def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: int = 2, after: str = "") -> list[str]:
+def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: int = 2, after: str = "",
+        jobs: bool = True) -> list[str]:
     # Not under /tmp: local pods get a /tmp of their own, which would hide the build's shim from them.
     with tempfile.TemporaryDirectory(prefix=".bench-builds-", dir=ROOT) as tmp:
         builds: dict[str, Path | None] = {"after": extract_revision(after, Path(tmp) / "after") if after else None}
@@ -106,6 +118,8 @@ def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: i
             "job2": lambda source: _job(source, files, 2),
             "put": lambda source: _put(source, put_files),
         }
+        if not jobs:
+            measures = {"put": measures["put"]}
         found: dict[tuple[str, str], list[Sample]] = {}
         for round_no in range(runs):
             order = list(builds) if round_no % 2 == 0 else list(reversed(builds))
@@ -119,7 +133,7 @@ def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: i
              f"{' --before ' + before if before else ''}` (load average {load:.0f} on {os.cpu_count()} cores); "
              f"min / median of {runs} runs each, the builds alternating:", "",
              "| what | build | wall s | pachd CPU s | per file |", "|---|---|---|---|---|"]
-    for build in builds:
+    for build in builds if jobs else ():
         one, two = found["job1", build], found["job2", build]
         per_file = statistics.median(s["wall"] for s in one) / files * 1000
         speedup = statistics.median(s["wall"] for s in one) / statistics.median(s["wall"] for s in two)
@@ -144,5 +158,7 @@ if __name__ == "__main__":
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--put-files", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--put-only", action="store_true", help="measure only the put-file -r")
     options = parser.parse_args()
-    print("\n".join(run(options.before, options.files, options.put_files, options.runs, options.after)))
+    print("\n".join(run(options.before, options.files, options.put_files, options.runs, options.after,
+                        not options.put_only)))

@@ -6,8 +6,10 @@ a pfs_pb2.Commit (what start_commit and the commit() block return).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO
@@ -18,7 +20,7 @@ from google.protobuf import empty_pb2
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-from pachyderm_client import config, local
+from pachyderm_client import config, local, packing
 from pachyderm_client._base import CHUNK, Connection, resumable, stream, translated
 from pachyderm_client.errors import PachydermError
 from pachyderm_client._lazy import lazy_module
@@ -114,6 +116,15 @@ def _descriptor(out: BinaryIO) -> int | None:
         return out.fileno()
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def _until_packable(files: Iterator[tuple[str, Data]], stop: list[tuple[str, Data]]) -> Iterator[tuple[str, Data]]:
+    """The files up to the first packable one after the first, which goes into `stop` instead."""
+    for index, (path, data) in enumerate(files):
+        if index and packing.packable(data):
+            stop.append((path, data))
+            return
+        yield path, data
 
 
 class FileReader(io.RawIOBase):
@@ -296,10 +307,37 @@ class PfsClient(Connection):
     @translated
     def put_files(self, target: CommitLike, files: Iterable[tuple[str, Data]], delimiter: int = LINE,
                   progress: Progress | None = None) -> None:
-        """Appends to many (path, data) files in ONE PutFile stream: each file starts
-        with a message naming it (pachd reads a named file as the start of the next)."""
+        """Appends to many (path, data) files, in order. Files given as bytes under
+        packing.SMALL_FILE go, once there are many, packed into blocks and named in bounded
+        PutFileRefs calls (see packing.py); the rest go in PutFile streams, each file
+        starting with a message naming it (pachd reads a named file as the start of the next)."""
         into = as_commit(target)
+        items = iter(files)
+        queue = collections.deque(itertools.islice(items, packing.PACK_AFTER))
+        packer = packing.Packer(self._channel, into, self.metadata or None)
+        if len(queue) < packing.PACK_AFTER or not packer.supported():  # few files, or a pachd of v1.2
+            self._stream_files(into, itertools.chain(queue, items), delimiter, progress)
+            return
+        try:
+            while (item := queue.popleft() if queue else next(items, None)) is not None:
+                path, data = item
+                if isinstance(data, (bytes, bytearray)) and packing.packable(data):
+                    packer.add(path, data)
+                    if progress is not None:
+                        progress(len(data))
+                    continue
+                packer.flush()  # what came before is written first: appends keep their order
+                stop: list[tuple[str, Data]] = []
+                items = itertools.chain([item], list(queue), items)
+                self._stream_files(into, _until_packable(items, stop), delimiter, progress)
+                queue = collections.deque(stop)
+            packer.flush()
+        except BaseException:
+            packer.cancel()
+            raise
 
+    def _stream_files(self, into: pfs_pb2.Commit, files: Iterable[tuple[str, Data]], delimiter: int,
+                      progress: Progress | None) -> None:
         def requests() -> Iterator[pfs_pb2.PutFileRequest]:
             for path, data in files:
                 first = True

@@ -14,6 +14,7 @@ from pachctl.cli import output, progress, render
 from pachctl.cli.common import add, add_diff_flags, add_shard_flags, commit_id, shard
 from pachyderm_client import Client, InvalidArgumentError
 from pachyderm_client._base import CHUNK
+from pachyderm_client.packing import SMALL_FILE
 from pachyderm_client.proto import pfs_pb2
 
 DELIMITERS = {"line": pfs_pb2.LINE, "json": pfs_pb2.JSON, "none": pfs_pb2.NONE}
@@ -65,14 +66,20 @@ def put_file(args: argparse.Namespace, client: Client) -> None:
                 path = args.path or urllib.parse.urlparse(source).path
                 client.put_file_url((args.repo, commit_id), path, source, delimiter)
             else:
-                files = list(_local_files(source, args.path, args.recursive))
-                total = sum(local.stat().st_size for _, local in files)
+                files = [(path, local, local.stat().st_size) for path, local in
+                         _local_files(source, args.path, args.recursive)]
+                total = sum(size for _, _, size in files)
                 with progress.transfer(f"put {source}", total, quiet=args.quiet) as moved:
                     if len(files) == 1 and files[0][1].is_file():  # pachd may read it itself (same machine)
                         client.put_local_file((args.repo, commit_id), files[0][0], files[0][1], delimiter, moved)
                         continue
-                    contents = ((path, _chunks(local)) for path, local in files)
+                    contents = ((path, _contents(local, size)) for path, local, size in files)
                     client.put_files((args.repo, commit_id), contents, delimiter, moved)
+
+
+def _contents(local: Path, size: int) -> bytes | Iterator[bytes]:
+    """A small file's bytes (the client packs many of them into a few calls); a larger one's chunks."""
+    return local.read_bytes() if size < SMALL_FILE else _chunks(local)
 
 
 def _chunks(local: Path) -> Iterator[bytes]:

@@ -258,10 +258,19 @@ class FileAssembler:
             piece.block = task
         self._pack_slices = []
 
+    async def settle(self) -> list[tuple[BlockRef, ...]]:
+        """The references of the files ended since the last settle(), once their blocks are
+        written (not yet durable: results() makes every block durable); forgets them."""
+        await self._flush_pack()
+        return await self._resolve()
+
     async def results(self) -> list[tuple[BlockRef, ...]]:
-        """Every ended file's references, once all their blocks are durable."""
+        """Every ended file's references (since the last settle()), once all blocks are durable."""
         await self._flush_pack()
         await self._writer.commit()
+        return await self._resolve()
+
+    async def _resolve(self) -> list[tuple[BlockRef, ...]]:
         out: list[tuple[BlockRef, ...]] = []
         for parts in self._files:
             refs: list[BlockRef] = []
@@ -273,6 +282,7 @@ class FileAssembler:
                 else:
                     refs.append(await part)
             out.append(tuple(refs))
+        self._files = []
         return out
 
 

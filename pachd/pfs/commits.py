@@ -14,7 +14,7 @@ import dataclasses
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Protocol
 
 from pachd import validate
@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 RETRIES = 20
 """How often a transaction that lost a race is retried before Aborted."""
 YIELD_EVERY = 256
+PAGE = 2000
+"""Pending diffs read at once when finishing a commit."""
 """Diffs decoded and applied between turns of the event loop to others."""
 
 
@@ -176,6 +178,28 @@ class Commits:
             if count % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # a commit of many files: let other calls run between
         return builder, size
+
+    async def _build_finishing(self, record: CommitRecord, base: Tree) -> tuple[str, int]:
+        """The tree of a finishing commit's pending diffs on `base`, stored; its root and size.
+
+        The diffs are read a page at a time and each directory's node is stored as soon as
+        the diffs have moved past it, so memory holds a page and one path's directories,
+        however many files the commit has (nothing writes to a finishing commit)."""
+        builder = TreeBuilder(base, record.squash_into or record.id, sealing=True)
+        reset = await self._kv.get(keys.root_reset(*record.key))
+        if reset is not None:
+            await builder.apply("/", decode_diff(reset.value))
+        size = 0
+        async for page in _pages(self._kv, keys.diffs(*record.key)):
+            for count, (path, diff) in enumerate(in_order(page)):
+                size += diff.size
+                await builder.apply(path, diff)
+                if count % YIELD_EVERY == YIELD_EVERY - 1:
+                    await asyncio.sleep(0)  # let other calls run between
+            await self.nodes.save(builder.take_sealed(), remember=False)
+        root, nodes = await asyncio.to_thread(builder.build)  # encoding and hashing nodes: CPU, off the loop
+        await self.nodes.save(nodes)
+        return root, size
 
     async def parent(self, record: CommitRecord) -> CommitRecord | None:
         if record.parent is None:
@@ -329,7 +353,6 @@ class Commits:
                       cancel: bool, last: Sequence[tuple[str, FileDiff]] = ()) -> CommitRecord:
         repo = record.repo
         base = Tree(self.nodes, parent.root if parent else "")
-        built: Built
         if last:  # never a squash: squashing begins by flagging the commit finishing, which refuses these
             builder, size = await self._apply_diffs(record, base)
             for count, (path, diff) in enumerate(last):
@@ -337,11 +360,14 @@ class Commits:
                 size += diff.size
                 if count % YIELD_EVERY == YIELD_EVERY - 1:
                     await asyncio.sleep(0)
-            built = builder
-        else:
+            root, nodes = await asyncio.to_thread(builder.build)  # encoding and hashing nodes: CPU, off the loop
+            await self.nodes.save(nodes)
+        elif record.squash_from:
             built, size = await self._pending(record, base)
-        root, nodes = await asyncio.to_thread(built.build)  # encoding and hashing nodes: CPU, off the loop
-        await self.nodes.save(nodes)
+            root, nodes = await asyncio.to_thread(built.build)
+            await self.nodes.save(nodes)
+        else:
+            root, size = await self._build_finishing(record, base)
         for _ in range(RETRIES):
             done = dataclasses.replace(
                 record, finished=self._now(), finishing=False, size_bytes=size, root=root,
@@ -547,6 +573,25 @@ class Commits:
                 limit.update(record.full_provenance)
             downstream &= limit
         return downstream
+
+
+async def _pages(kv: KV, prefix: str) -> AsyncIterator[list[KeyValue]]:
+    """The keys under `prefix` in order, PAGE at a time, a file's diff and its appends
+    always in one page (in_order needs them together)."""
+    start: str | None = None
+    held: list[KeyValue] = []
+    while True:
+        found = (await kv.range(prefix, start=start, limit=PAGE)).kvs
+        page = held + list(found)
+        if len(found) < PAGE:
+            if page:
+                yield page
+            return
+        start = found[-1].key + "\x00"  # the smallest key after it
+        cut = max((i for i, item in enumerate(page) if not keys.append_write(item.key)), default=0)
+        if cut > 0:
+            yield page[:cut]
+        held = page[cut:] if cut > 0 else page
 
 
 def in_order(kvs: Sequence[KeyValue]) -> Iterator[tuple[str, FileDiff]]:

@@ -12,7 +12,7 @@ import builtins
 import enum
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -21,6 +21,7 @@ from pachd.pfs.blocks import BlockWriter, FileAssembler, read_refs
 from pachd.pfs.chunking import Delimiter
 from pachd.pfs.commits import Commits
 from pachd.pfs.records import BlockRef, CommitRecord, FileDiff, FileKind
+from pachd.pfs.spill import HOLD, Row, Spill
 from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard
 from pachd.pfs.tree import DirEntry, Entry, FileEntry, Tree, file_change
 from pachd.pfs.uploads import Uploads
@@ -96,8 +97,28 @@ class Files:
             return await self._put(items)
 
     async def _put(self, items: AsyncIterator[PutItem]) -> int:
-        headers: list[tuple[FileHeader, OpenCommit]] = []
-        targets: dict[tuple[str, str], OpenCommit] = {}
+        spill = Spill(self._blocks.temporary)
+        try:
+            targets = await self._receive(items, spill)
+            count = 0
+            now = self._now()
+            async for rows in spill.rows():  # the blocks are durable: write the diffs, a bounded batch at a time
+                changes: dict[int, list[tuple[str, FileDiff]]] = {}
+                for number, path, kind, refs in rows:
+                    changes.setdefault(number, []).append((path, FileDiff(kind, refs=refs, modified=now)))
+                for number, diffs in changes.items():
+                    await self._writes.apply(targets[number], diffs)
+                count += len(rows)
+            return count
+        finally:
+            await spill.close()
+
+    async def _receive(self, items: AsyncIterator[PutItem], spill: Spill) -> list[OpenCommit]:
+        """Stores the stream's blocks (durably) and checks its files; what each file became goes
+        into `spill`. Returns the commits written to (their numbers in the rows)."""
+        headers: list[tuple[FileHeader, int]] = []  # the files since the last settle, with their target's number
+        targets: dict[tuple[str, str], int] = {}
+        opened: list[OpenCommit] = []
         async with BlockWriter(self._blocks) as writer:
             assembler = FileAssembler(writer)
             current: FileHeader | None = None
@@ -105,11 +126,16 @@ class Files:
                 if isinstance(item, FileHeader):
                     if current is not None:
                         await assembler.end()
-                    target = targets.get((item.repo, item.commit))
-                    if target is None:
-                        target = targets[item.repo, item.commit] = await self._writes.open(item.repo, item.commit)
-                    await self._writes.check(target, item.path, item.kind)
-                    headers.append((item, target))
+                        if len(headers) >= HOLD:  # what the files became leaves memory for the spill file
+                            spill.add(_rows(headers, await assembler.settle()))
+                            headers.clear()
+                            await spill.spill()
+                    number = targets.get((item.repo, item.commit))
+                    if number is None:
+                        opened.append(await self._writes.open(item.repo, item.commit))
+                        number = targets[item.repo, item.commit] = len(opened) - 1
+                    await self._writes.check(opened[number], item.path, item.kind)
+                    headers.append((item, number))
                     current = item
                     assembler.start(item.delimiter)
                     if item.url:
@@ -124,18 +150,8 @@ class Files:
                     await assembler.feed(item)
             if current is not None:
                 await assembler.end()
-            refs = await assembler.results()
-        now = self._now()
-        changes: dict[OpenCommit, list[tuple[str, FileDiff]]] = {}
-        for (header, target), file_refs in zip(headers, refs):
-            diff = FileDiff(header.kind, refs=file_refs if header.kind is FileKind.FILE else (), modified=now)
-            changes.setdefault(target, []).append((header.path, diff))
-        count = len(headers)
-        headers.clear()  # only the diffs are needed from here on: a large put's memory is held once, not twice
-        refs.clear()
-        for target, diffs in changes.items():
-            await self._writes.apply(target, diffs)
-        return count
+            spill.add(_rows(headers, await assembler.results()))
+        return opened
 
     async def delete(self, repo: str, commit_id: str, path: str) -> None:
         target = await self._writes.open(repo, commit_id)
@@ -287,6 +303,11 @@ class Files:
             if not refs:
                 return None
         return refs
+
+
+def _rows(headers: builtins.list[tuple[FileHeader, int]], refs: builtins.list[tuple[BlockRef, ...]]) -> Iterator[Row]:
+    for (header, number), file_refs in zip(headers, refs, strict=True):
+        yield number, header.path, header.kind, file_refs if header.kind is FileKind.FILE else ()
 
 
 async def _whole_if_changed(view: Tree, old: Tree | None, diff: DiffSpec | None, folder: str) -> Tree | None:

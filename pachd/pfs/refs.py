@@ -55,6 +55,7 @@ class RefWrites:
         target = await self._writes.open(repo, commit_id)
         for path in deletes:
             await self._writes.delete(target, path, now)
+        await self._writes.preload_paths(target, [f.path for f in files])
         for file in files:
             await self._writes.check(target, file.path, FileKind.FILE)
         await self._writes.apply(target, [

@@ -32,6 +32,8 @@ EMPTY = ""
 NODE_PREFIX = "trees/"
 SAVE_AT_ONCE = 16
 """Nodes of one commit stored at the same time."""
+SEAL_ON_LOOP = 256
+"""A sealed directory of more entries than this is encoded off the event loop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +123,9 @@ class NodeStore:
         self._remember(node, entries, len(data))
         return entries
 
-    async def save(self, nodes: Mapping[str, tuple[Node, bytes]]) -> None:
-        """Durably stores encoded nodes (before any commit refers to them).
+    async def save(self, nodes: Mapping[str, tuple[Node, bytes]], *, remember: bool = True) -> None:
+        """Durably stores encoded nodes (before any commit refers to them), and caches
+        them unless not to `remember` (a large commit's many nodes would fill the cache).
 
         Up to SAVE_AT_ONCE puts run at once: each waits for the disk (or a
         round trip to the bucket), and a commit that touched many directories
@@ -138,7 +141,7 @@ class NodeStore:
             for node, (entries, data) in nodes.items():
                 # Put even when cached: that renews a stored node, and restores one garbage collection took.
                 tasks.create_task(put(NODE_PREFIX + node, data))
-        for node, (entries, data) in nodes.items():
+        for node, (entries, data) in nodes.items() if remember else ():
             if node not in self._cache:
                 self._remember(node, entries, len(data))
 
@@ -228,10 +231,21 @@ class TreeBuilder:
     which is the order the KV store returns them in.
     """
 
-    def __init__(self, base: Tree, commit: str) -> None:
+    def __init__(self, base: Tree, commit: str, *, sealing: bool = False) -> None:
+        """With sealing, a directory is finished (its node made, in `sealed`) as soon as the
+        diffs have moved past it, so the builder holds the directories of one path, not the
+        whole changed tree; the caller stores and drops `sealed` (take_sealed) as it goes."""
         self.base = base
         self.commit = commit  # ID of the commit the diffs belong to
         self._root: _Dir | None = None
+        self._sealing = sealing
+        self._open: list[tuple[str, _Dir]] = []  # with sealing: the directories the last diff went through
+        self.sealed: dict[str, tuple[Node, bytes]] = {}
+
+    def take_sealed(self) -> dict[str, tuple[Node, bytes]]:
+        """The nodes of the directories finished so far (the builder forgets them)."""
+        sealed, self.sealed = self.sealed, {}
+        return sealed
 
     async def apply(self, path: str, diff: FileDiff, *, strict: bool = False) -> None:
         """Applies one diff. With strict, a file written below a file, or over a
@@ -240,9 +254,12 @@ class TreeBuilder:
         if not names:  # the root itself: only deletion applies
             if diff.delete:
                 self._root = _Dir({}, original=None, modified=diff.modified)
+                self._open = []
             return
         if strict and diff.kind is FileKind.FILE:
             await self._check_file(names)
+        if self._sealing:
+            await self._seal_beyond(names[:-1])
         parent = await self._directory(names[:-1], diff.modified, create=diff.kind is not FileKind.NONE)
         if parent is None:
             return
@@ -282,10 +299,11 @@ class TreeBuilder:
             self._root = _Dir(dict(await self.base.node(self.base.root)), original=None)
         current = self._root
         current.modified = max(current.modified, modified)
-        for name in names:
+        for depth, name in enumerate(names):
             child = current.entries.get(name)
             if isinstance(child, DirEntry):
-                child = _Dir(dict(await self.base.node(child.node)), original=child)
+                sealed = self.sealed.get(child.node)  # sealed and come back to (names sort around '/')
+                child = _Dir(dict(sealed[0] if sealed else await self.base.node(child.node)), original=child)
             elif not isinstance(child, _Dir):
                 if not create:
                     return None
@@ -293,7 +311,24 @@ class TreeBuilder:
             child.modified = max(child.modified, modified)
             current.entries[name] = child
             current = child
+            if self._sealing and depth >= len(self._open):
+                self._open.append((name, child))
         return current
+
+    async def _seal_beyond(self, names: list[str]) -> None:
+        """Finishes the open directories that `names` (the next diff's directory) is not in."""
+        keep = 0
+        while keep < min(len(names), len(self._open)) and self._open[keep][0] == names[keep]:
+            keep += 1
+        while len(self._open) > keep:
+            name, directory = self._open.pop()
+            parent = self._open[-1][1] if self._open else self._root
+            assert parent is not None
+            if len(directory.entries) > SEAL_ON_LOOP:  # encoding and hashing a large node: off the loop
+                entry = await asyncio.to_thread(self._finish, directory, self.sealed)
+            else:
+                entry = self._finish(directory, self.sealed)
+            parent.entries[name] = entry
 
     def build(self) -> tuple[str, dict[str, tuple[Node, bytes]]]:
         """The new root hash, and the new nodes (hash -> (entries, bytes)).
@@ -301,8 +336,8 @@ class TreeBuilder:
         Nodes the base view held in memory are not repeated; see view().
         """
         if self._root is None:
-            return self.base.root, {}
-        nodes: dict[str, tuple[Node, bytes]] = {}
+            return self.base.root, self.take_sealed()
+        nodes = self.take_sealed()
         entry = self._finish(self._root, nodes)
         return entry.node, nodes
 

@@ -38,6 +38,8 @@ PRELOAD_RATIO = 8
 """A commit's pending diffs are read at once only while they number at most this many per path checked."""
 PRELOAD_MOST = 20_000
 """...and at most this many (they are decoded on the event loop)."""
+KNOWN_MOST = 50_000
+"""Paths looked up one by one that a writer remembers at most (memory stays bounded in a long stream)."""
 
 
 @dataclass(eq=False)
@@ -56,6 +58,9 @@ class OpenCommit:
     checked: int = 0  # paths checked one by one so far
     next_preload: int = PRELOAD_AFTER
     base_kinds: dict[str, FileKind | None] = field(default_factory=dict)  # directories of the parent, as looked up
+    # Paths whose pending diffs, and what is pending below them, are all in `known`/`below`
+    # (read at once by preload_paths): their checks need no lookups either.
+    spanned: set[str] = field(default_factory=set)
 
 
 def merge(old: FileDiff | None, new: FileDiff, path: str) -> FileDiff:
@@ -88,9 +93,11 @@ class Writes:
 
     async def _pending(self, target: OpenCommit, path: str) -> FileDiff | None:
         if path not in target.known:
-            if target.complete:
+            if target.complete or path in target.spanned:
                 return None
             found = await self._kv.get(keys.diff(*target.record.key, path))
+            if len(target.known) >= KNOWN_MOST and not target.spanned:
+                target.known.clear()  # only a cache here (a write guarded by a forgotten revision looks it up again)
             target.known[path] = (decode_diff(found.value), found.mod_revision) if found else (None, 0)
         return target.known[path][0]
 
@@ -101,7 +108,7 @@ class Writes:
             diff = await self._pending(target, ancestor)
             reset = reset or (diff is not None and diff.delete)
         diff = await self._pending(target, path)
-        if target.complete:
+        if target.complete or path in target.spanned:
             if path in target.below:
                 return FileKind.DIR
         elif (await self._kv.range(keys.diffs(*target.record.key, path), limit=1)).kvs:
@@ -135,6 +142,8 @@ class Writes:
     async def _base_kind(self, target: OpenCommit, directory: str) -> FileKind | None:
         """What a parent directory of checked paths is in the parent commit (remembered: many share one)."""
         if directory not in target.base_kinds:
+            if len(target.base_kinds) >= KNOWN_MOST:
+                target.base_kinds.clear()
             entry = await target.base.lookup(directory)
             target.base_kinds[directory] = (None if entry is None else FileKind.DIR if isinstance(entry, DirEntry)
                                             else FileKind.FILE)
@@ -145,7 +154,7 @@ class Writes:
         they are few against the paths checked so far (so a writer of many files into a commit of
         few pending diffs looks nothing up per path, and a writer of few files reads little)."""
         target.checked += 1
-        if target.complete or target.checked < target.next_preload:
+        if target.complete or target.spanned or target.checked < target.next_preload:
             return
         target.next_preload *= 2
         limit = min(PRELOAD_RATIO * target.checked, PRELOAD_MOST)
@@ -160,6 +169,26 @@ class Writes:
                 known[path] = (decode_diff(kv.value), kv.mod_revision)
             below.update(_ancestors(path))
         target.known, target.below, target.complete = known, below, True
+
+    async def preload_paths(self, target: OpenCommit, paths: Sequence[str]) -> None:
+        """Reads the commit's pending diffs from the first of `paths` to below the last in one
+        range, if they are few against the paths (a writer of many new files, sorted, into a
+        commit of many pending diffs then looks nothing up per path); else nothing changes."""
+        if not paths or target.complete:
+            return
+        start = keys.diff(*target.record.key, min(paths))
+        end = max(_key_end(keys.diff(*target.record.key, p)) for p in paths)
+        limit = PRELOAD_RATIO * len(paths)
+        found = await self._kv.range(keys.diffs(*target.record.key), start=start, limit=limit + 1)
+        inside = [kv for kv in found.kvs if kv.key < end]
+        if len(inside) == len(found.kvs) and len(found.kvs) > limit:
+            return  # more pending diffs there than are worth reading at once
+        for kv in inside:
+            path = keys.diff_path(kv.key)
+            if not keys.append_write(kv.key):
+                target.known[path] = (decode_diff(kv.value), kv.mod_revision)
+            target.below.update(_ancestors(path))
+        target.spanned = set(paths)
 
     async def apply(self, target: OpenCommit, changes: Sequence[tuple[str, FileDiff]]) -> None:
         """Merges the changes into the commit's pending diffs, in guarded batches."""
@@ -192,6 +221,7 @@ class Writes:
                     merged[path] = merge(old, diff, path)
                     ops.append(Put(keys.diff(*key, path), encode(merged[path])))
             result = await self._kv.txn(guards, ops)
+            target.spanned = set()  # what is pending changed (by this write, or another's)
             if result.succeeded:
                 # What was written is forgotten rather than kept (memory per file of a large put);
                 # a later write through this OpenCommit looks those paths up again.
@@ -225,6 +255,7 @@ class Writes:
             if result.succeeded:
                 target.known.clear()
                 target.complete = False
+                target.spanned = set()
                 target.below.clear()
                 target.reset = target.reset or path == "/"
                 return
@@ -241,6 +272,11 @@ def _appends(old: FileDiff | None, new: FileDiff) -> bool:
 def _same_directory(old: FileDiff | None, new: FileDiff) -> bool:
     """Whether `new` makes a directory the commit already holds: nothing to write."""
     return old is not None and old.kind is FileKind.DIR and new.kind is FileKind.DIR and not new.delete
+
+
+def _key_end(key: str) -> str:
+    """The smallest key above every key that starts with `key`."""
+    return key[:-1] + chr(ord(key[-1]) + 1)
 
 
 def _ancestors(path: str) -> list[str]:

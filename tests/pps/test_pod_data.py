@@ -29,7 +29,8 @@ def test_a_job_over_many_files_reads_each_block_once_and_writes_in_one_call(own_
             client.put_files(("data", c.id), list(small.items()))
             client.put_file(("data", c.id), "/big", big, delimiter=NONE)
         client.create_pipeline(pipeline("copy", "cp -r /pfs/data/. /pfs/out/", [("data", MAP)]))
-        before = {m: calls(own_pachd, m) for m in ("/pfs.API/GetFile", "/pfs.API/PutFile", "/pfs.BlockAPI/GetBlock")}
+        before = {m: calls(own_pachd, m) for m in ("/pfs.API/GetFile", "/pfs.API/PutFile", "/pfs.BlockAPI/GetBlock",
+                                                   "/pachpy.pods.PodData/PutFileRefs")}
         out = client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1].commit.id
         got = {info.file.path: client.get_file_bytes(("copy", out), info.file.path)
                for info in client.walk_files(("copy", out))}
@@ -37,7 +38,7 @@ def test_a_job_over_many_files_reads_each_block_once_and_writes_in_one_call(own_
     assert calls(own_pachd, "/pfs.API/GetFile") == before["/pfs.API/GetFile"] + len(got)  # only ours, above
     assert calls(own_pachd, "/pfs.API/PutFile") == before["/pfs.API/PutFile"]
     assert calls(own_pachd, "/pfs.BlockAPI/GetBlock") - before["/pfs.BlockAPI/GetBlock"] <= 4  # a few blocks
-    assert calls(own_pachd, "/pachpy.pods.PodData/PutFileRefs") == 1
+    assert calls(own_pachd, "/pachpy.pods.PodData/PutFileRefs") == before["/pachpy.pods.PodData/PutFileRefs"] + 1  # the pod's
 
 
 def test_an_incremental_job_appends_rewrites_and_deletes(own_pachd: PachdProcess) -> None:
