@@ -1,7 +1,9 @@
 """PPS: commit-to-output latency (one stage and a chain of five), parallel speed-up,
 incremental gain, `cp` jobs over many small files, and the shim's CPU until StartJob (cold and warm).
 
-`python -m bench.pps_bench [latency|chain|files|shim ...]` runs some sections alone.
+`python -m bench.pps_bench [latency|chain|files|shim ...]` runs some sections alone;
+with BEFORE=DIR (a checkout of another revision with its own `make install`), the shim
+section also measures DIR's cold shim, interleaved with this one's.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench.common import ROOT, running_pachd, scratch
 from pachd.executor.warm import READY
@@ -43,7 +46,8 @@ def run(latency_runs: int = 20, files: int = 10_000, sections: tuple[str, ...] =
         with scratch() as folder:
             server = PachdProcess(folder / "pachd", extra_args=["--allow-anonymous-pods"]).start()
             try:
-                lines += _shim_start(server.address)
+                before = os.environ.get("BEFORE")
+                lines += _shim_start(server.address, before=Path(before).resolve() if before else None)
             finally:
                 server.stop()
     if "files" in wanted:
@@ -157,9 +161,9 @@ def _many_files(files: int, size: int = 100) -> list[str]:
             f"{reference:.2f} s.", ""]
 
 
-def _cpu_seconds(argv: list[str], env: dict[str, str] | None = None) -> float:
+def _cpu_seconds(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -180,25 +184,38 @@ def _warm_shim_cpu(env: dict[str, str], job: str | None) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _shim_start(address: str, runs: int = 10) -> list[str]:
+def _shim_start(address: str, runs: int = 10, before: Path | None = None) -> list[str]:
     """CPU the shim spends until StartJob has answered (a job that does not exist: it then exits),
-    cold and warm (from its assignment on), against `python -c pass` and `import grpc`."""
+    cold and warm (from its assignment on), against `python -c pass` and `import grpc`; with
+    `before`, that checkout's cold shim too (its own virtualenv's Python)."""
     env = {"PATH": os.environ.get("PATH", ""), "PACHD_ADDRESS": address, "PYTHONPATH": str(ROOT)}
-    samples: dict[str, list[float]] = {"cold": [], "warm": [], "ready": [], "pass": [], "grpc": []}
-    for _ in range(runs):  # interleaved
-        samples["cold"].append(_cpu_seconds([sys.executable, "-m", "shim.main", "no-such-job"], env))
+    samples: dict[str, list[float]] = {"cold": [], "warm": [], "ready": [], "pass": [], "grpc": [], "before": []}
+    for index in range(runs):  # interleaved
+        if before is not None and index % 2 == 0:
+            samples["before"].append(_cold_shim_cpu({**env, "PYTHONPATH": str(before)}, before))
+        samples["cold"].append(_cold_shim_cpu(env, ROOT))
+        if before is not None and index % 2 == 1:
+            samples["before"].append(_cold_shim_cpu({**env, "PYTHONPATH": str(before)}, before))
         samples["warm"].append(_warm_shim_cpu(env, "no-such-job"))
         samples["ready"].append(_warm_shim_cpu(env, None))
         samples["pass"].append(_cpu_seconds([sys.executable, "-c", "pass"]))
         samples["grpc"].append(_cpu_seconds([sys.executable, "-c", "import grpc"]))
-    med = {name: statistics.median(values) for name, values in samples.items()}
-    low = {name: min(values) for name, values in samples.items()}
+    med = {name: statistics.median(values) for name, values in samples.items() if values}
+    low = {name: min(values) for name, values in samples.items() if values}
+    compared = (f"; the cold shim of {before}, interleaved: {med['before']:.3f} s ({low['before']:.3f} s)"
+                if before is not None else "")
     return [f"The job shim's CPU until StartJob answered, median (min) of {runs}: cold (`job-shim JOB`) "
-            f"**{med['cold']:.3f} s** ({low['cold']:.3f} s; goal 0.1 s); a warm pod from its assignment on "
+            f"**{med['cold']:.3f} s** ({low['cold']:.3f} s; goal 0.1 s){compared}; a warm pod from its assignment on "
             f"(a warm shim given the job, {med['warm']:.3f} s, less one told to leave, {med['ready']:.3f} s): "
             f"**{med['warm'] - med['ready']:.3f} s**; "
             f"`python -c pass` {med['pass']:.3f} s ({low['pass']:.3f} s), `python -c 'import grpc'` "
             f"{med['grpc']:.3f} s ({low['grpc']:.3f} s).", ""]
+
+
+def _cold_shim_cpu(env: dict[str, str], checkout: Path) -> float:
+    """A cold shim of `checkout` (its virtualenv's Python) asking for a job that does not exist."""
+    python = sys.executable if checkout == ROOT else str(checkout / ".venv" / "bin" / "python")
+    return _cpu_seconds([python, "-m", "shim.main", "no-such-job"], env, cwd=checkout)
 
 
 if __name__ == "__main__":

@@ -120,20 +120,15 @@ class Connection:
         """Waits until the channel is connected, for at most `timeout` seconds, or else raises
         UnavailableError naming the address. A first connection fails at once when refused;
         a lost one (pachd restarting) is tried again until the deadline."""
-        if lost:
-            # Until it is READY, whatever states it passes through (a stale READY, refusals
-            # while pachd restarts): resumable() calls again, within its own deadline.
-            try:
-                grpc.channel_ready_future(self._raw_channel).result(timeout=max(timeout, 0.0))
-            except grpc.FutureTimeoutError:
-                raise UnavailableError(f"lost pachd at {self.address}; it did not come back within {timeout:.0f}s",
-                                       hint=START_HINT) from None
-            self._connected = True
-            return
-        state = _settled_state(self._raw_channel, timeout)
+        # A lost connection is waited for until READY, whatever states it passes through (a stale
+        # READY, refusals while pachd restarts): resumable() calls again, within its own deadline.
+        state = _settled_state(self._raw_channel, timeout, through_failures=lost)
         if state is grpc.ChannelConnectivity.READY:
             self._connected = True
             return
+        if lost:
+            raise UnavailableError(f"lost pachd at {self.address}; it did not come back within {timeout:.0f}s",
+                                   hint=START_HINT)
         refused = state is grpc.ChannelConnectivity.TRANSIENT_FAILURE
         reason = "nothing answers there" if refused else f"no answer within {timeout:g}s"
         raise UnavailableError(f"cannot reach pachd at {self.address}: {reason}", hint=START_HINT)
@@ -143,20 +138,23 @@ class Connection:
         return UnavailableError(f"lost the connection to pachd at {self.address} ({details})", hint=START_HINT)
 
 
-def _settled_state(raw: grpc.Channel, timeout: float) -> grpc.ChannelConnectivity:
-    """The channel's state once it is READY or TRANSIENT_FAILURE, or when `timeout` ends.
+def _settled_state(raw: grpc.Channel, timeout: float, *, through_failures: bool = False) -> grpc.ChannelConnectivity:
+    """The channel's state once it is READY or TRANSIENT_FAILURE, or when `timeout` ends;
+    `through_failures`: once it is READY (it keeps being asked to connect), or at the end.
 
-    Watched here, in the calling thread, rather than through grpc's subscribe(): that
-    starts a thread which keeps watching in 0.2 s steps after its subscriber left, and
-    closing the channel waits for its last step, so every command's end took 0.2 s longer."""
+    Watched here, in the calling thread, rather than through grpc's subscribe() (or
+    channel_ready_future(), which subscribes): that starts a thread which keeps watching
+    in 0.2 s steps after its subscriber left, and closing the channel waits for its last
+    step, so every command's end took 0.2 s longer."""
     core = raw._channel  # type: ignore[attr-defined]  # the C core's channel (grpcio is pinned)
     to_state = _common.CYGRPC_CONNECTIVITY_STATE_TO_CHANNEL_CONNECTIVITY
-    settled = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE)
+    settled = (grpc.ChannelConnectivity.READY,) if through_failures else (
+        grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE)
     deadline = time.time() + max(timeout, 0.0)
     state = core.check_connectivity_state(True)
     while to_state[state] not in settled and time.time() < deadline:
         core.watch_connectivity_state(state, deadline)  # returns once the state is another, or at the deadline
-        state = core.check_connectivity_state(False)
+        state = core.check_connectivity_state(through_failures)  # an idle channel is asked again to connect
     return to_state[state]
 
 

@@ -1,4 +1,6 @@
-"""pachctl loads only the chosen command's module: cheap start-up (speed itself is in bench/cli_bench.py)."""
+"""pachctl loads only the chosen command's module, and the shim and pachctl run none of what grpc and
+protobuf import for asyncio and the pure-Python runtime: cheap start-up (speed itself is in
+bench/cli_bench.py and bench/pps_bench.py)."""
 
 from __future__ import annotations
 
@@ -50,10 +52,11 @@ LOADED = (
     "import sys\n"
     "from pachctl.main import main\n"
     "code = main(sys.argv[1:])\n"
-    "loaded = [m for m, mod in sys.modules.items() if type(mod).__name__ != '_LazyModule']\n"
+    "loaded = [m for m, mod in sys.modules.items() if type(mod).__name__ not in ('_LazyModule', '_Deferred')]\n"
     "print(code, ' '.join(sorted(loaded)), file=sys.stderr)")
 NOT_FOR_PFS = ("pachyderm_client.proto.pps_pb2", "pachyderm_client.proto.pps_pb2_grpc", "pachyderm_client.proto.pps_internal_pb2", "pachyderm_client.proto.pps_internal_pb2_grpc",
                "pachyderm_client.proto.pfs_admin_pb2", "pachyderm_client.proto.pfs_admin_pb2_grpc", "pachyderm_client.proto.pps_jobs_pb2", "difflib", "yaml", "rich", "pachctl.manifest")
+NEVER_RUN = ("asyncio", "grpc.aio", "google.protobuf.internal.python_message", "google.protobuf.text_format", "ssl")
 
 
 def _loaded_by(address: str, *command: str) -> list[str]:
@@ -68,10 +71,34 @@ def test_version_and_list_repo_run_no_pps_or_internal_protobuf_module(pachd: Pac
     for command in (["version"], ["list-repo"]):
         loaded = _loaded_by(pachd.address, *command)
         assert "grpc" in loaded
-        for heavy in NOT_FOR_PFS:
+        for heavy in NOT_FOR_PFS + NEVER_RUN:
             assert heavy not in loaded, (command, heavy)
 
 
 def test_a_pps_command_loads_the_pps_modules_it_needs(pachd: PachdProcess) -> None:
     loaded = _loaded_by(pachd.address, "list-job")
     assert "pachyderm_client.proto.pps_pb2" in loaded and "pachyderm_client.proto.pps_pb2_grpc" in loaded
+
+
+def test_the_shim_runs_none_of_what_it_never_uses_until_start_job(pachd: PachdProcess) -> None:
+    # No job credential: StartJob is refused and the shim exits; what ran is read at its exit.
+    check = ("import atexit, runpy, sys\n"
+             "atexit.register(lambda: print(' '.join(m for m, mod in sys.modules.items()"
+             " if type(mod).__name__ not in ('_LazyModule', '_Deferred')), file=sys.stderr))\n"
+             "sys.argv = ['job-shim', 'some-job']\n"
+             "runpy.run_module('shim.main', run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
+                          env={"PATH": os.environ.get("PATH", ""), "PACHD_ADDRESS": pachd.address})
+    loaded = done.stderr.split()
+    assert "grpc" in loaded and "pachyderm_client" in loaded, done.stderr
+    for heavy in NEVER_RUN:
+        assert heavy not in loaded, heavy
+
+
+def test_python_starts_without_an_import_hook_of_the_editable_installs() -> None:
+    # `make install` installs the client and the project as plain paths (a .pth file), which site
+    # adds to sys.path; an import hook of setuptools' would run, with pathlib, in every process.
+    check = "import sys; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout.split()
+    assert not [m for m in loaded if m.startswith("__editable__")], loaded
+    assert "pathlib" not in loaded

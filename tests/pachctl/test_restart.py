@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import FrameType
 
 from pachyderm_client import Client, UnavailableError
 from tests.support.pachd import PachdProcess
@@ -137,3 +138,35 @@ def test_gives_up_naming_the_address(own_pachd: PachdProcess) -> None:
     assert len(failures) == 1 and isinstance(failures[0], UnavailableError)
     assert own_pachd.address in failures[0].message and "Stream removed" not in failures[0].message
     assert failures[0].hint
+
+
+def test_reconnecting_starts_no_thread(own_pachd: PachdProcess) -> None:
+    """A waiting call that lost pachd waits for it to come back in the caller's thread, as a
+    first connection does: grpc's channel_ready_future() starts a thread that goes on watching
+    the channel for 0.2 s after it is ready, and closing the channel waits for that thread."""
+    started: list[str] = []
+
+    def record(frame: FrameType, event: str, arg: object) -> None:  # runs first in each new thread
+        started.append(threading.current_thread().name)
+        sys.setprofile(None)
+
+    def come_back() -> None:
+        own_pachd.start()
+        with Client(own_pachd.address) as other:
+            other.start_commit("data")
+
+    with Client(own_pachd.address) as client:
+        client.create_repo("data")
+        with client.commit("data") as first:
+            pass
+        own_pachd.kill()  # before the call: it fails at once, and then waits for pachd to come back
+        restarting = threading.Thread(target=come_back)
+        restarting.start()
+        threading.setprofile(record)  # threads started from here on
+        try:
+            commits = client.list_commit([("data", first.id)], block=True)
+        finally:
+            threading.setprofile(None)  # type: ignore[arg-type]
+            restarting.join(timeout=TIMEOUT)
+    assert [info.commit.id for info in commits] == ["master/1"]
+    assert started == []
