@@ -9,6 +9,7 @@ and typos load them all.
 
 from __future__ import annotations
 
+import pachctl.lean  # noqa: F401  # first: before grpc and protobuf load
 import argparse
 import importlib
 import logging

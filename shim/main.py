@@ -14,6 +14,7 @@ would have had (its credential among it), which replaces its own.
 
 from __future__ import annotations
 
+import pachctl.lean  # noqa: F401  # first: before grpc and protobuf load
 import json
 import logging
 import os

@@ -16,16 +16,6 @@ protobuf and gRPC modules are in pachyderm_client.proto.
 
 from __future__ import annotations
 
-from google.protobuf.internal import api_implementation
-
-from pachyderm_client._lazy import defer_import
-
-# What grpc and protobuf import but the client never runs (see _lazy.py): before they load.
-defer_import("asyncio")
-defer_import("grpc.aio")
-if api_implementation.Type() == "upb":
-    defer_import("google.protobuf.internal.python_message")
-
 import grpc
 from google.protobuf import empty_pb2
 

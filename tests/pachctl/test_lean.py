@@ -1,5 +1,6 @@
-"""Modules the client defers (pachyderm_client/_lazy.py): registered unrun, run on first use,
-and then the same as if imported at the start, from any number of threads."""
+"""Modules pachctl and the shim defer (pachctl/lean.py): registered unrun, run on first use,
+and then the same as if imported at the start, from any number of threads; the client
+library alone defers nothing."""
 
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ def _run(script: str, *args: str) -> str:
 def test_a_deferred_module_runs_on_its_first_attribute_once_whatever_the_threads() -> None:
     out = _run('''
         import sys, threading
-        import pachyderm_client
-        from pachyderm_client._lazy import defer_import
+        from pachctl.lean import defer_import
 
         defer_import("tomllib")
         import tomllib  # found loaded: not run
@@ -43,10 +43,11 @@ def test_a_deferred_module_runs_on_its_first_attribute_once_whatever_the_threads
     assert out.split() == ["_Deferred", "False", "True", "module", "True"]
 
 
-def test_what_the_client_defers_works_when_used(pachd: PachdProcess) -> None:
+def test_what_pachctl_defers_works_when_used(pachd: PachdProcess) -> None:
     # asyncio and grpc.aio (an asyncio channel to pachd), and protobuf's text format.
     out = _run('''
         import sys
+        import pachctl.lean
         import pachyderm_client
         deferred = sorted(n for n, m in sys.modules.items() if type(m).__name__ == "_Deferred")
         print(" ".join(n for n in deferred if n in ("asyncio", "grpc.aio")))
@@ -64,3 +65,12 @@ def test_what_the_client_defers_works_when_used(pachd: PachdProcess) -> None:
         print(asyncio.run(health()), text_format.MessageToString(pfs_pb2.Repo(name="data")).strip())
     ''', pachd.address)
     assert out.splitlines() == ["asyncio grpc.aio", 'healthy name: "data"']
+
+
+def test_the_client_library_alone_leaves_the_import_system_as_it_is() -> None:
+    out = _run('''
+        import sys
+        import pachyderm_client
+        print(sorted(n for n, m in sys.modules.items() if type(m).__name__ == "_Deferred"), "asyncio" in sys.modules)
+    ''')
+    assert out.split() == ["[]", "True"]
