@@ -6,6 +6,7 @@ import os
 import resource
 import shutil
 import subprocess
+import tarfile
 import sys
 import tempfile
 import time
@@ -80,3 +81,31 @@ def children_cpu() -> float:
     """CPU seconds used so far by this process's finished children."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def extract_build(revision: str, into: Path) -> tuple[Path, Path]:
+    """The tree of git `revision` and a Python of its own to run it with, under `into`: this
+    checkout's virtualenv as hard links, with the tree's pachd, pachctl, shim and client
+    library in place of this checkout's, and its own `job-shim` beside that Python (so its
+    pachd's pods and warm pods run the tree's shim). Returns (tree, python).
+
+    `into` must not be under /tmp: local pods get a /tmp of their own."""
+    into.mkdir(parents=True)
+    archive = into / "build.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision], check=True)
+    tree = into / "tree"
+    with tarfile.open(archive) as tar:
+        tar.extractall(tree, filter="data")
+    venv, ours = into / "venv", Path(sys.prefix)
+    subprocess.run(["cp", "-al", str(ours), str(venv)], check=True)
+    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    for editable in site.glob("__editable__*"):  # this checkout's packages
+        editable.unlink()
+    (site / "build.pth").write_text(f"{tree}\n{tree / 'client'}\n")
+    for script in (venv / "bin").iterdir():  # entry points naming this checkout's Python: the build's own
+        if script.is_file() and not script.is_symlink() and script.read_bytes().startswith(f"#!{ours}/".encode()):
+            text = script.read_text().replace(f"#!{ours}/", f"#!{venv}/", 1)
+            script.unlink()  # a hard link: the original stays as it is
+            script.write_text(text)
+            script.chmod(0o755)
+    return tree, venv / "bin" / "python3"
