@@ -226,6 +226,9 @@ class KubernetesExecutor:
                     raise
         self._jobs.pop(job_id, None)
 
+    def reserve(self, pods: int) -> None:
+        """Pods start with their jobs here: nothing to keep ready."""
+
     async def node_count(self) -> int:
         """Nodes that are Ready and not cordoned."""
         nodes = await self._call(self._core.list_node)
