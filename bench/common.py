@@ -83,6 +83,17 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def extract_tree(revision: str, into: Path) -> Path:
+    """The files of git `revision`, extracted into `into`/tree (`into` is made)."""
+    into.mkdir(parents=True)
+    archive = into / "build.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision], check=True)
+    tree = into / "tree"
+    with tarfile.open(archive) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
 def extract_build(revision: str, into: Path) -> tuple[Path, Path]:
     """The tree of git `revision` and a Python of its own to run it with, under `into`: this
     checkout's virtualenv as hard links, with the tree's pachd, pachctl, shim and client
@@ -90,12 +101,7 @@ def extract_build(revision: str, into: Path) -> tuple[Path, Path]:
     pachd's pods and warm pods run the tree's shim). Returns (tree, python).
 
     `into` must not be under /tmp: local pods get a /tmp of their own."""
-    into.mkdir(parents=True)
-    archive = into / "build.tar"
-    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision], check=True)
-    tree = into / "tree"
-    with tarfile.open(archive) as tar:
-        tar.extractall(tree, filter="data")
+    tree = extract_tree(revision, into)
     venv, ours = into / "venv", Path(sys.prefix)
     subprocess.run(["cp", "-al", str(ours), str(venv)], check=True)
     site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"

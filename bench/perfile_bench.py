@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import ROOT, pachctl, scratch
+from bench.common import ROOT, extract_tree, pachctl, scratch
 from pachyderm_client import Client
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
@@ -93,12 +91,7 @@ def _put(source: Path | None, files: int) -> Sample:
 
 def _extract(revision: str, into: Path) -> Path:
     """The tree of `revision`, with a job shim of its own for its pods."""
-    into.mkdir(parents=True)
-    archive = into / "build.tar"
-    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision], check=True)
-    tree = into / "tree"
-    with tarfile.open(archive) as tar:
-        tar.extractall(tree, filter="data")
+    tree = extract_tree(revision, into)
     shim = tree / "bench-job-shim"
     shim.write_text(f'#!/bin/sh\nPYTHONPATH={tree} exec {sys.executable} -m shim.main "$@"\n')
     shim.chmod(0o755)
