@@ -198,9 +198,16 @@ class SqliteKV:
         done = self._pool.submit(self._txn, compares, success, failure)
         # Handed to the watches from the worker's completion, in commit order, whether or not
         # the caller is still waiting (a cancelled caller's write is committed all the same).
-        done.add_done_callback(lambda _: loop.call_soon_threadsafe(self._hand_over, done))
+        done.add_done_callback(lambda _: self._schedule_hand_over(loop, done))
         result, _ = await self._result(done)
         return result
+
+    def _schedule_hand_over(self, loop: asyncio.AbstractEventLoop,
+                            done: concurrent.futures.Future[tuple[TxnResult, list[Event]]]) -> None:
+        try:
+            loop.call_soon_threadsafe(self._hand_over, done)
+        except RuntimeError:  # the loop has closed: no watch is left to hand it to
+            pass
 
     def _txn(self, compares: Sequence[Compare], success: Sequence[Op],
              failure: Sequence[Op]) -> tuple[TxnResult, list[Event]]:
