@@ -45,6 +45,7 @@ class Supervisor:
         self._driver = driver
         self.ownership = ownership
         self._pipelines: dict[str, asyncio.Task[None]] = {}
+        self._deleted: set[str] = set()  # pipelines deleted while driven here: their jobs are being stopped
         self._drivers: dict[str, tuple[str, asyncio.Task[None]]] = {}  # job -> (owner, task)
         self._task: asyncio.Task[None] | None = None
 
@@ -107,11 +108,16 @@ class Supervisor:
                 task.add_done_callback(_log_failure)
                 self._pipelines[name] = task
         for name in [n for n in self._pipelines if n not in names]:
+            self._deleted.add(name)
             await self._drop(name)
             await self.ownership.release(name)
+        self._deleted -= names
         for kv in (await self._kv.range(keys.jobs())).kvs:
             job = decode_job(kv.value)
-            # A job may name a pipeline that does not exist (v1.2 allowed it): it is driven like a hand-made one.
+            # A job may name a pipeline that does not exist (v1.2 allowed it): it is driven like a hand-made one;
+            # not the jobs of a pipeline just deleted, which delete-pipeline is stopping (their pods would start again).
+            if job.pipeline in self._deleted:
+                continue
             if (job.pipeline not in names or not job.pipeline) and not job.state.done and job.id not in self._drivers:
                 if await self.ownership.claim(job_owner(job.id)):
                     self.launch(job.id, job_owner(job.id))
