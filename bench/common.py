@@ -83,16 +83,45 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def extract_revision(revision: str, into: Path) -> Path:
-    """The tree of git revision `revision` (to run an earlier build side by side), with a
-    job shim of its own for its pods (`bench-job-shim`)."""
+def extract_tree(revision: str, into: Path) -> Path:
+    """The files of git `revision`, extracted into `into`/tree (`into` is made)."""
     into.mkdir(parents=True)
     archive = into / "build.tar"
     subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), revision], check=True)
     tree = into / "tree"
     with tarfile.open(archive) as tar:
         tar.extractall(tree, filter="data")
+    return tree
+
+
+def extract_revision(revision: str, into: Path) -> Path:
+    """The tree of git revision `revision` (to run an earlier build side by side), with a
+    job shim of its own for its pods (`bench-job-shim`)."""
+    tree = extract_tree(revision, into)
     shim = tree / "bench-job-shim"
     shim.write_text(f'#!/bin/sh\nPYTHONPATH={tree}/client:{tree} exec {sys.executable} -m shim.main "$@"\n')
     shim.chmod(0o755)
     return tree
+
+
+def extract_build(revision: str, into: Path) -> tuple[Path, Path]:
+    """The tree of git `revision` and a Python of its own to run it with, under `into`: this
+    checkout's virtualenv as hard links, with the tree's pachd, pachctl, shim and client
+    library in place of this checkout's, and its own `job-shim` beside that Python (so its
+    pachd's pods and warm pods run the tree's shim). Returns (tree, python).
+
+    `into` must not be under /tmp: local pods get a /tmp of their own."""
+    tree = extract_tree(revision, into)
+    venv, ours = into / "venv", Path(sys.prefix)
+    subprocess.run(["cp", "-al", str(ours), str(venv)], check=True)
+    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    for editable in site.glob("__editable__*"):  # this checkout's packages
+        editable.unlink()
+    (site / "build.pth").write_text(f"{tree}\n{tree / 'client'}\n")
+    for script in (venv / "bin").iterdir():  # entry points naming this checkout's Python: the build's own
+        if script.is_file() and not script.is_symlink() and script.read_bytes().startswith(f"#!{ours}/".encode()):
+            text = script.read_text().replace(f"#!{ours}/", f"#!{venv}/", 1)
+            script.unlink()  # a hard link: the original stays as it is
+            script.write_text(text)
+            script.chmod(0o755)
+    return tree, venv / "bin" / "python3"

@@ -112,8 +112,8 @@ def _incremental(client: Client) -> list[str]:
             " faster incrementally.", ""]
 
 
-def _chain(client: Client, runs: int, stages: int = 5) -> list[str]:
-    """A new commit through `stages` chained `cp` pipelines, against one `cp` stage in the same run."""
+def setup_chain(client: Client, stages: int = 5) -> None:
+    """Repo `chain` feeding `stages` chained `cp` pipelines (stage1...), and repo `single` feeding one (onestage)."""
     client.create_repo("chain")
     previous = "chain"
     for n in range(1, stages + 1):
@@ -121,10 +121,24 @@ def _chain(client: Client, runs: int, stages: int = 5) -> list[str]:
         previous = f"stage{n}"
     client.create_repo("single")
     client.create_pipeline(pipeline("onestage", "cp /pfs/single/* /pfs/out/", [("single", MAP)]))
+
+
+def chain_seconds(client: Client, tag: str, stages: int = 5) -> float:
+    """A new commit on `chain` until the last stage's output is finished (see setup_chain)."""
+    return _flush_seconds(client, "chain", 1, f"c{tag}_", f"stage{stages}")
+
+
+def single_seconds(client: Client, tag: str) -> float:
+    return _flush_seconds(client, "single", 1, f"s{tag}_", "onestage")
+
+
+def _chain(client: Client, runs: int, stages: int = 5) -> list[str]:
+    """A new commit through `stages` chained `cp` pipelines, against one `cp` stage in the same run."""
+    setup_chain(client, stages)
     chain, single = [], []
     for n in range(runs):  # interleaved, so load on the machine hits both alike
-        chain.append(_flush_seconds(client, "chain", 1, f"c{n}_", f"stage{stages}"))
-        single.append(_flush_seconds(client, "single", 1, f"s{n}_", "onestage"))
+        chain.append(chain_seconds(client, str(n), stages))
+        single.append(single_seconds(client, str(n)))
     return [f"A new input commit through a chain of {stages} `cp` pipelines, median of {runs}: "
             f"**{statistics.median(chain):.3f} s** (min {min(chain):.3f} s; goal 1 s); one stage in the same run: "
             f"{statistics.median(single):.3f} s (min {min(single):.3f} s): "

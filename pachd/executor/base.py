@@ -122,5 +122,10 @@ class Executor(Protocol):
     async def node_count(self) -> int:
         """How many nodes can run pods (1 for local), for COEFFICIENT parallelism."""
 
+    def reserve(self, pods: int) -> None:
+        """A hint: one commit may set off `pods` jobs one after another (the deepest
+        chain of pipelines). An executor that starts pods ahead of their jobs keeps
+        that many ready; the others ignore it."""
+
     async def close(self) -> None:
         """Stops watching; pods keep their state for recover()."""

@@ -220,6 +220,9 @@ class DockerExecutor:
             await self._call(self._remove, seen.id)
         logger.debug("job %s: containers removed", job_id)
 
+    def reserve(self, pods: int) -> None:
+        """Pods start with their jobs here: nothing to keep ready."""
+
     async def node_count(self) -> int:
         return 1
 

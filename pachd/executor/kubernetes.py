@@ -271,6 +271,9 @@ class KubernetesExecutor:
             if err.status != 404:
                 raise
 
+    def reserve(self, pods: int) -> None:
+        """Pods start with their jobs here: nothing to keep ready."""
+
     async def node_count(self) -> int:
         """Nodes that are Ready and not cordoned."""
         nodes = await self._call(self._core.list_node)

@@ -195,6 +195,10 @@ class LocalExecutor:
             _kill_recorded(pid_file)
         await asyncio.to_thread(shutil.rmtree, self._root / job_id, True)
 
+    def reserve(self, pods: int) -> None:
+        if self._pool is not None:
+            self._pool.reserve(pods)
+
     async def node_count(self) -> int:
         return 1
 

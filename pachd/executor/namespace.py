@@ -86,7 +86,10 @@ def _capabilities(sandbox: Sandbox) -> list[str]:
 
 
 def _under(path: Path, tree: Path) -> bool:
-    return path == tree or tree in path.parents
+    """Whether `path` is `tree` or lies below it (both absolute; by their text: this runs for
+    every pair of bound trees and hidden paths at each pod's start, on pachd's event loop)."""
+    inner, outer = str(path), str(tree)
+    return inner == outer or inner.startswith(outer if outer.endswith("/") else outer + "/")
 
 
 def _system_args() -> list[str]:
@@ -178,16 +181,36 @@ def probe(sandbox: Sandbox) -> NamespaceSupport:
 class PodProcess:
     """A running pod; the process is the sandbox's outer process, whose child is the pod's init."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self._process = process
+        self._ended: asyncio.Future[int] | None = None
 
     @property
     def pid(self) -> int:
         return self._process.pid
 
     async def wait(self) -> int:
-        """The exit code: negative for a signal, as asyncio reports it."""
-        return await self._process.wait()
+        """The exit code: negative for a signal, as asyncio reports it. Any number may wait."""
+        if self._ended is None:
+            self._ended = self._watch_exit()
+        return await asyncio.shield(self._ended)
+
+    def _watch_exit(self) -> asyncio.Future[int]:
+        """A future set when the process ends, from its pidfd becoming readable (no thread waits)."""
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[int] = loop.create_future()
+        if self._process.poll() is not None:
+            ended.set_result(self._process.returncode)
+            return ended
+        pidfd = os.pidfd_open(self._process.pid)
+
+        def exited() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            ended.set_result(self._process.wait())  # it has ended: this only reaps it
+
+        loop.add_reader(pidfd, exited)
+        return ended
 
     def kill(self) -> None:
         """Ends the pod and everything it started (the PID namespace goes with it)."""
@@ -229,14 +252,30 @@ async def spawn_pod(
 ) -> PodProcess:
     """Starts `argv` confined by `sandbox` (default: nobody, the host's network),
     with exactly `env`, seeing `pfs_dir` at /pfs; output appends to `log_path`;
-    stdin reads nothing unless given (a warm pod's socket to pachd: warm.py)."""
+    stdin reads nothing unless given (a warm pod's socket to pachd: warm.py).
+
+    Started from a thread: forking pachd and waiting for the child's exec, with
+    the sandbox's command line built first, would hold pachd's event loop (and
+    every job's calls) for milliseconds per pod, more on a busy machine."""
     sandbox = sandbox or Sandbox()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    prepare_pfs(pfs_dir, sandbox)
-    with open(log_path, "ab", buffering=0) as log:
-        process = await asyncio.create_subprocess_exec(
-            *sandbox_argv(sandbox, argv, pfs_dir),
-            stdin=stdin, stdout=log, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True,
-        )
+
+    def start() -> subprocess.Popen[bytes]:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_pfs(pfs_dir, sandbox)
+        with open(log_path, "ab", buffering=0) as log:
+            return subprocess.Popen(sandbox_argv(sandbox, argv, pfs_dir), stdin=stdin, stdout=log,
+                                    stderr=subprocess.STDOUT, env=dict(env), start_new_session=True)
+
+    starting = asyncio.ensure_future(asyncio.to_thread(start))
+    try:
+        process = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        starting.add_done_callback(_kill_unwanted)  # its caller left: the pod must not run on
+        raise
     logger.debug("pod started: pid %d, %s", process.pid, " ".join(argv))
     return PodProcess(process)
+
+
+def _kill_unwanted(started: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+    if not started.cancelled() and started.exception() is None:
+        PodProcess(started.result()).kill()  # reaped by the subprocess module's own clean-up

@@ -14,8 +14,12 @@ any other, and the pool starts a fresh one in its place.
 
 While it warms up and waits, a pod runs at a lower CPU priority (when pachd
 is root, which alone can give the priority back), so starting the pool's
-next pods does not slow the jobs running; its assignment restores the normal
-priority first. Pods that keep ending before a job takes them (a broken
+next pods does not slow the jobs running; a job that takes it (even one that
+must wait for it to finish warming up) restores the normal priority first.
+The pool holds at least `size` pods, and as many as the deepest chain of
+pipelines is long (up to MOST): one commit then sets off a job per stage,
+one after another, and each finds a pod ready rather than one still warming
+up (tests/executor/test_warm_pool.py). Pods that keep ending before a job takes them (a broken
 installation) pause the pool for a while, doubling up to a minute: jobs then
 start their own pods as without a pool.
 
@@ -46,6 +50,7 @@ READY = b"ready\n"  # the line a warm shim says once it can take a job (shim/mai
 WARM_DIR = ".warm"  # under the executor's root; no job ID starts with a dot
 WAITING_NICE = 10  # a warm pod's niceness until assigned (when pachd may restore it)
 PAUSES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0)  # after 3, 4, ... warm pods in a row ended unassigned
+MOST = 8  # warm pods kept for a deep chain of pipelines, at most (each is an idle process)
 
 
 @dataclass
@@ -79,6 +84,8 @@ class WarmPool:
     def __init__(self, *, root: Path, size: int, argv: Sequence[str], env: Mapping[str, str], sandbox: Sandbox) -> None:
         self._root = root / WARM_DIR
         self._size = size
+        self._wanted = size  # size, or more for a deep chain of pipelines (see reserve)
+        self._filled = False  # fill() was called: the pool is in use
         self._argv = list(argv)
         self._env = dict(env)
         self.sandbox = sandbox
@@ -88,11 +95,21 @@ class WarmPool:
         self._failures = 0  # warm pods in a row that ended before a job took them
         self._paused_until = 0.0
 
+    def reserve(self, pods: int) -> None:
+        """Keeps at least `pods` pods (up to MOST; never fewer than `size`): the deepest chain of pipelines."""
+        wanted = max(self._size, min(pods, MOST))
+        if wanted != self._wanted:
+            logger.debug("warm pods: %d kept (pipelines chain %d deep)", wanted, pods)
+        self._wanted = wanted
+        if self._filled:
+            self.fill()
+
     def fill(self) -> None:
-        """Starts pods until `size` are idle or starting (in the background)."""
+        """Starts pods until as many as wanted are idle or starting (in the background)."""
+        self._filled = True
         if asyncio.get_running_loop().time() < self._paused_until:
             return
-        while not self._closed and len(self._idle) + len(self._starting) < self._size:
+        while not self._closed and len(self._idle) + len(self._starting) < self._wanted:
             name = f"warm-{uuid.uuid4().hex[:12]}"
             self._starting[name] = asyncio.create_task(self._start(name), name=f"pod-{name}")
 
@@ -161,12 +178,16 @@ class WarmPool:
                 task.cancel()
             await asyncio.gather(*pod.tasks, return_exceptions=True)
             self.fill()
+            if not pod.ready.done():  # a job waits for it now: it warms up at the jobs' priority
+                logger.debug("warm pod %s taken while still warming up", pod.name)
+                _set_priority(pod.process.pid, 0)
             with contextlib.suppress(OSError, ConnectionError):
                 if await pod.ready:
                     return pod
             self._ended_unassigned()
             await pod.discard()
         self.fill()
+        logger.debug("no warm pod left: the job starts its own")
         return None
 
     async def close(self) -> None:

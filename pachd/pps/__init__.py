@@ -60,7 +60,8 @@ class Pps:
         controller = PipelineController(kv=kv, pfs=pfs, jobs=self.jobs,
                                         launch=lambda job, pipeline: self.supervisor.launch(job, pipeline))
         self.supervisor = Supervisor(kv=kv, controller=controller, driver=driver,
-                                     ownership=Ownership(kv=kv, replica=replica, ttl=lease_ttl))
+                                     ownership=Ownership(kv=kv, replica=replica, ttl=lease_ttl),
+                                     chained=executor.reserve)
 
     # -- lifecycle --------------------------------------------------------------
 

@@ -45,6 +45,22 @@ class PipelineInfo:
     job_counts: dict[JobState, int]
 
 
+def chain_depth(pipelines: Sequence[PipelineRecord]) -> int:
+    """How many jobs one commit can set off one after another: the longest chain of
+    running pipelines, each reading the output of the one before (0: none)."""
+    inputs = {p.name: [i.repo for i in p.inputs] for p in pipelines if not p.stopped}
+    depths: dict[str, int] = {}
+
+    def depth(name: str, below: frozenset[str]) -> int:
+        if name not in inputs or name in below:
+            return 0
+        if name not in depths:
+            depths[name] = 1 + max((depth(repo, below | {name}) for repo in inputs[name]), default=0)
+        return depths[name]
+
+    return max((depth(name, frozenset()) for name in inputs), default=0)
+
+
 class Pipelines:
     def __init__(
         self, *, kv: KV, pfs: Pfs, jobs: Jobs, stop_job: Callable[[str, str], Awaitable[None]],

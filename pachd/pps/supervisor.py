@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 
 from pachd.errors import PachError, StorageError
 from pachd.pps import keys
 from pachd.pps.controller import PipelineController
 from pachd.pps.driver import JobDriver
 from pachd.pps.ownership import Ownership
+from pachd.pps.pipelines import chain_depth
 from pachd.pps.specs import PipelineState, decode_job, decode_pipeline, encode
 from pachd.storage.kv import KV, Compare, EventType, Put
 from pachd.storage.watching import watching
@@ -34,7 +36,10 @@ def job_owner(job_id: str) -> str:
 
 
 class Supervisor:
-    def __init__(self, *, kv: KV, controller: PipelineController, driver: JobDriver, ownership: Ownership) -> None:
+    def __init__(self, *, kv: KV, controller: PipelineController, driver: JobDriver, ownership: Ownership,
+                 chained: Callable[[int], None] = lambda depth: None) -> None:
+        """`chained(depth)` is told the deepest chain of pipelines whenever pipelines change."""
+        self._chained = chained
         self._kv = kv
         self._controller = controller
         self._driver = driver
@@ -92,7 +97,9 @@ class Supervisor:
                 changes.drain()
 
     async def _claim(self) -> None:
-        names = {keys.name_from_key(kv.key) for kv in (await self._kv.range(keys.pipelines())).kvs}
+        records = [decode_pipeline(kv.value) for kv in (await self._kv.range(keys.pipelines())).kvs]
+        self._chained(chain_depth(records))
+        names = {record.name for record in records}
         for name in sorted(names):
             task = self._pipelines.get(name)
             if (task is None or task.done()) and await self.ownership.claim(name):

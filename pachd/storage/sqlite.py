@@ -4,7 +4,11 @@ One process owns the file. Every SQLite call runs on a single worker thread
 (connections are not thread-safe), awaited from the event loop. The store
 keeps etcd's model: one revision counter bumped by every write, per-key
 create/mod revisions and versions, and an event log from which watches
-replay history before following live changes (woken in-process, no polling).
+replay history before following live changes. Live changes reach each watch
+in memory, handed over by the write that made them, and only the watches
+whose prefix they fall under: a write costs no watch a query of its own
+(a store with dozens of watches, one per pipeline and waiting call, would
+otherwise queue a read per watch behind every write on the one thread).
 
 WAL with synchronous=FULL: a write that returned survives kill -9 of pachd
 and a machine crash.
@@ -17,7 +21,9 @@ import concurrent.futures
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -59,6 +65,15 @@ INSERT OR IGNORE INTO meta VALUES ('revision', 1), ('compacted', 0);
 """
 
 
+@dataclass(eq=False)
+class _Watcher:
+    """A live watch: the events under its prefix handed over since it last looked."""
+
+    prefix: str
+    events: deque[Event] = field(default_factory=deque)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class _Lease:
     def __init__(self, store: SqliteKV, lease_id: int) -> None:
         self._store = store
@@ -82,8 +97,7 @@ class SqliteKV:
         self._path = path
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
-        self._changed = asyncio.Condition()
-        self._revision = 0
+        self._watchers: set[_Watcher] = set()
         self._expiry: asyncio.Task[None] | None = None
         self._lease_changed = asyncio.Event()
 
@@ -91,7 +105,6 @@ class SqliteKV:
     async def open(cls, path: Path) -> SqliteKV:
         store = cls(path)
         await store._call(store._open)
-        store._revision = await store._call(store._current_revision)
         store._expiry = asyncio.create_task(store._expire_leases(), name="sqlite-lease-expiry")
         return store
 
@@ -104,8 +117,11 @@ class SqliteKV:
         self._db = db
 
     async def _call(self, fn: Callable[[], T]) -> T:
+        return await self._result(self._pool.submit(fn))
+
+    async def _result(self, done: concurrent.futures.Future[T]) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+            return await asyncio.wrap_future(done)
         except sqlite3.Error as err:
             if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                 raise DiskFull(f"no space left on device for the metadata store {self._path}") from err
@@ -178,35 +194,56 @@ class SqliteKV:
     async def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
         if max(len(success), len(failure)) > self.max_txn_ops:
             raise InvalidArgument(f"a transaction may hold at most {self.max_txn_ops} operations")
-        result = await self._call(lambda: self._txn(compares, success, failure))
-        if result.revision > self._revision:
-            self._revision = result.revision
-            async with self._changed:
-                self._changed.notify_all()
+        loop = asyncio.get_running_loop()
+        done = self._pool.submit(self._txn, compares, success, failure)
+        # Handed to the watches from the worker's completion, in commit order, whether or not
+        # the caller is still waiting (a cancelled caller's write is committed all the same).
+        done.add_done_callback(lambda _: self._schedule_hand_over(loop, done))
+        result, _ = await self._result(done)
         return result
 
-    def _txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op]) -> TxnResult:
+    def _schedule_hand_over(self, loop: asyncio.AbstractEventLoop,
+                            done: concurrent.futures.Future[tuple[TxnResult, list[Event]]]) -> None:
+        try:
+            loop.call_soon_threadsafe(self._hand_over, done)
+        except RuntimeError:  # the loop has closed: no watch is left to hand it to
+            pass
+
+    def _txn(self, compares: Sequence[Compare], success: Sequence[Op],
+             failure: Sequence[Op]) -> tuple[TxnResult, list[Event]]:
         db = self._conn
         db.execute("BEGIN IMMEDIATE")
+        events: list[Event] = []
         try:
             held = all(self._mod_rev(c.key) == c.mod_revision for c in compares)
             ops = success if held else failure
             revision = self._current_revision()
             if ops:
-                revision = self._apply(revision + 1, ops)
+                revision, events = self._apply(revision + 1, ops)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:  # SQLite itself rolls back after some errors (a full disk)
                 db.execute("ROLLBACK")
             raise
-        return TxnResult(held, revision)
+        return TxnResult(held, revision), events
+
+    def _hand_over(self, done: concurrent.futures.Future[tuple[TxnResult, list[Event]]]) -> None:
+        """Gives a committed write's events to the watches under whose prefix they fall."""
+        if done.cancelled() or done.exception() is not None:
+            return
+        _, events = done.result()
+        for watcher in self._watchers:
+            mine = [event for event in events if event.key.startswith(watcher.prefix)]
+            if mine:
+                watcher.events.extend(mine)
+                watcher.arrived.set()
 
     def _mod_rev(self, key: str) -> int:
         row = self._conn.execute("SELECT mod_rev FROM kv WHERE key = ?", (key.encode(),)).fetchone()
         return int(row[0]) if row else 0
 
-    def _apply(self, revision: int, ops: Sequence[Op]) -> int:
-        """Applies ops at `revision`; returns the store revision afterwards."""
+    def _apply(self, revision: int, ops: Sequence[Op]) -> tuple[int, list[Event]]:
+        """Applies ops at `revision`; returns the store revision afterwards and the events made."""
         db = self._conn
         events: list[tuple[bytes, int, bytes]] = []
         for op in ops:
@@ -225,13 +262,14 @@ class SqliteKV:
                     db.execute("DELETE FROM kv WHERE key = ?", (key,))
                     events.append((key, 1, b""))
         if not events:
-            return revision - 1  # nothing changed: no new revision
+            return revision - 1, []  # nothing changed: no new revision
         db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
                        [(revision, seq, key, kind, value) for seq, (key, kind, value) in enumerate(events)])
         db.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (revision,))
         if revision % 1000 == 0:
             self._compact(revision - KEEP_EVENTS)
-        return revision
+        return revision, [Event(EventType.PUT if kind == 0 else EventType.DELETE, key.decode(), value, revision)
+                          for key, kind, value in events]
 
     def _matching(self, op: Delete | DeletePrefix) -> list[bytes]:
         if isinstance(op, Delete):
@@ -252,6 +290,12 @@ class SqliteKV:
     # -- watching -----------------------------------------------------------------
 
     async def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[Event]:
+        """History from the event log, then the writes' events as they are handed over.
+
+        The watch is registered before its history is read (both in turn on
+        the one thread), so every write is in the history or handed over or
+        both; what the history already held is dropped by its revision.
+        """
         low = prefix.encode()
         high = prefix_end(low)
         following = start_revision
@@ -271,13 +315,23 @@ class SqliteKV:
                       for r, k, t, v in rows]
             return events, self._current_revision()
 
-        while True:
+        watcher = _Watcher(prefix)
+        self._watchers.add(watcher)
+        try:
             events, upto = await self._call(read)
             for event in events:
                 yield event
-            following = upto + 1
-            async with self._changed:
-                await self._changed.wait_for(lambda: self._revision > upto)
+            following = max(following, upto + 1)
+            while True:
+                await watcher.arrived.wait()
+                watcher.arrived.clear()
+                while watcher.events:
+                    event = watcher.events.popleft()
+                    if event.mod_revision >= following:
+                        following = event.mod_revision
+                        yield event
+        finally:
+            self._watchers.discard(watcher)
 
     # -- leases -------------------------------------------------------------------
 

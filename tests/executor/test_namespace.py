@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +88,27 @@ def test_pachd_names_the_requirement_when_pods_cannot_run(tmp_path: Path, path: 
         assert "bubblewrap" in pachd.logs()  # what pods need, said at start-up
     finally:
         pachd.stop()
+
+
+async def test_a_pod_is_started_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Forking pachd and building the sandbox's command line in the loop's thread held every call meanwhile.
+    threads: list[threading.Thread] = []
+    popen = subprocess.Popen
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return popen(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recorded)
+    code, _, _ = await run(tmp_path, "off", "true")
+    assert code == 0
+    assert threads and threading.main_thread() not in threads
+
+
+async def test_any_number_may_wait_for_a_pod_and_one_leaving_stops_none(tmp_path: Path) -> None:
+    pfs = tmp_path / "w" / "pfs"
+    pod = await spawn_pod(argv=["/bin/sh", "-c", "exit 3"], env=ENV, pfs_dir=pfs, log_path=tmp_path / "w" / "log")
+    waiters = [asyncio.ensure_future(pod.wait()) for _ in range(3)]
+    waiters[0].cancel()
+    assert await asyncio.wait_for(asyncio.gather(*waiters[1:]), 30) == [3, 3]
+    assert await pod.wait() == 3

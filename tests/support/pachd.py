@@ -23,8 +23,9 @@ class PachdProcess:
 
     def __init__(self, data_dir: Path, *, etcd: str = "", extra_args: list[str] | None = None,
                  env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
-                 source: Path | None = None) -> None:
+                 source: Path | None = None, python: Path | None = None) -> None:
         self.source = source  # another checkout's pachd to run (benchmarks compare builds); None: this one
+        self.python = python or Path(sys.executable)  # the Python it runs on (a build's own, see bench/common.py)
         self.data_dir = data_dir
         self.etcd = etcd
         self.tls = tls  # (certificate, key): serve TLS
@@ -39,7 +40,7 @@ class PachdProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> PachdProcess:
-        args = [sys.executable, "-m", "pachd.main", "--port", str(self.port), "--host", "127.0.0.1",
+        args = [str(self.python), "-m", "pachd.main", "--port", str(self.port), "--host", "127.0.0.1",
                 "--data-dir", str(self.data_dir), "--log-level", "DEBUG", *self.extra_args]
         if "--http-port" not in self.extra_args:
             args += ["--http-port", "0"]  # no console unless a test asks for one on its own port
