@@ -16,8 +16,8 @@ from pachd.config import PachdConfig
 from pachd.console.server import Console
 from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
-from pachd.interceptors import ErrorInterceptor, PreEncodedReplies
-from pachd.pfs import Pfs
+from pachd.interceptors import ErrorInterceptor, HandDecodedRequests, PreEncodedReplies
+from pachd.pfs import Pfs, wire
 from pachd.pfs.pods_service import PodDataService
 from pachd.pfs.admin_service import AdminService
 from pachd.pfs.urls import Fetcher, UrlPolicy
@@ -75,7 +75,8 @@ class Pachd:
         ]
         self.credentials = await PodCredentials.load(self.kv)
         auth = AuthInterceptor(admin_token=config.auth_token, credentials=self.credentials)
-        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), PreEncodedReplies()], options=options)
+        decoded = HandDecodedRequests({"/pfs.API/PutFile": wire.put_file_request})
+        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), PreEncodedReplies(), decoded], options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
         pods_pb2_grpc.add_PodDataServicer_to_server(PodDataService(self.pfs), server)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pachd.errors import InvalidArgument
-from pachd.pfs.chunking import BLOCK_SIZE, Chunker, Delimiter, Piece
+from pachd.pfs.chunking import BLOCK_SIZE, Buffer, Chunker, Delimiter, Piece, Slice
 from pachd.pfs.records import BlockRef
 from pachd.storage.blocks import BlockStore, ObjectInfo, Parts, check_room, disk_error
 
@@ -207,18 +207,18 @@ class FileAssembler:
         self._small.clear()
         self._large = False
 
-    async def feed(self, data: bytes) -> None:
+    async def feed(self, data: bytes | Slice) -> None:
         assert self._chunker is not None
         if not self._large:
             if len(self._small) + len(data) < SMALL_FILE:
-                self._small += data
+                self._small += data.view() if isinstance(data, Slice) else data
                 return
             self._large = True
             small, self._small = self._small, bytearray()
             await self._cut(small)
         await self._cut(data)
 
-    async def _cut(self, data: bytes | bytearray) -> None:
+    async def _cut(self, data: Buffer) -> None:
         assert self._chunker is not None
         for piece in await _feed(self._chunker, data):
             task = await self._writer.write(piece)
@@ -355,7 +355,7 @@ async def put_stream(store: BlockStore, delimiter: Delimiter, chunks: AsyncItera
     return [task.result() for task in tasks]
 
 
-async def _feed(chunker: Chunker, data: bytes | bytearray) -> list[Piece]:
+async def _feed(chunker: Chunker, data: Buffer) -> list[Piece]:
     """The chunker's pieces after `data`. Cutting at lines copies nothing and searches in C, so it
     runs on the loop; scanning JSON is Python work per token: off the loop."""
     if chunker.delimiter is Delimiter.JSON:
