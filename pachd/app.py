@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 
-from pachd.auth import AuthInterceptor, PodCredentials
+from pachd.auth import AuthInterceptor, PodCredentials, PodScopeInterceptor
 from pachd.config import PachdConfig
 from pachd.console.server import Console
 from pachd.executor import create_executor
@@ -25,6 +25,7 @@ from pachd.pfs.service import BlockService, PfsService
 from pachd.pps import Pps
 from pachd.pps.jobs_service import JobsService
 from pachd.pps.ownership import replica_identity
+from pachd.pps.scope import PodScopes
 from pachd.pps.service import InternalJobService, PpsService
 from pachd.storage import open_block_store, open_kv
 from pachd.storage.lock import DataDirBusy, DataDirLock
@@ -75,8 +76,10 @@ class Pachd:
         ]
         self.credentials = await PodCredentials.load(self.kv)
         auth = AuthInterceptor(admin_token=config.auth_token, credentials=self.credentials)
+        confined = PodScopeInterceptor(credentials=self.credentials, scopes=PodScopes(self.kv))
         decoded = HandDecodedRequests({"/pfs.API/PutFile": wire.put_file_request})
-        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), PreEncodedReplies(), decoded], options=options)
+        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), confined, PreEncodedReplies(), decoded],
+                                 options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)
         pods_pb2_grpc.add_PodDataServicer_to_server(PodDataService(self.pfs), server)

@@ -66,6 +66,40 @@ def test_a_forged_finish_job_for_another_job_is_refused(own_pachd: PachdProcess)
         assert token.startswith(job)
 
 
+def test_a_job_credential_opens_only_its_own_jobs_repos_and_commits(own_pachd: PachdProcess) -> None:
+    with Client(own_pachd.address) as client:
+        _, token, _ = _job_token(client)  # job of pipeline "tell": reads "data", writes "tell"
+        client.create_repo("secret")
+        with client.commit("secret") as hidden:
+            client.put_file(("secret", hidden.id), "f", b"hidden\n")
+        other = client.start_commit("secret")
+        own_repo = client.start_commit("tell")  # its output repo, but no pod's commit
+        data = client.list_commit(["data"])[0].commit.id
+        with Client(own_pachd.address, auth_token=token) as pod:
+            assert pod.get_file_bytes(("data", data), "f0") == b"x\n"  # its input: open
+            assert pod.inspect_repo("tell").repo.name == "tell"
+            refusals = {
+                "get-file": lambda: pod.get_file_bytes(("secret", hidden.id), "f"),
+                "list-file": lambda: pod.list_file(("secret", hidden.id), "/"),
+                "inspect-repo": lambda: pod.inspect_repo("secret"),
+                "list-commit of every repo": lambda: pod.list_commit([]),
+                "delete-repo": lambda: pod.delete_repo("secret", force=True),
+                "put-file elsewhere": lambda: pod.put_file(("secret", other.id), "g", b"planted\n"),
+                "put-file in its repo": lambda: pod.put_file(("tell", own_repo.id), "g", b"planted\n"),
+                "delete-file": lambda: pod.delete_file(("secret", other.id), "f"),
+                "finish-commit": lambda: pod.finish_commit(("secret", other.id)),
+                "delete-all": lambda: pod.delete_all(),
+                "list-job": lambda: pod.list_job(),
+            }
+            for name, call in refusals.items():
+                with pytest.raises(PachydermError) as refused:
+                    call()
+                assert refused.value.code == grpc.StatusCode.PERMISSION_DENIED, name
+        assert client.get_file_bytes(("secret", hidden.id), "f") == b"hidden\n"  # nothing lost
+        assert [f.file.path for f in client.list_file(("tell", own_repo.id), "/")] == []
+        assert not client.inspect_commit(("secret", other.id)).HasField("finished")  # still open
+
+
 def test_anonymous_pods_when_allowed(tmp_path: Path) -> None:
     server = PachdProcess(tmp_path / "data", extra_args=["--allow-anonymous-pods"]).start()
     try:
