@@ -22,6 +22,7 @@ import grpc
 
 from pachd.errors import PermissionDenied
 from pachd.interceptors import Handler, rewrap
+from pachd.pfs.wire import PutFileMessage
 from pachd.pps import keys
 from pachd.pps.scope import PodScopes
 from pachd.storage.kv import KV, Compare, Put
@@ -139,8 +140,14 @@ _POD_READS: dict[str, Callable[[Any], list[str]]] = {
     "/pfs.API/ListFile": _file_repos,
     "/pachpy.pods.PodData/ListFileRefs": lambda r: _commit_repos(r.commit),
 }
+def _put_file_commit(message: PutFileMessage) -> Any:
+    """The commit a PutFile request (as wire.put_file_request decodes it) writes, None if it names none."""
+    header = message.header
+    return header.file.commit if header is not None and header.HasField("file") else None
+
+
 _POD_WRITES: dict[str, Callable[[Any], Any]] = {  # the Commit written, None for a message naming none
-    "/pfs.API/PutFile": lambda r: r.file.commit if r.HasField("file") else None,
+    "/pfs.API/PutFile": _put_file_commit,
     "/pfs.API/DeleteFile": lambda r: r.file.commit,
     "/pachpy.pods.PodData/PutFileRefs": lambda r: r.commit,
 }

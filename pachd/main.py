@@ -8,12 +8,14 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from pachd import allocator
 from pachd import config as pachd_config
 from pachd import loopwatch
 from pachd.app import serve
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    allocator.keep_freed_buffers()
     config = pachd_config.load(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=getattr(logging, config.log_level, logging.INFO),

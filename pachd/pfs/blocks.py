@@ -17,12 +17,12 @@ import logging
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
 
 from pachd.errors import InvalidArgument
-from pachd.pfs.chunking import BLOCK_SIZE, Chunker, Delimiter, Piece
+from pachd.pfs.chunking import BLOCK_SIZE, Buffer, Chunker, Delimiter, Piece, Slice
 from pachd.pfs.records import BlockRef
 from pachd.storage.blocks import BlockStore, ObjectInfo, Parts, check_room, disk_error
+from pachd.storage.direct import DirectFile
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ SMALL_FILE = 1024 * 1024
 """Files smaller than this are packed with others into shared blocks."""
 READ_CHUNK = 2 * 1024 * 1024
 """How much one read (and one streamed message) of file data carries."""
+STEP = 8 * 1024 * 1024
+"""Bytes of a block larger than a block that are hashed and written at once (see _LongBlock)."""
 
 
 def block_name(block_hash: str) -> str:
@@ -129,56 +131,91 @@ class BlockWriter:
 
 
 class _LongBlock:
-    """A block larger than a block, on its way through a temporary file."""
+    """A block larger than a block, on its way through a temporary file.
 
-    def __init__(self, path: Path, handle: BinaryIO) -> None:
+    Its pieces are gathered into steps of STEP bytes, and each step is hashed
+    and written at the same time, in two worker threads, while the next step
+    is received: the stream, the hash and the disk overlap, and at most one
+    step is in flight (memory stays at about two steps).
+    """
+
+    def __init__(self, path: Path, out: DirectFile) -> None:
         self.path = path
         self.size = 0
-        self._handle = handle
+        self._out = out
         self._hash = hashlib.sha512()
+        self._gathered: list[bytes | memoryview] = []
+        self._gathered_size = 0
+        self._running: list[asyncio.Future[None]] = []  # the step in flight: its hash and its write
 
     @classmethod
     async def open(cls, path: Path) -> _LongBlock:
         try:
-            return cls(path, await asyncio.to_thread(open, path, "xb", buffering=0))
+            return cls(path, await asyncio.to_thread(DirectFile, path))
         except OSError as err:
             raise disk_error(err, f"writing {path}") from err
 
     async def append(self, parts: Parts) -> None:
         size = sum(len(p) for p in parts)
-        try:
-            await asyncio.to_thread(self._append, parts, size)
-        except OSError as err:
-            raise disk_error(err, f"writing {self.path}") from err
+        self._gathered.extend(parts)
+        self._gathered_size += size
         self.size += size
+        if self._gathered_size >= STEP:
+            await self._step()
 
-    def _append(self, parts: Parts, size: int) -> None:
+    async def _step(self) -> None:
+        await self._wait()
+        parts, self._gathered = self._gathered, []
+        size, self._gathered_size = self._gathered_size, 0
+        self._running = [asyncio.ensure_future(asyncio.to_thread(_update, self._hash, parts)),
+                         asyncio.ensure_future(asyncio.to_thread(self._write, parts, size))]
+
+    def _write(self, parts: Parts, size: int) -> None:
         check_room(self.path.parent, size)
-        for part in parts:
-            self._hash.update(part)
-            view = memoryview(part)
-            while view:
-                view = view[self._handle.write(view) or 0 :]
+        self._out.write(parts)
+
+    async def _wait(self) -> None:
+        """Waits for the step in flight; raises what failed in it."""
+        running = self._running
+        # Shielded: a cancelled stream still waits for the threads in discard() before closing the file.
+        results = await asyncio.shield(asyncio.gather(*running, return_exceptions=True))
+        self._running = []
+        for result in results:
+            if isinstance(result, OSError):
+                raise disk_error(result, f"writing {self.path}") from result
+            if isinstance(result, BaseException):
+                raise result
 
     async def close(self) -> str:
+        """Writes what is left; the block's SHA-512 (hex)."""
+        if self._gathered:
+            await self._step()
+        await self._wait()
         try:
-            await asyncio.to_thread(self._handle.close)
+            await asyncio.to_thread(self._out.close)
         except OSError as err:
             raise disk_error(err, f"writing {self.path}") from err
         return self._hash.hexdigest()
 
     async def discard(self) -> None:
+        await asyncio.gather(*self._running, return_exceptions=True)  # no thread may write to it any more
+        self._running = []
+
         def remove() -> None:
-            self._handle.close()
+            self._out.abandon()
             self.path.unlink(missing_ok=True)
 
         await asyncio.to_thread(remove)
 
 
-def _sha512(parts: Parts) -> str:
-    digest = hashlib.sha512()
+def _update(digest: hashlib._Hash, parts: Parts) -> None:
     for part in parts:
         digest.update(part)
+
+
+def _sha512(parts: Parts) -> str:
+    digest = hashlib.sha512()
+    _update(digest, parts)
     return digest.hexdigest()
 
 
@@ -207,18 +244,18 @@ class FileAssembler:
         self._small.clear()
         self._large = False
 
-    async def feed(self, data: bytes) -> None:
+    async def feed(self, data: bytes | Slice) -> None:
         assert self._chunker is not None
         if not self._large:
             if len(self._small) + len(data) < SMALL_FILE:
-                self._small += data
+                self._small += data.view() if isinstance(data, Slice) else data
                 return
             self._large = True
             small, self._small = self._small, bytearray()
             await self._cut(small)
         await self._cut(data)
 
-    async def _cut(self, data: bytes | bytearray) -> None:
+    async def _cut(self, data: Buffer) -> None:
         assert self._chunker is not None
         for piece in await _feed(self._chunker, data):
             task = await self._writer.write(piece)
@@ -370,7 +407,7 @@ async def put_stream(store: BlockStore, delimiter: Delimiter, chunks: AsyncItera
     return [task.result() for task in tasks]
 
 
-async def _feed(chunker: Chunker, data: bytes | bytearray) -> list[Piece]:
+async def _feed(chunker: Chunker, data: Buffer) -> list[Piece]:
     """The chunker's pieces after `data`. Cutting at lines copies nothing and searches in C, so it
     runs on the loop; scanning JSON is Python work per token: off the loop."""
     if chunker.delimiter is Delimiter.JSON:

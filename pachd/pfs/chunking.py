@@ -16,7 +16,8 @@ Nothing is copied: the chunker keeps the fed buffers as they came (spans of
 them, once a cut fell inside one) and a piece is a tuple of memoryviews over
 them, which the block writer hashes and writes part by part. Only small feeds
 are gathered into one buffer, so a stream of tiny messages does not make
-a block of thousands of parts.
+a block of thousands of parts. A feed may be a Slice: a range of a received
+message (the data of a PutFile request, see pfs/wire.py), kept as it came.
 """
 
 from __future__ import annotations
@@ -42,7 +43,24 @@ class Delimiter(enum.Enum):
 _JSON_TOKEN = re.compile(rb'\\.|["{}\[\]]', re.DOTALL)
 _BACKSLASH = 0x5C
 
-Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """Bytes [start, end) of `buffer`, not copied out of it (a received message's data)."""
+
+    buffer: bytes
+    start: int
+    end: int
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def view(self) -> memoryview:
+        return memoryview(self.buffer)[self.start : self.end]
+
+
+Buffer = bytes | bytearray | memoryview | Slice
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +144,15 @@ class Chunker:
             if self._gathering is None:
                 self._gathering = bytearray()
                 self._spans.append(_Span(self._gathering, 0, 0))
-            self._gathering += data
+            self._gathering += data.view() if isinstance(data, Slice) else data
             self._spans[-1].end += size
         else:
             self._gathering = None
-            buffer = data if isinstance(data, (bytes, bytearray)) else bytes(data)
-            self._spans.append(_Span(buffer, 0, size))
+            if isinstance(data, Slice):
+                self._spans.append(_Span(data.buffer, data.start, data.end))
+            else:
+                buffer = data if isinstance(data, (bytes, bytearray)) else bytes(data)
+                self._spans.append(_Span(buffer, 0, size))
         self._size += size
 
     def _take(self, size: int, ends_block: bool) -> Piece:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from pachd.errors import FileNotFound, InvalidArgument, PathIsDirectory
 from pachd.pfs.blocks import BlockWriter, FileAssembler, read_refs
-from pachd.pfs.chunking import Delimiter
+from pachd.pfs.chunking import Delimiter, Slice
 from pachd.pfs.commits import Commits
 from pachd.pfs.records import BlockRef, CommitRecord, FileDiff, FileKind
 from pachd.pfs.spill import HOLD, Row, Spill
@@ -44,7 +44,7 @@ class FileHeader:
     url: str = ""  # fetch the data from here instead
 
 
-PutItem = FileHeader | bytes
+PutItem = FileHeader | bytes | Slice
 
 
 @dataclass(frozen=True, slots=True)

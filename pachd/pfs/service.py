@@ -108,7 +108,8 @@ class PfsService(pfs_pb2_grpc.APIServicer):
     # -- files ----------------------------------------------------------------
 
     async def PutFile(self, request_iterator: AsyncIterator[pfs_pb2.PutFileRequest], context: Context) -> empty_pb2.Empty:
-        await self._pfs.files.put(_put_items(request_iterator))
+        # The requests come decoded by wire.put_file_request (see app.py: HandDecodedRequests).
+        await self._pfs.files.put(_put_items(cast(AsyncIterator[wire.PutFileMessage], request_iterator)))
         return EMPTY
 
     async def GetFile(self, request: pfs_pb2.GetFileRequest, context: Context) -> AsyncIterator[wrappers_pb2.BytesValue]:
@@ -152,20 +153,20 @@ class PfsService(pfs_pb2_grpc.APIServicer):
         return EMPTY
 
 
-async def _put_items(requests: AsyncIterator[pfs_pb2.PutFileRequest]) -> AsyncIterator[PutItem]:
+async def _put_items(requests: AsyncIterator[wire.PutFileMessage]) -> AsyncIterator[PutItem]:
     """A PutFile stream as domain items: a header wherever `file` is set, then data.
 
     v1.2 clients name the file in the first message only; naming a file again
     later in the stream starts the next file (our batching of small files).
     """
-    async for request in requests:
-        if request.HasField("file"):
+    async for message in requests:
+        request = message.header
+        if request is not None and request.HasField("file"):
             repo, commit_id, path = messages.file_ref(request.file, allow_root=False)
             kind = FileKind.DIR if request.file_type == pfs_pb2.FILE_TYPE_DIR else FileKind.FILE
             yield FileHeader(repo, commit_id, path, kind, messages.delimiter(request.delimiter), request.url)
-        value = request.value  # each read of a bytes field copies it: read it once
-        if value:
-            yield value
+        if message.value is not None:
+            yield message.value
 
 
 def _same_repo(repo: str, commits: Iterable[pfs_pb2.Commit]) -> list[str]:

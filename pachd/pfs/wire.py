@@ -1,14 +1,23 @@
-"""FileInfos encoded by hand: a listing of 100,000 files is one message, and
-building its 600,000 nested protobuf objects one by one cost most of a
-ListFile. Each entry is written as protobuf wire bytes (the shared commit
-encoded once), and the whole reply parsed in one call to the C runtime. The
-bytes are exactly what messages.file_info would serialize to (a test holds it).
+"""Messages coded by hand where the protobuf runtime costs too much.
+
+FileInfos, encoded: a listing of 100,000 files is one message, and building
+its 600,000 nested protobuf objects one by one cost most of a ListFile. Each
+entry is written as protobuf wire bytes (the shared commit encoded once), and
+the whole reply parsed in one call to the C runtime. The bytes are exactly
+what messages.file_info would serialize to (a test holds it).
+
+PutFileRequest, decoded: a put-file stream is mostly `value` bytes, and
+parsing a request copies them into the message, and reading the field copies
+them again. put_file_request() takes the value as a Slice of the received
+bytes and lets protobuf parse only the rest (a file's header, a few bytes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from pachd.pfs.chunking import Slice
 from pachd.pfs.files import FileInfo
 from pachd.pfs.records import FileKind
 from pachyderm_client.proto import pfs_pb2
@@ -120,3 +129,86 @@ def _stamp(modified: float) -> bytes:
     seconds, nanos = divmod(int(modified * 1e9), 1_000_000_000)
     stamp = (_SECONDS + _varint(seconds) if seconds else b"") + (_NANOS + _varint(nanos) if nanos else b"")
     return _MODIFIED + _SMALL[len(stamp)] + stamp
+
+
+_VALUE = 3  # PutFileRequest.value
+_FIXED64, _FIXED32 = 1, 5
+
+
+@dataclass(frozen=True, slots=True)
+class PutFileMessage:
+    """A PutFileRequest as put_file_request() decodes it."""
+
+    header: pfs_pb2.PutFileRequest | None  # every field but `value` (None: the request had no other)
+    value: Slice | None  # None: empty
+
+
+class _Unusual(Exception):
+    """The request is not in the simple form: protobuf decodes it (and says what is wrong)."""
+
+
+def put_file_request(data: bytes) -> PutFileMessage:
+    """The request in `data`, as protobuf would parse it, its value not copied out.
+
+    The top-level fields are walked: the value's range is taken (the last one
+    wins, as in protobuf), every other field's bytes are handed to protobuf,
+    which parses them as it would have in place. A request that is not simply
+    fields of known wire types (truncated, groups, a value that is not
+    length-delimited) is parsed by protobuf whole, so it fails as it always did."""
+    value = (0, 0)
+    others: list[tuple[int, int]] = []
+    size = len(data)
+    position = 0
+    try:
+        while position < size:
+            start = position
+            key, position = _read_varint(data, position)
+            number, wire_type = key >> 3, key & 7
+            if wire_type == _LEN:
+                length, position = _read_varint(data, position)
+                end = position + length
+                if end > size:
+                    raise _Unusual
+                if number == _VALUE:
+                    value, position = (position, end), end
+                    continue
+                position = end
+            elif number == _VALUE:
+                raise _Unusual
+            elif wire_type == _VARINT:
+                _, position = _read_varint(data, position)
+            elif wire_type in (_FIXED64, _FIXED32):
+                position += 8 if wire_type == _FIXED64 else 4
+                if position > size:
+                    raise _Unusual
+            else:
+                raise _Unusual
+            if others and others[-1][1] == start:
+                others[-1] = (others[-1][0], position)
+            else:
+                others.append((start, position))
+    except _Unusual:
+        return _parsed_whole(data)
+    header = pfs_pb2.PutFileRequest.FromString(b"".join(data[a:b] for a, b in others)) if others else None
+    return PutFileMessage(header, Slice(data, *value) if value[1] > value[0] else None)
+
+
+def _parsed_whole(data: bytes) -> PutFileMessage:
+    request = pfs_pb2.PutFileRequest.FromString(data)  # raises DecodeError where data is no request
+    value = request.value
+    request.ClearField("value")
+    return PutFileMessage(request, Slice(value, 0, len(value)) if value else None)
+
+
+def _read_varint(data: bytes, position: int) -> tuple[int, int]:
+    """The varint at `position` and where it ends."""
+    result = shift = 0
+    while True:
+        if position >= len(data) or shift > 63:
+            raise _Unusual
+        byte = data[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, position
+        shift += 7

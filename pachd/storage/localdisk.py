@@ -2,14 +2,15 @@
 
 A name "blocks/<hash>" lives at root/blocks/<first two chars>/<hash>, so no
 directory grows past a few thousand entries. A write goes to a temporary file
-in the same filesystem (root/tmp), is synced (fdatasync), then renamed into
-place, and the directory synced: a crash never leaves a partial object under
-its name, and a failed write removes its temporary file; sweep() clears what a
-crash left in root/tmp. A batch (one put-file stream's blocks) writes all its
-temporary files first and syncs them together at commit(): every file, then
-every rename, then each directory once, so the disk's journal commits a
-handful of times per batch instead of twice per block. All disk I/O runs in
-worker threads; the sync calls go through Disk, so tests can see their order.
+in the same filesystem (root/tmp; around the page cache, see direct.py), is
+synced (fdatasync), then renamed into place, and the directory synced: a
+crash never leaves a partial object under its name, and a failed write
+removes its temporary file; sweep() clears what a crash left in root/tmp. A
+batch (one put-file stream's blocks) writes all its temporary files first and
+syncs them together at commit(): every file, then every rename, then each
+directory once, so the disk's journal commits a handful of times per batch
+instead of twice per block. All disk I/O runs in worker threads; the sync
+calls go through Disk, so tests can see their order.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from pachd.errors import BlockNotFound, InvalidArgument, StorageError
 from pachd.storage.blocks import RESERVE, ObjectInfo, Parts, WriteBatch, check_room, disk_error, empty_folder
+from pachd.storage.direct import DIRECT_FROM, DirectFile
 
 
 class Disk:
@@ -82,16 +84,11 @@ class LocalBlockStore:
         self._move(tmp, path)
 
     def _write_temporary(self, tmp: Path, parts: Parts) -> None:
-        """Writes the new temporary file `tmp` holding `parts` (not synced)."""
+        """Writes the new temporary file `tmp` holding `parts` (not synced; around the page cache
+        where the filesystem allows, see direct.py)."""
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                for part in parts:
-                    view = memoryview(part)
-                    while view:
-                        view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
+            with DirectFile(tmp, direct=sum(len(p) for p in parts) >= DIRECT_FROM) as out:
+                out.write(parts)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

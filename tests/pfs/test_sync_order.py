@@ -11,6 +11,7 @@ folder synced, all before that transaction.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from pachd.pfs import Pfs, blocks
+from pachd.pfs import Pfs, blocks, wire
 from pachd.pfs.chunking import Delimiter
 from pachd.pfs.files import FileHeader, PutItem
 from pachd.storage.kv import Compare, Op, Put, TxnResult
 from pachd.storage.localdisk import Disk, LocalBlockStore
 from pachd.storage.sqlite import SqliteKV
+from pachyderm_client.proto import pfs_pb2
 
 MIB = 1 << 20
 
@@ -163,3 +165,26 @@ async def test_put_block_stores_durable_blocks(recorded: tuple[Pfs, Log]) -> Non
     assert sorted(names) == sorted(r.hash for r in refs)
     for ref in refs:
         assert ("folder", ref.hash[:2]) in log.events
+
+
+async def test_a_block_larger_than_a_block_is_durable_before_its_metadata(recorded: tuple[Pfs, Log]) -> None:
+    # As PutFile hands it over: slices of the received messages, hashed and written while more arrive.
+    pfs, log = recorded
+    await pfs.repos.create("data", [])
+    commit = await pfs.commits.start("data", "master", ())
+    data = os.urandom(3 * blocks.STEP + 12345)
+
+    async def received() -> AsyncIterator[PutItem]:
+        yield FileHeader("data", commit.id, "/whole", delimiter=Delimiter.NONE)
+        for start in range(0, len(data), MIB):
+            message = pfs_pb2.PutFileRequest(value=data[start : start + MIB]).SerializeToString()
+            value = wire.put_file_request(message).value
+            assert value is not None
+            yield value
+
+    assert await pfs.files.put(received()) == 1
+    hashes = await refs_of(pfs, "data", commit.id)
+    assert hashes == {hashlib.sha512(data).hexdigest()}  # one block, named by its bytes
+    check_order(log, hashes)
+    got = b"".join([chunk async for chunk in pfs.files.get("data", commit.id, "/whole")])
+    assert got == data

@@ -1,8 +1,13 @@
-"""The hand-encoded FileInfos reply is byte for byte what building each message gives."""
+"""The hand-encoded FileInfos reply is byte for byte what building each message gives; the
+hand-decoded PutFileRequest is what protobuf parses, its value not copied."""
 
 from __future__ import annotations
 
+import os
 import random
+
+import pytest
+from google.protobuf.message import DecodeError
 
 from pachd.pfs import messages, wire
 from pachd.pfs.files import FileInfo
@@ -39,3 +44,85 @@ def test_runs_of_entries_that_share_all_but_their_paths_match_the_messages() -> 
               FileInfo("/d/q", FileKind.FILE, 0, 0.0, "")]
     built = pfs_pb2.FileInfos(file_info=[messages.file_info("repo", "master/12", i) for i in infos])
     assert wire.file_infos_wire("repo", "master/12", infos) == built.SerializeToString()
+
+
+_varint = wire._varint  # the encoder of the FileInfos above, held by the test above
+
+
+def _length_field(number: int, data: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _random_request(rng: random.Random) -> bytes:
+    """PutFileRequest wire bytes with fields in any order, some repeated, some unknown, values of
+    lengths on each side of the varint boundaries."""
+    sizes = [0, 1, 2, 127, 128, 129, 16383, 16384, 16385, rng.randint(0, 70_000)]
+    fields = []
+    for _ in range(rng.randint(0, 6)):
+        kind = rng.choice(["value", "value", "file", "type", "delimiter", "url", "unknown_len", "unknown_varint",
+                           "fixed32", "fixed64"])
+        if kind == "value":
+            fields.append(_length_field(3, rng.randbytes(rng.choice(sizes))))
+        elif kind == "file":
+            file = pfs_pb2.File(commit=pfs_pb2.Commit(repo=pfs_pb2.Repo(name=rng.choice(["r", "data"])),
+                                                      id=rng.choice(["master", "master/0", ""])),
+                                path=rng.choice(["a", "/b/c", "ünï"]))
+            fields.append(_length_field(1, file.SerializeToString()))
+        elif kind in ("type", "delimiter"):
+            fields.append(_varint((2 if kind == "type" else 4) << 3) + _varint(rng.choice([0, 1, 2, 300])))
+        elif kind == "url":
+            fields.append(_length_field(5, rng.choice(["", "http://x/y", "ü"]).encode()))
+        elif kind == "unknown_len":
+            fields.append(_length_field(rng.choice([6, 15, 16, 2047, 2048]), rng.randbytes(rng.choice(sizes[:5]))))
+        elif kind == "unknown_varint":
+            fields.append(_varint(rng.choice([7, 100]) << 3) + _varint(rng.randint(0, 2**64 - 1)))
+        else:
+            wide = kind == "fixed64"
+            fields.append(_varint(9 << 3 | (1 if wide else 5)) + rng.randbytes(8 if wide else 4))
+    return b"".join(fields)
+
+
+def _check_decoded_as_protobuf(data: bytes) -> None:
+    try:
+        parsed = pfs_pb2.PutFileRequest.FromString(data)
+    except DecodeError:
+        with pytest.raises(DecodeError):
+            wire.put_file_request(data)
+        return
+    decoded = wire.put_file_request(data)
+    value = bytes(decoded.value.view()) if decoded.value is not None else b""
+    assert value == parsed.value
+    parsed.ClearField("value")
+    assert (decoded.header or pfs_pb2.PutFileRequest()) == parsed
+    assert (decoded.header or pfs_pb2.PutFileRequest()).SerializeToString() == parsed.SerializeToString()
+
+
+def test_put_file_requests_decode_as_protobuf_parses_them() -> None:
+    seed = random.randrange(2**32)
+    print("seed", seed)
+    rng = random.Random(seed)
+    for _ in range(3000):
+        _check_decoded_as_protobuf(_random_request(rng))
+
+
+def test_broken_put_file_requests_fail_as_protobuf_fails_them() -> None:
+    rng = random.Random(11)
+    requests = [_random_request(rng) for _ in range(40)]
+    groups = [b"\x0b\x08\x01\x0c", b"\x1b\x1c", _varint(3 << 3) + b"\x05"]  # groups; a value as a varint
+    for data in requests + groups:
+        for cut in {0, 1, 2, 3, len(data) // 2, len(data) - 1, *(rng.randint(0, len(data)) for _ in range(5))}:
+            if 0 <= cut <= len(data):
+                _check_decoded_as_protobuf(data[:cut])
+                _check_decoded_as_protobuf(data[:cut] + b"\xff")
+    for data in (b"\x80" * 11, _varint(3 << 3 | 2) + _varint(2**40) + b"x", b"\x00\x01"):
+        _check_decoded_as_protobuf(data)
+
+
+def test_a_put_file_value_is_a_slice_of_the_received_bytes() -> None:
+    value = os.urandom(1 << 20)
+    for request in (pfs_pb2.PutFileRequest(value=value),
+                    pfs_pb2.PutFileRequest(file=pfs_pb2.File(path="x"), value=value, delimiter=pfs_pb2.LINE)):
+        data = request.SerializeToString()
+        decoded = wire.put_file_request(data)
+        assert decoded.value is not None and decoded.value.buffer is data  # not copied
+        assert decoded.value.view() == value
