@@ -114,6 +114,6 @@ cat /pfs/data/f >> /pfs/out/all
         commit_file(client, "data", "f", b"three\n")
         flushed = client.flush_commit([("data", "master/2")], timeout=TIMEOUT)
         assert client.get_file_bytes(("gated", flushed[-1].commit.id), "all") == b"one\ntwo\nthree\n"
-        jobs = client.list_job("gated")
+        jobs = [client.inspect_job(j.job.id, block_state=True, timeout=TIMEOUT) for j in client.list_job("gated")]
         assert len(jobs) == 3 and all(j.state == pps_pb2.JOB_SUCCESS for j in jobs)
         assert len(client.list_commit([("gated", "")])) == 3

@@ -43,7 +43,7 @@ def test_a_pipeline_runs_with_the_v1_2_shim(go_shim_pachd: PachdProcess) -> None
         flushed = client.flush_commit([("data", c.id)], timeout=TIMEOUT)
         out = {i.commit.repo.name: i.commit.id for i in flushed}
         assert client.get_file_bytes(("total", out["total"]), "all") == b"".join(b"%d\n" % i for i in range(6))
-        job = client.list_job("copy")[0]
+        job = client.inspect_job(client.list_job("copy")[0].job.id, block_state=True, timeout=TIMEOUT)
         assert job.state == pps_pb2.JOB_SUCCESS and len(job.pod_commits) == 2
         env = client.get_file_bytes(("copy", out["copy"]), "env").decode()
         assert {"PACHD_PORT_650_TCP_ADDR=127.0.0.1", f"PACHD_PORT_650_TCP_PORT={go_shim_pachd.port}"} <= set(

@@ -23,7 +23,10 @@ def output(client: Client, repo: str, commit: str) -> pfs_pb2.CommitInfo:
 
 
 def job_of(client: Client, pipeline_name: str, output_commit: str) -> pps_pb2.JobInfo:
-    return next(j for j in client.list_job(pipeline_name) if j.output_commit.id == output_commit)
+    """The job that made the output commit, once it has ended: its state is recorded just after
+    the output is finished, so a client waits for it (as v1.2's do, with block_state)."""
+    made = next(j for j in client.list_job(pipeline_name) if j.output_commit.id == output_commit)
+    return client.inspect_job(made.job.id, block_state=True, timeout=TIMEOUT)
 
 
 def test_map_with_four_pods_processes_each_record_once(client: Client) -> None:
