@@ -23,8 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import ROOT, children_cpu, process_cpu, scratch, shell
-from bench.perfile_bench import _extract
+from bench.common import ROOT, children_cpu, extract_revision, process_cpu, scratch, shell
 from bench.pfs_bench import _bare_stream
 from tests.support.pachd import PachdProcess
 
@@ -61,7 +60,7 @@ def _reference(action: Callable[[], object], pid: int = 0) -> Sample:
 def run(before: str, size_mib: int = 1024, runs: int = 3) -> list[str]:
     samples: dict[str, list[Sample]] = {}
     with scratch() as folder:
-        tree = _extract(before, folder / "before")
+        tree = extract_revision(before, folder / "before")
         source = folder / "source.bin"
         with open(source, "wb") as out:
             for _ in range(size_mib):
