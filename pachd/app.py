@@ -16,7 +16,7 @@ from pachd.config import PachdConfig
 from pachd.console.server import Console
 from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
-from pachd.interceptors import ErrorInterceptor, HandDecodedRequests, PreEncodedReplies
+from pachd.interceptors import ErrorInterceptor, WireCodecs
 from pachd.local_fastpath import LocalFastPath
 from pachd.pfs import Pfs, wire
 from pachd.pfs.pods_service import PodDataService
@@ -80,8 +80,8 @@ class Pachd:
         self.credentials = await PodCredentials.load(self.kv)
         auth = AuthInterceptor(admin_token=config.auth_token, credentials=self.credentials)
         confined = PodScopeInterceptor(credentials=self.credentials, scopes=PodScopes(self.kv))
-        decoded = HandDecodedRequests({"/pfs.API/PutFile": wire.put_file_request})
-        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), confined, PreEncodedReplies(), decoded],
+        codecs = WireCodecs(decoders={"/pfs.API/PutFile": wire.put_file_request}, pre_encoded={"/pfs.API/ListFile"})
+        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), confined, codecs],
                                  options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)

@@ -140,6 +140,8 @@ _POD_READS: dict[str, Callable[[Any], list[str]]] = {
     "/pfs.API/ListFile": _file_repos,
     "/pachpy.pods.PodData/ListFileRefs": lambda r: _commit_repos(r.commit),
 }
+
+
 def _put_file_commit(message: PutFileMessage) -> Any:
     """The commit a PutFile request (as wire.put_file_request decodes it) writes, None if it names none."""
     header = message.header

@@ -108,7 +108,7 @@ class PfsService(pfs_pb2_grpc.APIServicer):
     # -- files ----------------------------------------------------------------
 
     async def PutFile(self, request_iterator: AsyncIterator[pfs_pb2.PutFileRequest], context: Context) -> empty_pb2.Empty:
-        # The requests come decoded by wire.put_file_request (see app.py: HandDecodedRequests).
+        # The requests come decoded by wire.put_file_request (see app.py: WireCodecs).
         await self._pfs.files.put(_put_items(cast(AsyncIterator[wire.PutFileMessage], request_iterator)))
         return EMPTY
 
@@ -136,7 +136,7 @@ class PfsService(pfs_pb2_grpc.APIServicer):
             repo, commit_id, path, shard=messages.shard(request.shard),
             diff=messages.diff_spec(request.diff_method, repo), mode=messages.list_mode(request.mode),
         )
-        # The reply's wire bytes, sent as they are (PreEncodedReplies): parsing them into a
+        # The reply's wire bytes, sent as they are (WireCodecs): parsing them into a
         # message only for gRPC to serialize it again would cost about 1 µs an entry.
         return cast(pfs_pb2.FileInfos, wire.file_infos_wire(repo, commit_id, infos))
 

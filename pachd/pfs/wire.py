@@ -64,7 +64,7 @@ def _commit(repo: str, commit_id: str) -> bytes:
 
 def file_infos_wire(repo: str, commit_id: str, infos: Sequence[FileInfo]) -> bytes:
     """The FileInfos reply of a listing as wire bytes, as messages.file_info would build each entry
-    (ListFile sends them as they are: see pachd/interceptors.py, PreEncodedReplies).
+    (ListFile sends them as they are: see pachd/interceptors.py, WireCodecs).
 
     An entry is three pieces: what comes before its path (the entry's and the File's
     tags and lengths, and the commit, all fixed by the path's length and the rest's),
