@@ -201,22 +201,22 @@ class PodScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 await check(request)
                 yield request
 
-        def confine(behaviour: Callable[..., Any]) -> Callable[..., Any]:
-            if handler.unary_unary or handler.stream_unary:
-                async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                    if handler.stream_unary:
-                        return await behaviour(checked(request), context)
-                    await check(request)
-                    return await behaviour(request, context)
-                return unary
+        async def allowed(request: Any) -> Any:
+            """The request checked now, or a stream of requests checked as they arrive."""
+            if handler.request_streaming:
+                return checked(request)
+            await check(request)
+            return request
 
-            async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                if handler.stream_stream:
-                    request = checked(request)
-                else:
-                    await check(request)
-                async for reply in behaviour(request, context):
-                    yield reply
-            return streaming
+        def confine(behaviour: Callable[..., Any]) -> Callable[..., Any]:
+            if handler.response_streaming:
+                async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                    async for reply in behaviour(await allowed(request), context):
+                        yield reply
+                return streaming
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                return await behaviour(await allowed(request), context)
+            return unary
 
         return rewrap(handler, confine)

@@ -13,12 +13,18 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
 import grpc
 from grpc import _common
 
+from pachyderm_client._lazy import lazy_module
 from pachyderm_client.errors import ORIGIN_KEY, PachydermError, UnavailableError, from_rpc_error
+
+if TYPE_CHECKING:
+    from pachyderm_client.proto import pfs_admin_pb2_grpc
+else:  # loaded by the first call (see _lazy.py)
+    pfs_admin_pb2_grpc = lazy_module("pachyderm_client.proto.pfs_admin_pb2_grpc")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -98,6 +104,11 @@ class Connection:
         self.connect_timeout = connect_timeout
         self.reconnect_timeout = reconnect_timeout
         self._connected = False
+
+    @functools.cached_property
+    def _admin(self) -> pfs_admin_pb2_grpc.AdminStub:
+        """Our own administration service, for AdminClient and for PfsClient's fast path."""
+        return pfs_admin_pb2_grpc.AdminStub(self._channel)
 
     @property
     def channel(self) -> grpc.Channel:

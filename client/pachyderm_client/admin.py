@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
 from pachyderm_client._base import Connection, translated
 from pachyderm_client._lazy import lazy_module
 
 if TYPE_CHECKING:
-    from pachyderm_client.proto import pfs_admin_pb2, pfs_admin_pb2_grpc
+    from pachyderm_client.proto import pfs_admin_pb2
 else:  # loaded by the first call (see _lazy.py)
-    pfs_admin_pb2, pfs_admin_pb2_grpc = lazy_module("pachyderm_client.proto.pfs_admin_pb2"), lazy_module("pachyderm_client.proto.pfs_admin_pb2_grpc")
+    pfs_admin_pb2 = lazy_module("pachyderm_client.proto.pfs_admin_pb2")
 
 
 class AdminClient(Connection):
-    """pachd's administration calls (pachyderm.pfs_admin.Admin)."""
-
-    @functools.cached_property
-    def _admin(self) -> pfs_admin_pb2_grpc.AdminStub:
-        return pfs_admin_pb2_grpc.AdminStub(self._channel)
+    """pachd's administration calls (pachyderm.pfs_admin.Admin; its stub is the Connection's)."""
 
     @translated
     def garbage_collect(self, grace_seconds: float | None = None,

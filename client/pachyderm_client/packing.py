@@ -17,6 +17,7 @@ through the PutFile stream as before.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TypeGuard
 
 import grpc
 
@@ -35,7 +36,7 @@ MESSAGE = 1024 * 1024
 """Bytes per PutBlock message."""
 
 
-def packable(data: object) -> bool:
+def packable(data: object) -> TypeGuard[bytes]:
     """Whether put-file data is bytes small enough to pack."""
     return isinstance(data, (bytes, bytearray)) and len(data) < SMALL_FILE
 

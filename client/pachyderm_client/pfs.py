@@ -27,10 +27,9 @@ from pachyderm_client._lazy import lazy_module
 from pachyderm_client.proto import pfs_pb2, pfs_pb2_grpc
 
 if TYPE_CHECKING:
-    from pachyderm_client.proto import pfs_admin_pb2, pfs_admin_pb2_grpc
-else:  # loaded by the first call that needs them (see _lazy.py)
+    from pachyderm_client.proto import pfs_admin_pb2
+else:  # loaded by the first call that needs it (see _lazy.py)
     pfs_admin_pb2 = lazy_module("pachyderm_client.proto.pfs_admin_pb2")
-    pfs_admin_pb2_grpc = lazy_module("pachyderm_client.proto.pfs_admin_pb2_grpc")
 
 Data = bytes | BinaryIO | Iterable[bytes]
 """What put-file accepts: bytes, a binary file object, or chunks."""
@@ -321,7 +320,7 @@ class PfsClient(Connection):
         try:
             while (item := queue.popleft() if queue else next(items, None)) is not None:
                 path, data = item
-                if isinstance(data, (bytes, bytearray)) and packing.packable(data):
+                if packing.packable(data):
                     packer.add(path, data)
                     if progress is not None:
                         progress(len(data))
@@ -432,7 +431,7 @@ class PfsClient(Connection):
                 try:
                     if not self._connected:
                         self._connect(self.connect_timeout)
-                    found = pfs_admin_pb2_grpc.AdminStub(self._channel).LocalSocket(pfs_admin_pb2.LocalSocketRequest())
+                    found = self._admin.LocalSocket(pfs_admin_pb2.LocalSocketRequest())
                 except (grpc.RpcError, PachydermError):  # an older pachd, or one that refuses us: the stream
                     found = None
                 if found is not None and found.path:

@@ -61,6 +61,7 @@ class Pps:
                                         launch=lambda job, pipeline: self.supervisor.launch(job, pipeline))
         self.supervisor = Supervisor(kv=kv, controller=controller, driver=driver,
                                      ownership=Ownership(kv=kv, replica=replica, ttl=lease_ttl),
+                                     finish_delete=self.pipelines.finish_delete,
                                      chained=executor.reserve)
 
     # -- lifecycle --------------------------------------------------------------

@@ -130,9 +130,9 @@ class PipelineController:
             # The revision before the read: no change after it can slip past the watch below.
             seen = await self._kv.revision()
             found = await self._kv.get(keys.pipeline(name))
-            if found is None:
-                return
-            pipeline, revision = decode_pipeline(found.value), found.mod_revision
+            if found is None or (pipeline := decode_pipeline(found.value)).deleting:
+                return  # deleted, or being deleted by its owner's supervisor
+            revision = found.mod_revision
             wanted = PipelineState.STOPPED if pipeline.stopped else (
                 PipelineState.RUNNING if pipeline.inputs else PipelineState.IDLE)
             if pipeline.state is not wanted:

@@ -74,10 +74,11 @@ class Pipelines:
         self._now = now
 
     async def get(self, name: str) -> tuple[PipelineRecord, int]:
+        """The pipeline's record and its revision; a pipeline being deleted is not found."""
         found = await self._kv.get(keys.pipeline(name))
-        if found is None:
-            raise PipelineNotFound(f"PipelineInfos {name} not found", hint="see list-pipeline")
-        return decode_pipeline(found.value), found.mod_revision
+        if found is not None and not (record := decode_pipeline(found.value)).deleting:
+            return record, found.mod_revision
+        raise _not_found(name)
 
     async def create(
         self, name: str, transform: Transform, parallelism: Parallelism, inputs: Sequence[PipelineInput],
@@ -94,8 +95,11 @@ class Pipelines:
             await self._pfs.repos.get(repo)
         if update:
             return await self._update(name, transform, parallelism, tuple(inputs), no_archive)
-        if await self._kv.get(keys.pipeline(name)) is not None:
-            raise PipelineExists(f"pipeline {name} already exists", hint="use update-pipeline to change it")
+        existing = await self._kv.get(keys.pipeline(name))
+        if existing is not None:
+            hint = ("it is being deleted; create it again once delete-pipeline has returned"
+                    if decode_pipeline(existing.value).deleting else "use update-pipeline to change it")
+            raise PipelineExists(f"pipeline {name} already exists", hint=hint)
         try:
             await self._pfs.repos.create(name, repos)
         except RepoExists as err:
@@ -148,22 +152,39 @@ class Pipelines:
         return PipelineInfo(record, counts)
 
     async def list(self) -> list[PipelineInfo]:
-        names = [keys.name_from_key(kv.key) for kv in (await self._kv.range(keys.pipelines())).kvs]
-        return [await self.inspect(name) for name in names]
+        records = [decode_pipeline(kv.value) for kv in (await self._kv.range(keys.pipelines())).kvs]
+        return [await self.inspect(record.name) for record in records if not record.deleting]
 
     async def delete(self, name: str) -> None:
-        """Deletes the pipeline and its jobs; its output repo stays."""
-        _, revision = await self.get(name)
-        result = await self._kv.txn(
-            [Compare(keys.pipeline(name), revision)],
-            [Delete(keys.pipeline(name)), Delete(keys.head(name)), DeletePrefix(keys.triggers(name))],
-        )
-        if not result.succeeded:
-            return await self.delete(name)
+        """Deletes the pipeline and its jobs; its output repo stays.
+
+        The record is first marked as being deleted, which ends its controller;
+        its owner (the supervisor) then finishes the deletion, again after a
+        crash, and this returns once the record is gone."""
+        found = await self._kv.get(keys.pipeline(name))
+        if found is None:
+            raise _not_found(name)
+        record = decode_pipeline(found.value)
+        if not record.deleting:
+            marked = dataclasses.replace(record, deleting=True)
+            result = await self._kv.txn([Compare(found.key, found.mod_revision)], [Put(found.key, encode(marked))])
+            if not result.succeeded:
+                return await self.delete(name)
+
+        async def gone() -> bool | None:
+            return True if await self._kv.get(keys.pipeline(name)) is None else None
+
+        await wait_for(self._kv, [keys.pipeline(name)], gone)
+
+    async def finish_delete(self, name: str) -> None:
+        """Stops and removes the jobs of a pipeline marked as being deleted, then its record.
+        Run by the pipeline's owner; each step may be done again after a crash."""
         for job in await self._jobs.list(name):
             if not job.state.done:
                 await self._stop_job(job.id, "its pipeline was deleted")
             await self._delete_job(job.id)
+        await self._kv.txn([], [Delete(keys.pipeline(name)), Delete(keys.head(name)),
+                                DeletePrefix(keys.triggers(name))])
         logger.info("deleted pipeline %s", name)
 
     async def set_stopped(self, name: str, stopped: bool) -> None:
@@ -189,3 +210,7 @@ class Pipelines:
     async def delete_all(self) -> None:
         for kv in (await self._kv.range(keys.pipelines())).kvs:
             await self.delete(keys.name_from_key(kv.key))
+
+
+def _not_found(name: str) -> PipelineNotFound:
+    return PipelineNotFound(f"PipelineInfos {name} not found", hint="see list-pipeline")

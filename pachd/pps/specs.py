@@ -113,6 +113,7 @@ class PipelineRecord:
     stopped: bool = False
     state: PipelineState = PipelineState.IDLE
     recent_error: str = ""
+    deleting: bool = False  # delete-pipeline began: its owner stops and removes its jobs, then the record
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +200,7 @@ def decode_pipeline(raw: bytes) -> PipelineRecord:
         stopped=d["stopped"],
         state=PipelineState[d["state"]],
         recent_error=d["recent_error"],
+        deleting=d.get("deleting", False),
     )
 
 

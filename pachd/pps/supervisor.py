@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from pachd.errors import PachError, StorageError
 from pachd.pps import keys
@@ -37,14 +37,18 @@ def job_owner(job_id: str) -> str:
 
 class Supervisor:
     def __init__(self, *, kv: KV, controller: PipelineController, driver: JobDriver, ownership: Ownership,
+                 finish_delete: Callable[[str], Awaitable[None]],
                  chained: Callable[[int], None] = lambda depth: None) -> None:
-        """`chained(depth)` is told the deepest chain of pipelines whenever pipelines change."""
+        """`finish_delete(name)` ends what delete-pipeline began (Pipelines.finish_delete);
+        `chained(depth)` is told the deepest chain of pipelines whenever pipelines change."""
         self._chained = chained
+        self._finish_delete = finish_delete
         self._kv = kv
         self._controller = controller
         self._driver = driver
         self.ownership = ownership
-        self._pipelines: dict[str, asyncio.Task[None]] = {}
+        self._pipelines: dict[str, asyncio.Task[None]] = {}  # its controller's, or its deletion's
+        self._deleting: set[str] = set()  # pipelines whose task is their deletion
         self._drivers: dict[str, tuple[str, asyncio.Task[None]]] = {}  # job -> (owner, task)
         self._task: asyncio.Task[None] | None = None
 
@@ -100,10 +104,17 @@ class Supervisor:
         records = [decode_pipeline(kv.value) for kv in (await self._kv.range(keys.pipelines())).kvs]
         self._chained(chain_depth(records))
         names = {record.name for record in records}
+        deleting = {record.name for record in records if record.deleting}
         for name in sorted(names):
+            if name in deleting and name in self._pipelines and name not in self._deleting:
+                await self._drop(name)  # its controller and its jobs' drivers end before its jobs are stopped
             task = self._pipelines.get(name)
             if (task is None or task.done()) and await self.ownership.claim(name):
-                task = asyncio.create_task(self._drive_pipeline(name), name=f"pipeline-{name}")
+                if name in deleting:
+                    self._deleting.add(name)
+                    task = asyncio.create_task(self._keep_running(name, self._finish_delete), name=f"delete-{name}")
+                else:
+                    task = asyncio.create_task(self._drive_pipeline(name), name=f"pipeline-{name}")
                 task.add_done_callback(_log_failure)
                 self._pipelines[name] = task
         for name in [n for n in self._pipelines if n not in names]:
@@ -120,8 +131,9 @@ class Supervisor:
                     self.launch(job.id, job_owner(job.id))
 
     async def _drop(self, owned: str) -> None:
-        """Stops driving a pipeline (its controller and its jobs' drivers)."""
+        """Stops driving a pipeline (its controller or deletion, and its jobs' drivers)."""
         tasks = [self._pipelines.pop(owned)] if owned in self._pipelines else []
+        self._deleting.discard(owned)
         for job, (owner, task) in list(self._drivers.items()):
             if owner == owned:
                 tasks.append(task)
@@ -159,7 +171,7 @@ class Supervisor:
     async def _drive_pipeline(self, name: str) -> None:
         """The pipeline's controller, and drivers for its jobs wherever they were made."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._run_controller(name))
+            group.create_task(self._keep_running(name, self._controller.run))
             group.create_task(self._follow_jobs(name))
 
     async def _follow_jobs(self, name: str) -> None:
@@ -175,19 +187,19 @@ class Supervisor:
         if found is not None and not decode_job(found.value).state.done:
             self.launch(job_id, owner)
 
-    async def _run_controller(self, name: str) -> None:
-        """Runs the pipeline's controller, restarting it after errors, until the pipeline is gone."""
+    async def _keep_running(self, name: str, work: Callable[[str], Awaitable[None]]) -> None:
+        """Runs the pipeline's controller (or its deletion) until it returns, again after errors."""
         failures = 0
         while True:
             try:
-                await self._controller.run(name)
+                await work(name)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - any error restarts the controller
                 delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
                 failures += 1
-                logger.exception("pipeline %s: controller failed; restarting in %ss", name, delay)
+                logger.exception("pipeline %s: %s failed; restarting in %ss", name, work.__name__, delay)
                 try:
                     await self._note_error(name, str(err))
                 except PachError:

@@ -1,11 +1,11 @@
-"""Faults: pachd killed mid-squash (a user's and a job's), the etcd server
+"""Faults: pachd killed mid-squash (a user's and a job's) and mid delete-pipeline, the etcd server
 killed and restarted under a running pachd, the block store (GCS, S3, Azure)
 gone in the middle of an upload. After each, pachd carries on, every finished commit reads
 back byte for byte as before (compared by content hash), open commits can be
 finished or cancelled, nothing is duplicated, and the consistency checker
 (pachd/check.py) finds nothing wrong with the metadata or the blocks.
 
-The other faults the issue lists are tested where their feature lives:
+Other faults are tested where their feature lives:
 kill -9 during put-file (tests/pfs/test_durability.py), during a job and a pod
 killed mid-shard (tests/pps/test_failures.py), a replica killed mid-job
 (tests/cluster/test_replicas.py).
@@ -17,7 +17,7 @@ import asyncio
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -26,6 +26,10 @@ import pytest
 from pachyderm_client import Client, UnavailableError
 from pachd.check import check_stores
 from pachd.config import PachdConfig
+from pachd.pps import keys as pps_keys
+from pachd.pps.specs import decode_pipeline, encode
+from pachd.storage import open_kv
+from pachd.storage.kv import Put
 from pachyderm_client.proto import pfs_pb2, pfs_pb2_grpc, pps_pb2
 from tests.support.azurite import ACCOUNT as AZURE_ACCOUNT
 from tests.support.azurite import KEY as AZURE_KEY
@@ -146,6 +150,61 @@ def test_pachd_killed_while_a_job_squashes_its_pods_output(own_pachd: PachdProce
         assert len(client.list_job("wide")) == 1
         assert len(client.list_commit([("wide", "")])) == 1
     assert_consistent(own_pachd)
+
+
+def test_pachd_killed_during_delete_pipeline(own_pachd_any: PachdProcess) -> None:
+    """delete-pipeline's first transaction marks the pipeline as being deleted; pachd is killed
+    right after it (the mark is made here, on the killed pachd's own store). Back up, pachd
+    finishes the deletion: the pipeline and its job are gone, the job's pod is stopped, its
+    output commit cancelled, and a pipeline of the same name can be made again
+    (once the output repo, which stays, is deleted)."""
+    server = own_pachd_any
+    with Client(server.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(pipeline("doomed", "sleep 617", [("data", MAP)]))
+        with client.commit("data") as c:
+            client.put_file(("data", c.id), "in", b"input\n")
+        wait_until(lambda: [j.state for j in client.list_job("doomed")] == [pps_pb2.JOB_RUNNING],
+                   timeout=TIMEOUT, what="the job to run")
+        wait_until(lambda: _pods_sleeping() > 0, timeout=TIMEOUT, what="the pod to start its code")
+    server.kill()
+    asyncio.run(_mark_deleting(server, "doomed"))
+    server.start()
+    with Client(server.address) as client:
+        wait_until(lambda: not client.list_pipeline() and not [
+            j for j in client.list_job() if j.pipeline.name == "doomed"], timeout=TIMEOUT, what="the deletion")
+        wait_until(lambda: _pods_sleeping() == 0, timeout=TIMEOUT, what="the pod to be stopped")
+        outputs = client.list_commit([("doomed", "")], status=pfs_pb2.ALL)
+        assert outputs and all(o.HasField("finished") and o.cancelled for o in outputs)
+        client.delete_repo("doomed")  # its output repo stays, as v1.2 kept it
+        client.create_pipeline(pipeline("doomed", "cp -r /pfs/data/. /pfs/out/", [("data", MAP)]))
+        out = client.flush_commit([("data", c.id)], to_repos=["doomed"], timeout=TIMEOUT)[-1]
+        assert client.get_file_bytes(("doomed", out.commit.id), "in") == b"input\n"
+    assert_consistent(server)
+
+
+def _pods_sleeping() -> int:
+    """How many processes run the doomed pipeline's code (`sleep 617`)."""
+    return sum(1 for cmdline in Path("/proc").glob("[0-9]*/cmdline") if _reads(cmdline) == b"sleep\x00617\x00")
+
+
+def _reads(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # the process ended meanwhile
+        return b""
+
+
+async def _mark_deleting(server: PachdProcess, name: str) -> None:
+    """Leaves `name`'s record as delete-pipeline's first transaction does."""
+    kv = await open_kv(PachdConfig(data_dir=server.data_dir, etcd_address=server.etcd))
+    try:
+        found = await kv.get(pps_keys.pipeline(name))
+        assert found is not None
+        marked = replace(decode_pipeline(found.value), deleting=True)
+        await kv.txn([], [Put(found.key, encode(marked))])
+    finally:
+        await kv.close()
 
 
 @pytest.fixture
