@@ -14,7 +14,10 @@ would have had (its credential among it), which replaces its own.
 
 from __future__ import annotations
 
-import pachctl.lean  # noqa: F401  # first: before grpc and protobuf load
+import gc
+
+gc.disable()  # while the pod starts (see _started): its imports make no garbage worth collecting
+import pachctl.lean  # noqa: E402,F401  # first: before grpc and protobuf load
 import importlib
 import logging
 import os
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 # generated modules it calls, subprocess) is loaded once there is a job to run; a warm pod loads
 # it before it says it is ready (PRELOADED, besides what it imports), so its job starts at once.
 PRELOADED = (
-    "shim.layout", "subprocess",
+    "shim.layout", "subprocess", "grpc._channel",
     "pachyderm_client.proto.pps_internal_pb2", "pachyderm_client.proto.pps_internal_pb2_grpc",
     "pachyderm_client.proto.pps_pb2", "pachyderm_client.proto.pfs_pb2_grpc",
     "pachyderm_client.proto.pods_pb2", "pachyderm_client.proto.pods_pb2_grpc",
@@ -62,6 +65,8 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
     except (FailedPreconditionError, NotFoundError) as err:
         logger.info("nothing to do for job %s: %s", job_id, err.message)
         return 0
+    finally:
+        _started()
     from shim.layout import LayoutError, Wire, download, mount_name, upload  # the data path: there is a job
     transform = started.transform
     if not transform.cmd:
@@ -157,6 +162,13 @@ def wait_for_job(control: int = 0) -> str | None:
     return str(assignment["job_id"])
 
 
+def _started() -> None:
+    """The pod has started (StartJob answered, or a warm pod is ready): what start-up loaded is
+    kept out of later collections (gc.freeze: it lives as long as the pod), which resume."""
+    gc.freeze()
+    gc.enable()
+
+
 def preload() -> None:
     """Loads what a cold pod loads as it goes (PRELOADED), and runs the modules the client
     registered to load on first use among them."""
@@ -168,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if args == ["--warm"]:
         preload()
+        _started()
         job_id = wait_for_job()
         if job_id is None:
             raise SystemExit(0)
