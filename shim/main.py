@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import gc
 
-gc.disable()  # while the pod starts (see _started): its imports make no garbage worth collecting
+# Off while the pod starts (_started turns it on): its imports make no garbage worth collecting.
+# This module is a program, as pachctl/lean.py is: importing it is running the shim.
+gc.disable()
 import pachctl.lean  # noqa: E402,F401  # first: before grpc and protobuf load
 import importlib
 import logging
