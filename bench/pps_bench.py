@@ -1,13 +1,15 @@
 """PPS: commit-to-output latency (one stage and a chain of five), parallel speed-up,
 incremental gain, `cp` jobs over many small files, and the shim's CPU until StartJob (cold and warm).
 
-`python -m bench.pps_bench [latency|chain|files|shim ...]` runs some sections alone;
-with BEFORE=DIR (a checkout of another revision with its own `make install`), the shim
-section also measures DIR's cold shim, interleaved with this one's.
+`python -m bench.pps_bench [latency|chain|files|shim ...] [--before REV]` runs some sections
+alone; with --before (a git revision, extracted beside this checkout and run on this Python),
+or BEFORE=DIR (a checkout of another revision with its own `make install`), the shim section
+also measures that build's cold shim, interleaved with this one's.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -18,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import ROOT, running_pachd, scratch
+from bench.common import ROOT, extract_revision, running_pachd, scratch
 from pachd.executor.warm import READY
 from tests.support.pachd import PachdProcess
 from pachyderm_client import Client
@@ -30,7 +32,7 @@ BURN = "for f in /pfs/{repo}/*; do i=0; while [ $i -lt {rounds} ]; do sha256sum 
        "cat $f >> /pfs/out/done; done"
 
 
-def run(latency_runs: int = 20, files: int = 10_000, sections: tuple[str, ...] = ()) -> list[str]:
+def run(latency_runs: int = 20, files: int = 10_000, sections: tuple[str, ...] = (), before: str = "") -> list[str]:
     wanted = set(sections) or {"latency", "chain", "parallel", "incremental", "files", "shim"}
     lines = ["## PPS", ""]
     with scratch() as folder, running_pachd(folder) as pachd, Client(pachd.address) as client:
@@ -46,8 +48,10 @@ def run(latency_runs: int = 20, files: int = 10_000, sections: tuple[str, ...] =
         with scratch() as folder:
             server = PachdProcess(folder / "pachd", extra_args=["--allow-anonymous-pods"]).start()
             try:
-                before = os.environ.get("BEFORE")
-                lines += _shim_start(server.address, before=Path(before).resolve() if before else None)
+                checkout = Path(os.environ["BEFORE"]).resolve() if os.environ.get("BEFORE") else None
+                if before:
+                    checkout = extract_revision(before, folder / "before")
+                lines += _shim_start(server.address, before=checkout, label=before)
             finally:
                 server.stop()
     if "files" in wanted:
@@ -198,25 +202,29 @@ def _warm_shim_cpu(env: dict[str, str], job: str | None) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _shim_start(address: str, runs: int = 10, before: Path | None = None) -> list[str]:
+def _shim_start(address: str, runs: int = 10, before: Path | None = None, label: str = "") -> list[str]:
     """CPU the shim spends until StartJob has answered (a job that does not exist: it then exits),
     cold and warm (from its assignment on), against `python -c pass` and `import grpc`; with
-    `before`, that checkout's cold shim too (its own virtualenv's Python)."""
+    `before`, that checkout's cold shim too (its own virtualenv's Python, or this one for a tree
+    extracted from revision `label`). Each build runs once first, so both have their bytecode."""
     env = {"PATH": os.environ.get("PATH", ""), "PACHD_ADDRESS": address, "PYTHONPATH": str(ROOT)}
     samples: dict[str, list[float]] = {"cold": [], "warm": [], "ready": [], "pass": [], "grpc": [], "before": []}
+    _cold_shim_cpu(env, ROOT)
+    if before is not None:
+        _cold_shim_cpu(_before_env(env, before), before)
     for index in range(runs):  # interleaved
         if before is not None and index % 2 == 0:
-            samples["before"].append(_cold_shim_cpu({**env, "PYTHONPATH": str(before)}, before))
+            samples["before"].append(_cold_shim_cpu(_before_env(env, before), before))
         samples["cold"].append(_cold_shim_cpu(env, ROOT))
         if before is not None and index % 2 == 1:
-            samples["before"].append(_cold_shim_cpu({**env, "PYTHONPATH": str(before)}, before))
+            samples["before"].append(_cold_shim_cpu(_before_env(env, before), before))
         samples["warm"].append(_warm_shim_cpu(env, "no-such-job"))
         samples["ready"].append(_warm_shim_cpu(env, None))
         samples["pass"].append(_cpu_seconds([sys.executable, "-c", "pass"]))
         samples["grpc"].append(_cpu_seconds([sys.executable, "-c", "import grpc"]))
     med = {name: statistics.median(values) for name, values in samples.items() if values}
     low = {name: min(values) for name, values in samples.items() if values}
-    compared = (f"; the cold shim of {before}, interleaved: {med['before']:.3f} s ({low['before']:.3f} s)"
+    compared = (f"; the cold shim of {label or before}, interleaved: {med['before']:.3f} s ({low['before']:.3f} s)"
                 if before is not None else "")
     return [f"The job shim's CPU until StartJob answered, median (min) of {runs}: cold (`job-shim JOB`) "
             f"**{med['cold']:.3f} s** ({low['cold']:.3f} s; goal 0.1 s){compared}; a warm pod from its assignment on "
@@ -226,12 +234,22 @@ def _shim_start(address: str, runs: int = 10, before: Path | None = None) -> lis
             f"{med['grpc']:.3f} s ({low['grpc']:.3f} s).", ""]
 
 
+def _before_env(env: dict[str, str], checkout: Path) -> dict[str, str]:
+    """`env` for the shim of `checkout`: its own code first on the path (the client library's too)."""
+    return {**env, "PYTHONPATH": f"{checkout / 'client'}:{checkout}"}
+
+
 def _cold_shim_cpu(env: dict[str, str], checkout: Path) -> float:
-    """A cold shim of `checkout` (its virtualenv's Python) asking for a job that does not exist."""
-    python = sys.executable if checkout == ROOT else str(checkout / ".venv" / "bin" / "python")
+    """A cold shim of `checkout` (its virtualenv's Python, if it has one) asking for a job that does not exist."""
+    venv = checkout / ".venv" / "bin" / "python"
+    python = str(venv) if checkout != ROOT and venv.exists() else sys.executable
     return _cpu_seconds([python, "-m", "shim.main", "no-such-job"], env, cwd=checkout)
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sections", nargs="*", help="latency, chain, parallel, incremental, files, shim (default: all)")
+    parser.add_argument("--before", default="", help="git revision whose cold shim runs beside this one's")
+    args = parser.parse_args()
     print("\n".join(run(latency_runs=int(os.environ.get("RUNS", "12")), files=int(os.environ.get("FILES", "10000")),
-                        sections=tuple(sys.argv[1:]))))
+                        sections=tuple(args.sections), before=args.before)))

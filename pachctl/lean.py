@@ -5,7 +5,10 @@ pay for them.
 grpc's core imports asyncio (with ssl, subprocess, ...) and grpc imports grpc.aio,
 both for asyncio channels and servers; protobuf's descriptor pool imports
 python_message (the pure-Python runtime, unused under upb, which brings
-text_format with it). A command that does read them (a FUSE mount runs an event
+text_format with it). Standard modules imported on the way and used only by
+functions these programs rarely call go too: inspect, pkgutil and socket (grpc's core),
+traceback (logging: formatting an exception), calendar (protobuf's Timestamp
+conversions), ipaddress (urllib.parse, for bracketed hosts). A command that does read them (a FUSE mount runs an event
 loop) runs them then, as if imported at the start: `import`, `from ... import`
 and every attribute work as ever; only dir() and vars() of one not yet run show
 its bookkeeping alone. Only our own programs do this: the client library, imported
@@ -80,5 +83,7 @@ def defer_import(name: str) -> None:
 
 defer_import("asyncio")
 defer_import("grpc.aio")
+for _name in ("inspect", "pkgutil", "socket", "traceback", "calendar", "ipaddress"):
+    defer_import(_name)
 if api_implementation.Type() == "upb":
     defer_import("google.protobuf.internal.python_message")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 @dataclass(frozen=True, slots=True)
 class ShimConfig:
+    """What the shim reads from its environment (load())."""
+
     pachd_address: str
     pfs_root: Path  # where the pod's data is laid out: /pfs
     pod_index: int | None  # the index the executor started this pod for, if it said

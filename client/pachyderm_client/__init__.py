@@ -16,6 +16,9 @@ protobuf and gRPC modules are in pachyderm_client.proto.
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
 import grpc
 from google.protobuf import empty_pb2
 
@@ -45,7 +48,14 @@ from pachyderm_client.internal import InternalJobClient, pod_metadata
 from pachyderm_client.jobs import JobsClient
 from pachyderm_client.pfs import CommitLike, FileReader, PfsClient, as_commit, commit, parse_commit
 from pachyderm_client.pps import PpsClient, method, pipeline_input, pipeline_request
-from pachyderm_client.proto import health_pb2_grpc, protoversion_pb2, protoversion_pb2_grpc
+from pachyderm_client._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from pachyderm_client.proto import health_pb2_grpc, protoversion_pb2, protoversion_pb2_grpc
+else:  # loaded by the first call that needs them (see _lazy.py)
+    health_pb2_grpc = lazy_module("pachyderm_client.proto.health_pb2_grpc")
+    protoversion_pb2 = lazy_module("pachyderm_client.proto.protoversion_pb2")
+    protoversion_pb2_grpc = lazy_module("pachyderm_client.proto.protoversion_pb2_grpc")
 
 
 class Client(PfsClient, PpsClient, JobsClient, InternalJobClient, AdminClient):
@@ -63,8 +73,14 @@ class Client(PfsClient, PpsClient, JobsClient, InternalJobClient, AdminClient):
         super().__init__(address or config.address(), tls_ca=tls_ca if tls_ca is not None else config.tls_ca(),
                          metadata=metadata, auth_token=auth_token if auth_token is not None else config.auth_token(),
                          connect_timeout=connect_timeout, reconnect_timeout=reconnect_timeout)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
-        self._version = protoversion_pb2_grpc.APIStub(self._channel)
+
+    @functools.cached_property
+    def _health(self) -> health_pb2_grpc.HealthStub:
+        return health_pb2_grpc.HealthStub(self._channel)
+
+    @functools.cached_property
+    def _version(self) -> protoversion_pb2_grpc.APIStub:
+        return protoversion_pb2_grpc.APIStub(self._channel)
 
     @translated
     def get_version(self) -> protoversion_pb2.Version:

@@ -11,7 +11,6 @@ ADDRESS, PACHD_TLS_CA and PACH_AUTH_TOKEN override its entries, and pachctl's
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,16 @@ def path() -> Path:
 def _file() -> dict[str, Any]:
     where = path()
     try:
-        data = json.loads(where.read_text(encoding="utf-8"))
+        text = where.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read the config file {where}: {err}") from err
+    import json  # only where there is a file: most commands and every pod have none
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
         raise ConfigError(f"cannot read the config file {where}: {err}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"the config file {where} must hold a JSON object")

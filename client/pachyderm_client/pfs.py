@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import io
 import itertools
 import os
@@ -20,15 +21,18 @@ from google.protobuf import empty_pb2
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-from pachyderm_client import config, local, packing
+from pachyderm_client import config
 from pachyderm_client._base import CHUNK, Connection, resumable, stream, translated
 from pachyderm_client.errors import PachydermError
 from pachyderm_client._lazy import lazy_module
-from pachyderm_client.proto import pfs_pb2, pfs_pb2_grpc
+from pachyderm_client.proto import pfs_pb2
 
 if TYPE_CHECKING:
-    from pachyderm_client.proto import pfs_admin_pb2
-else:  # loaded by the first call that needs it (see _lazy.py)
+    from pachyderm_client import local, packing
+    from pachyderm_client.proto import pfs_admin_pb2, pfs_pb2_grpc
+else:  # loaded by the first call that needs them (see _lazy.py): the job shim's start needs none
+    local, packing = lazy_module("pachyderm_client.local"), lazy_module("pachyderm_client.packing")
+    pfs_pb2_grpc = lazy_module("pachyderm_client.proto.pfs_pb2_grpc")
     pfs_admin_pb2 = lazy_module("pachyderm_client.proto.pfs_admin_pb2")
 
 Data = bytes | BinaryIO | Iterable[bytes]
@@ -177,9 +181,12 @@ class PfsClient(Connection):
     def __init__(self, address: str, **kwargs: object) -> None:
         """See Connection; the Client passes everything on."""
         super().__init__(address, **kwargs)  # type: ignore[arg-type]
-        self._pfs = pfs_pb2_grpc.APIStub(self._channel)
         self._fast_path: local.LocalSocket | None = None
         self._fast_path_asked = False
+
+    @functools.cached_property
+    def _pfs(self) -> pfs_pb2_grpc.APIStub:
+        return pfs_pb2_grpc.APIStub(self._channel)
 
     # -- repos ------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ def create_executor(config: PachdConfig, port: int, *, cluster: str, socket_dir:
             support=support,
             # Only our own shim knows how to wait for a job (v1.2's Go job-shim does not).
             warm_pods=0 if config.job_shim_command else config.warm_pods,
+            own_shim=not config.job_shim_command,
         )
     if config.executor == "kubernetes":
         from pachd.executor.kubernetes import KubernetesExecutor

@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pachd.executor import bytecode
 from pachd.executor.base import JobSpec, LogLine, PodEvent, PodPhase
 from pachd.executor.namespace import RUN, NamespaceSupport, PodProcess, Sandbox, spawn_pod, start_time
 from pachd.executor.warm import WARM_DIR, WarmPool
@@ -51,11 +52,13 @@ class _Job:
 
 class LocalExecutor:
     def __init__(self, *, root: Path, pachd_address: str, shim: str, base_env: Mapping[str, str],
-                 sandbox: Sandbox | None = None, support: NamespaceSupport | None = None, warm_pods: int = 0) -> None:
+                 sandbox: Sandbox | None = None, support: NamespaceSupport | None = None, warm_pods: int = 0,
+                 own_shim: bool = False) -> None:
         """`shim` is the job-shim program; `base_env` what every pod gets besides
         the job's own variables (PATH, locale: never pachd's secrets); `sandbox`
         how pods are confined, and `support` whether this machine can;
-        `warm_pods` how many pods of `shim` (which must be our job shim) wait for jobs."""
+        `warm_pods` how many pods of `shim` (which must be our job shim) wait for jobs;
+        `own_shim`: `shim` is ours, whose bytecode recover() writes ahead (bytecode.py)."""
         self._root = root
         self._address = pachd_address
         self._shim = shim
@@ -64,12 +67,16 @@ class LocalExecutor:
         self._support = support or NamespaceSupport(True, "")
         self._jobs: dict[str, _Job] = {}
         self._pool: WarmPool | None = None
+        self._own_shim = own_shim
         if warm_pods > 0 and self._support.supported:
             self._pool = WarmPool(root=root, size=warm_pods, argv=[shim, "--warm"],
                                   env={**self._base_env, **self._pod_address()}, sandbox=self._sandbox)
 
     async def recover(self) -> None:
-        """Kills pods a previous pachd left running; their jobs will start new ones."""
+        """Kills pods a previous pachd left running (their jobs will start new ones), and
+        brings our shim's bytecode up to date for the pods to come."""
+        if self._own_shim:
+            await asyncio.to_thread(bytecode.write_ahead)
         for pid_file in [*self._root.glob("*/*/pid"), *self._root.glob(f"{WARM_DIR}/*/pid")]:
             _kill_recorded(pid_file)
         await asyncio.to_thread(shutil.rmtree, self._root / WARM_DIR, True)

@@ -8,6 +8,7 @@ import argparse
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from pachctl.main import COMMANDS, build_parser
 from tests.support.pachd import PachdProcess
@@ -102,3 +103,53 @@ def test_python_starts_without_an_import_hook_of_the_editable_installs() -> None
     loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout.split()
     assert not [m for m in loaded if m.startswith("__editable__")], loaded
     assert "pathlib" not in loaded
+
+
+# What asking for a job does not need: the data path (shim.layout and the modules it calls), the
+# other services' generated modules, and what grpc and the standard library import but the start
+# never runs (pachctl/lean.py).
+NOT_BEFORE_START_JOB = (
+    "shim.layout", "subprocess", "json", "hashlib", "concurrent.futures",
+    "pachyderm_client.packing", "pachyderm_client.local", "pachyderm_client.proto.pfs_pb2_grpc",
+    "pachyderm_client.proto.pods_pb2", "pachyderm_client.proto.pods_pb2_grpc",
+    "pachyderm_client.proto.pps_pb2_grpc", "pachyderm_client.proto.pps_jobs_pb2",
+    "pachyderm_client.proto.pfs_admin_pb2", "pachyderm_client.proto.health_pb2_grpc",
+    "pachyderm_client.proto.protoversion_pb2", "inspect", "pkgutil", "socket", "traceback", "calendar", "ipaddress",
+)
+SHIM_AT_EXIT = (
+    "import atexit, gc, runpy, sys\n"
+    "atexit.register(lambda: print(gc.isenabled(), gc.get_freeze_count() > 0, ' '.join(m for m, mod in sys.modules.items()"
+    " if type(mod).__name__ not in ('_LazyModule', '_Deferred')), file=sys.stderr))\n"
+    "sys.argv = ['job-shim', *sys.argv[1:]]\n"
+    "runpy.run_module('shim.main', run_name='__main__')\n")
+
+
+def test_until_start_job_answers_the_shim_loads_only_what_asking_for_its_job_takes(tmp_path: Path) -> None:
+    # A job that does not exist: StartJob answers NOT_FOUND and the shim exits 0 at once, so what
+    # it loaded (read at its exit) is what it loaded to ask.
+    server = PachdProcess(tmp_path / "data", extra_args=["--allow-anonymous-pods"]).start()
+    try:
+        done = subprocess.run([sys.executable, "-c", SHIM_AT_EXIT, "no-such-job"], capture_output=True, text=True,
+                              timeout=120, env={"PATH": os.environ.get("PATH", ""), "PACHD_ADDRESS": server.address})
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    enabled, frozen, *loaded = done.stderr.splitlines()[-1].split()
+    assert "pachyderm_client.proto.pps_internal_pb2" in loaded and "grpc._channel" in loaded, loaded
+    for heavy in NOT_BEFORE_START_JOB + NEVER_RUN:
+        assert heavy not in loaded, heavy
+    # Collection, off while the pod started, is on again, without what start-up made.
+    assert (enabled, frozen) == ("True", "True")
+
+
+def test_a_warm_pod_has_loaded_the_data_path_before_it_says_it_is_ready() -> None:
+    check = ("import sys\n"
+             "import shim.main\n"
+             "shim.main.preload()\n"
+             "print(' '.join(m for m, mod in sys.modules.items() if type(mod).__name__ not in ('_LazyModule', '_Deferred')))")
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True,
+                            timeout=120).stdout.split()
+    for module in ("shim.layout", "subprocess", "grpc._channel", "pachyderm_client.proto.pps_internal_pb2",
+                   "pachyderm_client.proto.pps_internal_pb2_grpc", "pachyderm_client.proto.pfs_pb2_grpc",
+                   "pachyderm_client.proto.pods_pb2_grpc"):
+        assert module in loaded, module
