@@ -121,8 +121,9 @@ async def test_many_block_references_read_the_store_a_few_times_not_per_file(
 
 @pytest.fixture
 async def embedded(tmp_path: Path) -> AsyncIterator[Pfs]:
-    """Pfs on the embedded store alone, for measuring memory: the etcd client's own allocations
-    (which vary by some 90 bytes per transaction's file) would blur what pachd holds."""
+    """Pfs on the embedded store alone, for measuring memory: through etcd, the client library's
+    own allocations came out some 2 MB apart between a stream and one four times as long,
+    which would blur what pachd itself holds."""
     kv = await SqliteKV.open(tmp_path / "kv.db")
     pfs = Pfs(kv=kv, blocks=LocalBlockStore(tmp_path / "blocks"), shared=False)
     await pfs.repos.create("data", ())
