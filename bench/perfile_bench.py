@@ -8,7 +8,8 @@ its pods run that revision's job shim, and its put-file runs that revision's pac
 client), alternating
 which build goes first, so load on the machine hits both alike. Reported per line: wall seconds and
 pachd's own CPU seconds (from /proc), min / median over the runs; for the
-put, pachd's peak memory (VmHWM) against a fresh pachd's.
+put (of --put-files files, and of a quarter of them, to show how memory grows with the files),
+pachd's peak memory (VmHWM) against a fresh pachd's.
 """
 
 from __future__ import annotations
@@ -117,9 +118,10 @@ def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: i
             "job1": lambda source: _job(source, files, 1),
             "job2": lambda source: _job(source, files, 2),
             "put": lambda source: _put(source, put_files),
+            "quarter": lambda source: _put(source, put_files // 4),
         }
         if not jobs:
-            measures = {"put": measures["put"]}
+            measures = {"put": measures["put"], "quarter": measures["quarter"]}
         found: dict[tuple[str, str], list[Sample]] = {}
         for round_no in range(runs):
             order = list(builds) if round_no % 2 == 0 else list(reversed(builds))
@@ -144,10 +146,16 @@ def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: i
         lines.append(f"| the same, parallelism 2 | {build} | {_span(two, 'wall')} | {_span(two, 'cpu')} | "
                      f"**{speedup:.2f}x** parallelism 1 (goal 1.7x) |")
     for build in builds:
-        put = found["put", build]
+        quarter, put = found["quarter", build], found["put", build]
+        lines.append(f"| `put-file -r` of {put_files // 4} files of 1 KiB (one stream) | {build} | "
+                     f"{_span(quarter, 'wall')} | {_span(quarter, 'cpu')} | "
+                     f"{statistics.median(s['rate'] for s in quarter):.0f} files/s; "
+                     f"pachd's peak memory +{_span(quarter, 'rss', '{:.0f}')} MiB |")
+        growth = (statistics.median(s["rss"] for s in put) - statistics.median(s["rss"] for s in quarter)) * 1024
         lines.append(f"| `put-file -r` of {put_files} files of 1 KiB (one stream) | {build} | {_span(put, 'wall')} | "
                      f"{_span(put, 'cpu')} | **{statistics.median(s['rate'] for s in put):.0f} files/s** (goal 5000); "
-                     f"pachd's peak memory +{_span(put, 'rss', '{:.0f}')} MiB |")
+                     f"pachd's peak memory +{_span(put, 'rss', '{:.0f}')} MiB, "
+                     f"{growth / (put_files - put_files // 4):.2f} KiB per file more than at {put_files // 4} |")
     return lines + [""]
 
 

@@ -40,6 +40,8 @@ PRELOAD_MOST = 20_000
 """...and at most this many (they are decoded on the event loop)."""
 KNOWN_MOST = 50_000
 """Paths looked up one by one that a writer remembers at most (memory stays bounded in a long stream)."""
+PAGE = 2000
+"""Pending diffs read at once by preload_paths (only what concerns its paths is kept)."""
 
 
 @dataclass(eq=False)
@@ -171,24 +173,41 @@ class Writes:
         target.known, target.below, target.complete = known, below, True
 
     async def preload_paths(self, target: OpenCommit, paths: Sequence[str]) -> None:
-        """Reads the commit's pending diffs from the first of `paths` to below the last in one
-        range, if they are few against the paths (a writer of many new files, sorted, into a
-        commit of many pending diffs then looks nothing up per path); else nothing changes."""
+        """Reads the commit's pending diffs from the first of `paths` to below the last, if they
+        are few against the paths (a writer of many new files, sorted, into a commit of many
+        pending diffs then looks nothing up per path); else nothing changes.
+
+        The span is read PAGE keys at a time and only what concerns `paths` is kept (their own
+        diffs, their directories', and which of them have diffs below), so memory follows the
+        paths, not the commit's pending diffs."""
         if not paths or target.complete:
             return
-        start = keys.diff(*target.record.key, min(paths))
+        prefix = keys.diffs(*target.record.key)
+        start: str | None = keys.diff(*target.record.key, min(paths))
         end = max(_key_end(keys.diff(*target.record.key, p)) for p in paths)
+        wanted = set(paths)
+        directories = {a for p in wanted for a in _ancestors(p)}
         limit = PRELOAD_RATIO * len(paths)
-        found = await self._kv.range(keys.diffs(*target.record.key), start=start, limit=limit + 1)
-        inside = [kv for kv in found.kvs if kv.key < end]
-        if len(inside) == len(found.kvs) and len(found.kvs) > limit:
-            return  # more pending diffs there than are worth reading at once
-        for kv in inside:
-            path = keys.diff_path(kv.key)
-            if not keys.append_write(kv.key):
-                target.known[path] = (decode_diff(kv.value), kv.mod_revision)
-            target.below.update(_ancestors(path))
-        target.spanned = set(paths)
+        known: dict[str, tuple[FileDiff | None, int]] = {}
+        below: set[str] = set()
+        read = 0
+        while start is not None:
+            page = (await self._kv.range(prefix, start=start, limit=PAGE)).kvs
+            start = page[-1].key + "\x00" if len(page) == PAGE else None  # the smallest key after it
+            for kv in page:
+                if kv.key >= end:
+                    start = None
+                    break
+                read += 1
+                if read > limit:
+                    return  # more pending diffs there than are worth reading at once
+                path = keys.diff_path(kv.key)
+                if not keys.append_write(kv.key) and (path in wanted or path in directories):
+                    known[path] = (decode_diff(kv.value), kv.mod_revision)
+                below.update(a for a in _ancestors(path) if a in wanted)
+        target.known.update(known)
+        target.below.update(below)
+        target.spanned = wanted
 
     async def apply(self, target: OpenCommit, changes: Sequence[tuple[str, FileDiff]]) -> None:
         """Merges the changes into the commit's pending diffs, in guarded batches."""

@@ -98,6 +98,7 @@ class SqliteKV:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
         self._watchers: set[_Watcher] = set()
+        self._watched: tuple[str, ...] = ()  # their prefixes, read by the worker thread as it writes
         self._expiry: asyncio.Task[None] | None = None
         self._lease_changed = asyncio.Event()
 
@@ -243,9 +244,13 @@ class SqliteKV:
         return int(row[0]) if row else 0
 
     def _apply(self, revision: int, ops: Sequence[Op]) -> tuple[int, list[Event]]:
-        """Applies ops at `revision`; returns the store revision afterwards and the events made."""
+        """Applies ops at `revision`; returns the store revision afterwards and the events made
+        under a watched prefix (every event goes to the log; see _delete_range)."""
         db = self._conn
-        events: list[tuple[bytes, int, bytes]] = []
+        watched = self._watched  # the prefixes watched as this write began (see watch())
+        logged: list[tuple[int, int, bytes, int, bytes]] = []
+        events: list[Event] = []
+        seq = 0
         for op in ops:
             if isinstance(op, Put):
                 key = op.key.encode()
@@ -255,32 +260,57 @@ class SqliteKV:
                     "version = version + 1, lease = excluded.lease",
                     (key, op.value, revision, revision, op.lease),
                 )
-                events.append((key, 0, op.value))
+                logged.append((revision, seq, key, 0, op.value))
+                seq += 1
+                if op.key.startswith(watched):
+                    events.append(Event(EventType.PUT, op.key, op.value, revision))
+            elif isinstance(op, Delete):
+                if self._mod_rev(op.key):
+                    db.execute("DELETE FROM kv WHERE key = ?", (op.key.encode(),))
+                    logged.append((revision, seq, op.key.encode(), 1, b""))
+                    seq += 1
+                    if op.key.startswith(watched):
+                        events.append(Event(EventType.DELETE, op.key, b"", revision))
             else:
-                keys = self._matching(op)
-                for key in keys:
-                    db.execute("DELETE FROM kv WHERE key = ?", (key,))
-                    events.append((key, 1, b""))
-        if not events:
+                seq = self._delete_range(revision, seq, op.prefix, watched, events)
+        if not seq:
             return revision - 1, []  # nothing changed: no new revision
-        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-                       [(revision, seq, key, kind, value) for seq, (key, kind, value) in enumerate(events)])
+        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", logged)
         db.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (revision,))
         if revision % 1000 == 0:
             self._compact(revision - KEEP_EVENTS)
-        return revision, [Event(EventType.PUT if kind == 0 else EventType.DELETE, key.decode(), value, revision)
-                          for key, kind, value in events]
+        return revision, events
 
-    def _matching(self, op: Delete | DeletePrefix) -> list[bytes]:
-        if isinstance(op, Delete):
-            return [op.key.encode()] if self._mod_rev(op.key) else []
-        low = op.prefix.encode()
+    def _delete_range(self, revision: int, seq: int, prefix: str, watched: tuple[str, ...],
+                      events: list[Event]) -> int:
+        """Deletes every key under `prefix`, logging their events from `seq` on inside SQLite (a
+        commit's pending diffs can number millions: nothing per key is held in Python but the
+        events of watched keys, added to `events`); returns the next seq."""
+        low = prefix.encode()
         high = prefix_end(low)
-        if high is None:
-            rows = self._conn.execute("SELECT key FROM kv WHERE key >= ?", (low,)).fetchall()
-        else:
-            rows = self._conn.execute("SELECT key FROM kv WHERE key >= ? AND key < ?", (low, high)).fetchall()
-        return [bytes(r[0]) for r in rows]
+        where, args = ("key >= ? AND key < ?", (low, high)) if high is not None else ("key >= ?", (low,))
+        seen: set[bytes] = set()
+        for other in watched:
+            seen.update(self._keys_under(other.encode(), low, high))
+        events.extend(Event(EventType.DELETE, key.decode(), b"", revision) for key in sorted(seen))
+        count = self._conn.execute(
+            f"INSERT INTO events SELECT ?, ? + row_number() OVER (ORDER BY key) - 1, key, 1, x'' FROM kv WHERE {where}",
+            (revision, seq, *args)).rowcount
+        self._conn.execute(f"DELETE FROM kv WHERE {where}", args)
+        return seq + count
+
+    def _keys_under(self, watched: bytes, low: bytes, high: bytes | None) -> list[bytes]:
+        """The keys under both prefix `watched` and [low, high)."""
+        start = max(low, watched)
+        ends = [end for end in (high, prefix_end(watched)) if end is not None]
+        end = min(ends) if ends else None
+        if end is not None and start >= end:
+            return []
+        sql, args = "SELECT key FROM kv WHERE key >= ?", [start]
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        return [bytes(r[0]) for r in self._conn.execute(sql, args).fetchall()]
 
     def _compact(self, below: int) -> None:
         if below > 0:
@@ -317,6 +347,7 @@ class SqliteKV:
 
         watcher = _Watcher(prefix)
         self._watchers.add(watcher)
+        self._watched = tuple({w.prefix for w in self._watchers})
         try:
             events, upto = await self._call(read)
             for event in events:
@@ -332,6 +363,7 @@ class SqliteKV:
                         yield event
         finally:
             self._watchers.discard(watcher)
+            self._watched = tuple({w.prefix for w in self._watchers})
 
     # -- leases -------------------------------------------------------------------
 

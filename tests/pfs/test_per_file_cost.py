@@ -19,6 +19,7 @@ from pachd.pfs import Pfs
 from pachd.pfs.files import FileHeader, PutItem
 from pachd.pfs.records import BlockRef
 from pachd.pfs.refs import FileRefs
+from pachd.pfs.spill import HOLD
 from pachd.pfs.tree import TreeBuilder
 from pachd.storage.localdisk import LocalBlockStore
 from pachd.config import PachdConfig
@@ -26,8 +27,14 @@ from pachd.storage import open_kv
 from pachd.storage.kv import KV, Put
 from pachd.storage.sqlite import SqliteKV
 from tests.support.etcd import EtcdServer
+from tests.support.memory import traced_peak
 
 FILES = 2000
+PENDING = 2500
+STREAM = 2 * HOLD
+"""Files of the smaller stream: past what a stream holds in memory before spilling."""
+MARGIN = 1 << 20
+"""Bytes a write may hold for 4 x PENDING pending diffs (or files) beyond what it holds for PENDING."""
 
 
 class CountingKV:
@@ -110,6 +117,51 @@ async def test_many_block_references_read_the_store_a_few_times_not_per_file(
     kv.reads = 0
     assert await pfs.refs.put("data", commit.id, files) == FILES
     assert kv.reads < FILES / 10
+
+
+@pytest.fixture
+async def embedded(tmp_path: Path) -> AsyncIterator[Pfs]:
+    """Pfs on the embedded store alone, for measuring memory: through etcd, the client library's
+    own allocations came out some 2 MB apart between a stream and one four times as long,
+    which would blur what pachd itself holds."""
+    kv = await SqliteKV.open(tmp_path / "kv.db")
+    pfs = Pfs(kv=kv, blocks=LocalBlockStore(tmp_path / "blocks"), shared=False)
+    await pfs.repos.create("data", ())
+    yield pfs
+    await kv.close()
+
+
+async def test_a_put_of_refs_holds_memory_for_its_own_files_not_for_what_the_commit_already_holds(
+        embedded: Pfs) -> None:
+    pfs = embedded
+    commit = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(commit.id, ["/seed"]))
+    seed = [refs async for _, refs in pfs.files.walk("data", commit.id)][0][0]
+
+    def named(paths: Iterator[str]) -> list[FileRefs]:
+        return [FileRefs(path, (BlockRef(seed.hash, 0, seed.upper),)) for path in paths]
+
+    peaks, written = [], 0
+    for pending in (PENDING, 4 * PENDING):
+        await pfs.refs.put("data", commit.id, named(spread(pending)))  # the same paths again, and more
+        written = pending
+        # Spread over the same directories, so every pending diff lies between its first and last path.
+        _, peak = await traced_peak(pfs.refs.put("data", commit.id, named(
+            f"/d{n % 50}/g{written}-{n}" for n in range(FILES))))
+        peaks.append(peak)
+    assert peaks[1] - peaks[0] < MARGIN, peaks
+    assert len([path async for path, _ in pfs.files.walk("data", commit.id)]) == 1 + 4 * PENDING + 2 * FILES
+
+
+async def test_a_stream_of_many_files_holds_the_same_memory_for_four_times_the_files(embedded: Pfs) -> None:
+    pfs = embedded
+    peaks = []
+    for count in (STREAM, 4 * STREAM):
+        commit = await pfs.commits.start("data", f"b{count}", (), new_branch=True)
+        written, peak = await traced_peak(pfs.files.put(stream(commit.id, list(spread(count)))))
+        assert written == count
+        peaks.append(peak)
+    assert peaks[1] - peaks[0] < MARGIN, peaks
 
 
 @pytest.mark.parametrize("late", [False, True])

@@ -178,3 +178,19 @@ async def test_etcd_outage_and_recovery(own_etcd: EtcdServer, monkeypatch: pytes
     events = await asyncio.wait_for(watching, 60)
     assert [e.key for e in events] == ["o/before", "o/after", "o/later"]
     await store.close()
+
+
+async def test_a_prefix_delete_reaches_each_watch_and_the_history_key_by_key(kv: KV) -> None:
+    start = await kv.txn([], [Put("p/a/1", b""), Put("p/a/2", b""), Put("p/b/1", b""), Put("q", b"")])
+    inner = asyncio.create_task(collect(kv, "p/a/", start.revision + 1, 2))
+    outer = asyncio.create_task(collect(kv, "p", start.revision + 1, 4))
+    await asyncio.sleep(0)
+    await kv.txn([], [Put("pz", b"new"), DeletePrefix("p/")])
+    assert [(e.type, e.key) for e in await asyncio.wait_for(inner, 30)] == [
+        (EventType.DELETE, "p/a/1"), (EventType.DELETE, "p/a/2")]
+    assert [(e.type, e.key) for e in await asyncio.wait_for(outer, 30)] == [
+        (EventType.PUT, "pz"), (EventType.DELETE, "p/a/1"), (EventType.DELETE, "p/a/2"), (EventType.DELETE, "p/b/1")]
+    replayed = await asyncio.wait_for(collect(kv, "p/", start.revision + 1, 3), 30)
+    assert [(e.type, e.key) for e in replayed] == [
+        (EventType.DELETE, "p/a/1"), (EventType.DELETE, "p/a/2"), (EventType.DELETE, "p/b/1")]
+    assert [k.key for k in (await kv.range("")).kvs] == ["pz", "q"]

@@ -9,9 +9,14 @@ from typing import Any
 
 import pytest
 
-from pachd.storage.kv import EventType
+from pachd.storage.kv import DeletePrefix, EventType, Put
 from pachd.storage.sqlite import SqliteKV
 from tests.storage.test_kv import collect
+from tests.support.memory import traced_peak
+
+KEYS = 5000
+MARGIN = 1 << 20
+"""Bytes a delete of 4 x KEYS keys may hold beyond one of KEYS (per key: some 450 bytes before)."""
 
 
 async def test_a_write_costs_the_watches_no_query(tmp_path: Path) -> None:
@@ -66,4 +71,22 @@ async def test_a_watch_from_a_revision_to_come_starts_there(tmp_path: Path) -> N
     for n in range(3):
         await store.put(f"f/{n}", b"")
     assert [e.key for e in await asyncio.wait_for(watching, 30)] == ["f/2"]
+    await store.close()
+
+
+async def test_deleting_a_prefix_holds_nothing_per_key_deleted(tmp_path: Path) -> None:
+    store = await SqliteKV.open(tmp_path / "meta.db")
+    watching = asyncio.create_task(collect(store, "elsewhere/", await store.revision() + 1, 1))
+    peaks = []
+    for count in (KEYS, 4 * KEYS):
+        for start in range(0, count, store.max_txn_ops):
+            await store.txn([], [Put(f"many{count}/{n:08}", b"x" * 200)
+                                 for n in range(start, min(count, start + store.max_txn_ops))])
+        result, peak = await traced_peak(store.txn([], [DeletePrefix(f"many{count}/")]))
+        assert result.succeeded
+        peaks.append(peak)
+        assert not (await store.range(f"many{count}/")).kvs
+    assert peaks[1] - peaks[0] < MARGIN, peaks
+    watching.cancel()
+    await asyncio.gather(watching, return_exceptions=True)
     await store.close()
