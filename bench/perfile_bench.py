@@ -107,7 +107,7 @@ def _span(samples: list[Sample], key: str, fmt: str = "{:.2f}") -> str:
 
 
 def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: int = 2, after: str = "",
-        jobs: bool = True) -> list[str]:
+        jobs: bool = True, put: bool = True) -> list[str]:
     # Not under /tmp: local pods get a /tmp of their own, which would hide the build's shim from them.
     with tempfile.TemporaryDirectory(prefix=".bench-builds-", dir=ROOT) as tmp:
         builds: dict[str, Path | None] = {"after": extract_revision(after, Path(tmp) / "after") if after else None}
@@ -120,6 +120,8 @@ def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: i
         }
         if not jobs:
             measures = {"put": measures["put"]}
+        if not put:
+            measures = {k: v for k, v in measures.items() if k != "put"}
         found: dict[tuple[str, str], list[Sample]] = {}
         for round_no in range(runs):
             order = list(builds) if round_no % 2 == 0 else list(reversed(builds))
@@ -143,11 +145,12 @@ def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: i
                      f"{cpu_per_file:.2f} ms pachd CPU |")
         lines.append(f"| the same, parallelism 2 | {build} | {_span(two, 'wall')} | {_span(two, 'cpu')} | "
                      f"**{speedup:.2f}x** parallelism 1 (goal 1.7x) |")
-    for build in builds:
-        put = found["put", build]
-        lines.append(f"| `put-file -r` of {put_files} files of 1 KiB (one stream) | {build} | {_span(put, 'wall')} | "
-                     f"{_span(put, 'cpu')} | **{statistics.median(s['rate'] for s in put):.0f} files/s** (goal 5000); "
-                     f"pachd's peak memory +{_span(put, 'rss', '{:.0f}')} MiB |")
+    for build in builds if put else ():
+        put_samples = found["put", build]
+        lines.append(f"| `put-file -r` of {put_files} files of 1 KiB (one stream) | {build} | "
+                     f"{_span(put_samples, 'wall')} | {_span(put_samples, 'cpu')} | "
+                     f"**{statistics.median(s['rate'] for s in put_samples):.0f} files/s** (goal 5000); "
+                     f"pachd's peak memory +{_span(put_samples, 'rss', '{:.0f}')} MiB |")
     return lines + [""]
 
 
@@ -159,6 +162,7 @@ if __name__ == "__main__":
     parser.add_argument("--put-files", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--put-only", action="store_true", help="measure only the put-file -r")
+    parser.add_argument("--jobs-only", action="store_true", help="measure only the `cp` jobs")
     options = parser.parse_args()
     print("\n".join(run(options.before, options.files, options.put_files, options.runs, options.after,
-                        not options.put_only)))
+                        not options.put_only, not options.jobs_only)))

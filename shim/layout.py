@@ -78,56 +78,55 @@ Ref = tuple[str, int, int]  # (block hash, lower, upper)
 
 
 def download(wire: Wire, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict[str, Start]:
-    """Writes every mount under root/<name>, reading each block once; returns how /pfs/out started."""
-    files: list[tuple[Path, list[Ref]]] = []
-    out = root / "out"
+    """Writes every mount under root/<name>, reading each block once; returns how /pfs/out started.
+
+    Names are plain strings and each file costs three calls (open, write, close; a file of
+    /pfs/out a stat besides): this runs once per file of the inputs."""
+    files: list[tuple[str, list[Ref]]] = []  # (path below root, its block refs)
+    folders: set[str] = set()
     for mount in mounts:
-        target = root / mount_name(mount)
-        target.mkdir(parents=True, exist_ok=True)
+        name = mount_name(mount)
+        folders.add(name)
         for batch in wire.pods.ListFileRefs(mount, metadata=wire.metadata):
             for file in batch.files:
-                refs = [(r.block.hash, r.range.lower, r.range.upper) for r in file.block_refs]
-                files.append((target / file.path.lstrip("/"), refs))
-    for folder in {path.parent for path, _ in files}:
+                path = f"{name}/{file.path.lstrip('/')}"
+                folders.add(path.rpartition("/")[0])
+                files.append((path, [(r.block.hash, r.range.lower, r.range.upper) for r in file.block_refs]))
+    base = f"{root}{os.sep}"
+    for folder in sorted(folders):  # parents before children: each one mkdir
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(base + folder, exist_ok=True)
         except OSError as err:
-            raise LayoutError(folder.relative_to(root).as_posix(), err) from err
+            raise LayoutError(folder, err) from err
     # Files held in one block are written from one read of that block; longer files read their blocks in turn.
-    by_block: dict[str, list[tuple[Path, Ref]]] = {}
-    spread: list[tuple[Path, list[Ref]]] = []
+    by_block: dict[str, list[tuple[str, Ref]]] = {}
+    spread: list[tuple[str, list[Ref]]] = []
     for path, refs in files:
         if len(refs) == 1:
             by_block.setdefault(refs[0][0], []).append((path, refs[0]))
         else:
             spread.append((path, refs))
     started: dict[str, Start] = {}
-    out_prefix = f"{out}{os.sep}"
 
-    def note(path: Path, size: int, digest: str) -> None:
-        if path.is_relative_to(out):
-            started[path.relative_to(out).as_posix()] = Start(size, digest, path.stat().st_mtime_ns)
-
-    def write_block(block_hash: str, members: list[tuple[Path, Ref]]) -> None:
+    def write_block(block_hash: str, members: list[tuple[str, Ref]]) -> None:
         lower = min(ref[1] for _, ref in members)
         data = memoryview(wire.block(block_hash, lower, max(ref[2] for _, ref in members)))
-        for path, (_, start, end) in members:  # plain os calls: this runs once per file of the inputs
+        for path, (_, start, end) in members:
             piece = data[start - lower:end - lower]
-            name = str(path)
-            _write_all(name, piece)
-            if name.startswith(out_prefix):  # only /pfs/out's files need to be known as they started
-                started[name[len(out_prefix):].replace(os.sep, "/")] = Start(
-                    len(piece), hashlib.sha256(piece).hexdigest(), os.stat(name).st_mtime_ns)
+            mtime = _write_all(base + path, path, piece, path.startswith("out/"))
+            if mtime:  # only /pfs/out's files need to be known as they started
+                started[path[4:]] = Start(len(piece), hashlib.sha256(piece).hexdigest(), mtime)
 
-    def write_spread(path: Path, refs: list[Ref]) -> None:
+    def write_spread(path: str, refs: list[Ref]) -> None:
         digest, size = hashlib.sha256(), 0
-        with _create(path) as handle:
+        with _create(base + path, path) as handle:
             for ref in refs:
                 piece = wire.block(*ref)
                 handle.write(piece)
                 digest.update(piece)
                 size += len(piece)
-        note(path, size, digest.hexdigest())
+        if path.startswith("out/"):
+            started[path[4:]] = Start(size, digest.hexdigest(), os.stat(base + path).st_mtime_ns)
 
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
         work = [pool.submit(write_block, h, m) for h, m in by_block.items()]
@@ -140,21 +139,24 @@ def download(wire: Wire, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict
             for path, start in started.items()}
 
 
-def _create(path: Path) -> BinaryIO:
+def _create(name: str, shown: str) -> BinaryIO:
     try:
-        return open(path, "wb")
+        return open(name, "wb")
     except OSError as err:
-        raise LayoutError(path.as_posix(), err) from err
+        raise LayoutError(shown, err) from err
 
 
-def _write_all(name: str, data: memoryview) -> None:
+def _write_all(name: str, shown: str, data: memoryview, mtime: bool) -> int:
+    """Writes a new file (`shown` is how an error names it); with `mtime`, returns its
+    modification time once written (else 0)."""
     try:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     except OSError as err:
-        raise LayoutError(name, err) from err
+        raise LayoutError(shown, err) from err
     try:
         while data:
             data = data[os.write(fd, data):]
+        return os.fstat(fd).st_mtime_ns if mtime else 0
     finally:
         os.close(fd)
 
