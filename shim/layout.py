@@ -219,9 +219,10 @@ def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Sta
     def stream() -> Iterator[pfs_pb2.PutBlockRequest]:
         nonlocal position
         buffer = bytearray()
+        base = f"{folder}{os.sep}"
         for path, offset, _ in sends:
             begin = position
-            for chunk in _reader(folder / path, offset):
+            for chunk in _reader(base + path, offset):
                 buffer += chunk
                 position += len(chunk)
                 if len(buffer) >= READ:
@@ -235,8 +236,8 @@ def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Sta
     if sends:
         stored = wire.blocks.PutBlock(stream(), metadata=wire.metadata)
         blocks = [(r.block.hash, r.range.lower, r.range.upper) for r in stored.block_ref]
-    files = [pods_pb2.FileRef(path=path, replace=replace, block_refs=_slice(blocks, begin, end))
-             for (path, _, replace), (begin, end) in zip(sends, spans)]
+    files = [pods_pb2.FileRef(path=path, replace=replace, block_refs=refs)
+             for (path, _, replace), refs in zip(sends, _slices(blocks, spans))]
     # The last call also finishes the commit: pachd builds its tree from the files at once (FinishJob then
     # finds it finished) instead of storing each file's change first.
     for first in range(0, max(len(files), 1), PUT_BATCH):
@@ -248,24 +249,32 @@ def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Sta
     return len(files)
 
 
-def _slice(blocks: list[Ref], begin: int, end: int) -> list[pfs_pb2.BlockRef]:
-    """The references covering bytes [begin, end) of a stream stored as `blocks` (in order)."""
-    refs, offset = [], 0
-    for block_hash, lower, upper in blocks:
-        size = upper - lower
-        if offset + size > begin and offset < end:
-            start, stop = max(begin, offset) - offset + lower, min(end, offset + size) - offset + lower
-            refs.append(pfs_pb2.BlockRef(block=pfs_pb2.Block(hash=block_hash), range=pfs_pb2.ByteRange(lower=start, upper=stop)))
-        offset += size
-        if offset >= end:
-            break
-    return refs
+def _slices(blocks: list[Ref], spans: list[tuple[int, int]]) -> Iterator[list[pfs_pb2.BlockRef]]:
+    """The references covering each span [begin, end) of a stream stored as `blocks` (in order);
+    the spans are in order and do not overlap, so the blocks are walked once for all of them."""
+    first, offset = 0, 0  # the first block a span may start in, and where it starts in the stream
+    for begin, end in spans:
+        while first < len(blocks) and offset + blocks[first][2] - blocks[first][1] <= begin:
+            offset += blocks[first][2] - blocks[first][1]
+            first += 1
+        refs, at, index = [], offset, first
+        while index < len(blocks) and at < end:
+            block_hash, lower, upper = blocks[index]
+            size = upper - lower
+            if at + size > begin:
+                refs.append(pfs_pb2.BlockRef(block=pfs_pb2.Block(hash=block_hash), range=pfs_pb2.ByteRange(
+                    lower=max(begin, at) - at + lower, upper=min(end, at + size) - at + lower)))
+            at += size
+            index += 1
+        yield refs
 
 
-def _reader(path: Path, offset: int) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        while chunk := handle.read(READ):
+def _reader(name: str, offset: int) -> Iterator[bytes]:
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if offset:
+            os.lseek(fd, offset, os.SEEK_SET)
+        while chunk := os.read(fd, READ):
             yield chunk
-
-
+    finally:
+        os.close(fd)
