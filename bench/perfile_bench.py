@@ -8,12 +8,18 @@ its pods run that revision's job shim, and its put-file runs that revision's pac
 client), alternating
 which build goes first, so load on the machine hits both alike. Reported per line: wall seconds and
 pachd's own CPU seconds (from /proc), min / median over the runs; for the
-put, pachd's peak memory (VmHWM) against a fresh pachd's.
+put, pachd's peak memory (VmHWM) against a fresh pachd's. Each job's round line also says
+where its time went, read off pachd's log (the time each call of the pods ended):
+`start` the pods' start until the last StartJob, `list` until the last ListFileRefs,
+`pod` the pods' own work (laying out /pfs, the user's code, reading /pfs/out) until the
+last PutBlock, `name` until the last PutFileRefs (pachd builds the pods' trees),
+`finish` until the job's SUCCESS (FinishJob, merging the pods' trees).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import statistics
 import subprocess
@@ -68,7 +74,30 @@ def _job(source: Path | None, files: int, pods: int) -> Sample:
         out = client.flush_commit([("many", commit.id)], to_repos=["copy"], timeout=3600)[-1]
         sample = {"wall": time.perf_counter() - started, "cpu": _cpu(pid) - cpu}
         assert sum(1 for _ in client.walk_files(("copy", out.commit.id))) == files
-        return sample
+        return {**sample, **_phases(pachd.logs())}
+
+
+PHASES = (("start", "InternalJobAPI/StartJob from"), ("list", "PodData/ListFileRefs from"),
+          ("pod", "BlockAPI/PutBlock from"), ("name", "PodData/PutFileRefs from"), ("finish", ": SUCCESS"))
+
+
+def _phases(log: str) -> Sample:
+    """Seconds between the job's steps, from when its pipeline was created (see the docstring)."""
+    def at(line: str) -> float:
+        return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+    lines = log.splitlines()
+    created = next((k for k, line in enumerate(lines) if "created pipeline copy" in line), None)
+    if created is None:
+        return {}
+    lines = lines[created:]
+    previous, phases = at(lines[0]), {}
+    for phase, marker in PHASES:
+        ends = [at(line) for line in lines if marker in line]
+        if not ends:  # an older build's pods may make other calls
+            continue
+        phases[phase], previous = round(max(ends) - previous, 3), max(ends)
+    return phases
 
 
 def _put(source: Path | None, files: int) -> Sample:
