@@ -7,8 +7,7 @@ measurements run on pachd as of git revision REV (extracted with `git archive`, 
 Python of its own: its pods and warm pods run that revision's job shim, as this checkout's
 run its own, and its put-file runs that revision's pachctl and client), alternating
 which build goes first, so load on the machine hits both alike. Reported per line: wall seconds and
-pachd's own CPU seconds (from /proc) and, for a job, its pods' (bwrap, the shim and the
-user's code: pachd's waited-for children), min / median over the runs; for the
+pachd's own CPU seconds (from /proc), min / median over the runs; for the
 put, pachd's peak memory (VmHWM) against a fresh pachd's. A fresh pachd's first job starts
 its pods cold while the warm pool fills beside them; with --settled, a one-file job runs
 first, so the measured job finds the pool full and idle, as on a pachd that has been running. Each job's round line also says
@@ -49,12 +48,6 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _children_cpu(pid: int) -> float:
-    """cutime + cstime: what the process's children that it has waited for used (its pods, once ended)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-
-
 def _peak_rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -83,13 +76,9 @@ def _job(build: Build, files: int, pods: int, settled: bool = False) -> Sample:
         client.finish_commit(("many", commit.id))
         client.create_pipeline(pipeline("copy", "cp -r /pfs/many/. /pfs/out/", [("many", MAP)], parallelism=pods))
         pid = pachd.process.pid
-        cpu, pods_cpu, started = _cpu(pid), _children_cpu(pid), time.perf_counter()
+        cpu, started = _cpu(pid), time.perf_counter()
         out = client.flush_commit([("many", commit.id)], to_repos=["copy"], timeout=3600)[-1]
         sample = {"wall": time.perf_counter() - started, "cpu": _cpu(pid) - cpu}
-        # The job's pods end just after it; pachd waits for each (and removes its pid file) as it ends.
-        wait_until(lambda: not [p for p in (pachd.data_dir / "pods").glob("*/*/pid") if p.parts[-3] != ".warm"],
-                   timeout=120, what="the pods to end")
-        sample["pods_cpu"] = _children_cpu(pid) - pods_cpu
         assert sum(1 for _ in client.walk_files(("copy", out.commit.id))) == files
         return {**sample, **_phases(pachd.logs())}
 
@@ -213,22 +202,21 @@ def run(before: str = "", files: int = 10_000, put_files: int = 100_000, runs: i
     lines = [f"Measured {time.strftime('%Y-%m-%d')} by `python -m bench.perfile_bench"
              f"{' --before ' + before if before else ''}{' --settled' if settled else ''}` (load average {load:.0f} on {os.cpu_count()} cores); "
              f"min / median of {runs} runs each, the builds alternating:", "",
-             "| what | build | wall s | pachd CPU s | pods' CPU s | per file |", "|---|---|---|---|---|---|"]
+             "| what | build | wall s | pachd CPU s | per file |", "|---|---|---|---|---|"]
     for build in builds if jobs else ():
         one, two = found["job1", build], found["job2", build]
         per_file = statistics.median(s["wall"] for s in one) / files * 1000
         speedup = statistics.median(s["wall"] for s in one) / statistics.median(s["wall"] for s in two)
         cpu_per_file = statistics.median(s["cpu"] for s in one) / files * 1000
         lines.append(f"| `cp` job, {files} files of 100 B, parallelism 1 | {build} | {_span(one, 'wall')} | "
-                     f"{_span(one, 'cpu')} | {_span(one, 'pods_cpu')} | **{per_file:.2f} ms** wall (goal 0.5), "
+                     f"{_span(one, 'cpu')} | **{per_file:.2f} ms** wall (goal 0.5), "
                      f"{cpu_per_file:.2f} ms pachd CPU |")
         lines.append(f"| the same, parallelism 2 | {build} | {_span(two, 'wall')} | {_span(two, 'cpu')} | "
-                     f"{_span(two, 'pods_cpu')} | "
                      f"**{speedup:.2f}x** parallelism 1 (goal 1.7x) |")
     for build in builds if put else ():
         put_samples = found["put", build]
         lines.append(f"| `put-file -r` of {put_files} files of 1 KiB (one stream) | {build} | "
-                     f"{_span(put_samples, 'wall')} | {_span(put_samples, 'cpu')} | | "
+                     f"{_span(put_samples, 'wall')} | {_span(put_samples, 'cpu')} | "
                      f"**{statistics.median(s['rate'] for s in put_samples):.0f} files/s** (goal 5000); "
                      f"pachd's peak memory +{_span(put_samples, 'rss', '{:.0f}')} MiB |")
     return lines + [""]
