@@ -32,6 +32,7 @@ from pachyderm_client.proto import fuse_pb2, pfs_pb2, pfs_pb2_grpc, pods_pb2, po
 logger = logging.getLogger(__name__)
 
 WORKERS = 4
+SPLIT = 500  # files of one block written by one worker, at least
 READ = 1024 * 1024
 PUT_BATCH = 20_000  # files named per PutFileRefs call
 MTIME_MARGIN_NS = 100_000_000  # well beyond any filesystem's timestamp granularity here
@@ -78,83 +79,93 @@ Ref = tuple[str, int, int]  # (block hash, lower, upper)
 
 
 def download(wire: Wire, mounts: list[fuse_pb2.CommitMount], root: Path) -> dict[str, Start]:
-    """Writes every mount under root/<name>, reading each block once; returns how /pfs/out started."""
-    files: list[tuple[Path, list[Ref]]] = []
-    out = root / "out"
+    """Writes every mount under root/<name>, reading each block once; returns how /pfs/out started.
+
+    Names are plain strings and each file costs three calls (open, write, close; a file of
+    /pfs/out a stat besides): this runs once per file of the inputs."""
+    files: list[tuple[str, list[Ref]]] = []  # (path below root, its block refs)
+    folders: set[str] = set()
     for mount in mounts:
-        target = root / mount_name(mount)
-        target.mkdir(parents=True, exist_ok=True)
+        name = mount_name(mount)
+        folders.add(name)
         for batch in wire.pods.ListFileRefs(mount, metadata=wire.metadata):
             for file in batch.files:
-                refs = [(r.block.hash, r.range.lower, r.range.upper) for r in file.block_refs]
-                files.append((target / file.path.lstrip("/"), refs))
-    for folder in {path.parent for path, _ in files}:
+                path = f"{name}/{file.path.lstrip('/')}"
+                folders.add(path.rpartition("/")[0])
+                files.append((path, [(r.block.hash, r.range.lower, r.range.upper) for r in file.block_refs]))
+    base = f"{root}{os.sep}"
+    for folder in sorted(folders):  # parents before children: each one mkdir
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(base + folder, exist_ok=True)
         except OSError as err:
-            raise LayoutError(folder.relative_to(root).as_posix(), err) from err
+            raise LayoutError(folder, err) from err
     # Files held in one block are written from one read of that block; longer files read their blocks in turn.
-    by_block: dict[str, list[tuple[Path, Ref]]] = {}
-    spread: list[tuple[Path, list[Ref]]] = []
+    by_block: dict[str, list[tuple[str, Ref]]] = {}
+    spread: list[tuple[str, list[Ref]]] = []
     for path, refs in files:
         if len(refs) == 1:
             by_block.setdefault(refs[0][0], []).append((path, refs[0]))
         else:
             spread.append((path, refs))
     started: dict[str, Start] = {}
-    out_prefix = f"{out}{os.sep}"
 
-    def note(path: Path, size: int, digest: str) -> None:
-        if path.is_relative_to(out):
-            started[path.relative_to(out).as_posix()] = Start(size, digest, path.stat().st_mtime_ns)
-
-    def write_block(block_hash: str, members: list[tuple[Path, Ref]]) -> None:
+    def write_block(block_hash: str, members: list[tuple[str, Ref]]) -> list[concurrent.futures.Future[None]]:
         lower = min(ref[1] for _, ref in members)
         data = memoryview(wire.block(block_hash, lower, max(ref[2] for _, ref in members)))
-        for path, (_, start, end) in members:  # plain os calls: this runs once per file of the inputs
-            piece = data[start - lower:end - lower]
-            name = str(path)
-            _write_all(name, piece)
-            if name.startswith(out_prefix):  # only /pfs/out's files need to be known as they started
-                started[name[len(out_prefix):].replace(os.sep, "/")] = Start(
-                    len(piece), hashlib.sha256(piece).hexdigest(), os.stat(name).st_mtime_ns)
+        # The files' creation is the kernel's work (the GIL is let go): spread over the workers, it uses every core.
+        step = max(SPLIT, -(-len(members) // WORKERS))
+        return [pool.submit(write_files, data, lower, members[first:first + step])
+                for first in range(0, len(members), step)]
 
-    def write_spread(path: Path, refs: list[Ref]) -> None:
+    def write_files(data: memoryview, lower: int, members: list[tuple[str, Ref]]) -> None:
+        for path, (_, start, end) in members:
+            piece = data[start - lower:end - lower]
+            mtime = _write_all(base + path, path, piece, path.startswith("out/"))
+            if mtime:  # only /pfs/out's files need to be known as they started
+                started[path[4:]] = Start(len(piece), hashlib.sha256(piece).hexdigest(), mtime)
+
+    def write_spread(path: str, refs: list[Ref]) -> None:
         digest, size = hashlib.sha256(), 0
-        with _create(path) as handle:
+        with _create(base + path, path) as handle:
             for ref in refs:
                 piece = wire.block(*ref)
                 handle.write(piece)
                 digest.update(piece)
                 size += len(piece)
-        note(path, size, digest.hexdigest())
+        if path.startswith("out/"):
+            started[path[4:]] = Start(size, digest.hexdigest(), os.stat(base + path).st_mtime_ns)
 
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
-        work = [pool.submit(write_block, h, m) for h, m in by_block.items()]
-        work += [pool.submit(write_spread, p, r) for p, r in spread]
-        for done in work:
-            done.result()
+        blocks = [pool.submit(write_block, h, m) for h, m in by_block.items()]
+        work = [pool.submit(write_spread, p, r) for p, r in spread]
+        for done in blocks:
+            work += done.result()
+        for written in work:
+            written.result()
     # A write in the same clock tick as the layout leaves the mtime as it was: only older mtimes are trusted.
     trusted_before = time.time_ns() - MTIME_MARGIN_NS
     return {path: start if start.mtime_ns < trusted_before else dataclasses.replace(start, mtime_ns=0)
             for path, start in started.items()}
 
 
-def _create(path: Path) -> BinaryIO:
+def _create(name: str, shown: str) -> BinaryIO:
     try:
-        return open(path, "wb")
+        return open(name, "wb")
     except OSError as err:
-        raise LayoutError(path.as_posix(), err) from err
+        raise LayoutError(shown, err) from err
 
 
-def _write_all(name: str, data: memoryview) -> None:
+def _write_all(name: str, shown: str, data: memoryview, mtime: bool) -> int:
+    """Writes a new file (`shown` is how an error names it); with `mtime`, returns its
+    modification time once written (else 0)."""
     try:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     except OSError as err:
-        raise LayoutError(name, err) from err
+        raise LayoutError(shown, err) from err
     try:
         while data:
             data = data[os.write(fd, data):]
+        return os.fstat(fd).st_mtime_ns if mtime else 0
     finally:
         os.close(fd)
 
@@ -217,9 +228,10 @@ def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Sta
     def stream() -> Iterator[pfs_pb2.PutBlockRequest]:
         nonlocal position
         buffer = bytearray()
+        base = f"{folder}{os.sep}"
         for path, offset, _ in sends:
             begin = position
-            for chunk in _reader(folder / path, offset):
+            for chunk in _reader(base + path, offset):
                 buffer += chunk
                 position += len(chunk)
                 if len(buffer) >= READ:
@@ -233,8 +245,8 @@ def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Sta
     if sends:
         stored = wire.blocks.PutBlock(stream(), metadata=wire.metadata)
         blocks = [(r.block.hash, r.range.lower, r.range.upper) for r in stored.block_ref]
-    files = [pods_pb2.FileRef(path=path, replace=replace, block_refs=_slice(blocks, begin, end))
-             for (path, _, replace), (begin, end) in zip(sends, spans)]
+    files = [pods_pb2.FileRef(path=path, replace=replace, block_refs=refs)
+             for (path, _, replace), refs in zip(sends, _slices(blocks, spans))]
     # The last call also finishes the commit: pachd builds its tree from the files at once (FinishJob then
     # finds it finished) instead of storing each file's change first.
     for first in range(0, max(len(files), 1), PUT_BATCH):
@@ -246,24 +258,32 @@ def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Sta
     return len(files)
 
 
-def _slice(blocks: list[Ref], begin: int, end: int) -> list[pfs_pb2.BlockRef]:
-    """The references covering bytes [begin, end) of a stream stored as `blocks` (in order)."""
-    refs, offset = [], 0
-    for block_hash, lower, upper in blocks:
-        size = upper - lower
-        if offset + size > begin and offset < end:
-            start, stop = max(begin, offset) - offset + lower, min(end, offset + size) - offset + lower
-            refs.append(pfs_pb2.BlockRef(block=pfs_pb2.Block(hash=block_hash), range=pfs_pb2.ByteRange(lower=start, upper=stop)))
-        offset += size
-        if offset >= end:
-            break
-    return refs
+def _slices(blocks: list[Ref], spans: list[tuple[int, int]]) -> Iterator[list[pfs_pb2.BlockRef]]:
+    """The references covering each span [begin, end) of a stream stored as `blocks` (in order);
+    the spans are in order and do not overlap, so the blocks are walked once for all of them."""
+    first, offset = 0, 0  # the first block a span may start in, and where it starts in the stream
+    for begin, end in spans:
+        while first < len(blocks) and offset + blocks[first][2] - blocks[first][1] <= begin:
+            offset += blocks[first][2] - blocks[first][1]
+            first += 1
+        refs, at, index = [], offset, first
+        while index < len(blocks) and at < end:
+            block_hash, lower, upper = blocks[index]
+            size = upper - lower
+            if at + size > begin:
+                refs.append(pfs_pb2.BlockRef(block=pfs_pb2.Block(hash=block_hash), range=pfs_pb2.ByteRange(
+                    lower=max(begin, at) - at + lower, upper=min(end, at + size) - at + lower)))
+            at += size
+            index += 1
+        yield refs
 
 
-def _reader(path: Path, offset: int) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        while chunk := handle.read(READ):
+def _reader(name: str, offset: int) -> Iterator[bytes]:
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if offset:
+            os.lseek(fd, offset, os.SEEK_SET)
+        while chunk := os.read(fd, READ):
             yield chunk
-
-
+    finally:
+        os.close(fd)

@@ -3,12 +3,16 @@ stream named file by file (pachpy.pods.PodData beside the BlockAPI)."""
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import grpc
 import pytest
 
 from pachyderm_client import Client
 from pachyderm_client.pfs import NONE
-from pachyderm_client.proto import pfs_pb2, pods_pb2, pods_pb2_grpc
+from pachyderm_client.proto import fuse_pb2, pfs_pb2, pods_pb2, pods_pb2_grpc
+from shim import layout
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
 
@@ -73,3 +77,20 @@ def test_put_file_refs_refuses_blocks_that_do_not_exist(client: Client) -> None:
     assert raised.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
     client.finish_commit(("data", commit.id))
     assert client.list_file(("data", commit.id)) == []
+
+
+def test_a_pods_layout_writes_every_file_of_a_block_split_between_workers(client: Client, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(layout, "SPLIT", 7)  # one block's files written by every worker, in pieces
+    files = {f"d{i % 5}/f{i}": (b"%d\n" % i) * (i % 4) for i in range(300)}  # some empty
+    client.create_repo("data")
+    with client.commit("data") as c:
+        client.put_files(("data", c.id), list(files.items()))
+    commit = pfs_pb2.Commit(repo=pfs_pb2.Repo(name="data"), id=c.id)
+    mounts = [fuse_pb2.CommitMount(commit=commit), fuse_pb2.CommitMount(commit=commit, alias="out")]
+    started = layout.download(layout.Wire(client.channel), mounts, tmp_path)
+    for name in ("data", "out"):
+        assert {p.relative_to(tmp_path / name).as_posix(): p.read_bytes()
+                for p in (tmp_path / name).rglob("*") if p.is_file()} == files
+    assert {path: (s.size, s.sha256) for path, s in started.items()} == {
+        path: (len(data), hashlib.sha256(data).hexdigest()) for path, data in files.items()}
