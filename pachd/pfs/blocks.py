@@ -23,6 +23,7 @@ from pachd.pfs.chunking import BLOCK_SIZE, Buffer, Chunker, Delimiter, Piece, Sl
 from pachd.pfs.records import BlockRef
 from pachd.storage.blocks import BlockStore, ObjectInfo, Parts, check_room, disk_error
 from pachd.storage.direct import DirectFile
+from pachd.storage.localdisk import LocalBlockStore
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class BlockWriter:
         if self._long is None:
             if piece.ends_block:
                 return await self.submit(piece.parts)
-            self._long = await _LongBlock.open(self._store.temporary())
+            self._long = await _LongBlock.open(self._store)
         await self._long.append(piece.parts)
         if not piece.ends_block:
             return None
@@ -149,9 +150,11 @@ class _LongBlock:
         self._running: list[asyncio.Future[None]] = []  # the step in flight: its hash and its write
 
     @classmethod
-    async def open(cls, path: Path) -> _LongBlock:
+    async def open(cls, store: BlockStore) -> _LongBlock:
+        path = store.temporary()
+        readahead = store.readahead if isinstance(store, LocalBlockStore) else None  # read back where it stays
         try:
-            return cls(path, await asyncio.to_thread(DirectFile, path))
+            return cls(path, await asyncio.to_thread(DirectFile, path, readahead=readahead))
         except OSError as err:
             raise disk_error(err, f"writing {path}") from err
 
