@@ -46,6 +46,9 @@ def channel(address: str, *, tls_ca: bytes | None = None) -> grpc.Channel:
         ("grpc.max_send_message_length", MAX_MESSAGE),
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 1000),
+        # Connections of its own: with grpc's process-wide pool, a new client to a pachd that just came
+        # back shared another client's connection still waiting out its backoff, and was refused at once.
+        ("grpc.use_local_subchannel_pool", 1),
     ]
     if tls_ca is not None:
         return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=tls_ca), options)
