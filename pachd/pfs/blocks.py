@@ -23,7 +23,6 @@ from pachd.pfs.chunking import BLOCK_SIZE, Buffer, Chunker, Delimiter, Piece, Sl
 from pachd.pfs.records import BlockRef
 from pachd.storage.blocks import BlockStore, ObjectInfo, Parts, check_room, disk_error
 from pachd.storage.direct import DirectFile
-from pachd.storage.localdisk import LocalBlockStore
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +151,8 @@ class _LongBlock:
     @classmethod
     async def open(cls, store: BlockStore) -> _LongBlock:
         path = store.temporary()
-        readahead = store.readahead if isinstance(store, LocalBlockStore) else None  # read back where it stays
         try:
-            return cls(path, await asyncio.to_thread(DirectFile, path, readahead=readahead))
+            return cls(path, await asyncio.to_thread(DirectFile, path, readahead=store.readahead))
         except OSError as err:
             raise disk_error(err, f"writing {path}") from err
 
