@@ -50,6 +50,26 @@ USAGE = "usage: job-shim JOB_ID | job-shim --warm\n\nThe program each pod of a j
 READY = b"ready\n"  # what a warm pod says once it can take a job
 
 
+class Steps:
+    """Wall and CPU seconds (user, system: the shim's threads and the children it waited for)
+    of each step of the pod, said on stderr at the end when asked (PACH_SHIM_TIMES=1)."""
+
+    def __init__(self) -> None:
+        self._last = os.times()
+        self._spent = [("before", 0.0, self._last.user + self._last.children_user,
+                        self._last.system + self._last.children_system)]
+
+    def mark(self, step: str) -> None:
+        now, last = os.times(), self._last
+        self._spent.append((step, now.elapsed - last.elapsed, now.user + now.children_user - last.user - last.children_user,
+                            now.system + now.children_system - last.system - last.children_system))
+        self._last = now
+
+    def say(self) -> None:
+        print("job-shim: steps " + " ".join(f"{step}={wall:.3f},{user:.3f},{system:.3f}"
+                                            for step, wall, user, system in self._spent), file=sys.stderr)
+
+
 def run(job_id: str, config: shim_config.ShimConfig) -> int:
     metadata = pod_metadata(config.pod_index, config.pod_name)
     # Closed however the run ends: a channel left to the interpreter's exit can hang it there,
@@ -62,6 +82,7 @@ def run(job_id: str, config: shim_config.ShimConfig) -> int:
 
 
 def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: tuple[tuple[str, str], ...]) -> int:
+    steps = Steps()
     try:
         started = client.start_job(job_id)
     except (FailedPreconditionError, NotFoundError) as err:
@@ -85,6 +106,8 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
             env[f"PACH_{mount_name(mount).upper()}_COMMIT_ID"] = mount.commit.id
     stdin = "".join(line + "\n" for line in transform.stdin).encode()
     over_fuse = env.get("PACH_PFS_MODE", config.pfs_mode) == "fuse"  # a pipeline's env may choose
+    report_times = env.get("PACH_SHIM_TIMES", "1" if config.report_times else "") == "1"
+    steps.mark("start")
     if over_fuse:
         import asyncio  # only FUSE pods need an event loop
 
@@ -97,10 +120,15 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
             print(f"job-shim: {err}", file=sys.stderr)
             client.finish_job(job_id, started.pod_index, False)
             return 0
+        steps.mark("layout")
         code = _execute(list(transform.cmd), stdin, env)
+    steps.mark("code")
     success = code == 0 or code in transform.accept_return_code
     if success and not over_fuse:
         upload(wire, out, config.pfs_root / "out", baseline)
+        steps.mark("upload")
+    if report_times:  # before FinishJob: once the job has ended, its logs may be read
+        steps.say()
     client.finish_job(job_id, started.pod_index, success, exit_code=None if success else code)
     return 0
 
