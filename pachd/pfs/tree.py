@@ -102,7 +102,8 @@ def decode_node(data: bytes) -> Node:
 class NodeStore:
     """Loads and saves nodes through the block store, with an LRU cache.
 
-    Nodes are immutable, so cached copies never go stale.
+    Nodes are immutable, so cached copies never go stale. A node being loaded is loaded
+    once for all who ask meanwhile (a job's pods walk the same input tree side by side).
     """
 
     def __init__(self, blocks: BlockStore, *, cache_bytes: int = 256 * 1024 * 1024) -> None:
@@ -110,6 +111,7 @@ class NodeStore:
         self._cache: OrderedDict[str, tuple[Node, int]] = OrderedDict()
         self._cache_limit = cache_bytes
         self._cached = 0
+        self._loading: dict[str, asyncio.Future[Node]] = {}  # node -> its load, while it runs
 
     async def load(self, node: str) -> Node:
         if node == EMPTY:
@@ -118,10 +120,22 @@ class NodeStore:
         if hit is not None:
             self._cache.move_to_end(node)
             return hit[0]
+        loading = self._loading.get(node)
+        if loading is None:  # its own task: a caller cancelled does not cancel the others' load
+            loading = self._loading[node] = asyncio.ensure_future(self._fetch(node))
+            loading.add_done_callback(lambda done: self._loaded(node, done))
+        return await asyncio.shield(loading)
+
+    async def _fetch(self, node: str) -> Node:
         data = await self._blocks.get(NODE_PREFIX + node)
         entries = decode_node(data)
         self._remember(node, entries, len(data))
         return entries
+
+    def _loaded(self, node: str, done: asyncio.Future[Node]) -> None:
+        del self._loading[node]
+        if not done.cancelled():
+            done.exception()  # retrieved: its callers have it, if any still wait
 
     async def save(self, nodes: Mapping[str, tuple[Node, bytes]], *, remember: bool = True) -> None:
         """Durably stores encoded nodes (before any commit refers to them), and caches

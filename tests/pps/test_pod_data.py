@@ -3,12 +3,17 @@ stream named file by file (pachpy.pods.PodData beside the BlockAPI)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections import Counter
 from pathlib import Path
 
 import grpc
 import pytest
 
+from pachd.pfs.records import FileDiff, FileKind
+from pachd.pfs.tree import NODE_PREFIX, NodeStore, Tree, TreeBuilder
+from pachd.storage.localdisk import LocalBlockStore
 from pachyderm_client import Client
 from pachyderm_client.pfs import NONE
 from pachyderm_client.proto import fuse_pb2, pfs_pb2, pods_pb2, pods_pb2_grpc
@@ -94,3 +99,67 @@ def test_a_pods_layout_writes_every_file_of_a_block_split_between_workers(client
                 for p in (tmp_path / name).rglob("*") if p.is_file()} == files
     assert {path: (s.size, s.sha256) for path, s in started.items()} == {
         path: (len(data), hashlib.sha256(data).hexdigest()) for path, data in files.items()}
+
+
+class CountingStore(LocalBlockStore):
+    """A local block store that counts the reads of each name."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.reads: Counter[str] = Counter()
+
+    async def get(self, name: str, offset: int = 0, size: int = 0) -> bytes:
+        self.reads[name] += 1
+        return await super().get(name, offset, size)
+
+
+async def _walk_all(tree: Tree) -> list[str]:
+    return [path async for path, _ in tree.walk("/", await tree.root_entry())]
+
+
+async def test_pods_walking_one_tree_side_by_side_read_each_node_once(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "blocks")
+    writer = NodeStore(store)
+    builder = TreeBuilder(Tree(writer, ""), "c")
+    for i in range(200):
+        await builder.apply(f"/d{i % 20}/f{i}", FileDiff(FileKind.FILE, modified=1.0))
+    root, nodes = builder.build()
+    await writer.save(nodes, remember=False)  # as a large commit's nodes: not cached
+    reader = NodeStore(store)
+    walks = await asyncio.gather(*(_walk_all(Tree(reader, root)) for _ in range(2)))  # two pods' ListFileRefs
+    assert walks[0] == walks[1] and len(walks[0]) == 220
+    assert len(store.reads) == 21 and set(store.reads.values()) == {1}  # the root and 20 directories, once each
+
+
+async def test_a_node_load_goes_on_for_others_when_one_caller_is_cancelled(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "blocks")
+    writer = NodeStore(store)
+    builder = TreeBuilder(Tree(writer, ""), "c")
+    await builder.apply("/f", FileDiff(FileKind.FILE, modified=1.0))
+    root, nodes = builder.build()
+    await writer.save(nodes, remember=False)
+    reader = NodeStore(store)
+    first = asyncio.ensure_future(reader.load(root))
+    second = asyncio.ensure_future(reader.load(root))
+    await asyncio.sleep(0)  # both are waiting for the one read
+    first.cancel()
+    assert list(await second) == ["f"]
+    assert store.reads[NODE_PREFIX + root] == 1
+
+
+def test_a_pod_says_what_each_step_cost_only_when_asked(client: Client) -> None:
+    client.create_repo("data")
+    with client.commit("data") as c:
+        client.put_files(("data", c.id), [(f"f{i}", b"%d\n" % i) for i in range(20)])
+    client.create_pipeline(pipeline("timed", "cp -r /pfs/data/. /pfs/out/", [("data", MAP)], parallelism=2,
+                                    env={"PACH_SHIM_TIMES": "1"}))
+    client.create_pipeline(pipeline("quiet", "cp -r /pfs/data/. /pfs/out/", [("data", MAP)]))
+    client.flush_commit([("data", c.id)], timeout=TIMEOUT)
+    timed = [line for line in b"".join(client.get_logs(client.list_job("timed")[0].job.id)).decode().splitlines()
+             if "job-shim: steps " in line]
+    assert sorted(line.split(" | ")[0] for line in timed) == ["0", "1"]  # one line per pod
+    for line in timed:
+        steps = dict(item.split("=") for item in line.split("job-shim: steps ")[1].split())
+        assert list(steps) == ["before", "start", "layout", "code", "upload"]
+        assert all(float(value) >= 0 for values in steps.values() for value in values.split(","))
+    assert b"job-shim: steps" not in b"".join(client.get_logs(client.list_job("quiet")[0].job.id))
