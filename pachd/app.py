@@ -80,7 +80,8 @@ class Pachd:
         self.credentials = await PodCredentials.load(self.kv)
         auth = AuthInterceptor(admin_token=config.auth_token, credentials=self.credentials)
         confined = PodScopeInterceptor(credentials=self.credentials, scopes=PodScopes(self.kv))
-        codecs = WireCodecs(decoders={"/pfs.API/PutFile": wire.put_file_request}, pre_encoded={"/pfs.API/ListFile"})
+        codecs = WireCodecs(decoders={"/pfs.API/PutFile": wire.put_file_request},
+                            pre_encoded={"/pfs.API/ListFile", "/pfs.API/GetFile", "/pfs.BlockAPI/GetBlock"})
         server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), confined, codecs],
                                  options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)

@@ -49,6 +49,11 @@ def channel(address: str, *, tls_ca: bytes | None = None) -> grpc.Channel:
         # Connections of its own: with grpc's process-wide pool, a new client to a pachd that just came
         # back shared another client's connection still waiting out its backoff, and was refused at once.
         ("grpc.use_local_subchannel_pool", 1),
+        # Socket reads of 4 MiB (1-8 MiB as gRPC adapts them), not its default 8 KiB start: a get-file
+        # of 1 GiB spent 0.2 s less of system time in reads (bench/readback_bench.py).
+        ("grpc.experimental.tcp_read_chunk_size", 4 * 1024 * 1024),
+        ("grpc.experimental.tcp_min_read_chunk_size", 1024 * 1024),
+        ("grpc.experimental.tcp_max_read_chunk_size", 8 * 1024 * 1024),
     ]
     if tls_ca is not None:
         return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=tls_ca), options)

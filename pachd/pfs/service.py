@@ -120,8 +120,8 @@ class PfsService(pfs_pb2_grpc.APIServicer):
             size=validate.non_negative(request.size_bytes, "size_bytes"),
             shard=messages.shard(request.shard), diff=messages.diff_spec(request.diff_method, repo),
         )
-        async for chunk in chunks:
-            yield wrappers_pb2.BytesValue(value=chunk)
+        async for chunk in chunks:  # sent as wire bytes (WireCodecs): no message built around each piece
+            yield cast(wrappers_pb2.BytesValue, wire.bytes_value(chunk))
 
     async def InspectFile(self, request: pfs_pb2.InspectFileRequest, context: Context) -> pfs_pb2.FileInfo:
         repo, commit_id, path = messages.file_ref(request.file)
@@ -198,7 +198,7 @@ class BlockService(pfs_pb2_grpc.BlockAPIServicer):
 
     async def GetBlock(self, request: pfs_pb2.GetBlockRequest, context: Context) -> AsyncIterator[wrappers_pb2.BytesValue]:
         async for chunk in blocks.read_block(self._pfs.blocks, request.block.hash, request.offset_bytes, request.size_bytes):
-            yield wrappers_pb2.BytesValue(value=chunk)
+            yield cast(wrappers_pb2.BytesValue, wire.bytes_value(chunk))  # as GetFile's
 
     async def DeleteBlock(self, request: pfs_pb2.DeleteBlockRequest, context: Context) -> empty_pb2.Empty:
         await self._pfs.blocks.delete(blocks.block_name(request.block.hash))

@@ -6,6 +6,10 @@ entry is written as protobuf wire bytes (the shared commit encoded once), and
 the whole reply parsed in one call to the C runtime. The bytes are exactly
 what messages.file_info would serialize to (a test holds it).
 
+BytesValue, encoded: each GetFile (and GetBlock) reply is a piece of a block, and
+building a message around it and serializing that copied the piece twice more;
+bytes_value() writes the field's tag and length before it, one copy.
+
 PutFileRequest, decoded: a put-file stream is mostly `value` bytes, and
 parsing a request copies them into the message, and reading the field copies
 them again. put_file_request() takes the value as a Slice of the received
@@ -129,6 +133,14 @@ def _stamp(modified: float) -> bytes:
     seconds, nanos = divmod(int(modified * 1e9), 1_000_000_000)
     stamp = (_SECONDS + _varint(seconds) if seconds else b"") + (_NANOS + _varint(nanos) if nanos else b"")
     return _MODIFIED + _SMALL[len(stamp)] + stamp
+
+
+_BYTES_VALUE = _key(1, _LEN)  # BytesValue.value
+
+
+def bytes_value(data: bytes) -> bytes:
+    """The wire bytes of BytesValue(value=data), as its SerializeToString() gives them."""
+    return _BYTES_VALUE + _varint(len(data)) + data if data else b""
 
 
 _VALUE = 3  # PutFileRequest.value
