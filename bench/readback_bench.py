@@ -1,10 +1,9 @@
 """Reading a large file back over the gRPC stream, beside a bare gRPC stream of the same file.
 
-    python -m bench.readback_bench [--mib N] [--rounds N] [--streams N ...] [--before REV]
+    python -m bench.readback_bench [--mib N] [--rounds N] [--before REV]
 
 pachctl get-file with PACH_LOCAL_FASTPATH=0 (the stream, as from another machine)
-into a regular file, for each --streams count (PACH_GET_STREAMS), and with --before,
-the pachctl and pachd of git revision REV (extracted, in a pachd of its own), interleaved
+into a regular file, and with --before, the pachctl and pachd of git revision REV (extracted, in a pachd of its own), interleaved
 round after round with bench/grpc_stream.py's `receive` of the same bytes (a
 server-streaming grpc.aio method sending 2 MiB messages, a sync client writing them
 out): the bound one Python gRPC stream sets. Wall time min / median, and the median
@@ -16,7 +15,6 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,25 +24,19 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import ROOT, extract_build, scratch
-from bench.dvc_bench import _process_cpu
+from bench.common import ROOT, children_cpu, extract_build, process_cpu, scratch
 from pachyderm_client import Client
 from tests.support.pachd import PachdProcess
 from tests.support.ports import free_port
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _measure(action: Callable[[], object], server_pid: int) -> tuple[float, float, float]:
     """(wall s, client CPU s, server CPU s) of one action."""
-    client, server = _children_cpu(), _process_cpu(server_pid)
+    client, server = children_cpu(), process_cpu(server_pid)
     start = time.perf_counter()
     action()
     wall = time.perf_counter() - start
-    return wall, _children_cpu() - client, _process_cpu(server_pid) - server
+    return wall, children_cpu() - client, process_cpu(server_pid) - server
 
 
 def _make(path: Path, mib: int) -> None:
@@ -71,7 +63,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--streams", type=int, nargs="*", default=[1], help="PACH_GET_STREAMS values to run")
     parser.add_argument("--before", default="", help="git revision to compare with, side by side")
     args = parser.parse_args()
     loads = [os.getloadavg()[0]]
@@ -87,9 +78,8 @@ def main() -> None:
         stack.callback(bare.terminate)
         assert bare.stdout is not None and bare.stdout.readline().strip() == b"serving"
 
-        def get(server: PachdProcess, python: Path, tree: Path | None, streams: int) -> Callable[[], None]:
-            env = {**os.environ, "ADDRESS": server.address, "PACH_LOCAL_FASTPATH": "0",
-                   "PACH_GET_STREAMS": str(streams)}
+        def get(server: PachdProcess, python: Path, tree: Path | None) -> Callable[[], None]:
+            env = {**os.environ, "ADDRESS": server.address, "PACH_LOCAL_FASTPATH": "0"}
 
             def run() -> None:
                 with open(out, "wb") as handle:
@@ -105,11 +95,11 @@ def main() -> None:
         if args.before:
             build = extract_build(args.before, Path(builds) / "before")
             old = _pachd(stack, root, source, build)
-            sides.append((f"pachctl get-file at {args.before}", get(old, build[1], build[0], 1),
+            sides.append((f"pachctl get-file at {args.before}", get(old, build[1], build[0]),
                           old.process.pid))  # type: ignore[union-attr]
         server = _pachd(stack, root, source, None)
-        sides += [(f"pachctl get-file, {n} stream(s)", get(server, Path(sys.executable), None, n),
-                   server.process.pid) for n in args.streams]  # type: ignore[union-attr]
+        sides.append(("pachctl get-file", get(server, Path(sys.executable), None),
+                      server.process.pid))  # type: ignore[union-attr]
         results: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in sides}
         for round_ in range(args.rounds):
             for name, action, pid in sides[round_ % len(sides):] + sides[: round_ % len(sides)]:

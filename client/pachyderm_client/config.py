@@ -79,12 +79,3 @@ def local_fast_path() -> bool:
     """PACH_LOCAL_FASTPATH=0 keeps file data on the gRPC stream even where pachd offers the
     same-machine fast path (see local.py); anything else, or unset, lets the client use it."""
     return os.environ.get("PACH_LOCAL_FASTPATH", "1") != "0"
-
-
-def get_streams() -> int:
-    """PACH_GET_STREAMS: how many GetFile streams a get-file into a regular file reads its ranges
-    over at once (see ranges.py); 1, the default, keeps one stream (more only pay where cores are to spare)."""
-    try:
-        return max(1, int(os.environ.get("PACH_GET_STREAMS", "1")))
-    except ValueError:
-        return 1

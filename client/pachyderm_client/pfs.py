@@ -28,11 +28,11 @@ from pachyderm_client._lazy import lazy_module
 from pachyderm_client.proto import pfs_pb2
 
 if TYPE_CHECKING:
-    from pachyderm_client import local, packing, ranges
+    from pachyderm_client import local, packing, reading
     from pachyderm_client.proto import pfs_admin_pb2, pfs_pb2_grpc
 else:  # loaded by the first call that needs them (see _lazy.py): the job shim's start needs none
     local, packing = lazy_module("pachyderm_client.local"), lazy_module("pachyderm_client.packing")
-    ranges = lazy_module("pachyderm_client.ranges")
+    reading = lazy_module("pachyderm_client.reading")
     pfs_pb2_grpc = lazy_module("pachyderm_client.proto.pfs_pb2_grpc")
     pfs_admin_pb2 = lazy_module("pachyderm_client.proto.pfs_admin_pb2")
 
@@ -394,8 +394,7 @@ class PfsClient(Connection):
     def copy_file(self, target: CommitLike, path: str, out: BinaryIO, offset: int = 0, size: int = 0,
                   progress: Progress | None = None) -> int:
         """Writes the file's bytes (from `offset`, `size` of them if not 0) to `out`; returns how many.
-        Through the same-machine fast path where pachd offers it (local.py), else GetFile streams:
-        into a regular file, ranges of it over PACH_GET_STREAMS streams at once (ranges.py)."""
+        Through the same-machine fast path where pachd offers it (local.py), else the GetFile stream."""
         file = as_commit(target)
         fd = _descriptor(out)
         fast = self._local_socket() if fd is not None else None
@@ -409,12 +408,12 @@ class PfsClient(Connection):
         if fd is None:
             return self._copy_through(file, path, out, offset, size, progress)
         out.flush()
-        return self._copy_ranges(file, path, fd, offset, size, progress)
+        return self._copy_into(file, path, fd, offset, size, progress)
 
     @translated
     def _copy_through(self, file: pfs_pb2.Commit, path: str, out: BinaryIO, offset: int, size: int,
                       progress: Progress | None) -> int:
-        """copy_file into an object with no descriptor: one stream, through its write()."""
+        """copy_file into an object with no descriptor: through its write()."""
         written = 0
         for chunk in self._get_values(file, path, offset, size):
             out.write(chunk)
@@ -424,20 +423,13 @@ class PfsClient(Connection):
         return written
 
     @translated
-    def _copy_ranges(self, file: pfs_pb2.Commit, path: str, fd: int, offset: int, size: int,
-                     progress: Progress | None) -> int:
-        """copy_file into a descriptor: ranges over several streams where it is a regular file."""
-        streams = config.get_streams()
-        if streams > 1 and ranges.position(fd) is not None:
-            rest = max(0, self.inspect_file(file, path).size_bytes - offset)
-            wanted = min(rest, size) if size else rest
-            if wanted >= ranges.RANGED_FROM:
-                return ranges.copy(lambda at, count: self._get_values(file, path, at, count), fd, offset,
-                                   wanted, streams, to_end=not size, progress=progress)
-        return ranges.write(self._get_values(file, path, offset, size), fd, progress)
+    def _copy_into(self, file: pfs_pb2.Commit, path: str, fd: int, offset: int, size: int,
+                   progress: Progress | None) -> int:
+        """copy_file into a descriptor: the replies' values written to it as they come."""
+        return reading.write(self._get_values(file, path, offset, size), fd, progress)
 
     def _get_values(self, file: pfs_pb2.Commit, path: str, offset: int, size: int) -> Iterable[memoryview]:
-        """A GetFile stream's values, not copied out of the replies (see ranges.value)."""
+        """A GetFile stream's values, not copied out of the replies (see reading.value)."""
         request = pfs_pb2.GetFileRequest(file=pfs_pb2.File(commit=file, path=path), offset_bytes=offset,
                                          size_bytes=size)
         return self._get_file_values(request)
@@ -445,7 +437,7 @@ class PfsClient(Connection):
     @functools.cached_property
     def _get_file_values(self) -> grpc.UnaryStreamMultiCallable[pfs_pb2.GetFileRequest, memoryview]:
         return self._channel.unary_stream("/pfs.API/GetFile", request_serializer=pfs_pb2.GetFileRequest.SerializeToString,
-                                          response_deserializer=ranges.value)
+                                          response_deserializer=reading.value)
 
     @translated
     def put_local_file(self, target: CommitLike, path: str, source: str | os.PathLike[str], delimiter: int = LINE,

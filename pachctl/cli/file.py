@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from pachctl.cli import output, progress, render
 from pachctl.cli.common import add, add_diff_flags, add_shard_flags, commit_id, shard
-from pachyderm_client import Client, InvalidArgumentError, ranges
+from pachyderm_client import Client, InvalidArgumentError, reading
 from pachyderm_client._base import CHUNK
 from pachyderm_client.packing import SMALL_FILE
 from pachyderm_client.proto import pfs_pb2
@@ -97,7 +97,7 @@ def get_file(args: argparse.Namespace, client: Client) -> None:
         total = client.inspect_file((args.repo, args.commit), args.path, args.from_commit, args.full_file,
                                     shard(args)).size_bytes
     if not args.from_commit and shard(args) is None:  # the whole file: the fast path where pachd offers it
-        ranges.reuse_message_memory()  # this process reads the file and ends: keep the messages' memory
+        reading.reuse_message_memory()  # this process reads the file and ends: keep the messages' memory
         with progress.transfer(f"get {args.path}", total, quiet=args.quiet) as moved:
             client.copy_file((args.repo, args.commit), args.path, out, progress=moved)
         out.flush()
