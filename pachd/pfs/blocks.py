@@ -14,6 +14,7 @@ import collections
 import hashlib
 import itertools
 import logging
+import os
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,8 +22,7 @@ from pathlib import Path
 from pachd.errors import InvalidArgument
 from pachd.pfs.chunking import BLOCK_SIZE, Buffer, Chunker, Delimiter, Piece, Slice
 from pachd.pfs.records import BlockRef
-from pachd.storage.blocks import BlockStore, ObjectInfo, Parts, check_room, disk_error
-from pachd.storage.direct import DirectFile
+from pachd.storage.blocks import BlockStore, ObjectInfo, Parts, check_room, disk_error, write_new, write_parts
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +139,10 @@ class _LongBlock:
     step is in flight (memory stays at about two steps).
     """
 
-    def __init__(self, path: Path, out: DirectFile) -> None:
+    def __init__(self, path: Path, out: int) -> None:
         self.path = path
         self.size = 0
-        self._out = out
+        self._out = out  # the temporary file's descriptor, -1 once closed
         self._hash = hashlib.sha512()
         self._gathered: list[bytes | memoryview] = []
         self._gathered_size = 0
@@ -152,7 +152,7 @@ class _LongBlock:
     async def open(cls, store: BlockStore) -> _LongBlock:
         path = store.temporary()
         try:
-            return cls(path, await asyncio.to_thread(DirectFile, path, readahead=store.readahead))
+            return cls(path, await asyncio.to_thread(write_new, path))
         except OSError as err:
             raise disk_error(err, f"writing {path}") from err
 
@@ -173,7 +173,7 @@ class _LongBlock:
 
     def _write(self, parts: Parts, size: int) -> None:
         check_room(self.path.parent, size)
-        self._out.write(parts)
+        write_parts(self._out, parts)
 
     async def _wait(self) -> None:
         """Waits for the step in flight; raises what failed in it."""
@@ -193,7 +193,7 @@ class _LongBlock:
             await self._step()
         await self._wait()
         try:
-            await asyncio.to_thread(self._out.close)
+            await asyncio.to_thread(self._close)
         except OSError as err:
             raise disk_error(err, f"writing {self.path}") from err
         return self._hash.hexdigest()
@@ -203,10 +203,15 @@ class _LongBlock:
         self._running = []
 
         def remove() -> None:
-            self._out.abandon()
+            self._close()
             self.path.unlink(missing_ok=True)
 
         await asyncio.to_thread(remove)
+
+    def _close(self) -> None:
+        fd, self._out = self._out, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 def _update(digest: hashlib._Hash, parts: Parts) -> None:

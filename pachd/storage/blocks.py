@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Protocol
 
 from pachd.errors import DiskFull, StorageError
-from pachd.storage.readahead import Readahead
 
 RESERVE = 32 * 1024 * 1024
 """Bytes a local disk keeps free for metadata: block writes that would eat into them are refused."""
@@ -60,6 +59,28 @@ class ObjectInfo:
 
 
 Parts = Sequence[bytes | memoryview]
+
+WRITTEN_AT_ONCE = 512
+"""Parts handed to one os.writev (below the system's IOV_MAX, 1024 on Linux)."""
+
+
+def write_new(path: Path) -> int:
+    """A descriptor writing the new file `path` (which must not exist)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+
+
+def write_parts(fd: int, parts: Parts) -> None:
+    """Writes the parts' bytes at the file's position, in order: through the page cache, where a
+    get-file right after the put finds them (the writer syncs the file before naming it)."""
+    pending = [memoryview(part) for part in parts if len(part)]
+    while pending:
+        done = os.writev(fd, pending[:WRITTEN_AT_ONCE])
+        while done:  # a short write: drop what went, keep the rest of a part cut through
+            if done >= len(pending[0]):
+                done -= len(pending.pop(0))
+            else:
+                pending[0] = pending[0][done:]
+                done = 0
 """An object's bytes as pieces, in order (so no one has to join them into one buffer)."""
 
 
@@ -132,12 +153,6 @@ class BlockStore(Protocol):
 
         It lies where sweep() finds what a crash left behind.
         """
-
-    @property
-    def readahead(self) -> Readahead | None:
-        """Where a temporary file becomes the object itself (the local disk), what reads the
-        bytes written to it around the page cache back into the cache; None for a store that
-        uploads it."""
 
     async def ensure_room(self, size: int) -> None:
         """Raises DiskFull unless `size` more bytes of blocks fit while keeping room for metadata.

@@ -2,8 +2,8 @@
 
 A name "blocks/<hash>" lives at root/blocks/<first two chars>/<hash>, so no
 directory grows past a few thousand entries. A write goes to a temporary file
-in the same filesystem (root/tmp; around the page cache, see direct.py, and
-read back into it in the background, see readahead.py), is synced (fdatasync), then renamed into place, and the directory synced: a
+in the same filesystem (root/tmp, through the page cache: a get-file right after
+the put reads it from there), is synced (fdatasync), then renamed into place, and the directory synced: a
 crash never leaves a partial object under its name, and a failed write
 removes its temporary file; sweep() clears what a crash left in root/tmp. A
 batch (one put-file stream's blocks) writes all its temporary files first and
@@ -26,9 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pachd.errors import BlockNotFound, InvalidArgument, StorageError
-from pachd.storage.blocks import RESERVE, ObjectInfo, Parts, WriteBatch, check_room, disk_error, empty_folder
-from pachd.storage.direct import DIRECT_FROM, DirectFile
-from pachd.storage.readahead import Readahead
+from pachd.storage.blocks import (RESERVE, ObjectInfo, Parts, WriteBatch, check_room, disk_error, empty_folder,
+                                  write_new, write_parts)
 
 
 class Disk:
@@ -55,13 +54,10 @@ def _sync(path: Path, sync: Callable[[int], None]) -> None:
 
 
 class LocalBlockStore:
-    def __init__(self, root: Path, *, reserve: int = RESERVE, disk: Disk | None = None,
-                 readahead: Readahead | None = None) -> None:
+    def __init__(self, root: Path, *, reserve: int = RESERVE, disk: Disk | None = None) -> None:
         self._root = root
         self._reserve = reserve
         self.disk = disk or Disk()
-        self.readahead = readahead or Readahead()
-        """Reads what is written around the page cache back into it (readahead.py), off the writers' path."""
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         # Renewing an object and deleting it when old exclude each other (one pachd owns the folder).
@@ -88,14 +84,15 @@ class LocalBlockStore:
         self._move(tmp, path)
 
     def _write_temporary(self, tmp: Path, parts: Parts) -> None:
-        """Writes the new temporary file `tmp` holding `parts` (not synced; around the page cache
-        where the filesystem allows, see direct.py)."""
+        """Writes the new temporary file `tmp` holding `parts` (not synced)."""
+        fd = write_new(tmp)
         try:
-            with DirectFile(tmp, direct=sum(len(p) for p in parts) >= DIRECT_FROM, readahead=self.readahead) as out:
-                out.write(parts)
+            write_parts(fd, parts)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            os.close(fd)
 
     def temporary(self) -> Path:
         return self._tmp / uuid.uuid4().hex
@@ -223,7 +220,7 @@ class LocalBlockStore:
         return sorted(found, key=lambda i: i.name)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.readahead.close)
+        return None  # no connection to release
 
 
 class LocalBatch:

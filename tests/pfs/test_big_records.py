@@ -22,7 +22,7 @@ from tests.support.wait import wait_until
 
 MIB = 1 << 20
 NO_NEWLINE = 512 * MIB
-# pachd itself (~75 MiB), two 8 MiB steps in flight, O_DIRECT's staging buffers, gRPC's window, and
+# pachd itself (~75 MiB), two 8 MiB steps in flight, gRPC's window, and
 # the freed buffers glibc keeps for reuse (pachd/allocator.py: up to 64 MiB per heap): 150-310 MiB
 # here, the top of it on a loaded machine; a line held whole would take more than NO_NEWLINE.
 PEAK_RSS_LIMIT = 384 * MIB
