@@ -16,7 +16,7 @@ from pachd.config import PachdConfig
 from pachd.console.server import Console
 from pachd.executor import create_executor
 from pachd.health import HealthService, VersionService
-from pachd.interceptors import ErrorInterceptor, WireCodecs
+from pachd.interceptors import ErrorInterceptor, ReleaseFreed, WireCodecs
 from pachd.local_fastpath import LocalFastPath
 from pachd.pfs import Pfs, wire
 from pachd.pfs.pods_service import PodDataService
@@ -39,6 +39,8 @@ from pachyderm_client.proto import (
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 10.0
+RECEIVING_MANY_BYTES = ("/pfs.API/PutFile", "/pfs.BlockAPI/PutBlock", "/pachpy.pods.PodData/PutFileRefs")
+"""Calls after which pachd gives the memory they freed back to the system (interceptors.ReleaseFreed)."""
 
 
 class Pachd:
@@ -82,7 +84,8 @@ class Pachd:
         confined = PodScopeInterceptor(credentials=self.credentials, scopes=PodScopes(self.kv))
         codecs = WireCodecs(decoders={"/pfs.API/PutFile": wire.put_file_request},
                             pre_encoded={"/pfs.API/ListFile", "/pfs.API/GetFile", "/pfs.BlockAPI/GetBlock"})
-        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), confined, codecs],
+        released = ReleaseFreed(RECEIVING_MANY_BYTES)
+        server = grpc.aio.server(interceptors=[auth, ErrorInterceptor(), confined, codecs, released],
                                  options=options)
         pfs_pb2_grpc.add_APIServicer_to_server(PfsService(self.pfs), server)
         pfs_pb2_grpc.add_BlockAPIServicer_to_server(BlockService(self.pfs), server)

@@ -1,5 +1,6 @@
 """The one place where errors become gRPC statuses, and where RPCs are logged;
-and the codecs of our own some methods use (WireCodecs).
+the codecs of our own some methods use (WireCodecs); and the calls after which
+the C allocator's freed memory goes back to the system (ReleaseFreed).
 
 Every handler (unary or streaming, either direction) is wrapped: a PachError
 aborts the call with its own status code and message, and its hint (if any) in
@@ -18,6 +19,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from pachd import allocator
 from pachd.errors import HINT_KEY, ORIGIN, PachError
 
 logger = logging.getLogger(__name__)
@@ -175,3 +177,45 @@ class WireCodecs(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return handler
         return rewrap(handler, lambda behaviour: behaviour, request_deserializer=decode,
                       response_serializer=_passing_bytes(handler.response_serializer) if pre_encoded else None)
+
+
+class ReleaseFreed(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """When one of `methods` ends, however it ends, the memory freed in it goes back to the system
+    (allocator.release_freed): calls that receive many bytes (PutFile, PutBlock, PutFileRefs)
+    leave pachd holding what is live, not the most any call ever held."""
+
+    def __init__(self, methods: Iterable[str]) -> None:
+        self._methods = frozenset(methods)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method not in self._methods:
+            return handler
+        if handler.unary_stream or handler.stream_stream:
+            return rewrap(handler, _releasing_stream)
+        return rewrap(handler, _releasing_unary)
+
+
+def _releasing_unary(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await handler(request, context)
+        finally:
+            allocator.release_freed()
+
+    return call
+
+
+def _releasing_stream(handler: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        try:
+            async for response in handler(request, context):
+                yield response
+        finally:
+            allocator.release_freed()
+
+    return call
