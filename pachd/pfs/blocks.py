@@ -152,7 +152,7 @@ class _LongBlock:
     async def open(cls, store: BlockStore) -> _LongBlock:
         path = store.temporary()
         try:
-            return cls(path, await asyncio.to_thread(DirectFile, path))
+            return cls(path, await asyncio.to_thread(DirectFile, path, readahead=store.readahead))
         except OSError as err:
             raise disk_error(err, f"writing {path}") from err
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pachd.errors import DiskFull, StorageError
+from pachd.storage.readahead import Readahead
 
 RESERVE = 32 * 1024 * 1024
 """Bytes a local disk keeps free for metadata: block writes that would eat into them are refused."""
@@ -131,6 +132,12 @@ class BlockStore(Protocol):
 
         It lies where sweep() finds what a crash left behind.
         """
+
+    @property
+    def readahead(self) -> Readahead | None:
+        """Where a temporary file becomes the object itself (the local disk), what reads the
+        bytes written to it around the page cache back into the cache; None for a store that
+        uploads it."""
 
     async def ensure_room(self, size: int) -> None:
         """Raises DiskFull unless `size` more bytes of blocks fit while keeping room for metadata.

@@ -12,6 +12,10 @@ Where the filesystem refuses O_DIRECT (ramfs, some FUSE or network
 filesystems: EINVAL, at the open or at a write), the file is written through
 the page cache instead, whole. Files smaller than DIRECT_FROM are too.
 
+Given a Readahead (readahead.py), a DirectFile asks for each range it wrote
+around the cache to be read back into it, in the Readahead's thread: the
+first read of a block just put then finds it in the cache.
+
 A DirectFile is no more durable than any written file: O_DIRECT skips the
 page cache, not the disk's own cache nor the file's size and extents, so the
 writer still syncs the file (fdatasync) before naming it. Its methods block:
@@ -29,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 
 from pachd.storage.blocks import Parts
+from pachd.storage.readahead import Readahead
 
 ALIGN = 4096
 """What O_DIRECT writes are aligned to (memory, length, offset): a page, which covers disks of 512 B
@@ -63,9 +68,11 @@ class DirectFile:
     """Creates `path` (which must not exist) and writes to it; use as a context manager, whose
     end writes what is staged and closes the file (or, leaving with an error, only closes it)."""
 
-    def __init__(self, path: Path, *, direct: bool = True) -> None:
+    def __init__(self, path: Path, *, direct: bool = True, readahead: Readahead | None = None) -> None:
         self.path = path
         self.direct = direct  # written around the page cache (False where that was refused)
+        self._readahead = readahead
+        self._written = 0  # bytes written to the file
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         if direct:
             # Turned on once created: a filesystem that refuses it at open(O_DIRECT) may have created the file.
@@ -113,6 +120,7 @@ class DirectFile:
                 if self._staged:
                     self._through_cache()
                     _write_all(self._fd, memoryview(self._stage)[: self._staged])
+                    self._written += self._staged
                     self._staged = 0
         finally:
             self.abandon()
@@ -129,6 +137,10 @@ class DirectFile:
             self._through_cache()  # refused at the write, not the open: write this and the rest buffered
             self.direct = False
             _write_all(self._fd, view[:size])
+        else:
+            if self._readahead is not None:
+                self._readahead.ask(self._fd, self._written, size)
+        self._written += size
         rest = self._staged - size
         if rest:
             self._stage.move(0, size, rest)

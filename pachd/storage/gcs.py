@@ -65,6 +65,8 @@ class GcsBlockStore:
     def batch(self) -> WriteBatch:
         return DurableBatch(self)
 
+    readahead = None  # its temporary files are uploaded, then removed: nothing to read back
+
     def temporary(self) -> Path:
         return self._spill / uuid.uuid4().hex
 

@@ -2,18 +2,14 @@
 
 A name "blocks/<hash>" lives at root/blocks/<first two chars>/<hash>, so no
 directory grows past a few thousand entries. A write goes to a temporary file
-in the same filesystem (root/tmp; around the page cache, see direct.py), is
-synced (fdatasync), then renamed into place, and the directory synced: a
+in the same filesystem (root/tmp; around the page cache, see direct.py, and
+read back into it in the background, see readahead.py), is synced (fdatasync), then renamed into place, and the directory synced: a
 crash never leaves a partial object under its name, and a failed write
 removes its temporary file; sweep() clears what a crash left in root/tmp. A
 batch (one put-file stream's blocks) writes all its temporary files first and
 syncs them together at commit(): every file, then every rename, then each
 directory once, so the disk's journal commits a handful of times per batch
-instead of twice per block. Objects written around the page cache are read
-back into it once durable (readahead.py), in the background: not while the
-batch's writes are under way, whose disk that reading would share (a 1 GiB
-put took 20-40 % longer), but as soon as they are durable, before the reader
-that usually follows (a get-file, a job's download) comes. All disk I/O runs in worker threads; the sync
+instead of twice per block. All disk I/O runs in worker threads; the sync
 calls go through Disk, so tests can see their order.
 """
 
@@ -65,7 +61,7 @@ class LocalBlockStore:
         self._reserve = reserve
         self.disk = disk or Disk()
         self.readahead = readahead or Readahead()
-        """Reads objects written around the page cache back into it once they are durable (readahead.py)."""
+        """Reads what is written around the page cache back into it (readahead.py), off the writers' path."""
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         # Renewing an object and deleting it when old exclude each other (one pachd owns the folder).
@@ -95,7 +91,7 @@ class LocalBlockStore:
         """Writes the new temporary file `tmp` holding `parts` (not synced; around the page cache
         where the filesystem allows, see direct.py)."""
         try:
-            with DirectFile(tmp, direct=sum(len(p) for p in parts) >= DIRECT_FROM) as out:
+            with DirectFile(tmp, direct=sum(len(p) for p in parts) >= DIRECT_FROM, readahead=self.readahead) as out:
                 out.write(parts)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -132,24 +128,9 @@ class LocalBlockStore:
                 self.disk.replace(source, path)
             for folder in sorted({path.parent for _, path in moves}):
                 self.disk.sync_dir(folder)
-            for _, path in todo:
-                self._read_back(path)
         finally:
             for source, _ in moves:
                 source.unlink(missing_ok=True)
-
-    def _read_back(self, path: Path) -> None:
-        """Asks for the object at `path` to be read into the page cache, if it was written around it."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return  # a hint: the object is durable, which is what was asked
-        try:
-            size = os.fstat(fd).st_size
-            if size >= DIRECT_FROM:
-                self.readahead.ask(fd, 0, size)
-        finally:
-            os.close(fd)
 
     def batch(self) -> WriteBatch:
         return LocalBatch(self)

@@ -1,26 +1,18 @@
-"""Readahead: blocks just made durable read back into the page cache, from a thread of its own.
+"""Readahead: just-written block files read back into the page cache, from a thread of its own.
 
 Blocks are written around the page cache (direct.py), so the first read of a
 block just put (a get-file right after the put-file, a job's download) would
-come from the disk, in the reader's time. The local store asks a Readahead
-for each block once it is durable (localdisk.py), and the Readahead asks the
-kernel to read it back into the cache (posix_fadvise WILLNEED), so the reader
-finds it there. The kernel does the reading (about 0.1 s of CPU per GiB for
-the asking), in one worker thread, never the writer's: ask() only queues.
-
-Not while the blocks are written: reading them back then shares the disk
-with the put's own direct writes, and made a 1 GiB put 20-40 % slower
-(the disk's scheduler serves reads first). And one step at a time: the
-kernel queues a whole step's reads at once, so steps asked back to back
-would fill the disk's queue ahead of the writes and syncs that follow (the
-commit's metadata, the next put): once WINDOW bytes are asked for, the next
-step waits until they are read.
+come from the disk, in the reader's time. A Readahead asks the kernel to read
+each range a DirectFile wrote back into the cache (posix_fadvise WILLNEED)
+while the put goes on, so the reader finds it there. The kernel does the
+reading (the disk copies into the cache; about 0.1 s of CPU per GiB for the
+asking), and the asking blocks while the disk is busy, so it runs in one
+worker thread, never in the writer's: ask() only queues.
 
 Bounded: at most PENDING bytes (and QUEUED ranges) wait to be asked for;
 what comes while the queue is full is not asked for at all (a hint, not a
 promise), so a disk slower than the puts never piles up work, descriptors
-or cache. PENDING holds a 1 GiB put whole (its 128 blocks of 8 MiB, or one
-block). Each call asks for at most STEP bytes, since the kernel reads no
+or cache. Each call asks for at most STEP bytes, since the kernel reads no
 more than the device's readahead window per call. The page cache stays the
 kernel's: pages read this way are the first it reclaims.
 """
@@ -35,15 +27,12 @@ from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
-PENDING = 1024 * 1024 * 1024
+PENDING = 256 * 1024 * 1024
 """Bytes waiting to be asked for, at most."""
-QUEUED = 256
+QUEUED = 64
 """Ranges waiting to be asked for, at most (each holds a duplicated descriptor)."""
 STEP = 1024 * 1024
 """Bytes asked for by one call: no more than the smallest readahead window the kernel honours."""
-WINDOW = 8 * 1024 * 1024
-"""Bytes asked for and not yet read, at most: what the kernel's own readahead keeps in flight for a
-reader, so the writes and syncs that come meanwhile wait behind no more than that."""
 
 Advise = Callable[[int, int, int, int], None]
 
@@ -109,25 +98,14 @@ class Readahead:
 
     def _read(self, fd: int, offset: int, size: int) -> None:
         end = offset + size
-        read = offset  # where the bytes asked for are known to be read up to
         try:
             while offset < end:
                 step = min(STEP, end - offset)
                 self._advise(fd, offset, step, os.POSIX_FADV_WILLNEED)
                 offset += step
                 self.asked += step
-                if offset - read >= WINDOW or offset == end:
-                    self._wait_read(fd, offset - 1)
-                    read = offset
         except OSError as err:  # a hint: the file may be on a filesystem without one
             logger.debug("readahead refused: %s", err)
-
-    def _wait_read(self, fd: int, last: int) -> None:
-        """Waits until what was asked for is read (its last byte is)."""
-        try:
-            os.pread(fd, 1, last)
-        except OSError:
-            pass  # a write-only descriptor: the next step goes at once
 
     def close(self) -> None:
         """Stops asking: what waits is dropped, the thread ends. Blocks briefly: call it in a thread."""
@@ -143,4 +121,3 @@ class Readahead:
                 self.dropped += size
             self._queue.clear()
             self._pending = 0
-

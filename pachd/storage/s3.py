@@ -114,6 +114,8 @@ class S3BlockStore:
     def batch(self) -> WriteBatch:
         return DurableBatch(self)
 
+    readahead = None  # its temporary files are uploaded, then removed: nothing to read back
+
     def temporary(self) -> Path:
         return self._spill / uuid.uuid4().hex
 

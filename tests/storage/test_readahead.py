@@ -23,12 +23,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _cached(path: Path) -> int:
-    """Bytes of the file in the page cache."""
-    return sum(_cached_pages(path)) * mmap.PAGESIZE
-
-
-def _cached_pages(path: Path) -> list[bool]:
-    """Whether each page of the file is in the page cache (mincore over a mapping of it)."""
+    """Bytes of the file in the page cache (mincore over a mapping of it)."""
     size = path.stat().st_size
     pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
     # A private mapping (never written: no page is copied) that ctypes can take the address of.
@@ -41,7 +36,7 @@ def _cached_pages(path: Path) -> list[bool]:
                 raise OSError(ctypes.get_errno(), "mincore")
         finally:
             del start
-    return [bool(page & 1) for page in vector]
+    return sum(page & 1 for page in vector) * mmap.PAGESIZE
 
 
 class Recorder:
@@ -60,81 +55,22 @@ class Recorder:
         self.calls.append((offset, size, advice))
 
 
-async def test_a_block_made_durable_is_read_back_into_the_page_cache(tmp_path: Path) -> None:
-    store = LocalBlockStore(tmp_path / "objects", reserve=0)
-    data = os.urandom(3 * STAGE + 12345)
-    name = "blocks/" + hashlib.sha512(data).hexdigest()
-    path = tmp_path / "objects" / "blocks" / name[7:9] / name[7:]
-    try:
-        async with BlockWriter(store) as writer:
-            await writer.submit([data])
-            await writer.commit()
-        wait_until(lambda: store.readahead.asked == len(data), what="the block to be asked for")
-        wait_until(lambda: _cached(path) == len(data) + 4096 - len(data) % 4096, what="the block in the page cache")
-        assert await store.get(name) == data
-    finally:
-        await store.close()
-
-
-class Asks(Readahead):
-    """A Readahead that records what it is asked for, as it is asked."""
-
-    def __init__(self) -> None:
-        super().__init__(advise=lambda fd, offset, size, advice: None)
-        self.asks: list[tuple[int, int]] = []
-
-    def ask(self, fd: int, offset: int, size: int) -> bool:
-        self.asks.append((offset, size))
-        return super().ask(fd, offset, size)
-
-
-async def test_nothing_is_asked_for_while_a_batch_is_written(tmp_path: Path) -> None:
-    """Reading blocks back shares the disk with the put's own writes: a put's blocks are asked
-    for once its batch made them durable, each whole, and not before."""
-    store = LocalBlockStore(tmp_path / "objects", reserve=0, readahead=Asks())
-    ahead = store.readahead
-    assert isinstance(ahead, Asks)
-    block, long = os.urandom(2 * STAGE), os.urandom(2 * STAGE + 100)
-    try:
-        async with BlockWriter(store) as writer:
-            first = await writer.submit([block])
-            assert await writer.write(Piece((memoryview(long)[: STAGE + 1],), False)) is None
-            second = await writer.write(Piece((memoryview(long)[STAGE + 1 :],), True))
-            assert second is not None
-            await first, await second  # both written, not yet durable
-            assert ahead.asks == []
-            await writer.commit()
-            assert sorted(ahead.asks) == [(0, len(block)), (0, len(long))]
-    finally:
-        await store.close()
-
-
-def test_no_more_than_a_window_is_asked_for_ahead_of_what_is_read(tmp_path: Path) -> None:
-    """The kernel queues what is asked for at once and the disk's scheduler serves reads first, so
-    asking for a whole file back to back held the writes and syncs that came meanwhile back."""
+def test_a_direct_file_is_read_back_into_the_page_cache(tmp_path: Path) -> None:
+    ahead = Readahead()
     path = tmp_path / "block"
-    window = readahead.WINDOW
-    steps: list[tuple[int, bool]] = []  # (offset asked for, whether what lies a window before it was read)
-
-    def advise(fd: int, offset: int, size: int, advice: int) -> None:
-        read_to = offset // window * window  # what the Readahead waited for before asking for this
-        steps.append((offset, read_to == 0 or _cached_pages(path)[(read_to - 1) // mmap.PAGESIZE]))
-        os.posix_fadvise(fd, offset, size, advice)
-
-    with DirectFile(path) as out:  # around the page cache: not in it
-        out.write([os.urandom(3 * window)])
-    assert out.direct
-    ahead = Readahead(advise=advise)
-    fd = os.open(path, os.O_RDONLY)
+    data = os.urandom(3 * STAGE + 12345)
     try:
-        assert ahead.ask(fd, 0, 3 * window)
-        wait_until(lambda: ahead.asked == 3 * window, what="the block to be asked for")
-        wait_until(lambda: all(_cached_pages(path)), what="the block in the page cache")
+        with DirectFile(path, readahead=ahead) as out:
+            out.write([data])
+        assert out.direct
+        assert path.read_bytes() == data
+        os.posix_fadvise(os.open(path, os.O_RDONLY), 0, 0, os.POSIX_FADV_DONTNEED)  # what reading it cached
+        with DirectFile(tmp_path / "again", readahead=ahead) as out:
+            out.write([data])
+        wait_until(lambda: ahead.asked >= 3 * STAGE, what="the direct writes to be asked for")
+        wait_until(lambda: _cached(tmp_path / "again") >= 3 * STAGE, what="the block in the page cache")
     finally:
-        os.close(fd)
         ahead.close()
-    assert [offset for offset, _ in steps] == list(range(0, 3 * window, readahead.STEP))
-    assert all(read for _, read in steps), steps
 
 
 def test_ranges_are_asked_in_steps_and_a_full_queue_drops_them(tmp_path: Path) -> None:
@@ -196,7 +132,8 @@ async def test_the_local_store_asks_for_its_blocks_and_a_long_block(tmp_path: Pa
                 end = min(len(long), start + 5 * MIB)
                 await writer.write(Piece((memoryview(long)[start:end],), end == len(long)))
             await writer.commit()
-        wait_until(lambda: store.readahead.asked == len(block) + len(long), what="both blocks to be asked for")
+        wait_until(lambda: store.readahead.asked == 2 * STAGE + 3 * STAGE + 4096 * 3,
+                   what="the direct writes of both blocks to be asked for")
         for data in (block, long):
             assert await store.get("blocks/" + hashlib.sha512(data).hexdigest()) == data
     finally:
