@@ -59,6 +59,7 @@ class ObjectInfo:
 
 
 Parts = Sequence[bytes | memoryview]
+"""An object's bytes as pieces, in order (so no one has to join them into one buffer)."""
 
 WRITTEN_AT_ONCE = 512
 """Parts handed to one os.writev (below the system's IOV_MAX, 1024 on Linux)."""
@@ -72,16 +73,15 @@ def write_new(path: Path) -> int:
 def write_parts(fd: int, parts: Parts) -> None:
     """Writes the parts' bytes at the file's position, in order: through the page cache, where a
     get-file right after the put finds them (the writer syncs the file before naming it)."""
-    pending = [memoryview(part) for part in parts if len(part)]
-    while pending:
-        done = os.writev(fd, pending[:WRITTEN_AT_ONCE])
-        while done:  # a short write: drop what went, keep the rest of a part cut through
-            if done >= len(pending[0]):
-                done -= len(pending.pop(0))
-            else:
-                pending[0] = pending[0][done:]
-                done = 0
-"""An object's bytes as pieces, in order (so no one has to join them into one buffer)."""
+    views = [memoryview(part) for part in parts if len(part)]
+    at = 0
+    while at < len(views):
+        done = os.writev(fd, views[at : at + WRITTEN_AT_ONCE])
+        while done and done >= len(views[at]):
+            done -= len(views[at])
+            at += 1
+        if done:  # a short write cut through a part: the rest of it goes next
+            views[at] = views[at][done:]
 
 
 class WriteBatch(Protocol):

@@ -16,7 +16,7 @@ import pytest
 
 from pachyderm_client import Client, NotFoundError
 from pachyderm_client.proto import pfs_pb2
-from tests.reliability.test_load import peak_rss
+from tests.support.memory import process_memory
 from tests.support.pachd import PachdProcess
 from tests.support.wait import wait_until
 
@@ -42,7 +42,7 @@ def test_a_long_line_stays_one_block_in_bounded_memory(own_pachd: PachdProcess) 
         with client.commit("big") as c:
             client.put_file(("big", c.id), "line", _no_newline(NO_NEWLINE))
             client.put_file(("big", c.id), "line", b"\nend\n")
-        peak = peak_rss(own_pachd.process.pid)
+        peak = process_memory(own_pachd.process.pid, "VmHWM")
         assert peak < PEAK_RSS_LIMIT, f"pachd peaked at {peak / MIB:.0f} MiB putting {NO_NEWLINE / MIB:.0f} MiB"
         assert client.inspect_file(("big", "master/0"), "line").size_bytes == NO_NEWLINE + 5
         reader = client.get_file(("big", "master/0"), "line", offset=NO_NEWLINE - 3)

@@ -11,9 +11,9 @@ pachd/allocator.py): a 4x larger put left some 20 MiB more behind.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pachyderm_client import Client
+from tests.support.memory import process_memory
 from tests.support.pachd import PachdProcess
 
 MIB = 1 << 20
@@ -21,14 +21,6 @@ SMALL = 12_500
 """Files of the small put (1 KiB each); the large one has four times as many."""
 MARGIN = 10 * MIB
 """Growth allowed after the 4x larger put (after the change: 0-5 MiB; before: 15-25 MiB)."""
-
-
-def _anonymous(pid: int) -> int:
-    """The process's anonymous resident memory (RssAnon), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no RssAnon in /proc")
 
 
 def _put(client: Client, branch: str, count: int) -> None:
@@ -43,9 +35,9 @@ def test_a_put_four_times_larger_leaves_pachd_holding_no_more_memory(own_pachd: 
         client.create_repo("many")
         _put(client, "warm", SMALL)  # what any put reaches: pools, caches, the heap's working size
         _put(client, "small", SMALL)
-        after_small = _anonymous(pid)
+        after_small = process_memory(pid, "RssAnon")
         _put(client, "large", 4 * SMALL)
-        after_large = _anonymous(pid)
+        after_large = process_memory(pid, "RssAnon")
         assert client.inspect_commit(("many", "large")).size_bytes == 4 * SMALL * 1024
     grown = after_large - after_small
     assert grown < MARGIN, f"pachd holds {grown / MIB:.1f} MiB more after a put of {4 * SMALL} files than of {SMALL}"

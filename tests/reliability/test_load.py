@@ -13,12 +13,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from pachyderm_client import Client, NotFoundError
 from pachyderm_client.proto import pps_pb2
+from tests.support.memory import process_memory
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
 
@@ -32,14 +32,6 @@ def content(client_no: int, file_no: int, where: str) -> bytes:
     """Deterministic, mostly distinct file contents of 1-16 KiB."""
     seed = hashlib.sha256(f"{where}/{client_no}/{file_no}".encode()).digest()
     return seed * (32 + (file_no * 37 + client_no) % 480)
-
-
-def peak_rss(pid: int) -> int:
-    """The process's peak resident set size (VmHWM), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc")
 
 
 def run_threads(targets: list[Callable[[], None]]) -> list[BaseException]:
@@ -132,7 +124,7 @@ def test_fifty_clients_write_read_and_list_at_once(own_pachd: PachdProcess) -> N
         assert client.inspect_repo("shared").size_bytes == sum(
             len(content(n, i, "shared")) for n in range(CLIENTS) for i in range(FILES_PER_CLIENT))
     assert own_pachd.process is not None
-    peak = peak_rss(own_pachd.process.pid)
+    peak = process_memory(own_pachd.process.pid, "VmHWM")
     print(f"\nload: {CLIENTS} clients x {FILES_PER_CLIENT} files x 2 commits ({total / 2**20:.0f} MiB) "
           f"with {READERS} readers ({reads[0]} reads checked) in {elapsed:.1f} s; pachd peak RSS {peak / 2**20:.0f} MiB")
     assert peak < PEAK_RSS_LIMIT

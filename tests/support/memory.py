@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import tracemalloc
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+def process_memory(pid: int, field: str) -> int:
+    """A memory figure of the running process `pid`, in bytes, from /proc/<pid>/status: "VmHWM"
+    (its peak resident set), "RssAnon" (its anonymous resident memory: heaps, buffers)..."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
 async def traced_peak(work: Awaitable[T]) -> tuple[T, int]:
