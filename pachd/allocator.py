@@ -25,15 +25,12 @@ between calls is what is live, and a put's peak is one call's own.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
+
+from pachyderm_client._glibc import M_ARENA_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, c_library
 
 logger = logging.getLogger(__name__)
 
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
 MMAP_THRESHOLD = 32 * 1024 * 1024
 """Buffers smaller than this come from the heap (glibc's largest allowed threshold)."""
 TRIM = 64 * 1024 * 1024
@@ -43,39 +40,21 @@ ARENAS = 1
 GIL, one thread at a time, and most small allocations come from each thread's own cache
 (tcache), so the one heap's lock is seldom waited for (big puts' CPU did not change, measured)."""
 
-_libc: ctypes.CDLL | None = None
-
-
-def _c_library() -> ctypes.CDLL | None:
-    """The C library if it is glibc (it has mallopt and malloc_trim), else None."""
-    global _libc
-    if _libc is None:
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-            libc.mallopt.restype = ctypes.c_int
-            libc.malloc_trim.argtypes = [ctypes.c_size_t]
-            libc.malloc_trim.restype = ctypes.c_int
-        except (OSError, AttributeError):
-            return None
-        _libc = libc
-    return _libc
-
 
 def keep_freed_buffers() -> bool:
     """Sets the thresholds and the one arena above (before pachd starts its threads); False where
     the C library is not glibc (nothing changed)."""
-    libc = _c_library()
+    libc = c_library()
     if libc is None:
         logger.debug("no mallopt in the C library: its allocator keeps its defaults")
         return False
-    return (bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM))
-            and bool(libc.mallopt(_M_ARENA_MAX, ARENAS)))
+    return (bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM))
+            and bool(libc.mallopt(M_ARENA_MAX, ARENAS)))
 
 
 def release_freed() -> None:
     """Gives the freed memory of every heap back to the system (malloc_trim), the kept buffers
     included: the next call faults its pages in again, once."""
-    libc = _c_library()
+    libc = c_library()
     if libc is not None:
         libc.malloc_trim(0)

@@ -12,9 +12,6 @@ from collections.abc import Callable, Iterable
 
 from google.protobuf import wrappers_pb2
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-
-
 def value(reply: bytes) -> memoryview:
     """The `value` of a BytesValue's wire bytes, not copied out of them: what pachd sends is a
     tag, a length and the bytes; any other encoding of it is parsed."""
@@ -38,14 +35,12 @@ def reuse_message_memory() -> None:
     by default each 2 MiB reply goes back to the kernel when freed and the next one is faulted in
     afresh, zeroed page by page, 0.15-0.2 s of system time per GiB read. For a process that reads
     a large file and ends (pachctl get-file); elsewhere (musl, macOS) nothing changes."""
-    import ctypes  # only here: no other command pays for it
+    from pachyderm_client import _glibc  # only here: no other command pays for ctypes
 
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, 64 * 1024 * 1024)  # below this, from the heap, reused
-    mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)  # freed memory the heap keeps before it shrinks
+    libc = _glibc.c_library()
+    if libc is not None:
+        libc.mallopt(_glibc.M_MMAP_THRESHOLD, 64 * 1024 * 1024)  # below this, from the heap, reused
+        libc.mallopt(_glibc.M_TRIM_THRESHOLD, 256 * 1024 * 1024)  # freed memory the heap keeps before it shrinks
 
 
 def write(values: Iterable[memoryview], fd: int, progress: Callable[[int], None] | None = None) -> int:
