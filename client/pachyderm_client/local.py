@@ -24,6 +24,7 @@ from typing import Any
 
 import grpc
 
+from pachyderm_client import reading
 from pachyderm_client.errors import DataLossError, from_status
 
 RECORD = 1 << 16
@@ -152,7 +153,5 @@ class Copier:
 
     def _plain(self, source: int, offset: int, count: int) -> int:
         data = os.pread(source, min(count, 4 << 20), offset)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._out, view):]
+        reading.write_all(self._out, memoryview(data))
         return len(data)

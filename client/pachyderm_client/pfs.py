@@ -406,27 +406,17 @@ class PfsClient(Connection):
             except local.Unreachable:
                 pass
         if fd is None:
-            return self._copy_through(file, path, out, offset, size, progress)
-        out.flush()
-        return self._copy_into(file, path, fd, offset, size, progress)
+            write: Callable[[memoryview], object] = out.write
+        else:  # straight to the descriptor, after what `out` holds
+            out.flush()
+            write = functools.partial(reading.write_all, fd)
+        return self._copy(file, path, write, offset, size, progress)
 
     @translated
-    def _copy_through(self, file: pfs_pb2.Commit, path: str, out: BinaryIO, offset: int, size: int,
-                      progress: Progress | None) -> int:
-        """copy_file into an object with no descriptor: through its write()."""
-        written = 0
-        for chunk in self._get_values(file, path, offset, size):
-            out.write(chunk)
-            written += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
-        return written
-
-    @translated
-    def _copy_into(self, file: pfs_pb2.Commit, path: str, fd: int, offset: int, size: int,
-                   progress: Progress | None) -> int:
-        """copy_file into a descriptor: the replies' values written to it as they come."""
-        return reading.write(self._get_values(file, path, offset, size), fd, progress)
+    def _copy(self, file: pfs_pb2.Commit, path: str, write: Callable[[memoryview], object], offset: int, size: int,
+              progress: Progress | None) -> int:
+        """copy_file over the GetFile stream: each reply's value handed to `write` as it comes."""
+        return reading.write(self._get_values(file, path, offset, size), write, progress)
 
     def _get_values(self, file: pfs_pb2.Commit, path: str, offset: int, size: int) -> Iterable[memoryview]:
         """A GetFile stream's values, not copied out of the replies (see reading.value)."""

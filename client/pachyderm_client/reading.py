@@ -1,8 +1,8 @@
-"""Reading a file's bytes off a GetFile stream into a descriptor, its replies not copied.
+"""Reading a file's bytes off a GetFile stream into an output, its replies not copied.
 
 A GetFile reply is a BytesValue of up to 2 MiB: parsing it into a message and taking its
 value copies the bytes twice, so value() takes them straight out of the reply's wire bytes,
-and write() hands them to the descriptor.
+and write() hands them on (to a descriptor: write_all()).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterable
 
 from google.protobuf import wrappers_pb2
+
 
 def value(reply: bytes) -> memoryview:
     """The `value` of a BytesValue's wire bytes, not copied out of them: what pachd sends is a
@@ -43,14 +44,19 @@ def reuse_message_memory() -> None:
         libc.mallopt(_glibc.M_TRIM_THRESHOLD, 256 * 1024 * 1024)  # freed memory the heap keeps before it shrinks
 
 
-def write(values: Iterable[memoryview], fd: int, progress: Callable[[int], None] | None = None) -> int:
-    """Writes a stream's values to `fd` in order; returns how many bytes."""
+def write(values: Iterable[memoryview], write: Callable[[memoryview], object],
+          progress: Callable[[int], None] | None = None) -> int:
+    """Hands a stream's values to `write` (which writes all it is given) in order; returns how many bytes."""
     written = 0
     for data in values:
-        size = len(data)
-        while data:
-            data = data[os.write(fd, data):]
-        written += size
+        write(data)
+        written += len(data)
         if progress is not None:
-            progress(size)
+            progress(len(data))
     return written
+
+
+def write_all(fd: int, data: memoryview) -> None:
+    """Writes all of `data` to the descriptor `fd` (a pipe may take it in parts)."""
+    while data:
+        data = data[os.write(fd, data):]
