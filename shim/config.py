@@ -19,7 +19,6 @@ class ShimConfig:
     job_token: str  # the pod's credential for its own job (PACH_JOB_TOKEN), "" if pachd gave none
     pfs_mode: str  # "copy" (download the shard, upload /pfs/out after) or "fuse" (mount it)
     environment: dict[str, str]  # what the user's code starts from (the pod's environment)
-    report_times: bool = False  # PACH_SHIM_TIMES=1: say on stderr each step's wall and CPU seconds (benchmarks)
 
 
 def load() -> ShimConfig:
@@ -42,7 +41,6 @@ def load() -> ShimConfig:
         job_token=env.get("PACH_JOB_TOKEN", ""),
         pfs_mode=env.get("PACH_PFS_MODE", "copy"),
         environment=dict(env),
-        report_times=env.get("PACH_SHIM_TIMES") == "1",
     )
 
 

@@ -106,7 +106,7 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
             env[f"PACH_{mount_name(mount).upper()}_COMMIT_ID"] = mount.commit.id
     stdin = "".join(line + "\n" for line in transform.stdin).encode()
     over_fuse = env.get("PACH_PFS_MODE", config.pfs_mode) == "fuse"  # a pipeline's env may choose
-    report_times = env.get("PACH_SHIM_TIMES", "1" if config.report_times else "") == "1"
+    report_times = env.get("PACH_SHIM_TIMES") == "1"  # the pod's environment or the pipeline's
     steps.mark("start")
     if over_fuse:
         import asyncio  # only FUSE pods need an event loop
