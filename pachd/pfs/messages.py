@@ -7,7 +7,8 @@ only well-formed names, IDs and paths.
 from __future__ import annotations
 
 import enum
-from typing import TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 from google.protobuf import timestamp_pb2
 
@@ -19,6 +20,9 @@ from pachd.pfs.files import DiffSpec, FileInfo, ListMode
 from pachd.pfs.records import BlockRef, CommitRecord, FileKind, RepoRecord
 from pachd.pfs.sharding import Shard
 from pachyderm_client.proto import pfs_pb2
+
+if TYPE_CHECKING:
+    from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -138,10 +142,14 @@ def file_info(repo: str, commit_id: str, info: FileInfo) -> pfs_pb2.FileInfo:
     )
 
 
-def block_refs(refs: list[BlockRef]) -> pfs_pb2.BlockRefs:
-    return pfs_pb2.BlockRefs(
-        block_ref=[
-            pfs_pb2.BlockRef(block=pfs_pb2.Block(hash=r.hash), range=pfs_pb2.ByteRange(lower=r.lower, upper=r.upper))
-            for r in refs
-        ]
-    )
+def block_refs(refs: Iterable[BlockRef]) -> pfs_pb2.BlockRefs:
+    message = pfs_pb2.BlockRefs()
+    add_block_refs(message.block_ref, refs)
+    return message
+
+
+def add_block_refs(into: RepeatedCompositeFieldContainer[pfs_pb2.BlockRef], refs: Iterable[BlockRef]) -> None:
+    """Appends the refs to a repeated BlockRef field, each built in place (no message copied in:
+    ListFileRefs runs this once per file of a pod's shard)."""
+    for ref in refs:
+        into.add(block=pfs_pb2.Block(hash=ref.hash), range=pfs_pb2.ByteRange(lower=ref.lower, upper=ref.upper))

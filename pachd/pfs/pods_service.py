@@ -29,10 +29,7 @@ class PodDataService(pods_pb2_grpc.PodDataServicer):
             diff = type(diff)(diff.from_commit, True)
         batch = pods_pb2.FileRefs()
         async for path, refs in self._pfs.files.walk(repo, commit_id, shard=messages.shard(request.shard), diff=diff):
-            file = batch.files.add(path=path)  # built in place: this runs once per file of the pod's shard
-            for ref in refs:
-                file.block_refs.add(block=pfs_pb2.Block(hash=ref.hash),
-                                    range=pfs_pb2.ByteRange(lower=ref.lower, upper=ref.upper))
+            messages.add_block_refs(batch.files.add(path=path).block_refs, refs)  # in place: once per file
             if len(batch.files) >= BATCH:
                 yield batch
                 batch = pods_pb2.FileRefs()
