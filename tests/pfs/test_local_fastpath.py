@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -40,17 +39,10 @@ RANGES = [(0, 0), (0, 1), (5, 0), (3, 7), (MIB, 3 * MIB), (8 * MIB - 5, 10), (19
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PachdProcess]:
-    started = PachdProcess(tmp_path_factory.mktemp("fastpath") / "data").start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
-def files(server: PachdProcess) -> dict[str, bytes]:
+def files(module_pachd: PachdProcess) -> dict[str, bytes]:
     """Files of every shape, put through the gRPC stream: many blocks, empty, appended, packed."""
     big = lines(20 * MIB)
-    with Client(server.address) as client:
+    with Client(module_pachd.address) as client:
         client.create_repo("data")
         with client.commit("data") as first:
             client.put_file(first, "big", big)
@@ -69,9 +61,9 @@ def fast(client: Client) -> local.LocalSocket:
     return found
 
 
-def test_reads_through_the_fast_path_are_get_files_bytes(server: PachdProcess, files: dict[str, bytes],
+def test_reads_through_the_fast_path_are_get_files_bytes(module_pachd: PachdProcess, files: dict[str, bytes],
                                                          tmp_path: Path) -> None:
-    with Client(server.address) as client:
+    with Client(module_pachd.address) as client:
         socket_path = fast(client)
         for name, data in files.items():
             for offset, size in RANGES:
@@ -85,10 +77,10 @@ def test_reads_through_the_fast_path_are_get_files_bytes(server: PachdProcess, f
         assert client.get_file_bytes("data/master/0", "appended") == b"one\ntwo\n"
 
 
-def test_copy_file_writes_to_every_kind_of_output(server: PachdProcess, files: dict[str, bytes],
+def test_copy_file_writes_to_every_kind_of_output(module_pachd: PachdProcess, files: dict[str, bytes],
                                                   tmp_path: Path) -> None:
     big = files["big"]
-    with Client(server.address) as client:
+    with Client(module_pachd.address) as client:
         fast(client)
         regular = tmp_path / "regular"
         with open(regular, "wb") as handle:
@@ -119,11 +111,11 @@ def _drain(fd: int, into: bytearray) -> None:
             into += chunk
 
 
-def test_pachctl_puts_and_gets_through_the_fast_path(server: PachdProcess, files: dict[str, bytes],
+def test_pachctl_puts_and_gets_through_the_fast_path(module_pachd: PachdProcess, files: dict[str, bytes],
                                                     tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.write_bytes(files["big"][: 9 * MIB] + b"no newline at the end")
-    env = {**os.environ, "ADDRESS": server.address}
+    env = {**os.environ, "ADDRESS": module_pachd.address}
     env.pop("PACH_LOCAL_FASTPATH", None)
     pachctl = [sys.executable, "-m", "pachctl.main", "-q"]
     subprocess.run([*pachctl, "put-file", "data", "cli", "f", "-c", "-f", str(source)], env=env, check=True)
@@ -135,13 +127,13 @@ def test_pachctl_puts_and_gets_through_the_fast_path(server: PachdProcess, files
         piped = subprocess.run([*pachctl, "get-file", repo, commit, path], env=env, check=True,
                                stdout=subprocess.PIPE).stdout
         assert piped == data
-    logged = server.logs()
+    logged = module_pachd.logs()
     assert "fast path put of data/cli/0 f" in logged and "fast path get of data/cli/0 f" in logged
 
 
-def test_errors_through_the_fast_path_are_get_files(server: PachdProcess, files: dict[str, bytes],
+def test_errors_through_the_fast_path_are_get_files(module_pachd: PachdProcess, files: dict[str, bytes],
                                                     tmp_path: Path) -> None:
-    with Client(server.address) as client, open(tmp_path / "out", "wb") as handle:
+    with Client(module_pachd.address) as client, open(tmp_path / "out", "wb") as handle:
         for name in ("missing", "small"):  # no such file; a directory
             with pytest.raises(PachydermError) as streamed:
                 client.get_file_bytes("data/master/1", name)
@@ -154,13 +146,13 @@ def test_errors_through_the_fast_path_are_get_files(server: PachdProcess, files:
 
 
 def test_the_client_falls_back_to_grpc_when_the_socket_is_absent_or_refuses(
-        server: PachdProcess, files: dict[str, bytes], tmp_path: Path) -> None:
+        module_pachd: PachdProcess, files: dict[str, bytes], tmp_path: Path) -> None:
     refusing = tmp_path / "refusing.sock"
     bound = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     bound.bind(str(refusing))  # bound, never listening: connections are refused
     try:
         for path in (tmp_path / "absent.sock", refusing):
-            with Client(server.address) as client:
+            with Client(module_pachd.address) as client:
                 fast(client)
                 client._fast_path = unreachable = local.LocalSocket(str(path), None)
                 with pytest.raises(local.Unreachable):
@@ -186,11 +178,11 @@ def test_only_loopback_addresses_use_the_fast_path() -> None:
         assert remote._local_socket() is None
 
 
-def test_puts_through_the_fast_path_append_like_the_stream(server: PachdProcess, tmp_path: Path) -> None:
+def test_puts_through_the_fast_path_append_like_the_stream(module_pachd: PachdProcess, tmp_path: Path) -> None:
     data = lines(10 * MIB)
     source = tmp_path / "source"
     source.write_bytes(data)
-    with Client(server.address) as client:
+    with Client(module_pachd.address) as client:
         fast(client)
         client.create_repo("puts")
         with client.commit("puts") as first:

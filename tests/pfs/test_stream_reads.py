@@ -29,17 +29,10 @@ EDGES = [sum(BLOCKS[:n]) for n in range(len(BLOCKS) + 1)]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PachdProcess]:
-    started = PachdProcess(tmp_path_factory.mktemp("ranged") / "data").start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
-def blocks_file(server: PachdProcess) -> bytes:
+def blocks_file(module_pachd: PachdProcess) -> bytes:
     """data/master/0 "f": one block per put of BLOCKS' sizes."""
     parts = [os.urandom(size) for size in BLOCKS]
-    with Client(server.address) as client:
+    with Client(module_pachd.address) as client:
         client.create_repo("data")
         with client.commit("data") as commit:
             for part in parts:
@@ -48,9 +41,9 @@ def blocks_file(server: PachdProcess) -> bytes:
 
 
 @pytest.fixture
-def client(server: PachdProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+def client(module_pachd: PachdProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     monkeypatch.setenv("PACH_LOCAL_FASTPATH", "0")
-    with Client(server.address) as connected:
+    with Client(module_pachd.address) as connected:
         yield connected
 
 
@@ -82,14 +75,14 @@ def test_a_copy_into_a_file_is_the_file_between_what_it_holds(client: Client, bl
         assert out.read_bytes() == b"before" + expected + b"after", (offset, size)
 
 
-def test_pachctl_get_file_over_the_stream_writes_exactly_the_file(server: PachdProcess, blocks_file: bytes,
+def test_pachctl_get_file_over_the_stream_writes_exactly_the_file(module_pachd: PachdProcess, blocks_file: bytes,
                                                                   tmp_path: Path) -> None:
     big = os.urandom(17 * MIB + 5)  # several 8 MiB blocks
-    with Client(server.address) as client:
+    with Client(module_pachd.address) as client:
         client.create_repo("big")
         with client.commit("big") as commit:
             client.put_file(commit, "big", big)
-    env = {**os.environ, "ADDRESS": server.address, "PACH_LOCAL_FASTPATH": "0"}
+    env = {**os.environ, "ADDRESS": module_pachd.address, "PACH_LOCAL_FASTPATH": "0"}
     pachctl = [sys.executable, "-m", "pachctl.main", "-q", "get-file"]
     for name, path, data in (("big", "big", big), ("data", "f", blocks_file)):
         with open(tmp_path / "out", "wb") as out:

@@ -93,6 +93,14 @@ def client(pachd: PachdProcess) -> Iterator[Client]:
         yield connected
 
 
+@pytest.fixture(scope="module")
+def module_pachd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PachdProcess]:
+    """A pachd of this test module alone, on SQLite: its tests share the data they put."""
+    server = PachdProcess(tmp_path_factory.mktemp("module") / "data").start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def own_pachd(tmp_path: Path) -> Iterator[PachdProcess]:
     """A pachd of this test alone (to kill, restart or fill as it likes), on SQLite."""
