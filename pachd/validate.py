@@ -60,6 +60,9 @@ def file_path(path: str, *, allow_root: bool = True) -> str:
     Rejects NUL bytes, '..' and '.' components (no escaping the commit), over-long
     paths, and paths nested deeper than MAX_PATH_DEPTH.
     """
+    if (path[:1] == "/" and path[-1] != "/" and "//" not in path and "/." not in path and "\x00" not in path
+            and len(path) <= MAX_PATH_LENGTH and path.count("/") <= MAX_PATH_DEPTH):
+        return path  # already in '/a/b' form, no component empty or a dot (names starting with one go below)
     if "\x00" in path:
         raise InvalidPath("file path contains a NUL byte")
     if len(path) > MAX_PATH_LENGTH:

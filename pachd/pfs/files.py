@@ -22,7 +22,7 @@ from pachd.pfs.chunking import Delimiter, Slice
 from pachd.pfs.commits import Commits
 from pachd.pfs.records import BlockRef, CommitRecord, FileDiff, FileKind
 from pachd.pfs.spill import HOLD, Row, Spill
-from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard
+from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard, refs_in_shard
 from pachd.pfs.tree import DirEntry, Entry, FileEntry, Tree, file_change
 from pachd.pfs.uploads import Uploads
 from pachd.pfs.urls import Fetcher
@@ -227,7 +227,9 @@ class Files:
         _, view, old = await self._views(repo, commit_id, diff)
         async for path, entry in view.walk("/", await view.root_entry()):
             if isinstance(entry, FileEntry):
-                refs = await self._refs(path, entry, shard, old, diff)
+                # Without a diff nothing here awaits: no coroutine per file (a job pod's shard walks every file).
+                refs = _in_shard(path, entry, entry.refs, shard) if old is None else await self._refs(
+                    path, entry, shard, old, diff)
                 if refs is not None:
                     yield path, refs
 
@@ -287,22 +289,27 @@ class Files:
         self, path: str, entry: FileEntry, shard: Shard, old: Tree | None, diff: DiffSpec | None
     ) -> tuple[BlockRef, ...] | None:
         """The references of the file the shard and diff select; None for none."""
-        if not file_in_shard(shard, path):
-            return None
         refs = entry.refs
         if old is not None:
+            if not file_in_shard(shard, path):
+                return None
             change = file_change(await old.lookup(path), entry)
             if change is None:
                 return None
             if not (diff is not None and diff.full_file):
                 refs = change[1]
-        if shard.filters_blocks:
-            if not entry.refs:
-                return () if block_in_shard(shard, path, "") else None
-            refs = tuple(r for r in refs if block_in_shard(shard, path, r.hash))
-            if not refs:
-                return None
+        return _in_shard(path, entry, refs, shard)
+
+
+def _in_shard(path: str, entry: FileEntry, refs: tuple[BlockRef, ...], shard: Shard) -> tuple[BlockRef, ...] | None:
+    """Those of the file's `refs` in the shard; None if none is (an empty file is in one block shard)."""
+    if not file_in_shard(shard, path):
+        return None
+    if not shard.filters_blocks:
         return refs
+    if not entry.refs:
+        return () if block_in_shard(shard, path, "") else None
+    return refs_in_shard(shard, path, refs) or None
 
 
 def _rows(headers: builtins.list[tuple[FileHeader, int]], refs: builtins.list[tuple[BlockRef, ...]]) -> Iterator[Row]:

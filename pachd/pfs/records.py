@@ -33,6 +33,11 @@ class BlockRef:
         return self.upper - self.lower
 
 
+def refs_size(refs: tuple[BlockRef, ...]) -> int:
+    """The bytes `refs` name (a list, not a generator: this runs for every file a tree is built of)."""
+    return sum([ref.upper - ref.lower for ref in refs])
+
+
 @dataclass(frozen=True, slots=True)
 class RepoRecord:
     name: str
@@ -123,7 +128,7 @@ class FileDiff:
 
     @property
     def size(self) -> int:
-        return sum(ref.size for ref in self.refs)
+        return refs_size(self.refs)
 
 
 # -- encoding -----------------------------------------------------------------

@@ -13,6 +13,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from pachd.pfs.records import BlockRef
+
 
 @dataclass(frozen=True, slots=True)
 class Shard:
@@ -49,3 +51,12 @@ def block_in_shard(shard: Shard, path: str, block_hash: str) -> bool:
     if not shard.filters_blocks:
         return True
     return zlib.adler32((path + block_hash).encode()) % shard.block_modulus == shard.block_number
+
+
+def refs_in_shard(shard: Shard, path: str, refs: tuple[BlockRef, ...]) -> tuple[BlockRef, ...]:
+    """Those of the file's block references in the shard (block_in_shard's hash of each, in one pass:
+    a job pod's ListFileRefs runs this for every file of its input)."""
+    if not shard.filters_blocks:
+        return refs
+    modulus, number = shard.block_modulus, shard.block_number
+    return tuple([ref for ref in refs if zlib.adler32((path + ref.hash).encode()) % modulus == number])

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pachd.errors import FileTypeConflict
-from pachd.pfs.records import BlockRef, FileDiff, FileKind
+from pachd.pfs.records import BlockRef, FileDiff, FileKind, refs_size
 from pachd.storage.blocks import BlockStore
 
 EMPTY = ""
@@ -209,14 +209,23 @@ class Tree:
         return await self.node(directory.node)
 
     async def walk(self, path: str, entry: Entry) -> AsyncIterator[tuple[str, Entry]]:
-        """Every entry below `entry` (at `path`), depth first, in name order."""
+        """Every entry below `entry` (at `path`), depth first, in name order.
+
+        One generator with a stack of the directories under way: a nested generator per
+        directory would hand every entry up through each level above it."""
         if not isinstance(entry, DirEntry):
             return
-        for name, child in (await self.node(entry.node)).items():
-            child_path = join(path, name)
-            yield child_path, child
-            async for item in self.walk(child_path, child):
-                yield item
+        stack = [(path.rstrip("/"), iter((await self.node(entry.node)).items()))]
+        while stack:
+            parent, children = stack[-1]
+            for name, child in children:
+                child_path = f"{parent}/{name}"
+                yield child_path, child
+                if isinstance(child, DirEntry):  # its entries come next, then its siblings
+                    stack.append((child_path, iter((await self.node(child.node)).items())))
+                    break
+            else:
+                stack.pop()
 
 
 # -- building ---------------------------------------------------------------
@@ -383,7 +392,7 @@ def file_after(existing: FileEntry | None, diff: FileDiff, commit: str) -> FileE
     """The file a FILE diff made by `commit` leaves: appended to `existing` unless the diff replaces it."""
     if existing is not None and not diff.delete:
         refs = existing.refs + diff.refs
-        return FileEntry(sum(r.size for r in refs), diff.modified, commit, existing.origin, refs)
+        return FileEntry(refs_size(refs), diff.modified, commit, existing.origin, refs)
     return FileEntry(diff.size, diff.modified, commit, commit, diff.refs)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard
+from pachd.pfs.records import BlockRef
+from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard, refs_in_shard
 
 
 def test_files_fall_in_exactly_one_shard() -> None:
@@ -28,3 +29,14 @@ def test_blocks_fall_in_exactly_one_shard() -> None:
 def test_no_modulus_selects_everything() -> None:
     assert file_in_shard(EVERYTHING, "/anything")
     assert block_in_shard(EVERYTHING, "/anything", "00")
+
+
+def test_a_files_refs_in_a_shard_are_those_block_in_shard_picks_in_order() -> None:
+    refs = tuple(BlockRef(f"{i % 7:0128x}", i * 10, i * 10 + 10) for i in range(40))
+    for modulus in (2, 3):
+        shards = [refs_in_shard(Shard(0, 0, n, modulus), "/d/f", refs) for n in range(modulus)]
+        for n, picked in enumerate(shards):
+            assert picked == tuple(r for r in refs if block_in_shard(Shard(0, 0, n, modulus), "/d/f", r.hash))
+        assert sorted((r.hash, r.lower) for shard in shards for r in shard) == sorted((r.hash, r.lower) for r in refs)
+    assert refs_in_shard(EVERYTHING, "/d/f", refs) is refs
+

@@ -131,6 +131,25 @@ async def test_pods_walking_one_tree_side_by_side_read_each_node_once(tmp_path: 
     assert len(store.reads) == 21 and set(store.reads.values()) == {1}  # the root and 20 directories, once each
 
 
+async def test_a_walk_goes_depth_first_in_name_order_from_any_directory(tmp_path: Path) -> None:
+    files = ["/a/b/c/d", "/a/b/c2", "/a/b2", "/a.txt", "/b/x", "/a/b/c/e/f", "/z", "/a/a"]
+    builder = TreeBuilder(Tree(NodeStore(LocalBlockStore(tmp_path / "blocks")), ""), "c")
+    for path in sorted(files):
+        await builder.apply(path, FileDiff(FileKind.FILE, modified=1.0))
+    tree = builder.view()
+    below = {"/".join(path.split("/")[:depth]) for path in files for depth in range(2, path.count("/") + 2)}
+
+    def pre_order(under: str) -> list[str]:  # each name's subtree right after it, siblings by name
+        names = sorted({p[len(under) + 1:].split("/")[0] for p in below if p.startswith(under + "/")})
+        return [path for name in names for path in [f"{under}/{name}", *pre_order(f"{under}/{name}")]]
+
+    assert await _walk_all(tree) == pre_order("")
+    entry = await tree.lookup("/a/b")
+    assert entry is not None
+    assert [path async for path, _ in tree.walk("/a/b", entry)] == pre_order("/a/b")
+    assert [path async for path, _ in tree.walk("/z", await tree.lookup("/z"))] == []  # a file has nothing below
+
+
 async def test_a_node_load_goes_on_for_others_when_one_caller_is_cancelled(tmp_path: Path) -> None:
     store = CountingStore(tmp_path / "blocks")
     writer = NodeStore(store)
