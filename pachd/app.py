@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import shutil
@@ -219,6 +220,10 @@ def _browsable(host: str) -> str:
 async def serve(config: PachdConfig, stop: asyncio.Event) -> None:
     pachd = Pachd(config)
     await pachd.start()
+    # What start-up made (modules, servicers: some 70,000 objects) lives as long as pachd; frozen, it is
+    # left out of the collections that follow (each full one walked it: 35-40 ms of a 10,000-file job).
+    gc.collect()
+    gc.freeze()
     try:
         await stop.wait()
     finally:
