@@ -141,20 +141,27 @@ class NodeStore:
         """Durably stores encoded nodes (before any commit refers to them), and caches
         them unless not to `remember` (a large commit's many nodes would fill the cache).
 
-        Up to SAVE_AT_ONCE puts run at once: each waits for the disk (or a
-        round trip to the bucket), and a commit that touched many directories
-        has many nodes. Every put has ended when this returns.
+        The nodes go in one write batch, made durable together once all are written (on
+        the local disk: one pass of syncs and renames, not one per node; a job's pods' trees
+        have a node per directory each). Up to SAVE_AT_ONCE are written at once: each waits
+        for the disk (or a round trip to the bucket). All are durable when this returns.
         """
         slots = asyncio.Semaphore(SAVE_AT_ONCE)
+        batch = self._blocks.batch()
 
         async def put(name: str, data: bytes) -> None:
             async with slots:
-                await self._blocks.put(name, data)
+                await batch.put(name, [data])
 
-        async with asyncio.TaskGroup() as tasks:
-            for node, (entries, data) in nodes.items():
-                # Put even when cached: that renews a stored node, and restores one garbage collection took.
-                tasks.create_task(put(NODE_PREFIX + node, data))
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for node, (entries, data) in nodes.items():
+                    # Put even when cached: that renews a stored node, and restores one garbage collection took.
+                    tasks.create_task(put(NODE_PREFIX + node, data))
+            await batch.commit()
+        except BaseException:
+            await batch.discard()
+            raise
         for node, (entries, data) in nodes.items() if remember else ():
             if node not in self._cache:
                 self._remember(node, entries, len(data))

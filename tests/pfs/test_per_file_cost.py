@@ -20,7 +20,8 @@ from pachd.pfs.files import FileHeader, PutItem
 from pachd.pfs.records import BlockRef
 from pachd.pfs.refs import FileRefs
 from pachd.pfs.spill import HOLD
-from pachd.pfs.tree import TreeBuilder
+from pachd.pfs.tree import NODE_PREFIX, TreeBuilder
+from pachd.storage.blocks import Parts, WriteBatch
 from pachd.storage.localdisk import LocalBlockStore
 from pachd.config import PachdConfig
 from pachd.storage import open_kv
@@ -183,7 +184,8 @@ async def test_conflicts_are_refused_whether_paths_are_looked_up_one_by_one_or_r
 
 
 class ConcurrencyBlocks:
-    """A block store that records how many puts ran at once (everything else passes through)."""
+    """A block store that records how many tree nodes were being written at once (everything else
+    passes through)."""
 
     def __init__(self, blocks: LocalBlockStore) -> None:
         self._blocks = blocks
@@ -193,13 +195,26 @@ class ConcurrencyBlocks:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._blocks, name)
 
-    async def put(self, name: str, data: bytes) -> None:
-        self.running += 1
-        self.most = max(self.most, self.running)
+    def batch(self) -> WriteBatch:
+        return CountingBatch(self, self._blocks.batch())
+
+
+class CountingBatch:
+    def __init__(self, counts: ConcurrencyBlocks, batch: WriteBatch) -> None:
+        self._counts = counts
+        self._batch = batch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)
+
+    async def put(self, name: str, parts: Parts) -> None:
+        counted = name.startswith(NODE_PREFIX)
+        self._counts.running += counted
+        self._counts.most = max(self._counts.most, self._counts.running)
         try:
-            await self._blocks.put(name, data)
+            await self._batch.put(name, parts)
         finally:
-            self.running -= 1
+            self._counts.running -= counted
 
 
 async def test_a_commit_of_many_directories_stores_their_nodes_at_once_and_durably(tmp_path: Path) -> None:

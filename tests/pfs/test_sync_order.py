@@ -134,6 +134,30 @@ async def test_a_put_streams_blocks_are_synced_before_its_metadata(recorded: tup
     assert (await pfs.commits.get("data", commit.id))[0].finished
 
 
+async def test_a_commits_tree_nodes_are_made_durable_together_before_it_is_finished(
+        recorded: tuple[Pfs, Log]) -> None:
+    pfs, log = recorded
+    await pfs.repos.create("data", [])
+    commit = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream("data", commit.id, [(f"/d{i}/f", b"x\n", Delimiter.LINE) for i in range(40)]))
+    start = len(log.events)
+    finished = await pfs.commits.finish("data", commit.id)
+    events = log.events[start:]
+    nodes = {target for target in log.temporary.values() if len(target) == 64}  # sha256 names (blocks: sha512)
+    assert len(nodes) == 41  # the root and 40 directories
+    steps = [what for what, name in events
+             if (what == "data" and log.temporary.get(name) in nodes) or (what == "rename" and name in nodes)]
+    assert steps.count("data") == steps.count("rename") == 41
+    # Saved in batches, each synced whole before any of its nodes takes its name: the directories the
+    # finish sealed as it went, then the rest with the root (one sync and rename per node, one after
+    # the other, would make 41 runs).
+    runs = [what for k, what in enumerate(steps) if k == 0 or steps[k - 1] != what]
+    assert runs in (["data", "rename"], ["data", "rename", "data", "rename"])
+    folders = [name for what, name in events if what == "folder"]
+    assert len(folders) <= 2 * len({name[:2] for name in nodes})  # each folder synced once a batch
+    assert events[-1] == ("txn", "") and finished.root in nodes  # then the commit names its root
+
+
 async def test_a_reused_block_is_durable_before_the_put_that_reuses_it(recorded: tuple[Pfs, Log]) -> None:
     pfs, log = recorded
     await pfs.repos.create("data", [])
