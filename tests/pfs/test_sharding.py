@@ -39,4 +39,3 @@ def test_a_files_refs_in_a_shard_are_those_block_in_shard_picks_in_order() -> No
             assert picked == tuple(r for r in refs if block_in_shard(Shard(0, 0, n, modulus), "/d/f", r.hash))
         assert sorted((r.hash, r.lower) for shard in shards for r in shard) == sorted((r.hash, r.lower) for r in refs)
     assert refs_in_shard(EVERYTHING, "/d/f", refs) is refs
-
