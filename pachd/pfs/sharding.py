@@ -50,13 +50,18 @@ def block_in_shard(shard: Shard, path: str, block_hash: str) -> bool:
     """
     if not shard.filters_blocks:
         return True
-    return zlib.adler32((path + block_hash).encode()) % shard.block_modulus == shard.block_number
+    return _block_shard(path, block_hash, shard.block_modulus) == shard.block_number
 
 
 def refs_in_shard(shard: Shard, path: str, refs: tuple[BlockRef, ...]) -> tuple[BlockRef, ...]:
-    """Those of the file's block references in the shard (block_in_shard's hash of each, in one pass:
+    """Those of the file's block references in the shard (block_in_shard of each, in one pass:
     a job pod's ListFileRefs runs this for every file of its input)."""
     if not shard.filters_blocks:
         return refs
     modulus, number = shard.block_modulus, shard.block_number
-    return tuple([ref for ref in refs if zlib.adler32((path + ref.hash).encode()) % modulus == number])
+    return tuple([ref for ref in refs if _block_shard(path, ref.hash, modulus) == number])
+
+
+def _block_shard(path: str, block_hash: str, modulus: int) -> int:
+    """The block shard of one block of the file at `path` (v1.2's hash)."""
+    return zlib.adler32((path + block_hash).encode()) % modulus
