@@ -227,9 +227,10 @@ class Files:
         _, view, old = await self._views(repo, commit_id, diff)
         async for path, entry in view.walk("/", await view.root_entry()):
             if isinstance(entry, FileEntry):
-                # Without a diff nothing here awaits: no coroutine per file (a job pod's shard walks every file).
-                refs = _in_shard(path, entry, entry.refs, shard) if old is None else await self._refs(
-                    path, entry, shard, old, diff)
+                if old is not None:
+                    refs = await self._refs(path, entry, shard, old, diff)
+                else:  # nothing to await: no coroutine per file (a job pod's shard walks every file)
+                    refs = _blocks_in_shard(path, entry, entry.refs, shard) if file_in_shard(shard, path) else None
                 if refs is not None:
                     yield path, refs
 
@@ -289,22 +290,21 @@ class Files:
         self, path: str, entry: FileEntry, shard: Shard, old: Tree | None, diff: DiffSpec | None
     ) -> tuple[BlockRef, ...] | None:
         """The references of the file the shard and diff select; None for none."""
+        if not file_in_shard(shard, path):
+            return None
         refs = entry.refs
         if old is not None:
-            if not file_in_shard(shard, path):
-                return None
             change = file_change(await old.lookup(path), entry)
             if change is None:
                 return None
             if not (diff is not None and diff.full_file):
                 refs = change[1]
-        return _in_shard(path, entry, refs, shard)
+        return _blocks_in_shard(path, entry, refs, shard)
 
 
-def _in_shard(path: str, entry: FileEntry, refs: tuple[BlockRef, ...], shard: Shard) -> tuple[BlockRef, ...] | None:
-    """Those of the file's `refs` in the shard; None if none is (an empty file is in one block shard)."""
-    if not file_in_shard(shard, path):
-        return None
+def _blocks_in_shard(path: str, entry: FileEntry, refs: tuple[BlockRef, ...],
+                     shard: Shard) -> tuple[BlockRef, ...] | None:
+    """Those of the file's `refs` in the shard's blocks; None if none is (an empty file is in one block shard)."""
     if not shard.filters_blocks:
         return refs
     if not entry.refs:
