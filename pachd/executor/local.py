@@ -33,7 +33,7 @@ from pathlib import Path
 
 from pachd.executor import bytecode
 from pachd.executor.base import JobSpec, LogLine, PodEvent, PodPhase
-from pachd.executor.namespace import RUN, NamespaceSupport, PodProcess, Sandbox, spawn_pod, start_time
+from pachd.executor.namespace import RUN, NamespaceSupport, PodProcess, Sandbox, remove_pod_files, spawn_pod, start_time
 from pachd.executor.warm import WARM_DIR, WarmPool
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class LocalExecutor:
         pod_dir = self._root / job.spec.job_id / name
         (pod_dir / "pid").unlink(missing_ok=True)
         # Its data was sent (or, after a crash, is never used): only the log is kept, for get-logs.
-        await asyncio.to_thread(shutil.rmtree, pod_dir / "pfs", True)
+        await remove_pod_files(pod_dir / "pfs")
         job.running.pop(index, None)
         job.watchers.pop(name, None)
         if code == 0:

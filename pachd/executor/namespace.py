@@ -276,6 +276,23 @@ async def spawn_pod(
     return PodProcess(process)
 
 
+async def remove_pod_files(directory: Path) -> None:
+    """Removes a pod's directory from a process of its own at the lowest CPU priority.
+
+    Unlinking a pod's files is the kernel's work (about 0.1 s of CPU for the 20,000 files of a
+    job over 10,000): done from a thread of pachd, it took pachd's CPU and GIL from the calls of
+    the job's other pods; at nice 19 it takes what they leave."""
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["nice", "-n", "19", "rm", "-rf", "--one-file-system", "--", str(directory)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        remover = await asyncio.to_thread(start)
+    except OSError:  # no rm here: pachd removes them itself
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+        return
+    await PodProcess(remover).wait()
+
+
 def _kill_unwanted(started: asyncio.Future[subprocess.Popen[bytes]]) -> None:
     if not started.cancelled() and started.exception() is None:
         PodProcess(started.result()).kill()  # reaped by the subprocess module's own clean-up

@@ -39,6 +39,7 @@ from pachd.pfs.records import (
     decode_diff,
     encode,
     is_ancestor,
+    refs_size,
 )
 from pachd.pfs.repos import Repos
 from pachd.pfs.tree import Node, NodeStore, Tree, TreeBuilder
@@ -355,11 +356,12 @@ class Commits:
         base = Tree(self.nodes, parent.root if parent else "")
         if last:  # never a squash: squashing begins by flagging the commit finishing, which refuses these
             builder, size = await self._apply_diffs(record, base)
-            for count, (path, diff) in enumerate(last):
-                await builder.apply(path, diff, strict=True)
-                size += diff.size
-                if count % YIELD_EVERY == YIELD_EVERY - 1:
-                    await asyncio.sleep(0)
+            for first in range(0, len(last), YIELD_EVERY):
+                if first:
+                    await asyncio.sleep(0)  # a pod's output of many files: let other calls run between
+                some = last[first:first + YIELD_EVERY]
+                await builder.apply_files(some, strict=True)
+                size += sum([refs_size(diff.refs) for _, diff in some])
             root, nodes = await asyncio.to_thread(builder.build)  # encoding and hashing nodes: CPU, off the loop
             await self.nodes.save(nodes)
         elif record.squash_from:

@@ -34,7 +34,9 @@ class BlockRef:
 
 
 def refs_size(refs: tuple[BlockRef, ...]) -> int:
-    """The bytes `refs` name (a list, not a generator: this runs for every file a tree is built of)."""
+    """The bytes `refs` name (one ref, or a list, not a generator: this runs for every file a tree is built of)."""
+    if len(refs) == 1:
+        return refs[0].upper - refs[0].lower
     return sum([ref.upper - ref.lower for ref in refs])
 
 

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,6 @@ EMPTY = ""
 """The root of an empty tree."""
 
 NODE_PREFIX = "trees/"
-SAVE_AT_ONCE = 16
-"""Nodes of one commit stored at the same time."""
 SEAL_ON_LOOP = 256
 """A sealed directory of more entries than this is encoded off the event loop."""
 
@@ -142,22 +140,14 @@ class NodeStore:
         them unless not to `remember` (a large commit's many nodes would fill the cache).
 
         The nodes go in one write batch, made durable together once all are written (on
-        the local disk: one pass of syncs and renames, not one per node; a job's pods' trees
-        have a node per directory each). Up to SAVE_AT_ONCE are written at once: each waits
-        for the disk (or a round trip to the bucket). All are durable when this returns.
+        the local disk: written from one thread, then one pass of syncs and renames, not one
+        of each per node; a job's pods' trees have a node per directory each; in a bucket,
+        several puts at once). All are durable when this returns.
         """
-        slots = asyncio.Semaphore(SAVE_AT_ONCE)
         batch = self._blocks.batch()
-
-        async def put(name: str, data: bytes) -> None:
-            async with slots:
-                await batch.put(name, [data])
-
         try:
-            async with asyncio.TaskGroup() as tasks:
-                for node, (entries, data) in nodes.items():
-                    # Put even when cached: that renews a stored node, and restores one garbage collection took.
-                    tasks.create_task(put(NODE_PREFIX + node, data))
+            # Put even when cached: that renews a stored node, and restores one garbage collection took.
+            await batch.put_all({NODE_PREFIX + node: data for node, (_, data) in nodes.items()})
             await batch.commit()
         except BaseException:
             await batch.discard()
@@ -302,6 +292,32 @@ class TreeBuilder:
                 parent.entries[name] = _Dir({}, original=None, modified=diff.modified)
         else:
             parent.entries[name] = file_after(existing if isinstance(existing, FileEntry) else None, diff, self.commit)
+
+    async def apply_files(self, diffs: Sequence[tuple[str, FileDiff]], *, strict: bool = False) -> None:
+        """Applies diffs in order, as apply() of each would. A run of files written into one
+        directory (a job pod's output: thousands) finds and checks that directory once, for its
+        first file, then only looks at each name in it."""
+        folder, parent = None, None
+        for path, diff in diffs:
+            head, _, name = path.rpartition("/")
+            if diff.kind is not FileKind.FILE or self._sealing or not name:
+                await self.apply(path, diff, strict=strict)
+                folder = None
+                continue
+            if head != folder or parent is None or diff.modified > parent.modified:
+                names = split(path)
+                if strict:
+                    await self._check_file(names)
+                parent = await self._directory(names[:-1], diff.modified, create=True)
+                assert parent is not None
+                folder = head
+            existing = parent.entries.get(name)
+            if isinstance(existing, FileEntry):
+                parent.entries[name] = file_after(existing, diff, self.commit)
+            elif existing is None or not strict:
+                parent.entries[name] = file_after(None, diff, self.commit)
+            else:  # the directory's own entry is a directory: what _check_file says of it
+                raise file_conflict("/" + "/".join(split(path)))
 
     async def _check_file(self, names: list[str]) -> None:
         """Raises FileTypeConflict unless a file can be written at `names` as the tree stands."""

@@ -12,9 +12,10 @@ and never changed, so readers may cache it forever.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,9 @@ from pachd.errors import DiskFull, StorageError
 
 RESERVE = 32 * 1024 * 1024
 """Bytes a local disk keeps free for metadata: block writes that would eat into them are refused."""
+
+PUTS_AT_ONCE = 16
+"""A durable batch's puts of put_all in flight at once: each waits for a round trip to the bucket."""
 
 
 def check_room(folder: Path, size: int, reserve: int = RESERVE) -> None:
@@ -103,6 +107,10 @@ class WriteBatch(Protocol):
     async def put_from(self, name: str, source: Path) -> None:
         """Writes the object from the local file `source` (from temporary()), which is consumed."""
 
+    async def put_all(self, objects: Mapping[str, bytes]) -> None:
+        """Writes small objects already in memory (a tree's nodes), as many puts would, in as few
+        steps as the store allows."""
+
     async def commit(self) -> None:
         """Makes every object of the batch durable under its name before returning."""
 
@@ -125,6 +133,17 @@ class DurableBatch:
 
     async def put_from(self, name: str, source: Path) -> None:
         await self._store.put_from(name, source)
+
+    async def put_all(self, objects: Mapping[str, bytes]) -> None:
+        slots = asyncio.Semaphore(PUTS_AT_ONCE)
+
+        async def put(name: str, data: bytes) -> None:
+            async with slots:
+                await self._store.put(name, data)
+
+        async with asyncio.TaskGroup() as tasks:
+            for name, data in objects.items():
+                tasks.create_task(put(name, data))
 
     async def commit(self) -> None:
         return None

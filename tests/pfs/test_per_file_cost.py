@@ -8,7 +8,7 @@ conflicts with what the commit (or its parent) holds.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -183,13 +183,12 @@ async def test_conflicts_are_refused_whether_paths_are_looked_up_one_by_one_or_r
         "/dir/inner", "/file", "/parentfile"]
 
 
-class ConcurrencyBlocks:
-    """A block store that records how many tree nodes were being written at once (everything else
-    passes through)."""
+class NodeWritesBlocks:
+    """A block store that records the most tree nodes one call of its write batches was given
+    (everything else passes through)."""
 
     def __init__(self, blocks: LocalBlockStore) -> None:
         self._blocks = blocks
-        self.running = 0
         self.most = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -200,7 +199,7 @@ class ConcurrencyBlocks:
 
 
 class CountingBatch:
-    def __init__(self, counts: ConcurrencyBlocks, batch: WriteBatch) -> None:
+    def __init__(self, counts: NodeWritesBlocks, batch: WriteBatch) -> None:
         self._counts = counts
         self._batch = batch
 
@@ -208,18 +207,17 @@ class CountingBatch:
         return getattr(self._batch, name)
 
     async def put(self, name: str, parts: Parts) -> None:
-        counted = name.startswith(NODE_PREFIX)
-        self._counts.running += counted
-        self._counts.most = max(self._counts.most, self._counts.running)
-        try:
-            await self._batch.put(name, parts)
-        finally:
-            self._counts.running -= counted
+        self._counts.most = max(self._counts.most, int(name.startswith(NODE_PREFIX)))
+        await self._batch.put(name, parts)
+
+    async def put_all(self, objects: Mapping[str, bytes]) -> None:
+        self._counts.most = max(self._counts.most, sum(name.startswith(NODE_PREFIX) for name in objects))
+        await self._batch.put_all(objects)
 
 
-async def test_a_commit_of_many_directories_stores_their_nodes_at_once_and_durably(tmp_path: Path) -> None:
+async def test_a_commit_of_many_directories_stores_their_nodes_in_one_write_and_durably(tmp_path: Path) -> None:
     kv = await SqliteKV.open(tmp_path / "kv.db")
-    blocks = ConcurrencyBlocks(LocalBlockStore(tmp_path / "blocks"))
+    blocks = NodeWritesBlocks(LocalBlockStore(tmp_path / "blocks"))
     try:
         pfs = Pfs(kv=kv, blocks=blocks, shared=False)  # type: ignore[arg-type]
         await pfs.repos.create("data", ())

@@ -25,7 +25,8 @@ from pachd.pfs import files as files_module
 from pachd.pfs import spill as spill_module
 from pachd.pfs.files import FileHeader, PutItem
 from pachd.pfs.commits import PAGE
-from pachd.pfs.records import FileDiff, FileKind
+from pachd.errors import FileTypeConflict
+from pachd.pfs.records import BlockRef, FileDiff, FileKind
 from pachd.pfs.tree import NodeStore, Tree, TreeBuilder
 from pachd.storage.localdisk import LocalBlockStore
 from pachd.storage.sqlite import SqliteKV
@@ -202,6 +203,49 @@ async def test_sealing_builds_the_same_tree_as_building_at_once(tmp_path: Path) 
             await store.save(nodes)
             roots.append(root)
         assert roots[0] == roots[1], f"seed {seed}: {sorted(diffs.items())}"
+
+
+async def test_files_applied_by_runs_of_one_directory_build_what_applying_each_builds(tmp_path: Path) -> None:
+    """TreeBuilder.apply_files (a job pod's output, thousands of files per directory) against apply,
+    diff by diff: the same tree, or the same conflict, over a base tree and in any order."""
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    store = NodeStore(LocalBlockStore(tmp_path / "blocks"))
+    base_builder = TreeBuilder(Tree(store, ""), "base")
+    for path in ["/a/b", "/a/z", "/b", "/z/a/x"]:
+        await base_builder.apply(path, FileDiff(FileKind.FILE, refs=(BlockRef("h" * 128, 0, 3),), modified=1.0))
+    base_root, base_nodes = base_builder.build()
+    await store.save(base_nodes)
+
+    def random_path() -> str:
+        return "/" + "/".join(rng.choice(["a", "b", "z", "x"]) for _ in range(rng.randrange(1, 4)))
+
+    for _ in range(200):
+        diffs = []
+        for _ in range(rng.randrange(1, 30)):
+            kind = rng.choice([FileKind.FILE] * 6 + [FileKind.NONE, FileKind.DIR])
+            refs = (BlockRef("h" * 128, 0, rng.randrange(1, 9)),) if kind is FileKind.FILE else ()
+            diffs.append((random_path(), FileDiff(kind, delete=kind is FileKind.NONE or rng.random() < 0.2, refs=refs,
+                                                  modified=float(rng.randrange(1, 4)))))
+        if rng.random() < 0.5:
+            diffs.sort(key=lambda d: d[0])
+        for strict in (False, True):
+            outcomes = []
+            for by_runs in (False, True):
+                builder = TreeBuilder(Tree(store, base_root), "c")
+                try:
+                    if by_runs:
+                        await builder.apply_files(diffs, strict=strict)
+                    else:
+                        for path, diff in diffs:
+                            await builder.apply(path, diff, strict=strict)
+                except FileTypeConflict as err:
+                    outcomes.append(str(err))
+                    continue
+                root, nodes = builder.build()
+                await store.save(nodes)
+                outcomes.append(root)
+            assert outcomes[0] == outcomes[1], f"seed {seed}, strict {strict}: {diffs}"
 
 
 async def test_a_long_put_file_stream_holds_a_bounded_number_of_files_and_stays_all_or_nothing(

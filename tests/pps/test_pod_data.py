@@ -84,9 +84,7 @@ def test_put_file_refs_refuses_blocks_that_do_not_exist(client: Client) -> None:
     assert client.list_file(("data", commit.id)) == []
 
 
-def test_a_pods_layout_writes_every_file_of_a_block_split_between_workers(client: Client, tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(layout, "SPLIT", 7)  # one block's files written by every worker, in pieces
+def test_a_pods_layout_writes_every_file_of_its_blocks_and_how_out_started(client: Client, tmp_path: Path) -> None:
     files = {f"d{i % 5}/f{i}": (b"%d\n" % i) * (i % 4) for i in range(300)}  # some empty
     client.create_repo("data")
     with client.commit("data") as c:

@@ -54,6 +54,17 @@ async def test_puts_are_idempotent_even_concurrently(block_store: BlockStore) ->
     assert await block_store.get("blocks/same") == data
 
 
+async def test_a_batch_writes_many_small_objects_in_one_call_each_whole_once_committed(block_store: BlockStore) -> None:
+    await block_store.put("trees/n001", b"1")  # there already: written again all the same
+    objects = {f"trees/n{i:03d}": b"%d" % i * (i % 5) for i in range(40)}  # some empty
+    batch = block_store.batch()
+    await batch.put_all(objects)
+    await batch.commit()
+    for name, data in objects.items():
+        assert await block_store.get(name) == data
+    assert [i.name async for i in block_store.list("trees/")] == sorted(objects)
+
+
 async def test_large_objects(block_store: BlockStore) -> None:
     data = os.urandom(20 << 20)
     await block_store.put("blocks/large", data)
