@@ -149,10 +149,14 @@ class LocalExecutor:
         code = await process.wait()
         pod_dir = self._root / job.spec.job_id / name
         (pod_dir / "pid").unlink(missing_ok=True)
-        # Its data was sent (or, after a crash, is never used): only the log is kept, for get-logs.
-        await remove_pod_files(pod_dir / "pfs")
         job.running.pop(index, None)
         job.watchers.pop(name, None)
+        await self._ended(job, index, name, code)
+        # Its data was sent (or, after a crash, is never used): only the log is kept, for get-logs. Removed
+        # once the pod's end is reported (and a replacement started), at the lowest priority.
+        await remove_pod_files(pod_dir / "pfs")
+
+    async def _ended(self, job: _Job, index: int, name: str, code: int) -> None:
         if code == 0:
             await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.SUCCEEDED))
             return

@@ -85,7 +85,8 @@ def test_put_file_refs_refuses_blocks_that_do_not_exist(client: Client) -> None:
 
 
 def test_a_pods_layout_writes_every_file_of_its_blocks_and_how_out_started(client: Client, tmp_path: Path) -> None:
-    files = {f"d{i % 5}/f{i}": (b"%d\n" % i) * (i % 4) for i in range(300)}  # some empty
+    # Listed in three batches, the later ones with folders of their own; the files share blocks across batches.
+    files = {f"d{i % 5}/{'deeper/' * (i > 1500)}f{i}": (b"%d\n" % i) * (i % 4) for i in range(2500)}  # some empty
     client.create_repo("data")
     with client.commit("data") as c:
         client.put_files(("data", c.id), list(files.items()))
