@@ -243,20 +243,27 @@ def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Sta
     if sends:
         stored = wire.blocks.PutBlock(stream(), metadata=wire.metadata)
         blocks = [(r.block.hash, r.range.lower, r.range.upper) for r in stored.block_ref]
-    files = [pods_pb2.FileRef(path=path, replace=replace, block_refs=refs)
-             for (path, _, replace), refs in zip(sends, _slices(blocks, spans))]
+    named = list(zip(sends, _slices(blocks, spans)))
     # The last call also finishes the commit: pachd builds its tree from the files at once (FinishJob then
     # finds it finished) instead of storing each file's change first.
-    for first in range(0, max(len(files), 1), PUT_BATCH):
-        batch = files[first:first + PUT_BATCH]
+    for first in range(0, max(len(named), 1), PUT_BATCH):
+        batch = named[first:first + PUT_BATCH]
         if batch or (removed and first == 0):
-            wire.pods.PutFileRefs(pods_pb2.PutFileRefsRequest(commit=out, files=batch, delete=removed if first == 0 else [],
-                                                              finish=first + PUT_BATCH >= len(files)),
-                                  metadata=wire.metadata)
-    return len(files)
+            request = pods_pb2.PutFileRefsRequest(commit=out, delete=removed if first == 0 else [],
+                                                  finish=first + PUT_BATCH >= len(named))
+            for (path, _, replace), refs in batch:  # built in place, field by field: once per file of the output
+                file = request.files.add(path=path, replace=replace)
+                for block_hash, lower, upper in refs:
+                    added = file.block_refs.add()
+                    added.block.hash = block_hash
+                    span = added.range
+                    span.lower = lower
+                    span.upper = upper
+            wire.pods.PutFileRefs(request, metadata=wire.metadata)
+    return len(named)
 
 
-def _slices(blocks: list[Ref], spans: list[tuple[int, int]]) -> Iterator[list[pfs_pb2.BlockRef]]:
+def _slices(blocks: list[Ref], spans: list[tuple[int, int]]) -> Iterator[list[Ref]]:
     """The references covering each span [begin, end) of a stream stored as `blocks` (in order);
     the spans are in order and do not overlap, so the blocks are walked once for all of them."""
     first, offset = 0, 0  # the first block a span may start in, and where it starts in the stream
@@ -269,8 +276,7 @@ def _slices(blocks: list[Ref], spans: list[tuple[int, int]]) -> Iterator[list[pf
             block_hash, lower, upper = blocks[index]
             size = upper - lower
             if at + size > begin:
-                refs.append(pfs_pb2.BlockRef(block=pfs_pb2.Block(hash=block_hash), range=pfs_pb2.ByteRange(
-                    lower=max(begin, at) - at + lower, upper=min(end, at + size) - at + lower)))
+                refs.append((block_hash, max(begin, at) - at + lower, min(end, at + size) - at + lower))
             at += size
             index += 1
         yield refs

@@ -100,6 +100,33 @@ def test_a_pods_layout_writes_every_file_of_its_blocks_and_how_out_started(clien
         path: (len(data), hashlib.sha256(data).hexdigest()) for path, data in files.items()}
 
 
+def test_a_pods_upload_names_its_changes_over_several_calls_as_one_would(client: Client, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(layout, "PUT_BATCH", 3)  # named three files a call
+    client.create_repo("data")
+    before = {"kept": b"k\n", "grows": b"1\n", "rewritten": b"old\n", "gone": b"x\n", "d/kept": b"dk\n"}
+    with client.commit("data") as c:
+        client.put_files(("data", c.id), list(before.items()))
+    commit = pfs_pb2.Commit(repo=pfs_pb2.Repo(name="data"), id=c.id)
+    started = layout.download(layout.Wire(client.channel), [fuse_pb2.CommitMount(commit=commit, alias="out")], tmp_path)
+    out = tmp_path / "out"
+    (out / "gone").unlink()
+    with open(out / "grows", "ab") as handle:
+        handle.write(b"2\n")
+    (out / "rewritten").write_bytes(b"new\n")
+    after = {"kept": b"k\n", "grows": b"1\n2\n", "rewritten": b"new\n", "d/kept": b"dk\n", "empty": b"",
+             "large": b"%d\n" % 7 * (5 << 20)}  # past a block: named by two refs
+    after |= {f"new/f{i}": b"%d\n" % i for i in range(8)}
+    (out / "new").mkdir()
+    for name, data in after.items():
+        if name not in before:
+            (out / name).write_bytes(data)
+    into = client.start_commit("data", parent=c.id)
+    assert layout.upload(layout.Wire(client.channel), into, out, started) == 12  # grows, rewritten, empty, large, new/*
+    assert {i.file.path: client.get_file_bytes(("data", into.id), i.file.path)
+            for i in client.walk_files(("data", into.id))} == {f"/{name}": data for name, data in after.items()}
+
+
 class CountingStore(LocalBlockStore):
     """A local block store that counts the reads of each name."""
 
