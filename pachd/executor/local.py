@@ -151,10 +151,12 @@ class LocalExecutor:
         (pod_dir / "pid").unlink(missing_ok=True)
         job.running.pop(index, None)
         job.watchers.pop(name, None)
-        await self._ended(job, index, name, code)
-        # Its data was sent (or, after a crash, is never used): only the log is kept, for get-logs. Removed
-        # once the pod's end is reported (and a replacement started), at the lowest priority.
-        await remove_pod_files(pod_dir / "pfs")
+        try:
+            await self._ended(job, index, name, code)
+        finally:
+            # Its data was sent (or, after a crash, is never used): only the log is kept, for get-logs.
+            # Removed once the pod's end is reported (and a replacement started), at the lowest priority.
+            await remove_pod_files(pod_dir / "pfs")
 
     async def _ended(self, job: _Job, index: int, name: str, code: int) -> None:
         if code == 0:
