@@ -39,7 +39,6 @@ from pachd.pfs.records import (
     decode_diff,
     encode,
     is_ancestor,
-    refs_size,
 )
 from pachd.pfs.repos import Repos
 from pachd.pfs.tree import Node, NodeStore, Tree, TreeBuilder
@@ -361,7 +360,7 @@ class Commits:
                     await asyncio.sleep(0)  # a pod's output of many files: let other calls run between
                 some = last[first:first + YIELD_EVERY]
                 await builder.apply_files(some, strict=True)
-                size += sum([refs_size(diff.refs) for _, diff in some])
+                size += sum([diff.size for _, diff in some])
             root, nodes = await asyncio.to_thread(builder.build)  # encoding and hashing nodes: CPU, off the loop
             await self.nodes.save(nodes)
         elif record.squash_from:

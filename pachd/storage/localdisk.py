@@ -244,17 +244,7 @@ class LocalBatch:
         return True
 
     async def put(self, name: str, parts: Parts) -> None:
-        path = self._store._path(name)
-        tmp = self._store.temporary()
-        self._temporaries.append(tmp)  # discard() removes it, even if this put is cancelled
-        write = asyncio.ensure_future(asyncio.to_thread(self._store._write_temporary, tmp, parts))
-        self._writing.add(write)
-        write.add_done_callback(self._writing.discard)
-        try:
-            await asyncio.shield(write)  # a cancelled put leaves the write to finish, for discard() to undo
-        except OSError as err:
-            raise disk_error(err, f"writing {name}") from err
-        self._add(name, tmp, path)
+        await self._write([(name, parts)], f"writing {name}")
 
     async def put_from(self, name: str, source: Path) -> None:
         try:
@@ -265,22 +255,25 @@ class LocalBatch:
         self._add(name, source, path)
 
     async def put_all(self, objects: Mapping[str, bytes]) -> None:
-        """Writes every object's temporary file from one thread: a handoff per object would cost
-        more than writing a small one."""
-        todo = [(name, self._store._path(name), self._store.temporary(), data) for name, data in objects.items()]
+        await self._write([(name, [data]) for name, data in objects.items()], "writing tree nodes")
+
+    async def _write(self, objects: Sequence[tuple[str, Parts]], what: str) -> None:
+        """Writes the objects' temporary files from one thread (a handoff per small object would
+        cost more than writing it), then adds them to the batch."""
+        todo = [(name, self._store._path(name), self._store.temporary(), parts) for name, parts in objects]
         self._temporaries += [tmp for _, _, tmp, _ in todo]  # discard() removes them, even if this is cancelled
 
         def write() -> None:
-            for _, _, tmp, data in todo:
-                self._store._write_temporary(tmp, [data])
+            for _, _, tmp, parts in todo:
+                self._store._write_temporary(tmp, parts)
 
         writing = asyncio.ensure_future(asyncio.to_thread(write))
         self._writing.add(writing)
         writing.add_done_callback(self._writing.discard)
         try:
-            await asyncio.shield(writing)
+            await asyncio.shield(writing)  # a cancelled put leaves the write to finish, for discard() to undo
         except OSError as err:
-            raise disk_error(err, "writing tree nodes") from err
+            raise disk_error(err, what) from err
         for name, path, tmp, _ in todo:
             self._add(name, tmp, path)
 
