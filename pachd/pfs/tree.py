@@ -30,6 +30,8 @@ EMPTY = ""
 """The root of an empty tree."""
 
 NODE_PREFIX = "trees/"
+NODE_FORMAT = 2
+"""The version of encode_node's bytes (decode_node reads the first's too)."""
 SEAL_ON_LOOP = 256
 """A sealed directory of more entries than this is encoded off the event loop."""
 
@@ -69,22 +71,61 @@ def join(parent: str, name: str) -> str:
 
 
 def encode_node(entries: Node) -> tuple[str, bytes]:
-    """Deterministic bytes of a node and their hash. Block hashes are interned."""
-    hashes: dict[str, int] = {}
+    """Deterministic bytes of a node and their hash.
+
+    JSON: what repeats across a directory's entries (block hashes, commit IDs,
+    modification times: a pod's or a put's files share them) is written once,
+    in tables ("b", "c", "m") the rows index in order of first use. A file's row
+    is [name, size, time, commit, origin, spans], its spans flat (block, lower,
+    upper, ...); a directory's is [name, size, time, commit, node].
+    """
+    blocks: dict[str, int] = {}
+    commits: dict[str, int] = {}
+    times: dict[float, int] = {}
     rows: list[list[Any]] = []
     for name in sorted(entries):
         e = entries[name]
         if isinstance(e, FileEntry):
-            refs = [[hashes.setdefault(r.hash, len(hashes)), r.lower, r.upper] for r in e.refs]
-            rows.append([name, "f", e.size, e.modified, e.commit, e.origin, refs])
+            spans: list[int] = []
+            for r in e.refs:
+                spans += (blocks.setdefault(r.hash, len(blocks)), r.lower, r.upper)
+            rows.append([name, e.size, times.setdefault(e.modified, len(times)), commits.setdefault(e.commit, len(commits)),
+                         commits.setdefault(e.origin, len(commits)), spans])
         else:
-            rows.append([name, "d", e.size, e.modified, e.commit, e.node])
-    data = json.dumps({"b": list(hashes), "e": rows}, separators=(",", ":")).encode()
+            rows.append([name, e.size, times.setdefault(e.modified, len(times)), commits.setdefault(e.commit, len(commits)),
+                         e.node])
+    data = json.dumps({"v": NODE_FORMAT, "b": list(blocks), "c": list(commits), "m": list(times), "e": rows},
+                      separators=(",", ":")).encode()
     return hashlib.sha256(data).hexdigest(), data
 
 
 def decode_node(data: bytes) -> Node:
     raw = json.loads(data)
+    if "v" not in raw:
+        return _decode_first_format(raw)
+    if raw["v"] != NODE_FORMAT:
+        raise ValueError(f"tree node format {raw['v']} is not one this pachd reads (it reads 1 and {NODE_FORMAT})")
+    blocks: list[str] = raw["b"]
+    commits: list[str] = raw["c"]
+    times: list[float] = raw["m"]
+    entries: dict[str, Entry] = {}
+    for row in raw["e"]:
+        if len(row) == 6:
+            name, size, modified, commit, origin, spans = row
+            if len(spans) == 3:  # most files: one block reference
+                refs: tuple[BlockRef, ...] = (BlockRef(blocks[spans[0]], spans[1], spans[2]),)
+            else:
+                refs = tuple([BlockRef(blocks[spans[i]], spans[i + 1], spans[i + 2]) for i in range(0, len(spans), 3)])
+            entries[name] = FileEntry(size, times[modified], commits[commit], commits[origin], refs)
+        else:
+            name, size, modified, commit, node = row
+            entries[name] = DirEntry(size, times[modified], commits[commit], node)
+    return entries
+
+
+def _decode_first_format(raw: dict[str, Any]) -> Node:
+    """A node stored before NODE_FORMAT 2: rows of [name, kind, size, modified, commit, ...] with
+    each value in full (only block hashes in a table); a pachd's older commits still hold them."""
     hashes: list[str] = raw["b"]
     entries: dict[str, Entry] = {}
     for row in raw["e"]:

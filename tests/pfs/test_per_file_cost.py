@@ -383,3 +383,43 @@ async def test_pods_commits_naming_the_output_are_squashed_tree_by_tree_as_diff_
     assert [(i.path, i.size) for i in listed] == [(i.path, i.size) for i in await pfs.files.list("data", expected.id, "/")]
     changed = {i.path: i.commit_modified for i in listed}
     assert changed["/shared"] == changed["/d0"] == target.id and changed["/old"] == first.id
+
+
+async def test_a_squash_of_pods_owning_their_own_directories_reads_no_node_below_them(
+        stores: tuple[Pfs, CountingKV], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's file shards split its output by top-level directory: merging the pods' trees
+    takes each such directory as its pod made it, without reading what is below it."""
+    pfs, _ = stores
+    first = await pfs.commits.start("data", "master", ())
+    await pfs.files.put(stream(first.id, ["/old/kept", "/shared/base"]))
+    await pfs.commits.finish("data", first.id)
+    target = await pfs.commits.start("data", "master", ())
+    sources = []
+    for index in range(2):
+        pod = await pfs.commits.fork("data", first.id, f"pod{index}", (), archived=True, squash_into=target.id)
+        # Each pod's own directories (two levels, so a skipped node has nodes below it), and one shared.
+        await pfs.files.put(stream(pod.id, [f"/p{index}d{d}/sub/f{n}" for d in range(5) for n in range(3)]
+                                   + [f"/shared/from{index}"]))
+        sources.append((await pfs.commits.finish("data", pod.id)).id)
+    owned = set()
+    for source in sources:
+        record, _ = await pfs.commits.get("data", source)
+        view = await pfs.commits.view(record, "/")
+        async for path, entry in view.walk("/", await view.root_entry()):
+            if path.startswith("/p") and hasattr(entry, "node"):
+                owned.add(entry.node)
+    loaded = []
+    load = type(pfs.commits.nodes).load
+
+    async def counted(self: Any, node: str) -> Any:
+        loaded.append(node)
+        return await load(self, node)
+
+    monkeypatch.setattr(type(pfs.commits.nodes), "load", counted)
+    done = await pfs.squash.finish("data", sources, target.id)
+    assert not owned & set(loaded)
+    monkeypatch.undo()
+    listed = {i.path: i.size for i in await pfs.files.list("data", done.id, "/")}
+    assert listed["/p0d0"] == listed["/p1d4"] == sum(len(f"/p0d0/sub/f{n}\n") for n in range(3))
+    assert listed["/old"] == len("/old/kept\n")
+    assert listed["/shared"] == sum(len(f"{p}\n") for p in ["/shared/base", "/shared/from0", "/shared/from1"])
