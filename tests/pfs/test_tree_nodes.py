@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import random
+import tracemalloc
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pachd.pfs.records import BlockRef
-from pachd.pfs.tree import DirEntry, Entry, FileEntry, decode_node, encode_node
+from pachd.pfs.tree import DirEntry, Entry, FileEntry, NodeStore, decode_node, encode_node
+from pachd.storage.localdisk import LocalBlockStore
 
 HASHES = ["a" * 128, "b" * 128, "c" * 128]
 COMMITS = ["0" * 32, "1" * 32, "2" * 32]
@@ -60,3 +64,30 @@ def test_a_node_in_the_first_format_still_reads() -> None:
 def test_a_node_of_a_format_this_pachd_does_not_know_is_refused() -> None:
     with pytest.raises(ValueError, match="format 9"):
         decode_node(b'{"v":9,"e":[]}')
+
+
+async def test_the_node_cache_holds_no_more_memory_than_its_limit(tmp_path: Path) -> None:
+    """The limit is on what the decoded entries take in memory, not on their stored bytes
+    (a node's bytes are several times smaller than its decoded entries)."""
+    limit = 4 * 1024 * 1024
+    nodes = {}
+    for n in range(24):
+        entries = {f"f{i}": FileEntry(36, 1796314325.729, COMMITS[0], COMMITS[0], (BlockRef(HASHES[0], 36 * i, 36 * i + 36),))
+                   for i in range(1000 * n, 1000 * n + 1000)}
+        node, data = encode_node(entries)
+        nodes[node] = (entries, data)
+    store = LocalBlockStore(tmp_path / "blocks")
+    await NodeStore(store).save(nodes, remember=False)
+    del entries
+    reader = NodeStore(store, cache_bytes=limit)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for node in nodes:
+            await reader.load(node)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert held < 1.25 * limit
+    assert await reader.load(next(reversed(nodes))) == next(reversed(nodes.values()))[0]  # still a cache
