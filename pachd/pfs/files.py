@@ -22,7 +22,7 @@ from pachd.pfs.chunking import Delimiter, Slice
 from pachd.pfs.commits import Commits
 from pachd.pfs.records import BlockRef, CommitRecord, FileDiff, FileKind
 from pachd.pfs.spill import HOLD, Row, Spill
-from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard, refs_in_shard
+from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard, refs_in_shard, selector
 from pachd.pfs.tree import DirEntry, Entry, FileEntry, Tree, file_change
 from pachd.pfs.uploads import Uploads
 from pachd.pfs.urls import Fetcher
@@ -225,12 +225,13 @@ class Files:
     ) -> AsyncGenerator[tuple[str, tuple[BlockRef, ...]], None]:
         """Every file of the commit with the references its shard and diff select."""
         _, view, old = await self._views(repo, commit_id, diff)
+        select = selector(shard)
         async for path, entry in view.walk("/", await view.root_entry()):
             if isinstance(entry, FileEntry):
                 if old is not None:
                     refs = await self._refs(path, entry, shard, old, diff)
                 else:  # nothing to await: no coroutine per file (a job pod's shard walks every file)
-                    refs = _blocks_in_shard(path, entry, entry.refs, shard) if file_in_shard(shard, path) else None
+                    refs = select(path, entry.refs)
                 if refs is not None:
                     yield path, refs
 

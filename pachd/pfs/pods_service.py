@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -11,7 +11,7 @@ from pachd.pfs import Pfs, messages
 from pachd.pfs.records import BlockRef
 from pachd.pfs.refs import FileRefs
 
-from pachyderm_client.proto import fuse_pb2, pods_pb2, pods_pb2_grpc
+from pachyderm_client.proto import fuse_pb2, pfs_pb2, pods_pb2, pods_pb2_grpc
 
 Context = grpc.aio.ServicerContext[object, object]
 
@@ -38,9 +38,15 @@ class PodDataService(pods_pb2_grpc.PodDataServicer):
 
     async def PutFileRefs(self, request: pods_pb2.PutFileRefsRequest, context: Context) -> pods_pb2.PutFileRefsResponse:
         repo, commit_id = messages.commit_ref(request.commit)
-        files = [FileRefs(validate.file_path(f.path, allow_root=False),
-                          tuple([BlockRef(r.block.hash, r.range.lower, r.range.upper) for r in f.block_refs]), f.replace)
+        files = [FileRefs(validate.file_path(f.path, allow_root=False), _block_refs(f.block_refs), f.replace)
                  for f in request.files]  # once per file of a pod's output: no call or generator more than needed
         deletes = [validate.file_path(p, allow_root=False) for p in request.delete]
         return pods_pb2.PutFileRefsResponse(files=await self._pfs.refs.put(repo, commit_id, files, deletes,
                                                                            finish=request.finish))
+
+
+def _block_refs(refs: Sequence[pfs_pb2.BlockRef]) -> tuple[BlockRef, ...]:
+    if len(refs) == 1:  # most files of a pod's output: no comprehension to run for one reference
+        ref = refs[0]
+        return (BlockRef(ref.block.hash, ref.range.lower, ref.range.upper),)
+    return tuple([BlockRef(r.block.hash, r.range.lower, r.range.upper) for r in refs])

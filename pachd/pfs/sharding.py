@@ -11,6 +11,7 @@ These are the same hashes Pachyderm v1.2 used, so shards match the original's.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pachd.pfs.records import BlockRef
@@ -60,6 +61,39 @@ def refs_in_shard(shard: Shard, path: str, refs: tuple[BlockRef, ...]) -> tuple[
         return refs
     modulus, number = shard.block_modulus, shard.block_number
     return tuple([ref for ref in refs if _block_shard(path, ref.hash, modulus) == number])
+
+
+Selector = Callable[[str, tuple[BlockRef, ...]], tuple[BlockRef, ...] | None]
+
+
+def selector(shard: Shard) -> Selector:
+    """What a walk over many files keeps of each (a job pod's input): `select(path, refs)` is
+    the file's references in the shard (`refs` itself when all are), or None when the shard
+    holds nothing of the file: not its file shard, or none of its blocks (an empty file's
+    `refs` are (), and it lies in one block shard). As file_in_shard and block_in_shard
+    decide, with the shard's moduli read once and no call per file for a one-block file."""
+    files, blocks = shard.file_modulus, shard.block_modulus
+    file_number, block_number = shard.file_number, shard.block_number
+    if not files and not blocks:
+        return _all_of
+    adler32 = zlib.adler32
+
+    def select(path: str, refs: tuple[BlockRef, ...]) -> tuple[BlockRef, ...] | None:
+        if files and adler32(path.lstrip("/").split("/", 1)[0].encode()) % files != file_number:
+            return None
+        if not blocks:
+            return refs
+        if len(refs) == 1:
+            return refs if adler32((path + refs[0].hash).encode()) % blocks == block_number else None
+        if not refs:
+            return () if adler32(path.encode()) % blocks == block_number else None
+        return refs_in_shard(shard, path, refs) or None
+
+    return select
+
+
+def _all_of(path: str, refs: tuple[BlockRef, ...]) -> tuple[BlockRef, ...]:
+    return refs
 
 
 def _block_shard(path: str, block_hash: str, modulus: int) -> int:

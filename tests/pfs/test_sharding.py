@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pachd.pfs.records import BlockRef
-from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard, refs_in_shard
+from pachd.pfs.sharding import EVERYTHING, Shard, block_in_shard, file_in_shard, refs_in_shard, selector
 
 
 def test_files_fall_in_exactly_one_shard() -> None:
@@ -39,3 +39,20 @@ def test_a_files_refs_in_a_shard_are_those_block_in_shard_picks_in_order() -> No
             assert picked == tuple(r for r in refs if block_in_shard(Shard(0, 0, n, modulus), "/d/f", r.hash))
         assert sorted((r.hash, r.lower) for shard in shards for r in shard) == sorted((r.hash, r.lower) for r in refs)
     assert refs_in_shard(EVERYTHING, "/d/f", refs) is refs
+
+
+def test_a_walks_selector_keeps_what_the_shard_functions_say() -> None:
+    paths = [f"/dir{i}/file{j}" for i in range(12) for j in range(3)] + [f"/top{i}" for i in range(12)]
+    shapes = [(), (BlockRef(f"{1:0128x}", 0, 5),), tuple(BlockRef(f"{i % 3:0128x}", i, i + 1) for i in range(6))]
+    for shard in [EVERYTHING, Shard(1, 3, 0, 0), Shard(0, 0, 1, 2), Shard(2, 3, 0, 2), Shard(0, 2, 4, 5)]:
+        select = selector(shard)
+        for path in paths:
+            for refs in shapes:
+                kept = tuple(r for r in refs if block_in_shard(shard, path, r.hash))
+                if not file_in_shard(shard, path):
+                    expected = None
+                elif not refs:
+                    expected = () if block_in_shard(shard, path, "") else None
+                else:
+                    expected = kept or None
+                assert select(path, refs) == expected, (shard, path, refs)
