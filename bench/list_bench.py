@@ -10,7 +10,8 @@ seconds, min and median over the rounds, and the median of the rounds' CPU
 ratios (each ratio taken from one round, side by side).
 
 `--before REV` also runs the code of git revision REV (pachd, pachctl and the
-client, exported to a scratch folder) over a copy of the same data, and
+client, exported to a scratch folder) over the same files, which each build's
+pachd puts itself (a build reads the trees it wrote: node formats may differ), and
 interleaves it with this checkout's in every round: before and after in one run.
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -62,15 +62,12 @@ def run(files: int = 100_000, before: str = "", rounds: int = ROUNDS) -> list[st
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(b"x\n")
         data = folder / "after"
-        with _pachd(data, None) as loader, Client(loader.address) as client:
-            client.create_repo("many")
-            with client.commit("many") as commit:
-                client.put_files(("many", commit.id), ((path, b"x\n") for path in _paths(files)))
-            commit_id = commit.id
+        commit_id = _load(data, None, files)
         sides = []
         if before:
-            shutil.copytree(data, folder / "before", ignore=shutil.ignore_patterns("pachd.lock"))
             tree = extract_revision(before, folder / "code")
+            if _load(folder / "before", tree, files) != commit_id:
+                raise SystemExit("the two builds named the loaded commit differently")
             exact = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", before], check=True,
                                    stdout=subprocess.PIPE, text=True).stdout.strip()
             sides.append(stack.enter_context(_side(f"before ({before} at {exact})", folder / "before", tree)))
@@ -155,6 +152,16 @@ def _pachd(data: Path, source: Path | None) -> Iterator[PachdProcess]:
 def _side(name: str, data: Path, source: Path | None) -> Iterator[Side]:
     with _pachd(data, source) as server, Client(server.address) as client:
         yield Side(name, server, client, source)
+
+
+def _load(data: Path, source: Path | None, files: int) -> str:
+    """Puts the files with the pachd of `source` (each build reads the trees it wrote itself:
+    their node formats may differ); the commit's ID."""
+    with _pachd(data, source) as loader, Client(loader.address) as client:
+        client.create_repo("many")
+        with client.commit("many") as commit:
+            client.put_files(("many", commit.id), ((path, b"x\n") for path in _paths(files)))
+        return commit.id
 
 
 def _paths(files: int) -> list[str]:
