@@ -31,9 +31,9 @@ EMPTY = ""
 
 NODE_PREFIX = "trees/"
 NODE_FORMAT = 2
+"""The version of encode_node's bytes (decode_node reads the first's too)."""
 ENTRY_MEMORY = 280
 """Bytes a decoded entry's objects take in memory beyond its share of the node's bytes (measured: 300-330 in all)."""
-"""The version of encode_node's bytes (decode_node reads the first's too)."""
 SEAL_ON_LOOP = 256
 """A sealed directory of more entries than this is encoded off the event loop."""
 

@@ -20,7 +20,7 @@ from pachd.pfs.files import FileHeader, PutItem
 from pachd.pfs.records import BlockRef
 from pachd.pfs.refs import FileRefs
 from pachd.pfs.spill import HOLD
-from pachd.pfs.tree import NODE_PREFIX, TreeBuilder
+from pachd.pfs.tree import NODE_PREFIX, DirEntry, TreeBuilder
 from pachd.storage.blocks import Parts, WriteBatch
 from pachd.storage.localdisk import LocalBlockStore
 from pachd.config import PachdConfig
@@ -406,7 +406,7 @@ async def test_a_squash_of_pods_owning_their_own_directories_reads_no_node_below
         record, _ = await pfs.commits.get("data", source)
         view = await pfs.commits.view(record, "/")
         async for path, entry in view.walk("/", await view.root_entry()):
-            if path.startswith("/p") and hasattr(entry, "node"):
+            if path.startswith("/p") and isinstance(entry, DirEntry):
                 owned.add(entry.node)
     loaded = []
     load = type(pfs.commits.nodes).load

@@ -49,6 +49,7 @@ def test_a_walks_selector_keeps_what_the_shard_functions_say() -> None:
         for path in paths:
             for refs in shapes:
                 kept = tuple(r for r in refs if block_in_shard(shard, path, r.hash))
+                expected: tuple[BlockRef, ...] | None
                 if not file_in_shard(shard, path):
                     expected = None
                 elif not refs:
