@@ -40,8 +40,7 @@ def file_in_shard(shard: Shard, path: str) -> bool:
     """Whether a file (or directory) at normalised `path` is in the shard."""
     if not shard.filters_files:
         return True
-    top = path.lstrip("/").split("/", 1)[0]
-    return zlib.adler32(top.encode()) % shard.file_modulus == shard.file_number
+    return _file_shard(path, shard.file_modulus) == shard.file_number
 
 
 def block_in_shard(shard: Shard, path: str, block_hash: str) -> bool:
@@ -71,22 +70,21 @@ def selector(shard: Shard) -> Selector:
     the file's references in the shard (`refs` itself when all are), or None when the shard
     holds nothing of the file: not its file shard, or none of its blocks (an empty file's
     `refs` are (), and it lies in one block shard). As file_in_shard and block_in_shard
-    decide, with the shard's moduli read once and no call per file for a one-block file."""
+    decide, with the shard's moduli read once and one hash a one-block file."""
     files, blocks = shard.file_modulus, shard.block_modulus
     file_number, block_number = shard.file_number, shard.block_number
     if not files and not blocks:
         return _all_of
-    adler32 = zlib.adler32
 
     def select(path: str, refs: tuple[BlockRef, ...]) -> tuple[BlockRef, ...] | None:
-        if files and adler32(path.lstrip("/").split("/", 1)[0].encode()) % files != file_number:
+        if files and _file_shard(path, files) != file_number:
             return None
         if not blocks:
             return refs
         if len(refs) == 1:
-            return refs if adler32((path + refs[0].hash).encode()) % blocks == block_number else None
+            return refs if _block_shard(path, refs[0].hash, blocks) == block_number else None
         if not refs:
-            return () if adler32(path.encode()) % blocks == block_number else None
+            return () if _block_shard(path, "", blocks) == block_number else None
         return refs_in_shard(shard, path, refs) or None
 
     return select
@@ -94,6 +92,11 @@ def selector(shard: Shard) -> Selector:
 
 def _all_of(path: str, refs: tuple[BlockRef, ...]) -> tuple[BlockRef, ...]:
     return refs
+
+
+def _file_shard(path: str, modulus: int) -> int:
+    """The file shard of the file (or directory) at `path`: its top-level component's (v1.2's hash)."""
+    return zlib.adler32(path.lstrip("/").split("/", 1)[0].encode()) % modulus
 
 
 def _block_shard(path: str, block_hash: str, modulus: int) -> int:
