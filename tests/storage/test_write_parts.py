@@ -1,13 +1,17 @@
 """Block files are written through the page cache: they hold exactly their parts whatever their
 sizes, counts and short writes, and a block just stored is in the cache, where a get-file right
-after the put reads it (not from the disk)."""
+after the put reads it (not from the disk). Its writeback to the disk starts as soon as it is
+written, so the sync before its name is published finds little left to write."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import mmap
 import os
 import random
+import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -83,4 +87,58 @@ async def test_a_block_just_stored_is_in_the_page_cache(tmp_path: Path) -> None:
     path = store._path("blocks/big")
     assert _resident(path) == len(data) // mmap.PAGESIZE  # before anything reads it
     assert path.read_bytes() == data
+    await store.close()
+
+
+
+KPF_DIRTY, KPF_WRITEBACK = 1 << 4, 1 << 8  # /proc/kpageflags' bits (linux/kernel-page-flags.h)
+FRAME = (1 << 55) - 1  # a /proc/self/pagemap entry's page frame number; bit 63: the page is present
+
+
+def _unwritten(path: Path) -> int:
+    """How many of the file's pages the disk does not hold yet (dirty, or being written), from the
+    page cache's flags for each (/proc/kpageflags, found through /proc/self/pagemap: root only)."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_COPY) as mapped, \
+            open("/proc/self/pagemap", "rb") as pagemap, open("/proc/kpageflags", "rb") as kpageflags:
+        start = ctypes.c_char.from_buffer(mapped)  # never written: the mapping shows the cache's own pages
+        try:
+            first = ctypes.addressof(start) // mmap.PAGESIZE
+            unwritten = 0
+            for page in range(0, size, mmap.PAGESIZE):
+                mapped[page]  # maps the page, which is in the cache (nothing read from the disk)
+                pagemap.seek((first + page // mmap.PAGESIZE) * 8)
+                (entry,) = struct.unpack("<Q", pagemap.read(8))
+                assert entry >> 63 and entry & FRAME, "pagemap gives no page frames"
+                kpageflags.seek((entry & FRAME) * 8)
+                (flags,) = struct.unpack("<Q", kpageflags.read(8))
+                unwritten += bool(flags & (KPF_DIRTY | KPF_WRITEBACK))
+            return unwritten
+        finally:
+            del start
+
+
+def _filesystem(path: Path) -> str:
+    """The type of the filesystem `path` is on (the longest mount point above it)."""
+    mounts = [line.split()[1:3] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    resolved = str(path.resolve())
+    above = [(point, kind) for point, kind in mounts if resolved == point or resolved.startswith(point.rstrip("/") + "/")]
+    return max(above, key=lambda mount: len(mount[0]))[1]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="page frames and their flags are root's to read")
+async def test_a_blocks_writeback_starts_as_soon_as_it_is_written(tmp_path: Path) -> None:
+    """Written and not yet synced, a block goes to the disk now, not when the kernel's flusher finds
+    it 30 s later (or at the batch's sync, which would then write the whole put at once)."""
+    if _filesystem(tmp_path) in ("tmpfs", "ramfs"):  # no disk to write back to
+        pytest.skip("the store is in memory")
+    store = LocalBlockStore(tmp_path / "store")
+    batch = store.batch()
+    await batch.put("blocks/big", [os.urandom(16 * MIB)])
+    (written,) = list(store.temporary().parent.iterdir())
+    deadline = time.monotonic() + 10.0  # against the flusher's 30 s (vm.dirty_expire_centisecs)
+    while (left := _unwritten(written)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert left == 0, f"{left} pages of a block written are still not on the disk"
+    await batch.commit()
     await store.close()
