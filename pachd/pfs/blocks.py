@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -133,11 +133,15 @@ class BlockWriter:
 class _LongBlock:
     """A block larger than a block, on its way through a temporary file.
 
-    Its pieces are gathered into steps of STEP bytes, and each step is hashed
-    and written at the same time, in two worker threads, while the next step
-    is received: the stream, the hash and the disk overlap, and at most one
-    step is in flight (memory stays at about two steps).
+    Its pieces are gathered into steps of STEP bytes. Each step is hashed in
+    one lane and written in another, each lane a worker thread taking the
+    steps in order, while the next step is received: the hash (one core's
+    work, in order by nature) need not wait for a step's write, nor the
+    write for its hash. At most IN_FLIGHT steps are in the lanes (memory
+    stays at about IN_FLIGHT + 1 steps).
     """
+
+    IN_FLIGHT = 2
 
     def __init__(self, path: Path, out: int) -> None:
         self.path = path
@@ -146,7 +150,9 @@ class _LongBlock:
         self._hash = hashlib.sha512()
         self._gathered: list[bytes | memoryview] = []
         self._gathered_size = 0
-        self._running: list[asyncio.Future[None]] = []  # the step in flight: its hash and its write
+        self._hashed: asyncio.Future[None] | None = None  # the last step's hash, in its lane
+        self._written: asyncio.Future[None] | None = None  # and its write
+        self._running: list[asyncio.Future[None]] = []  # every step's hash and write not waited for yet
 
     @classmethod
     async def open(cls, store: BlockStore) -> _LongBlock:
@@ -165,22 +171,23 @@ class _LongBlock:
             await self._step()
 
     async def _step(self) -> None:
-        await self._wait()
+        await self._wait(keep=2 * (self.IN_FLIGHT - 1))
         parts, self._gathered = self._gathered, []
         size, self._gathered_size = self._gathered_size, 0
-        self._running = [asyncio.ensure_future(asyncio.to_thread(_update, self._hash, parts)),
-                         asyncio.ensure_future(asyncio.to_thread(self._write, parts, size))]
+        self._hashed = asyncio.ensure_future(_after(self._hashed, _update, self._hash, parts))
+        self._written = asyncio.ensure_future(_after(self._written, self._write, parts, size))
+        self._running += [self._hashed, self._written]
 
     def _write(self, parts: Parts, size: int) -> None:
         check_room(self.path.parent, size)
         write_parts(self._out, parts)
 
-    async def _wait(self) -> None:
-        """Waits for the step in flight; raises what failed in it."""
-        running = self._running
+    async def _wait(self, keep: int = 0) -> None:
+        """Waits for the steps in the lanes but the last `keep` futures; raises what failed in them."""
+        running = self._running[: max(len(self._running) - keep, 0)]
         # Shielded: a cancelled stream still waits for the threads in discard() before closing the file.
         results = await asyncio.shield(asyncio.gather(*running, return_exceptions=True))
-        self._running = []
+        del self._running[: len(running)]
         for result in results:
             if isinstance(result, OSError):
                 raise disk_error(result, f"writing {self.path}") from result
@@ -201,6 +208,7 @@ class _LongBlock:
     async def discard(self) -> None:
         await asyncio.gather(*self._running, return_exceptions=True)  # no thread may write to it any more
         self._running = []
+        self._hashed = self._written = None
 
         def remove() -> None:
             self._close()
@@ -212,6 +220,14 @@ class _LongBlock:
         fd, self._out = self._out, -1
         if fd >= 0:
             os.close(fd)
+
+
+async def _after(previous: asyncio.Future[None] | None, work: Callable[..., None], *args: object) -> None:
+    """Runs `work` in a worker thread once `previous` (the step before, in the same lane) is done;
+    what failed there fails this too, so nothing of a later step is hashed or written after it."""
+    if previous is not None:
+        await previous
+    await asyncio.to_thread(work, *args)
 
 
 def _update(digest: hashlib._Hash, parts: Parts) -> None:
