@@ -24,42 +24,16 @@ from dataclasses import dataclass
 from pachd.pfs.chunking import Slice
 from pachd.pfs.files import FileInfo
 from pachd.pfs.records import FileKind
+from pachyderm_client.encoding import LEN, SMALL, VARINT, field, key, varint
 from pachyderm_client.proto import pfs_pb2
 
-_SMALL = [bytes((n,)) for n in range(0x80)]
-
-_LEN = 2  # wire type of length-delimited fields
-_VARINT = 0
-
-
-def _key(number: int, wire_type: int) -> bytes:
-    return bytes((number << 3 | wire_type,))
-
-
-def _varint(value: int) -> bytes:
-    if value < 0x80:
-        return _SMALL[value]
-    if value < 0x4000:
-        return bytes((value & 0x7F | 0x80, value >> 7))
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(number: int, data: bytes) -> bytes:
-    return _key(number, _LEN) + _varint(len(data)) + data
-
-
-_FILE_INFO = _key(1, _LEN)  # FileInfos.file_info
-_FILE = _key(1, _LEN)  # FileInfo.file
-_FILE_COMMIT, _FILE_PATH = _key(1, _LEN), _key(2, _LEN)
-_TYPE_FILE = _key(2, _VARINT) + _varint(pfs_pb2.FILE_TYPE_REGULAR)
-_TYPE_DIR = _key(2, _VARINT) + _varint(pfs_pb2.FILE_TYPE_DIR)
-_SIZE, _MODIFIED = _key(3, _VARINT), _key(4, _LEN)
-_SECONDS, _NANOS = _key(1, _VARINT), _key(2, _VARINT)
+_FILE_INFO = key(1, LEN)  # FileInfos.file_info
+_FILE = key(1, LEN)  # FileInfo.file
+_FILE_COMMIT, _FILE_PATH = key(1, LEN), key(2, LEN)
+_TYPE_FILE = key(2, VARINT) + varint(pfs_pb2.FILE_TYPE_REGULAR)
+_TYPE_DIR = key(2, VARINT) + varint(pfs_pb2.FILE_TYPE_DIR)
+_SIZE, _MODIFIED = key(3, VARINT), key(4, LEN)
+_SECONDS, _NANOS = key(1, VARINT), key(2, VARINT)
 
 
 def _commit(repo: str, commit_id: str) -> bytes:
@@ -77,7 +51,7 @@ def file_infos_wire(repo: str, commit_id: str, infos: Sequence[FileInfo]) -> byt
     alike, in one commit), so it is encoded once for a run of them, and what comes
     before a path once for each length of path in that run."""
     commit = _commit(repo, commit_id)
-    in_file = _FILE_COMMIT + _varint(len(commit)) + commit + _FILE_PATH
+    in_file = _FILE_COMMIT + varint(len(commit)) + commit + _FILE_PATH
     modified_by: dict[str, bytes] = {}
     stamps: dict[float, bytes] = {}
     parts: list[bytes] = []
@@ -104,10 +78,10 @@ def file_infos_wire(repo: str, commit_id: str, infos: Sequence[FileInfo]) -> byt
 
 def _head(in_file: bytes, path_size: int, rest_size: int) -> bytes:
     """An entry's bytes before its path, for a path and a rest of these lengths."""
-    path_head = _varint(path_size)
+    path_head = varint(path_size)
     file_size = len(in_file) + len(path_head) + path_size
-    file_head = _varint(file_size)
-    return _FILE_INFO + _varint(1 + len(file_head) + file_size + rest_size) + _FILE + file_head + in_file + path_head
+    file_head = varint(file_size)
+    return _FILE_INFO + varint(1 + len(file_head) + file_size + rest_size) + _FILE + file_head + in_file + path_head
 
 
 def _tail(repo: str, kind: FileKind, size: int, modified: float, commit_modified: str,
@@ -120,27 +94,27 @@ def _tail(repo: str, kind: FileKind, size: int, modified: float, commit_modified
     if commit_modified:
         done = modified_by.get(commit_modified, b"")
         if not done:
-            done = modified_by[commit_modified] = _field(5, _commit(repo, commit_modified))
-    return (_TYPE_DIR if kind is FileKind.DIR else _TYPE_FILE) + (_SIZE + _varint(size) if size else b"") + stamp + done
+            done = modified_by[commit_modified] = field(5, _commit(repo, commit_modified))
+    return (_TYPE_DIR if kind is FileKind.DIR else _TYPE_FILE) + (_SIZE + varint(size) if size else b"") + stamp + done
 
 
 def _children(in_file: bytes, children: tuple[str, ...]) -> bytes:
-    return b"".join(_field(6, in_file + _varint(len(c)) + c) for c in map(str.encode, children))
+    return b"".join(field(6, in_file + varint(len(c)) + c) for c in map(str.encode, children))
 
 
 def _stamp(modified: float) -> bytes:
     """The `modified` field: a Timestamp of the time, as messages.timestamp makes it."""
     seconds, nanos = divmod(int(modified * 1e9), 1_000_000_000)
-    stamp = (_SECONDS + _varint(seconds) if seconds else b"") + (_NANOS + _varint(nanos) if nanos else b"")
-    return _MODIFIED + _SMALL[len(stamp)] + stamp
+    stamp = (_SECONDS + varint(seconds) if seconds else b"") + (_NANOS + varint(nanos) if nanos else b"")
+    return _MODIFIED + SMALL[len(stamp)] + stamp
 
 
-_BYTES_VALUE = _key(1, _LEN)  # BytesValue.value
+_BYTES_VALUE = key(1, LEN)  # BytesValue.value
 
 
 def bytes_value(data: bytes) -> bytes:
     """The wire bytes of BytesValue(value=data), as its SerializeToString() gives them."""
-    return _BYTES_VALUE + _varint(len(data)) + data if data else b""
+    return _BYTES_VALUE + varint(len(data)) + data if data else b""
 
 
 _VALUE = 3  # PutFileRequest.value
@@ -174,9 +148,9 @@ def put_file_request(data: bytes) -> PutFileMessage:
     try:
         while position < size:
             start = position
-            key, position = _read_varint(data, position)
-            number, wire_type = key >> 3, key & 7
-            if wire_type == _LEN:
+            tag, position = _read_varint(data, position)
+            number, wire_type = tag >> 3, tag & 7
+            if wire_type == LEN:
                 length, position = _read_varint(data, position)
                 end = position + length
                 if end > size:
@@ -187,7 +161,7 @@ def put_file_request(data: bytes) -> PutFileMessage:
                 position = end
             elif number == _VALUE:
                 raise _Unusual
-            elif wire_type == _VARINT:
+            elif wire_type == VARINT:
                 _, position = _read_varint(data, position)
             elif wire_type in (_FIXED64, _FIXED32):
                 position += 8 if wire_type == _FIXED64 else 4

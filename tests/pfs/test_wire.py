@@ -12,6 +12,7 @@ from google.protobuf.message import DecodeError
 from pachd.pfs import messages, wire
 from pachd.pfs.files import FileInfo
 from pachd.pfs.records import FileKind
+from pachyderm_client import encoding
 from pachyderm_client.proto import pfs_pb2
 
 
@@ -46,7 +47,7 @@ def test_runs_of_entries_that_share_all_but_their_paths_match_the_messages() -> 
     assert wire.file_infos_wire("repo", "master/12", infos) == built.SerializeToString()
 
 
-_varint = wire._varint  # the encoder of the FileInfos above, held by the test above
+_varint = encoding.varint  # the encoder of the FileInfos above (pachd/pfs/wire.py), held by the test above
 
 
 def _length_field(number: int, data: bytes) -> bytes:
