@@ -211,10 +211,15 @@ def _stream_side(rows: dict[str, Row], root: Path, blob: Path, small: Path, seed
 
 def _large_file(put: Row, read: Row, measure: Measure, address: str, client: Client, blob: Path, out: Path,
                 env: dict[str, str] | None = None) -> None:
-    """pachctl put-file of the large file in a commit of its own, then get-file of it."""
+    """pachctl put-file of a working copy of the large file in a commit of its own, then, the copy
+    deleted, get-file of it back to the same path: DVC's own steps (copy in, add; remove, checkout).
+    On this VM, memory freed a few seconds ago costs a host fault when used again, so where each
+    side's new file lands matters: DVC's checkout reuses the pages its removal just freed."""
     client.create_repo("big")
-    put.ours.append(measure(lambda: _pachctl(address, "put-file", "big", "master", "big.bin", "-c", "-f", str(blob),
+    shutil.copy(blob, out)
+    put.ours.append(measure(lambda: _pachctl(address, "put-file", "big", "master", "big.bin", "-c", "-f", str(out),
                                              env=env)))
+    out.unlink()
     read.ours.append(measure(lambda: _get_file(address, out, env)))
 
 

@@ -109,7 +109,8 @@ def _unwritten(path: Path) -> int:
                 mapped[page]  # maps the page, which is in the cache (nothing read from the disk)
                 pagemap.seek((first + page // mmap.PAGESIZE) * 8)
                 (entry,) = struct.unpack("<Q", pagemap.read(8))
-                assert entry >> 63 and entry & FRAME, "pagemap gives no page frames"
+                if not (entry >> 63 and entry & FRAME):  # frames are hidden without CAP_SYS_ADMIN
+                    pytest.skip("/proc/self/pagemap gives no page frames here")
                 kpageflags.seek((entry & FRAME) * 8)
                 (flags,) = struct.unpack("<Q", kpageflags.read(8))
                 unwritten += bool(flags & (KPF_DIRTY | KPF_WRITEBACK))
@@ -126,7 +127,7 @@ def _filesystem(path: Path) -> str:
     return max(above, key=lambda mount: len(mount[0]))[1]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="page frames and their flags are root's to read")
+@pytest.mark.skipif(not os.access("/proc/kpageflags", os.R_OK), reason="page flags are root's to read")
 async def test_a_blocks_writeback_starts_as_soon_as_it_is_written(tmp_path: Path) -> None:
     """Written and not yet synced, a block goes to the disk now, not when the kernel's flusher finds
     it 30 s later (or at the batch's sync, which would then write the whole put at once)."""
