@@ -150,9 +150,7 @@ class _LongBlock:
         self._hash = hashlib.sha512()
         self._gathered: list[bytes | memoryview] = []
         self._gathered_size = 0
-        self._hashed: asyncio.Future[None] | None = None  # the last step's hash, in its lane
-        self._written: asyncio.Future[None] | None = None  # and its write
-        self._running: list[asyncio.Future[None]] = []  # every step's hash and write not waited for yet
+        self._running: list[asyncio.Future[None]] = []  # each step's hash and write, in order, not waited for yet
 
     @classmethod
     async def open(cls, store: BlockStore) -> _LongBlock:
@@ -174,9 +172,9 @@ class _LongBlock:
         await self._wait(keep=2 * (self.IN_FLIGHT - 1))
         parts, self._gathered = self._gathered, []
         size, self._gathered_size = self._gathered_size, 0
-        self._hashed = asyncio.ensure_future(_after(self._hashed, _update, self._hash, parts))
-        self._written = asyncio.ensure_future(_after(self._written, self._write, parts, size))
-        self._running += [self._hashed, self._written]
+        hashed, written = self._running[-2:] or (None, None)  # the step before's, each next in its lane
+        self._running += [asyncio.ensure_future(_after(hashed, _update, self._hash, parts)),
+                          asyncio.ensure_future(_after(written, self._write, parts, size))]
 
     def _write(self, parts: Parts, size: int) -> None:
         check_room(self.path.parent, size)
@@ -208,7 +206,6 @@ class _LongBlock:
     async def discard(self) -> None:
         await asyncio.gather(*self._running, return_exceptions=True)  # no thread may write to it any more
         self._running = []
-        self._hashed = self._written = None
 
         def remove() -> None:
             self._close()
