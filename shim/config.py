@@ -19,6 +19,10 @@ class ShimConfig:
     job_token: str  # the pod's credential for its own job (PACH_JOB_TOKEN), "" if pachd gave none
     pfs_mode: str  # "copy" (download the shard, upload /pfs/out after) or "fuse" (mount it)
     environment: dict[str, str]  # what the user's code starts from (the pod's environment)
+    # Set by the local executor when /pfs/prev and /pfs/out already show this commit (an overlay
+    # of pachd's laid-out copy, pachd/executor/overlay.py) and the overlay's changes are read here.
+    out_base: str = ""
+    out_changes: Path | None = None
 
 
 def load() -> ShimConfig:
@@ -41,6 +45,8 @@ def load() -> ShimConfig:
         job_token=env.get("PACH_JOB_TOKEN", ""),
         pfs_mode=env.get("PACH_PFS_MODE", "copy"),
         environment=dict(env),
+        out_base=env.get("PACH_OUT_BASE", ""),
+        out_changes=Path(env["PACH_OUT_CHANGES"]) if env.get("PACH_OUT_CHANGES") else None,
     )
 
 

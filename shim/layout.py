@@ -196,30 +196,97 @@ def _start(path: Path, size: int | None = None) -> Start:
     return Start(path.stat().st_size if size is None else size, digest.hexdigest())
 
 
+Send = tuple[str, int, bool]  # (path, from offset, replace)
+
+
 def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Start]) -> int:
     """Sends the changes of `folder` since `started` into the output commit, finishing it when
-    there were any; returns files sent.
-
-    All new bytes go up as one block stream (PutBlock), then one call names
-    each file's slice of those blocks (PutFileRefs).
-    """
+    there were any; returns files sent."""
     now = set(_files(folder))
     removed = sorted(path for path in started if path not in now)
-    sends: list[tuple[str, int, bool]] = []  # (path, from offset, replace)
+    sends: list[Send] = []
     for path in sorted(now):
         before = started.get(path)
         if before is None:
             sends.append((path, 0, False))
             continue
         stat = (folder / path).stat()
-        size = stat.st_size
-        if size == before.size and stat.st_mtime_ns == before.mtime_ns:
+        if stat.st_size == before.size and stat.st_mtime_ns == before.mtime_ns:
             continue  # untouched since it was laid out
-        if size >= before.size and _start(folder / path, before.size).sha256 == before.sha256:
-            if size > before.size:
-                sends.append((path, before.size, False))
-        else:
-            sends.append((path, 0, True))
+        sends += _send_over(path, folder / path, stat.st_size, before)
+    return _send(wire, out, folder, sends, removed)
+
+
+def upload_over(wire: Wire, out: pfs_pb2.Commit, folder: Path, base: Path, changes: Path) -> int:
+    """Sends the changes of `folder` (/pfs/out) into the output commit when it is an overlay:
+    `base` (/pfs/prev) below, the output it started as, and `changes` above, holding every
+    file the code wrote (and a whiteout for each path it removed). Only the folders of
+    `changes` are looked at, so this costs what the code changed, not what the output holds."""
+    sends, removed = overlay_changes(folder, base, changes)
+    return _send(wire, out, folder, sends, removed)
+
+
+def overlay_changes(folder: Path, base: Path, changes: Path) -> tuple[list[Send], list[str]]:
+    """What to send, and which paths to remove (a file, or a folder and all below it), for an
+    overlay `folder` over `base` whose upper folder is `changes`.
+
+    A path is removed where the base has a file or folder the overlay no longer shows as
+    such (gone, or now of the other kind); this is read from the two listings of each
+    folder of `changes`, whatever the overlay wrote for it (whiteouts, opaque folders)."""
+    sends: list[Send] = []
+    removed: list[str] = []
+
+    def visit(prefix: str) -> None:
+        shown, before = _kinds(folder / prefix), _kinds(base / prefix)
+        removed.extend(prefix + name for name, kind in before.items() if shown.get(name) != kind)
+        try:
+            entries = list(os.scandir(changes / prefix))
+        except OSError:
+            return
+        for entry in entries:
+            path = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if shown.get(entry.name) is _DIR:
+                    visit(path + "/")
+            elif entry.is_file(follow_symlinks=False) and shown.get(entry.name) is _FILE:
+                if before.get(entry.name) is _FILE:
+                    now = folder / path
+                    sends.extend(_send_over(path, now, now.stat().st_size, _start(base / path)))
+                else:
+                    sends.append((path, 0, False))
+
+    visit("")
+    return sorted(sends), sorted(removed)
+
+
+_DIR, _FILE = "dir", "file"
+
+
+def _kinds(folder: Path) -> dict[str, str]:
+    """Each folder and regular file directly in `folder` (links are not followed; none if it cannot be read)."""
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name: _DIR if e.is_dir(follow_symlinks=False) else _FILE
+                    for e in entries if e.is_dir(follow_symlinks=False) or e.is_file(follow_symlinks=False)}
+    except OSError:
+        return {}
+
+
+def _send_over(path: str, now: Path, size: int, before: Start) -> list[Send]:
+    """A file that existed before, now `size` bytes: new bytes after its old ones are sent as an
+    append; anything else (shorter, rewritten) replaces it; nothing if it is unchanged."""
+    if size >= before.size and _start(now, before.size).sha256 == before.sha256:
+        return [(path, before.size, False)] if size > before.size else []
+    return [(path, 0, True)]
+
+
+def _send(wire: Wire, out: pfs_pb2.Commit, folder: Path, sends: list[Send], removed: list[str]) -> int:
+    """Sends `sends` (from `folder`) and `removed` into the output commit, finishing it when
+    there were any; returns files sent.
+
+    All new bytes go up as one block stream (PutBlock), then one call names
+    each file's slice of those blocks (PutFileRefs).
+    """
     spans: list[tuple[int, int]] = []
     position = 0
 

@@ -90,7 +90,7 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
         return 0
     finally:
         _started()
-    from shim.layout import LayoutError, Wire, download, mount_name, upload  # the data path: there is a job
+    from shim.layout import LayoutError, Wire, download, mount_name, upload, upload_over  # the data path: a job
     transform = started.transform
     if not transform.cmd:
         print("job-shim: the transform has no cmd to run", file=sys.stderr)
@@ -98,7 +98,7 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
         return 0
     mounts = list(started.commit_mounts)
     out = next(m.commit for m in mounts if m.alias == "out")
-    env = dict(config.environment)
+    env = {k: v for k, v in config.environment.items() if k not in ("PACH_OUT_BASE", "PACH_OUT_CHANGES")}  # the shim's own
     env.update(transform.env)
     env["PACH_OUTPUT_COMMIT_ID"] = out.id
     for mount in mounts:
@@ -107,6 +107,7 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
     stdin = "".join(line + "\n" for line in transform.stdin).encode()
     over_fuse = env.get("PACH_PFS_MODE", config.pfs_mode) == "fuse"  # a pipeline's env may choose
     report_times = env.get("PACH_SHIM_TIMES") == "1"  # the pod's environment or the pipeline's
+    mounted = not over_fuse and _mounted_output(mounts, config)
     steps.mark("start")
     if over_fuse:
         import asyncio  # only FUSE pods need an event loop
@@ -115,7 +116,10 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
     else:
         wire = Wire(client.channel, metadata)  # the client's channel: it carries the pod's credential
         try:
-            baseline = download(wire, mounts, config.pfs_root)
+            if mounted and not any(m.alias == "prev" and m.commit.id == config.out_base for m in mounts):
+                raise LayoutError("out", OSError(0, f"it shows {config.out_base}, not the previous output"))
+            baseline = download(wire, [m for m in mounts if not mounted or m.alias not in ("out", "prev")],
+                                config.pfs_root)
         except LayoutError as err:  # the job fails, saying why (in its logs), rather than the pod crashing
             print(f"job-shim: {err}", file=sys.stderr)
             client.finish_job(job_id, started.pod_index, False)
@@ -125,12 +129,21 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
     steps.mark("code")
     success = code == 0 or code in transform.accept_return_code
     if success and not over_fuse:
-        upload(wire, out, config.pfs_root / "out", baseline)
+        if mounted and config.out_changes is not None:
+            upload_over(wire, out, config.pfs_root / "out", config.pfs_root / "prev", config.out_changes)
+        else:
+            upload(wire, out, config.pfs_root / "out", baseline)
         steps.mark("upload")
     if report_times:  # before FinishJob: once the job has ended, its logs may be read
         steps.say()
     client.finish_job(job_id, started.pod_index, success, exit_code=None if success else code)
     return 0
+
+
+def _mounted_output(mounts: list[fuse_pb2.CommitMount], config: shim_config.ShimConfig) -> bool:
+    """Whether /pfs/out and /pfs/prev are already there, mounted by the executor over its
+    laid-out copy of the previous output (pachd/executor/overlay.py), instead of copied here."""
+    return bool(config.out_base and config.out_changes is not None and any(m.alias == "prev" for m in mounts))
 
 
 def _execute(cmd: list[str], stdin: bytes, env: dict[str, str]) -> int:

@@ -1,12 +1,14 @@
 """The C library's calls Python's os module lacks, through ctypes: glibc's allocator controls
-(mallopt, malloc_trim) for the processes that move large messages (pachd, pachctl get-file), and
-sync_file_range for pachd's block writes. None, or nothing done, where the C library has not
-got them (musl's allocator, macOS), which then keeps its defaults."""
+(mallopt, malloc_trim) for the processes that move large messages (pachd, pachctl get-file),
+sync_file_range for pachd's block writes, and mount and umount2 for the layers of local pods
+(pachd/executor/overlay.py). None, or nothing done, where the C library has not got them
+(musl's allocator, macOS), which then keeps its defaults."""
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from collections.abc import Callable
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # mallopt's parameters (malloc.h)
@@ -49,3 +51,41 @@ def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
     function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     function.restype = ctypes.c_int
     return function
+
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND = 1, 2, 4, 32, 4096  # mount's flags (sys/mount.h)
+MNT_DETACH = 2  # umount2: detach now, free once unused
+
+
+def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    """mount(2); raises OSError with its errno (only root may)."""
+    libc = _mount_calls()
+    if libc is None:
+        raise OSError(0, "this C library cannot mount")
+    if libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                  data.encode() if data else None) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, os.strerror(number), target)
+
+
+def unmount(target: str, flags: int = MNT_DETACH) -> None:
+    """umount2(2); raises OSError with its errno."""
+    libc = _mount_calls()
+    if libc is None:
+        raise OSError(0, "this C library cannot unmount")
+    if libc.umount2(target.encode(), flags) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, os.strerror(number), target)
+
+
+@functools.cache
+def _mount_calls() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+        libc.mount.restype = ctypes.c_int
+        libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        libc.umount2.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    return libc

@@ -45,6 +45,8 @@ class JobSpec:
     secrets: tuple[SecretMount, ...] = ()
     max_restarts: int = 3  # per pod index
     labels: Mapping[str, str] = field(default_factory=dict)
+    output_repo: str = ""
+    previous_output: str = ""  # the commit of output_repo each pod's /pfs/out starts from ("" for none)
 
 
 class PodPhase(enum.Enum):
@@ -126,6 +128,10 @@ class Executor(Protocol):
         """A hint: one commit may set off `pods` jobs one after another (the deepest
         chain of pipelines). An executor that starts pods ahead of their jobs keeps
         that many ready; the others ignore it."""
+
+    def output_finished(self, repo: str, commit: str) -> None:
+        """A hint: `commit` is a pipeline's newest output, which its next job's pods start
+        from. An executor that lays outputs out for pods starts on it now; the others ignore it."""
 
     async def close(self) -> None:
         """Stops watching; pods keep their state for recover()."""

@@ -223,6 +223,9 @@ class DockerExecutor:
     def reserve(self, pods: int) -> None:
         """Pods start with their jobs here: nothing to keep ready."""
 
+    def output_finished(self, repo: str, commit: str) -> None:
+        """Pods here copy their previous output in (the shim's layout): nothing to lay out ahead."""
+
     async def node_count(self) -> int:
         return 1
 

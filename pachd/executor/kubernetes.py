@@ -274,6 +274,9 @@ class KubernetesExecutor:
     def reserve(self, pods: int) -> None:
         """Pods start with their jobs here: nothing to keep ready."""
 
+    def output_finished(self, repo: str, commit: str) -> None:
+        """Pods here copy their previous output in (the shim's layout): nothing to lay out ahead."""
+
     async def node_count(self) -> int:
         """Nodes that are Ready and not cordoned."""
         nodes = await self._call(self._core.list_node)

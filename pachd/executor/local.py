@@ -12,11 +12,18 @@ With `warm_pods` > 0, pods of our own job shim come from a pool of pods
 started ahead of their jobs, confined the same way (see warm.py): a job's
 pod then costs no process start.
 
+With `outputs`, each pipeline's newest output is kept laid out (outputs.py)
+and a pod of a job with a parent gets it mounted as /pfs/prev and below its
+/pfs/out (overlay.py) instead of the shim writing it there: such a pod starts
+cold, since a warm pod's mounts were made before its job was known.
+
 Layout under `root` (the data dir's pods/ folder):
     <job>/<pod name>/pfs/   the pod's /pfs, removed when the pod ends
+    <job>/<pod name>/layers/  its overlay's changes and work folders, likewise
     <job>/<pod name>/log    its stdout and stderr
     <job>/<pod name>/pid    "<pid> <start time>" while it may run
     .warm/<name>/           a warm pod's, until a job takes it
+    .outputs/<repo>/        a pipeline's newest output, laid out (while pachd runs)
 """
 
 from __future__ import annotations
@@ -31,12 +38,15 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pachd.executor import bytecode
+from pachd.executor import bytecode, overlay
 from pachd.executor.base import JobSpec, LogLine, PodEvent, PodPhase
 from pachd.executor.namespace import RUN, NamespaceSupport, PodProcess, Sandbox, remove_pod_files, spawn_pod, start_time
+from pachd.executor.outputs import CheckOut, OutputTrees
 from pachd.executor.warm import WARM_DIR, WarmPool
 
 logger = logging.getLogger(__name__)
+
+OUTPUTS_DIR = ".outputs"
 
 
 @dataclass
@@ -48,17 +58,20 @@ class _Job:
     attempts: dict[int, int] = field(default_factory=dict)  # index -> pods started (by any pachd: names them)
     crashes: dict[int, int] = field(default_factory=dict)  # index -> pods seen crashing (not killed by a restart)
     watchers: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # pod name -> its wait task
+    leased: set[str] = field(default_factory=set)  # names of pods mounting their pipeline's laid-out output
 
 
 class LocalExecutor:
     def __init__(self, *, root: Path, pachd_address: str, shim: str, base_env: Mapping[str, str],
                  sandbox: Sandbox | None = None, support: NamespaceSupport | None = None, warm_pods: int = 0,
-                 own_shim: bool = False) -> None:
+                 own_shim: bool = False, check_out: CheckOut | None = None) -> None:
         """`shim` is the job-shim program; `base_env` what every pod gets besides
         the job's own variables (PATH, locale: never pachd's secrets); `sandbox`
         how pods are confined, and `support` whether this machine can;
         `warm_pods` how many pods of `shim` (which must be our job shim) wait for jobs;
-        `own_shim`: `shim` is ours, whose bytecode recover() writes ahead (bytecode.py)."""
+        `own_shim`: `shim` is ours, whose bytecode recover() writes ahead (bytecode.py);
+        `check_out` lays out a commit (PFS's check_out): with it, and where pachd may mount
+        (overlay.problem), our shim's pods get their previous output mounted, not copied."""
         self._root = root
         self._address = pachd_address
         self._shim = shim
@@ -71,6 +84,14 @@ class LocalExecutor:
         if warm_pods > 0 and self._support.supported:
             self._pool = WarmPool(root=root, size=warm_pods, argv=[shim, "--warm"],
                                   env={**self._base_env, **self._pod_address()}, sandbox=self._sandbox)
+        self._outputs: OutputTrees | None = None
+        if check_out is not None and own_shim:
+            cannot = overlay.problem(root)
+            if cannot:
+                logger.info("pods copy their previous output in: %s", cannot)
+            else:
+                owner = (self._sandbox.uid, self._sandbox.gid)
+                self._outputs = OutputTrees(root / OUTPUTS_DIR, check_out, owner)
 
     async def recover(self) -> None:
         """Kills pods a previous pachd left running (their jobs will start new ones), and
@@ -79,7 +100,10 @@ class LocalExecutor:
             await asyncio.to_thread(bytecode.write_ahead)
         for pid_file in [*self._root.glob("*/*/pid"), *self._root.glob(f"{WARM_DIR}/*/pid")]:
             _kill_recorded(pid_file)
+        if os.geteuid() == 0 and self._root.exists():
+            await asyncio.to_thread(overlay.unmount_below, self._root)  # pods' mounts an earlier pachd left
         await asyncio.to_thread(shutil.rmtree, self._root / WARM_DIR, True)
+        await remove_pod_files(self._root / OUTPUTS_DIR)
 
     async def start(self, spec: JobSpec) -> None:
         job = self._jobs.get(spec.job_id)
@@ -106,6 +130,10 @@ class LocalExecutor:
         env = {**self._base_env, **job.spec.env, **self._pod_address(),
                "PACH_POD_INDEX": str(index), "PACH_POD_NAME": name}
         sandbox = dataclasses.replace(self._sandbox, fuse=env.get("PACH_PFS_MODE") == "fuse")
+        if not sandbox.fuse and await self._mount_output(job, name, pod_dir):
+            sandbox = dataclasses.replace(sandbox, extra_binds={**sandbox.extra_binds, **{
+                overlay.Layers(pod_dir / "layers").changes: overlay.CHANGES}})
+            env.update({"PACH_OUT_BASE": job.spec.previous_output, "PACH_OUT_CHANGES": str(overlay.CHANGES)})
         process = await self._warm(job, pod_dir, env) if sandbox == self._sandbox else None
         if process is None:
             argv = [self._shim if job.spec.command[0] == "job-shim" else job.spec.command[0], *job.spec.command[1:]]
@@ -134,6 +162,37 @@ class LocalExecutor:
             return None
         return pod.process
 
+    async def _mount_output(self, job: _Job, name: str, pod_dir: Path) -> bool:
+        """Mounts the pipeline's laid-out previous output as the pod's /pfs/prev and below its
+        /pfs/out, if the job has one and our shim runs it; False where the shim copies it instead."""
+        spec = job.spec
+        if self._outputs is None or not spec.previous_output or spec.command != ("job-shim", spec.job_id):
+            return False
+        tree = await self._outputs.lease(spec.output_repo, spec.previous_output)
+        if tree is None:
+            return False
+        try:
+            await asyncio.to_thread(overlay.mount_output, pod_dir / "pfs", tree, overlay.Layers(pod_dir / "layers"),
+                                    (self._sandbox.uid, self._sandbox.gid))
+        except OSError as err:
+            self._outputs.release(spec.output_repo)
+            logger.warning("pod %s copies its previous output in: cannot mount it: %s", name, err)
+            return False
+        job.leased.add(name)
+        return True
+
+    def _unmount_output(self, job: _Job, name: str) -> None:
+        """Undoes _mount_output once the pod has ended (synchronous: also when its watcher is cancelled)."""
+        if name in job.leased:
+            job.leased.discard(name)
+            overlay.unmount_output(self._root / job.spec.job_id / name / "pfs")
+            if self._outputs is not None:
+                self._outputs.release(job.spec.output_repo)
+
+    def output_finished(self, repo: str, commit: str) -> None:
+        if self._outputs is not None:
+            self._outputs.lay_out_ahead(repo, commit)
+
     def _pod_address(self) -> dict[str, str]:
         """How the pod reaches pachd: its socket without a network, else loopback (TLS: trusting pachd's certificate)."""
         if self._sandbox.socket_dir is not None:
@@ -146,7 +205,10 @@ class LocalExecutor:
         return env
 
     async def _watch(self, job: _Job, index: int, name: str, process: PodProcess) -> None:
-        code = await process.wait()
+        try:
+            code = await process.wait()
+        finally:
+            self._unmount_output(job, name)
         pod_dir = self._root / job.spec.job_id / name
         (pod_dir / "pid").unlink(missing_ok=True)
         job.running.pop(index, None)
@@ -157,6 +219,8 @@ class LocalExecutor:
             # Its data was sent (or, after a crash, is never used): only the log is kept, for get-logs.
             # Removed once the pod's end is reported (and a replacement started), at the lowest priority.
             await remove_pod_files(pod_dir / "pfs")
+            if (pod_dir / "layers").exists():
+                await remove_pod_files(pod_dir / "layers")
 
     async def _ended(self, job: _Job, index: int, name: str, code: int) -> None:
         if code == 0:
@@ -221,6 +285,8 @@ class LocalExecutor:
             await self._pool.close()
         for job_id in list(self._jobs):
             await _stop(self._jobs.pop(job_id))
+        if self._outputs is not None:
+            await self._outputs.close()
 
 
 async def _stop(job: _Job) -> None:

@@ -158,8 +158,9 @@ class JobDriver:
     async def _run_pods(self, job: JobRecord) -> None:
         """Starts the pods not yet done and waits until every pod index has reported."""
         indices = [k for k, pod in enumerate(job.pods) if pod.state in (PodState.PENDING, PodState.RUNNING)]
+        previous = (await self._jobs.get(job.parent))[0].output_commit if job.parent else ""
         await self._executor.start(job_spec(job, indices=indices, default_image=self._default_image,
-                                              token=self._credential(job.id)))
+                                              token=self._credential(job.id), previous_output=previous))
 
         async def all_reported() -> bool | None:
             current = (await self._jobs.get(job.id))[0]
@@ -225,6 +226,8 @@ class JobDriver:
         await self._jobs.update(job_id, lambda j: dataclasses.replace(
             j, state=state, finished=self._now(), reason=reason if state is JobState.FAILURE else ""))
         logger.info("job %s: %s", job_id, state.name)
+        if state is JobState.SUCCESS and job.pipeline:
+            self._executor.output_finished(job.output_repo, job.output_commit)
 
     async def _fail(self, job_id: str, reason: str) -> None:
         job = (await self._jobs.get(job_id))[0]

@@ -19,7 +19,8 @@ TOKEN_ENV = "PACH_JOB_TOKEN"  # the pod's credential for its own job (pachd/auth
 
 
 def job_spec(job: JobRecord, *, indices: Sequence[int], default_image: str = DEFAULT_IMAGE,
-             max_restarts: int = 3, token: str = "") -> JobSpec:
+             max_restarts: int = 3, token: str = "", previous_output: str = "") -> JobSpec:
+    """`previous_output`: the parent job's output commit, which each pod's /pfs/out starts from."""
     env = {env_name(i.repo): i.commit for i in job.inputs}
     env.update(dict(job.transform.env))
     if token:
@@ -38,4 +39,6 @@ def job_spec(job: JobRecord, *, indices: Sequence[int], default_image: str = DEF
         secrets=tuple(SecretMount(s.name, s.mount_path) for s in job.transform.secrets),
         max_restarts=max_restarts,
         labels=labels,
+        output_repo=job.output_repo,
+        previous_output=previous_output,
     )

@@ -42,17 +42,19 @@ def warm_pachd(tmp_path: Path) -> Iterator[PachdProcess]:
     server.stop()
 
 
-def _look(client: Client, commits: int) -> dict[str, bytes]:
-    """Runs the LOOK pipeline on `commits` commits; what the last job's pod saw."""
+def _look(client: Client, pipelines: int) -> dict[str, bytes]:
+    """Runs `pipelines` LOOK pipelines, one after another, on one commit; what the last one's pod
+    saw. Each job is its pipeline's first (a job with a parent starts cold: its previous output
+    is mounted before the pod starts, see pachd/executor/overlay.py)."""
     client.create_repo("data")
-    client.create_pipeline(pipeline("look", LOOK, [("data", MAP)]))
-    for n in range(commits):
-        with client.commit("data") as c:
-            client.put_file(("data", c.id), f"f{n}", b"x\n")
-        out = client.flush_commit([("data", c.id)], to_repos=["look"], timeout=TIMEOUT)[-1]
-    jobs = client.list_job("look")
-    assert jobs and all(j.state == pps_pb2.JOB_SUCCESS for j in jobs)
-    return {name: client.get_file_bytes(("look", out.commit.id), name)
+    with client.commit("data") as c:
+        client.put_file(("data", c.id), "f", b"x\n")
+    for n in range(pipelines):
+        client.create_pipeline(pipeline(f"look{n}", LOOK, [("data", MAP)]))
+        out = client.flush_commit([("data", c.id)], to_repos=[f"look{n}"], timeout=TIMEOUT)[-1]
+        jobs = client.list_job(f"look{n}")
+        assert jobs and all(j.state == pps_pb2.JOB_SUCCESS for j in jobs)
+    return {name: client.get_file_bytes((f"look{pipelines - 1}", out.commit.id), name)
             for name in ("shim", "confinement", "env", "token")}
 
 
@@ -94,7 +96,7 @@ def test_a_warm_pod_is_confined_and_set_up_like_a_cold_one(tmp_path: Path) -> No
         server = _pachd(tmp_path, warm)
         try:
             with Client(server.address) as client:
-                seen[warm] = _look(client, commits=2)  # the second job's pod: from the pool started by the first
+                seen[warm] = _look(client, pipelines=2)  # the second job's pod: from the pool started by the first
         finally:
             server.stop()
     assert b"--warm" not in seen[0]["shim"] and b"--warm" in seen[2]["shim"]
@@ -105,7 +107,7 @@ def test_a_warm_pod_is_confined_and_set_up_like_a_cold_one(tmp_path: Path) -> No
 
 def test_an_idle_warm_pod_holds_no_job_and_no_credential(warm_pachd: PachdProcess) -> None:
     with Client(warm_pachd.address) as client:
-        _look(client, commits=1)
+        _look(client, pipelines=1)
     wait_until(lambda: len(_warm_pids(warm_pachd)) == 2, timeout=TIMEOUT, what="two idle warm pods")
     for outer in _warm_pids(warm_pachd):
         for pid in _tree(outer):
@@ -116,7 +118,7 @@ def test_an_idle_warm_pod_holds_no_job_and_no_credential(warm_pachd: PachdProces
 
 def test_a_warm_pod_that_dies_is_replaced_and_jobs_still_run(warm_pachd: PachdProcess) -> None:
     with Client(warm_pachd.address) as client:
-        _look(client, commits=1)
+        _look(client, pipelines=1)
         wait_until(lambda: len(_warm_pids(warm_pachd)) == 2, timeout=TIMEOUT, what="two idle warm pods")
         victim = _warm_pids(warm_pachd)[0]
         os.killpg(victim, signal.SIGKILL)
@@ -124,8 +126,8 @@ def test_a_warm_pod_that_dies_is_replaced_and_jobs_still_run(warm_pachd: PachdPr
                    timeout=TIMEOUT, what="a new warm pod in the dead one's place")
         with client.commit("data") as c:
             client.put_file(("data", c.id), "again", b"x\n")
-        client.flush_commit([("data", c.id)], to_repos=["look"], timeout=TIMEOUT)
-        assert all(j.state == pps_pb2.JOB_SUCCESS for j in client.list_job("look"))
+        client.flush_commit([("data", c.id)], to_repos=["look0"], timeout=TIMEOUT)
+        assert all(j.state == pps_pb2.JOB_SUCCESS for j in client.list_job("look0"))
 
 
 def test_a_warm_shim_says_ready_and_leaves_quietly_when_the_pool_closes() -> None:

@@ -1,0 +1,108 @@
+"""Each pipeline's newest output laid out on this machine, for its next job's pods.
+
+A folder per output repo holds the files of one commit of it, written only by
+pachd (PFS's check_out, from the commit's own blocks) and never by a pod: pods
+mount it below their /pfs/out and at /pfs/prev (overlay.py). When a job wants
+another commit, the folder is brought to it by what changed between the two, so
+a pipeline's incremental job costs what it changes, not the size of its output.
+
+A folder is moved only while no pod uses it: the pods of the job before, which
+have reported but may still be ending, are waited for (up to IDLE_WAIT); a pod
+that would need it at another commit meanwhile gets its output written the old
+way (the shim's copy). The
+folders live as long as pachd: a restarted pachd removes them (recover), since a
+kill -9 may have stopped one between two commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+IDLE_WAIT = 30.0  # seconds a move waits for the pods using the folder to end
+
+# (repo, commit, folder, since, owner): makes `folder`, which holds `since` ("": nothing), hold `commit`.
+CheckOut = Callable[[str, str, Path, str, "tuple[int, int] | None"], Awaitable[int]]
+
+
+@dataclass
+class _Tree:
+    folder: Path
+    commit: str = ""  # what the folder holds; "" while it holds nothing known
+    users: int = 0  # pods mounting it now
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no pod mounts it
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+
+class OutputTrees:
+    def __init__(self, root: Path, check_out: CheckOut, owner: tuple[int, int] | None) -> None:
+        self._root = root
+        self._check_out = check_out
+        self._owner = owner
+        self._trees: dict[str, _Tree] = {}
+        self._ahead: set[asyncio.Task[None]] = set()
+
+    async def lease(self, repo: str, commit: str) -> Path | None:
+        """The folder holding `commit` of `repo`, in use until release(repo); None if it cannot
+        be had now (pods use it at another commit past IDLE_WAIT, or laying it out failed: logged)."""
+        tree = self._trees.setdefault(repo, _Tree(self._root / repo))
+        async with tree.lock:
+            if tree.commit != commit:
+                try:
+                    await asyncio.wait_for(tree.idle.wait(), IDLE_WAIT)
+                except TimeoutError:
+                    return None
+                if not await self._move(repo, tree, commit):
+                    return None
+            tree.users += 1
+            tree.idle.clear()
+            return tree.folder
+
+    def release(self, repo: str) -> None:
+        tree = self._trees.get(repo)
+        if tree is not None and tree.users > 0:
+            tree.users -= 1
+            if not tree.users:
+                tree.idle.set()
+
+    def lay_out_ahead(self, repo: str, commit: str) -> None:
+        """Starts bringing the repo's folder to `commit` now (a pipeline's newest output), so its
+        next job's pods find it ready; a lease asked for meanwhile waits for it."""
+        # One under way is not cancelled for a newer one: its writes run in threads, which a cancel would not stop.
+        task = asyncio.create_task(self._ready(repo, commit), name=f"lay-out-{repo}")
+        self._ahead.add(task)
+        task.add_done_callback(self._ahead.discard)
+
+    async def _ready(self, repo: str, commit: str) -> None:
+        if await self.lease(repo, commit) is not None:
+            self.release(repo)
+
+    async def _move(self, repo: str, tree: _Tree, commit: str) -> bool:
+        since, tree.commit = tree.commit, ""
+        try:
+            if not since:
+                await asyncio.to_thread(shutil.rmtree, tree.folder, True)
+            changed = await self._check_out(repo, commit, tree.folder, since, self._owner)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001  # the pods fall back to the shim's copy; nothing is lost
+            logger.warning("cannot lay out %s@%s for its pods (they copy it instead): %s", repo, commit, err)
+            await asyncio.to_thread(shutil.rmtree, tree.folder, True)  # what it wrote is of no use: its room back
+            return False
+        tree.commit = commit
+        logger.debug("laid out %s@%s (%d paths changed since %s)", repo, commit, changed, since or "nothing")
+        return True
+
+    async def close(self) -> None:
+        for task in self._ahead:
+            task.cancel()
+        await asyncio.gather(*self._ahead, return_exceptions=True)

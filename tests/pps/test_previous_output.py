@@ -1,0 +1,119 @@
+"""A job's previous output, seen at /pfs/prev and as /pfs/out's start, without the pod copying it.
+
+Local pods of a job with a parent get the pipeline's laid-out output mounted (pachd/executor/
+overlay.py): what the code changes in /pfs/out is sent, and only that; what it leaves is never
+written by the pod. Each check looks from the pod (what its code sees) or from the commits.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pachyderm_client import Client
+from tests.support.pachd import PachdProcess
+from tests.support.pipelines import MAP, pipeline
+from tests.support.wait import wait_until
+
+TIMEOUT = 90
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pachd mounts a pod's previous output as root only")
+
+# Each job (one per commit of `data`) does something else to the output its parent left.
+SCRIPT = r"""
+set -e
+case "$PACH_DATA_COMMIT_ID" in
+master/0)
+    printf 'one\n' > /pfs/out/a; printf 'bee\n' > /pfs/out/b; printf 'sea\n' > /pfs/out/c
+    mkdir -p /pfs/out/d/deep /pfs/out/e
+    printf 'x\n' > /pfs/out/d/x; printf 'y\n' > /pfs/out/d/deep/y; printf 'z\n' > /pfs/out/e/z
+    printf 'plain\n' > /pfs/out/f; printf 'kept\n' > /pfs/out/keep
+    for i in $(seq 1 300); do printf '%s\n' "$i" > /pfs/out/n$i; done ;;
+master/1)
+    printf 'two\n' >> /pfs/out/a          # appended
+    printf 'B\n' > /pfs/out/b              # rewritten
+    rm /pfs/out/c                          # removed
+    rm -r /pfs/out/d                       # a folder removed
+    rm -r /pfs/out/e; printf 'now a file\n' > /pfs/out/e   # a folder becomes a file
+    rm /pfs/out/f; mkdir /pfs/out/f; printf 'inside\n' > /pfs/out/f/g   # a file becomes a folder
+    printf 'new\n' > /pfs/out/h
+    stat -c '%i' /pfs/out/keep /pfs/prev/keep > /pfs/out/identity
+    (printf 'no\n' > /pfs/prev/keep) 2>/dev/null && echo writable > /pfs/out/prev-state || echo read-only > /pfs/out/prev-state
+    ;;
+master/2)
+    cd /pfs/prev && find . -type f | sort | while read -r f; do printf '%s %s\n' "$f" "$(cat "$f" | tr '\n' ' ')"; done > /pfs/out/seen
+    rm -f /pfs/out/identity ;;
+esac
+"""
+
+
+def _files(client: Client, commit: tuple[str, str]) -> dict[str, bytes]:
+    return {info.file.path.lstrip("/"): client.get_file_bytes(commit, info.file.path)
+            for info in client.walk_files(commit)}
+
+
+def _run_jobs(client: Client, count: int) -> list[str]:
+    client.create_repo("data")
+    client.create_pipeline(pipeline("edits", SCRIPT, [("data", MAP)]))
+    outputs = []
+    for n in range(count):
+        with client.commit("data") as c:
+            client.put_file(("data", c.id), f"in{n}", b"x\n")
+        info = client.flush_commit([("data", f"master/{n}")], timeout=TIMEOUT)[-1]
+        outputs.append(info.commit.id)
+    return outputs
+
+
+def test_a_pods_previous_output_is_mounted_not_copied(client: Client) -> None:
+    first, second = _run_jobs(client, 2)
+    files = _files(client, ("edits", second))
+    out_inode, prev_inode = files["identity"].split()
+    assert out_inode == prev_inode  # /pfs/out's untouched file is /pfs/prev's: the pod wrote neither
+    assert files["prev-state"] == b"read-only\n"
+    assert len(_files(client, ("edits", first))) == 308
+
+
+def test_what_the_code_changed_over_its_previous_output_is_what_the_commit_holds(client: Client) -> None:
+    _, second, third = _run_jobs(client, 3)
+    files = _files(client, ("edits", second))
+    numbered = {f"n{i}": f"{i}\n".encode() for i in range(1, 301)}
+    assert {k: v for k, v in files.items() if k not in ("identity",)} == {
+        "a": b"one\ntwo\n", "b": b"B\n", "e": b"now a file\n", "f/g": b"inside\n", "h": b"new\n",
+        "keep": b"kept\n", "prev-state": b"read-only\n", **numbered}
+    # The third job's /pfs/prev is the second's output: the laid-out copy moved with it.
+    seen = dict(line.split(" ", 1) for line in _files(client, ("edits", third))["seen"].decode().splitlines())
+    assert {k.removeprefix("./"): v.strip() for k, v in seen.items()} == {
+        k: v.decode().strip().replace("\n", " ") for k, v in files.items()}
+
+
+def test_a_pachd_killed_while_pods_mount_their_output_leaves_no_mount_and_redoes_the_job(
+        own_pachd: PachdProcess) -> None:
+    # The second job's first pod hangs once its output is mounted; its replacement (after the restart) goes on.
+    hang = 'case "$PACH_DATA_COMMIT_ID $PACH_POD_NAME" in "master/1 "*-0-0) while :; do sleep 1; done ;; esac\n'
+    with Client(own_pachd.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(pipeline("edits", hang + SCRIPT, [("data", MAP)]))
+        for n in range(2):
+            with client.commit("data") as c:
+                client.put_file(("data", c.id), f"in{n}", b"x\n")
+        client.flush_commit([("data", "master/0")], timeout=TIMEOUT)
+        wait_until(lambda: _mounts_below(own_pachd.data_dir), timeout=TIMEOUT, what="the second job's pod")
+    own_pachd.kill()
+    own_pachd.start()
+    assert not _mounts_below(own_pachd.data_dir)  # the restarted pachd detached what the killed one mounted
+    with Client(own_pachd.address) as client:
+        second = client.flush_commit([("data", "master/1")], timeout=TIMEOUT)[-1]
+        assert client.get_file_bytes(("edits", second.commit.id), "a") == b"one\ntwo\n"
+        with client.commit("data") as c:
+            client.put_file(("data", c.id), "in2", b"x\n")
+        third = client.flush_commit([("data", "master/2")], timeout=TIMEOUT)[-1]
+        assert b"./a one two" in client.get_file_bytes(("edits", third.commit.id), "seen")
+    wait_until(lambda: not _mounts_below(own_pachd.data_dir), timeout=TIMEOUT, what="the pods' mounts to go")
+
+
+def _mounts_below(folder: Path) -> list[str]:
+    base = f"{folder.resolve()}/"
+    return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if line.split()[4].startswith(base)]
