@@ -71,10 +71,11 @@ def pachctl(address: str, *args: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) the running process `pid` has used so far."""
+def process_cpu(pid: int, reaped: bool = False) -> float:
+    """CPU seconds (user + system) the running process `pid` has used so far; with `reaped`,
+    also those of the children it has waited for (pachd's pods)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(v) for v in fields[11:15 if reaped else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu() -> float:

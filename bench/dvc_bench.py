@@ -31,13 +31,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import RESULTS, scratch
+from bench.common import RESULTS, process_cpu, scratch
 from pachyderm_client import Client
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
 
 SECTION = "## The peer: DVC"
-TICKS = os.sysconf("SC_CLK_TCK")
 CP_STAGE = "mkdir -p {out} && cp -r {src}/. {out}/"
 SHA_STAGE = "mkdir -p {out} && for f in {src}/*; do sha256sum \"$f\" > {out}/$(basename \"$f\").sha; done"
 
@@ -63,12 +62,6 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _process_cpu(pid: int) -> float:
-    """CPU seconds of a live process and of the children it has reaped (pachd's pods)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / TICKS
-
-
 class Measure:
     """Wall and CPU time of one action, counting our child processes and a pachd."""
 
@@ -76,11 +69,11 @@ class Measure:
         self._pid = pachd.process.pid if pachd is not None and pachd.process is not None else None
 
     def __call__(self, action: Callable[[], object]) -> tuple[float, float]:
-        cpu = _children_cpu() + (_process_cpu(self._pid) if self._pid else 0.0) + time.process_time()
+        cpu = _children_cpu() + (process_cpu(self._pid, reaped=True) if self._pid else 0.0) + time.process_time()
         start = time.perf_counter()
         action()
         wall = time.perf_counter() - start
-        cpu = _children_cpu() + (_process_cpu(self._pid) if self._pid else 0.0) + time.process_time() - cpu
+        cpu = _children_cpu() + (process_cpu(self._pid, reaped=True) if self._pid else 0.0) + time.process_time() - cpu
         return wall, cpu
 
 

@@ -1,7 +1,8 @@
 """PPS: commit-to-output latency (one stage and a chain of five), parallel speed-up,
-incremental gain, `cp` jobs over many small files, and the shim's CPU until StartJob (cold and warm).
+incremental gain, `cp` jobs over many small files and their re-runs after a small change,
+and the shim's CPU until StartJob (cold and warm).
 
-`python -m bench.pps_bench [latency|chain|files|shim ...] [--before REV]` runs some sections
+`python -m bench.pps_bench [latency|chain|files|reruns|shim ...] [--before REV]` runs some sections
 alone; with --before (a git revision, extracted beside this checkout and run on this Python),
 or BEFORE=DIR (a checkout of another revision with its own `make install`), the shim section
 also measures that build's cold shim, interleaved with this one's.
@@ -18,9 +19,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import ROOT, extract_revision, running_pachd, scratch
+from bench.common import ROOT, extract_revision, process_cpu, running_pachd, scratch
 from pachd.executor.warm import READY
 from tests.support.pachd import PachdProcess
 from pachyderm_client import Client
@@ -33,7 +35,7 @@ BURN = "for f in /pfs/{repo}/*; do i=0; while [ $i -lt {rounds} ]; do sha256sum 
 
 
 def run(latency_runs: int = 20, files: int = 10_000, sections: tuple[str, ...] = (), before: str = "") -> list[str]:
-    wanted = set(sections) or {"latency", "chain", "parallel", "incremental", "files", "shim"}
+    wanted = set(sections) or {"latency", "chain", "parallel", "incremental", "files", "reruns", "shim"}
     lines = ["## PPS", ""]
     with scratch() as folder, running_pachd(folder) as pachd, Client(pachd.address) as client:
         if "latency" in wanted:
@@ -56,6 +58,8 @@ def run(latency_runs: int = 20, files: int = 10_000, sections: tuple[str, ...] =
                 server.stop()
     if "files" in wanted:
         lines += _many_files(files)
+    if "reruns" in wanted:
+        lines += _reruns((files, 3 * files))
     return lines
 
 
@@ -179,6 +183,73 @@ def _many_files(files: int, size: int = 100) -> list[str]:
             f"{reference:.2f} s.", ""]
 
 
+def _reruns(sizes: tuple[int, ...], changed: int = 100, rounds: int = 5, size: int = 1024) -> list[str]:
+    """A `cp` pipeline's first job over each number of files, then its re-runs, each after a commit
+    replacing the same number of files (`changed`): interleaved between the sizes, in one pachd. A
+    re-run that costs what changed takes as long whatever the previous output holds; one that
+    copies the previous output grows with it, as the first job does."""
+    first: dict[int, tuple[float, float]] = {}
+    again: dict[int, list[tuple[float, float]]] = {n: [] for n in sizes}
+    with scratch() as folder, running_pachd(folder) as pachd, Client(pachd.address) as client:
+        assert pachd.process is not None
+        pid = pachd.process.pid
+
+        def measured(action: Callable[[], object]) -> tuple[float, float]:
+            cpu, started = process_cpu(pid, reaped=True), time.perf_counter()
+            action()
+            return time.perf_counter() - started, process_cpu(pid, reaped=True) - cpu
+
+        for n in sizes:
+            repo = f"in{n}"
+            client.create_repo(repo)
+            commit = client.start_commit(repo)
+            client.put_files((repo, commit.id), [(f"f{i}", (b"%d\n" % i * size)[:size]) for i in range(n)])
+            client.finish_commit((repo, commit.id))
+            client.create_pipeline(pipeline(f"cp{n}", f"cp -r /pfs/{repo}/. /pfs/out/", [(repo, MAP)]))
+            first[n] = measured(lambda: client.flush_commit([(repo, commit.id)], to_repos=[f"cp{n}"], timeout=3600))
+        for round_ in range(rounds):
+            for n in sizes:
+                repo = f"in{n}"
+                # The previous job's output is laid out as soon as it finished: the gap a real commit leaves.
+                pachd_idle(pid)
+                commit = client.start_commit(repo)
+                names = [f"f{(round_ * changed + k) * 7919 % n}" for k in range(changed)]
+                client.put_files((repo, commit.id), [(name, b"changed %d %s\n" % (round_, name.encode()))
+                                                     for name in names])
+                client.finish_commit((repo, commit.id))
+                again[n].append(measured(lambda: client.flush_commit([(repo, commit.id)], to_repos=[f"cp{n}"],
+                                                                      timeout=3600)))
+    small, large = sizes[0], sizes[-1]
+
+    def cell(runs: list[tuple[float, float]]) -> str:
+        walls, cpus = sorted(w for w, _ in runs), sorted(c for _, c in runs)
+        return f"{walls[0]:.3f} / {statistics.median(walls):.3f} s (pachd and pods' CPU {statistics.median(cpus):.3f} s)"
+
+    lines = [f"`cp` pipelines over {' and '.join(f'{n:,}' for n in sizes)} files of {size} B; each re-run after "
+             f"{changed} files changed (a map input: the re-run's /pfs/<input> holds those {changed}), {rounds} "
+             "rounds interleaved between the sizes, min / median:", "",
+             "| previous output | first job | re-run | first / re-run |", "|---|---|---|---|"]
+    for n in sizes:
+        median = statistics.median(w for w, _ in again[n])
+        lines.append(f"| {n:,} files | {first[n][0]:.3f} s (CPU {first[n][1]:.3f} s) | {cell(again[n])} | "
+                     f"{first[n][0] / median:.1f}x |")
+    growth = statistics.median(w for w, _ in again[large]) / statistics.median(w for w, _ in again[small])
+    lines += ["", f"Re-run at {large:,} files / at {small:,}: **{growth:.2f}x** for {large // small}x the previous "
+              "output (1x: it costs what changed; "
+              f"{large // small}x: what the output holds).", ""]
+    return lines
+
+
+def pachd_idle(pid: int, quiet: float = 0.2, deadline: float = 30.0) -> None:
+    """Waits until pachd has used almost no CPU for `quiet` seconds (its work after a job is done)."""
+    ends = time.monotonic() + deadline
+    while time.monotonic() < ends:
+        before = process_cpu(pid)
+        time.sleep(quiet)  # a sampling interval, not a wait for a result: the loop ends on what it measures
+        if process_cpu(pid) - before < quiet * 0.05:
+            return
+
+
 def _cpu_seconds(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(argv, check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -248,7 +319,7 @@ def _cold_shim_cpu(env: dict[str, str], checkout: Path) -> float:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sections", nargs="*", help="latency, chain, parallel, incremental, files, shim (default: all)")
+    parser.add_argument("sections", nargs="*", help="latency, chain, parallel, incremental, files, reruns, shim (default: all)")
     parser.add_argument("--before", default="", help="git revision whose cold shim runs beside this one's")
     args = parser.parse_args()
     print("\n".join(run(latency_runs=int(os.environ.get("RUNS", "12")), files=int(os.environ.get("FILES", "10000")),

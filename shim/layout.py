@@ -214,7 +214,19 @@ def upload(wire: Wire, out: pfs_pb2.Commit, folder: Path, started: dict[str, Sta
         if stat.st_size == before.size and stat.st_mtime_ns == before.mtime_ns:
             continue  # untouched since it was laid out
         sends += _send_over(path, folder / path, stat.st_size, before)
-    return _send(wire, out, folder, sends, removed)
+    # A folder that became a file is removed as a folder (its files alone would leave it there, in the way).
+    new_files = {path for path, _, replace in sends if not replace and path not in started}
+    return _send(wire, out, folder, sends, sorted({_within(path, new_files) for path in removed}))
+
+
+def _within(path: str, files: set[str]) -> str:
+    """The first folder above `path` that is now one of `files`, else `path`."""
+    at = path.find("/")
+    while at != -1:
+        if path[:at] in files:
+            return path[:at]
+        at = path.find("/", at + 1)
+    return path
 
 
 def upload_over(wire: Wire, out: pfs_pb2.Commit, folder: Path, base: Path, changes: Path) -> int:

@@ -53,7 +53,7 @@ def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
     return function
 
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND = 1, 2, 4, 32, 4096  # mount's flags (sys/mount.h)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_SHARED = 1, 2, 4, 4096, 1 << 20  # mount's flags (sys/mount.h)
 MNT_DETACH = 2  # umount2: detach now, free once unused
 
 

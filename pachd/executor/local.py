@@ -12,10 +12,11 @@ With `warm_pods` > 0, pods of our own job shim come from a pool of pods
 started ahead of their jobs, confined the same way (see warm.py): a job's
 pod then costs no process start.
 
-With `outputs`, each pipeline's newest output is kept laid out (outputs.py)
+With `check_out`, each pipeline's newest output is kept laid out (outputs.py)
 and a pod of a job with a parent gets it mounted as /pfs/prev and below its
-/pfs/out (overlay.py) instead of the shim writing it there: such a pod starts
-cold, since a warm pod's mounts were made before its job was known.
+/pfs/out (overlay.py) instead of the shim writing it there, a warm pod too:
+its /pfs is a shared mount, so what pachd mounts there before assigning it
+shows in it.
 
 Layout under `root` (the data dir's pods/ folder):
     <job>/<pod name>/pfs/   the pod's /pfs, removed when the pod ends
@@ -47,6 +48,7 @@ from pachd.executor.warm import WARM_DIR, WarmPool
 logger = logging.getLogger(__name__)
 
 OUTPUTS_DIR = ".outputs"
+OUT_ENV = ("PACH_OUT_BASE", "PACH_OUT_CHANGES")  # what tells the shim /pfs/out and /pfs/prev are mounted
 
 
 @dataclass
@@ -81,17 +83,17 @@ class LocalExecutor:
         self._jobs: dict[str, _Job] = {}
         self._pool: WarmPool | None = None
         self._own_shim = own_shim
-        if warm_pods > 0 and self._support.supported:
-            self._pool = WarmPool(root=root, size=warm_pods, argv=[shim, "--warm"],
-                                  env={**self._base_env, **self._pod_address()}, sandbox=self._sandbox)
         self._outputs: OutputTrees | None = None
         if check_out is not None and own_shim:
             cannot = overlay.problem(root)
             if cannot:
                 logger.info("pods copy their previous output in: %s", cannot)
             else:
-                owner = (self._sandbox.uid, self._sandbox.gid)
-                self._outputs = OutputTrees(root / OUTPUTS_DIR, check_out, owner)
+                self._outputs = OutputTrees(root / OUTPUTS_DIR, check_out, self._owner)
+                self._sandbox = dataclasses.replace(self._sandbox, layers=True)
+        if warm_pods > 0 and self._support.supported:
+            self._pool = WarmPool(root=root, size=warm_pods, argv=[shim, "--warm"],
+                                  env={**self._base_env, **self._pod_address()}, sandbox=self._sandbox)
 
     async def recover(self) -> None:
         """Kills pods a previous pachd left running (their jobs will start new ones), and
@@ -130,23 +132,31 @@ class LocalExecutor:
         env = {**self._base_env, **job.spec.env, **self._pod_address(),
                "PACH_POD_INDEX": str(index), "PACH_POD_NAME": name}
         sandbox = dataclasses.replace(self._sandbox, fuse=env.get("PACH_PFS_MODE") == "fuse")
-        if not sandbox.fuse and await self._mount_output(job, name, pod_dir):
-            sandbox = dataclasses.replace(sandbox, extra_binds={**sandbox.extra_binds, **{
-                overlay.Layers(pod_dir / "layers").changes: overlay.CHANGES}})
-            env.update({"PACH_OUT_BASE": job.spec.previous_output, "PACH_OUT_CHANGES": str(overlay.CHANGES)})
-        process = await self._warm(job, pod_dir, env) if sandbox == self._sandbox else None
+        if sandbox.fuse:
+            sandbox = dataclasses.replace(sandbox, layers=False)  # a FUSE pod mounts all of its /pfs itself
+        tree = await self._lease_output(job, name) if sandbox.layers else None
+        process = await self._warm(job, pod_dir, env, tree) if sandbox == self._sandbox else None
         if process is None:
             argv = [self._shim if job.spec.command[0] == "job-shim" else job.spec.command[0], *job.spec.command[1:]]
             (pod_dir / "pfs").mkdir(parents=True, exist_ok=True)
-            process = await spawn_pod(argv=argv, env=env, pfs_dir=pod_dir / "pfs", log_path=pod_dir / "log",
-                                      sandbox=sandbox)
+            try:
+                if sandbox.layers:
+                    await asyncio.to_thread(overlay.share, pod_dir / "pfs")
+                if tree is not None:
+                    await self._mount_output(job, name, pod_dir, tree, env)
+                process = await spawn_pod(argv=argv, env=env, pfs_dir=pod_dir / "pfs", log_path=pod_dir / "log",
+                                          sandbox=sandbox)
+            except BaseException:
+                self._pod_ended(job, name)  # no pod, so no watcher to undo its mounts
+                raise
             (pod_dir / "pid").write_text(f"{process.pid} {start_time(process.pid)}")
         job.running[index] = process
         await self._emit(job, PodEvent(job.spec.job_id, index, name, PodPhase.STARTED))
         job.watchers[name] = asyncio.create_task(self._watch(job, index, name, process), name=f"pod-{name}")
 
-    async def _warm(self, job: _Job, pod_dir: Path, env: dict[str, str]) -> PodProcess | None:
-        """A warm pod given this pod's job and environment, or None (no pool, none left, not our shim)."""
+    async def _warm(self, job: _Job, pod_dir: Path, env: dict[str, str], tree: Path | None) -> PodProcess | None:
+        """A warm pod given this pod's job and environment (and its previous output mounted,
+        given `tree`), or None (no pool, none left, not our shim)."""
         if self._pool is None or job.spec.command != ("job-shim", job.spec.job_id):
             return None
         pod = await self._pool.take()
@@ -155,6 +165,8 @@ class LocalExecutor:
         pod_dir.parent.mkdir(parents=True, exist_ok=True)
         pod.directory.rename(pod_dir)
         pod.directory = pod_dir
+        if tree is not None:  # its /pfs is a shared mount: what is mounted there now shows in the pod
+            await self._mount_output(job, pod.name, pod_dir, tree, env)
         try:
             await pod.assign(job.spec.job_id, env)
         except (OSError, ConnectionError):  # it ended just now: a cold pod instead
@@ -162,32 +174,42 @@ class LocalExecutor:
             return None
         return pod.process
 
-    async def _mount_output(self, job: _Job, name: str, pod_dir: Path) -> bool:
-        """Mounts the pipeline's laid-out previous output as the pod's /pfs/prev and below its
-        /pfs/out, if the job has one and our shim runs it; False where the shim copies it instead."""
+    async def _lease_output(self, job: _Job, name: str) -> Path | None:
+        """The pipeline's laid-out previous output, for the pod `name` to mount, if the job has one
+        and our shim runs it; None where the shim copies it in instead."""
         spec = job.spec
         if self._outputs is None or not spec.previous_output or spec.command != ("job-shim", spec.job_id):
-            return False
+            return None
         tree = await self._outputs.lease(spec.output_repo, spec.previous_output)
-        if tree is None:
-            return False
-        try:
-            await asyncio.to_thread(overlay.mount_output, pod_dir / "pfs", tree, overlay.Layers(pod_dir / "layers"),
-                                    (self._sandbox.uid, self._sandbox.gid))
-        except OSError as err:
-            self._outputs.release(spec.output_repo)
-            logger.warning("pod %s copies its previous output in: cannot mount it: %s", name, err)
-            return False
-        job.leased.add(name)
-        return True
+        if tree is not None:
+            job.leased.add(name)
+        return tree
 
-    def _unmount_output(self, job: _Job, name: str) -> None:
-        """Undoes _mount_output once the pod has ended (synchronous: also when its watcher is cancelled)."""
+    async def _mount_output(self, job: _Job, name: str, pod_dir: Path, tree: Path, env: dict[str, str]) -> None:
+        """Mounts `tree` as the pod's /pfs/prev and below its /pfs/out, and tells its shim so (in
+        `env`); where that fails, the shim copies the previous output in instead."""
+        try:
+            await asyncio.to_thread(overlay.mount_output, pod_dir / "pfs", tree, self._owner)
+        except OSError as err:
+            logger.warning("pod %s copies its previous output in: cannot mount it: %s", name, err)
+            for key in OUT_ENV:
+                env.pop(key, None)
+            return
+        env.update({"PACH_OUT_BASE": job.spec.previous_output, "PACH_OUT_CHANGES": str(overlay.CHANGES)})
+
+    def _pod_ended(self, job: _Job, name: str) -> None:
+        """Detaches the pod's mounts and gives back its lease once it has ended (synchronous: also
+        when its watcher is cancelled)."""
+        if self._outputs is None:
+            return
+        overlay.release(self._root / job.spec.job_id / name)
         if name in job.leased:
             job.leased.discard(name)
-            overlay.unmount_output(self._root / job.spec.job_id / name / "pfs")
-            if self._outputs is not None:
-                self._outputs.release(job.spec.output_repo)
+            self._outputs.release(job.spec.output_repo)
+
+    @property
+    def _owner(self) -> tuple[int, int]:
+        return (self._sandbox.uid, self._sandbox.gid)
 
     def output_finished(self, repo: str, commit: str) -> None:
         if self._outputs is not None:
@@ -208,7 +230,7 @@ class LocalExecutor:
         try:
             code = await process.wait()
         finally:
-            self._unmount_output(job, name)
+            self._pod_ended(job, name)
         pod_dir = self._root / job.spec.job_id / name
         (pod_dir / "pid").unlink(missing_ok=True)
         job.running.pop(index, None)

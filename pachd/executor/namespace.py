@@ -35,6 +35,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pachd.executor import overlay
+
 logger = logging.getLogger(__name__)
 
 PFS = Path("/pfs")
@@ -65,6 +67,7 @@ class Sandbox:
     ca_file: Path | None = None  # pachd's certificate, shown at /run/pachd/ca.pem
     socket_dir: Path | None = None  # holds pachd.sock, shown at /run/pachd (network "none")
     fuse: bool = False  # /dev/fuse inside, and the rights to mount it (in the pod's own namespaces)
+    layers: bool = False  # the pod's layers folder shown read-only (its previous output may be mounted: overlay.py)
     extra_binds: Mapping[Path, Path] = field(default_factory=dict)  # host dir -> read-only target
 
 
@@ -152,6 +155,8 @@ def sandbox_argv(sandbox: Sandbox, argv: Sequence[str], pfs_dir: Path) -> list[s
         for parent in reversed(target.parents[:-1]):  # bwrap would make missing ones 0700: unreadable to the pod
             args += ["--perms", "0755", "--dir", str(parent)]
         args += ["--ro-bind", str(source.resolve()), str(target)]
+    if sandbox.layers:
+        args += ["--ro-bind-try", str(overlay.layers_of(pfs_dir).resolve()), str(overlay.LAYERS)]
     args += ["--bind", str(pfs_dir.resolve()), str(PFS), "--chdir", str(PFS), "--"]
     return [*args, *_drop_privileges(sandbox), *argv]
 

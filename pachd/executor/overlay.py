@@ -2,43 +2,38 @@
 
 A job with a parent starts each pod's /pfs/out as the parent's output and shows
 that output at /pfs/prev. Instead of the pod writing it there file by file, pachd
-(root) mounts, in the pod's /pfs folder before the pod starts (bwrap binds /pfs
-with what is mounted below it):
+(root) mounts, in the pod's /pfs folder on the host:
     out    an overlay: the laid-out output below (never written), the pod's own
            `changes` folder above, which receives whatever the pod's code writes
            or removes (a removal as a whiteout);
-    prev   the laid-out output itself, read-only.
-The shim reads `changes` (bound read-only at CHANGES) to send back only what the
-code changed (shim/layout.py). The pod has no capability to undo the mounts; they
-are detached when the pod ends, and a restarted pachd detaches any left behind.
+    prev   the laid-out output, through an overlay with no folder to write to: read-only
+           in the file system itself, so in every copy of the mount (a bind's
+           read-only flag would not reach the pod's copy).
+Each pod's /pfs folder is first made a shared mount of its own (share()), so what
+pachd mounts in it reaches the pod even once the pod runs: a warm pod, started
+before its job was known, gets its mounts before its assignment. The pod's layers
+folder is bound read-only at LAYERS, where the shim reads `changes` to send back
+only what the code changed (shim/layout.py). The pod has no capability to undo
+the mounts; release() detaches them when the pod ends, and a restarted pachd
+detaches any a killed one left (unmount_below).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from pachyderm_client._glibc import MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REMOUNT, mount, unmount
+from pachyderm_client._glibc import MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_SHARED, mount, unmount
 
-CHANGES = Path("/run/pachd/out-changes")  # inside the pod: the overlay's upper folder, read-only
+LAYERS = Path("/run/pfs-layers")  # inside the pod: its layers folder, read-only (not below /run/pachd: pachd's socket)
+CHANGES = LAYERS / "changes"
 UNSAFE_IN_OPTIONS = (",", ":", "\\", "\n")  # overlay's option syntax cannot carry these in a folder's name
 
 
-@dataclass(frozen=True, slots=True)
-class Layers:
-    """Where one pod's overlay keeps its own folders (beside its /pfs folder)."""
-
-    folder: Path
-
-    @property
-    def changes(self) -> Path:
-        return self.folder / "changes"
-
-    @property
-    def work(self) -> Path:
-        return self.folder / "work"
+def layers_of(pfs_dir: Path) -> Path:
+    """A pod's layers folder: beside its /pfs folder, so a warm pod's directory carries both."""
+    return pfs_dir.parent / "layers"
 
 
 def problem(root: Path) -> str:
@@ -56,45 +51,58 @@ def problem(root: Path) -> str:
     return ""
 
 
-def mount_output(pfs_dir: Path, tree: Path, layers: Layers, owner: tuple[int, int] | None) -> None:
-    """Mounts `tree` in `pfs_dir` as the pod's out (below its changes) and prev (read-only)."""
-    out, prev = pfs_dir / "out", pfs_dir / "prev"
-    for folder in (out, prev, layers.changes, layers.work):
-        folder.mkdir(parents=True, exist_ok=True)
-    if owner is not None:
-        os.chown(layers.changes, *owner)  # the folder above is what /pfs/out's own attributes come from
-    options = f"lowerdir={tree.resolve()},upperdir={layers.changes.resolve()},workdir={layers.work.resolve()}"
-    mount("overlay", str(out), "overlay", MS_NOSUID | MS_NODEV, options)
+def share(pfs_dir: Path) -> None:
+    """Makes the pod's /pfs folder a shared mount of its own, and its layers folder, before the pod starts."""
+    pfs_dir.mkdir(parents=True, exist_ok=True)
+    layers_of(pfs_dir).mkdir(exist_ok=True)
+    mount(str(pfs_dir), str(pfs_dir), None, MS_BIND)
     try:
-        mount(str(tree), str(prev), None, MS_BIND)
-        mount("none", str(prev), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        mount("none", str(pfs_dir), None, MS_SHARED)
     except OSError:
-        unmount_output(pfs_dir)
+        unmount(str(pfs_dir))
         raise
 
 
-def unmount_output(pfs_dir: Path) -> None:
-    """Detaches the pod's out and prev, where mounted (the pod's own view goes with it)."""
-    for name in ("out", "prev"):
-        target = str(pfs_dir / name)
-        if is_mounted(target):
-            unmount(target)
+def mount_output(pfs_dir: Path, tree: Path, owner: tuple[int, int] | None) -> None:
+    """Mounts `tree` in the (shared) `pfs_dir` as the pod's out (below its changes) and prev (read-only)."""
+    out, prev, layers = pfs_dir / "out", pfs_dir / "prev", layers_of(pfs_dir)
+    changes, work, empty = layers / "changes", layers / "work", layers / "empty"
+    for folder in (out, prev, changes, work, empty):
+        folder.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        os.chown(changes, *owner)  # the folder above is what /pfs/out's own attributes come from
+    lower = tree.resolve()
+    mount("overlay", str(out), "overlay", MS_NOSUID | MS_NODEV,
+          f"lowerdir={lower},upperdir={changes.resolve()},workdir={work.resolve()}")
+    try:  # overlay wants two lower folders where it has no upper one: the second is empty
+        mount("overlay", str(prev), "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, f"lowerdir={lower}:{empty.resolve()}")
+    except OSError:
+        unmount(str(out))
+        raise
 
 
-def is_mounted(target: str) -> bool:
-    return target in _mount_points()
+def release(pod_dir: Path) -> int:
+    """Detaches every mount in the pod's directory (its /pfs folder's own, out, prev)."""
+    return unmount_below(pod_dir)
 
 
 def unmount_below(root: Path) -> int:
-    """Detaches every mount below `root` (those a killed pachd left); returns how many."""
+    """Detaches every mount below `root` (a pod's, or all that a killed pachd left); returns how many.
+
+    Deepest first, and again until none is left: detaching a mount may uncover one it covered."""
     base = f"{root.resolve()}/"
-    left = sorted((p for p in _mount_points() if p.startswith(base)), key=len, reverse=True)
-    for target in left:
-        try:
-            unmount(target)
-        except OSError:
-            pass
-    return len(left)
+    detached = 0
+    for _ in range(8):
+        left = sorted((p for p in _mount_points() if p.startswith(base)), key=len, reverse=True)
+        if not left:
+            break
+        for target in left:
+            try:
+                unmount(target)
+                detached += 1
+            except OSError:
+                pass
+    return detached
 
 
 def _mount_points() -> set[str]:

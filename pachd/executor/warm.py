@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pachd.executor import overlay
 from pachd.executor.namespace import PodProcess, Sandbox, spawn_pod, start_time
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class WarmPod:
         self.ready.cancel()
         self.writer.close()
         await asyncio.gather(self.ready, self.process.wait(), return_exceptions=True)
-        await asyncio.to_thread(shutil.rmtree, self.directory, True)
+        await remove_directory(self.directory)
 
 
 class WarmPool:
@@ -119,6 +120,8 @@ class WarmPool:
         process: PodProcess | None = None
         try:
             try:
+                if self.sandbox.layers:  # what pachd mounts in its /pfs once a job takes it reaches it
+                    await asyncio.to_thread(overlay.share, directory / "pfs")
                 process = await spawn_pod(argv=self._argv, env=self._env, pfs_dir=directory / "pfs",
                                           log_path=directory / "log", sandbox=self.sandbox, stdin=theirs.fileno())
             finally:
@@ -132,7 +135,7 @@ class WarmPool:
             if process is not None:
                 process.kill()
                 await asyncio.gather(process.wait(), return_exceptions=True)
-            await asyncio.to_thread(shutil.rmtree, directory, True)
+            await remove_directory(directory)
             if isinstance(err, OSError):
                 logger.warning("cannot start a warm pod: %s", err)
                 return
@@ -156,7 +159,7 @@ class WarmPool:
         if pod in self._idle:
             self._idle.remove(pod)
             logger.info("warm pod %s ended before a job took it (exit code %s)", pod.name, code)
-            await asyncio.to_thread(shutil.rmtree, pod.directory, True)
+            await remove_directory(pod.directory)
             self._ended_unassigned()
             self.fill()
 
@@ -203,6 +206,15 @@ class WarmPool:
                 task.cancel()
             await asyncio.gather(*pod.tasks, return_exceptions=True)
             await pod.discard()
+
+
+async def remove_directory(directory: Path) -> None:
+    """Removes a pod's directory, its mounts detached first (else the removal stops at them)."""
+    def remove() -> None:
+        overlay.release(directory)
+        shutil.rmtree(directory, True)
+
+    await asyncio.to_thread(remove)
 
 
 def _set_priority(pgid: int, nice: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -125,6 +126,24 @@ def test_a_pods_upload_names_its_changes_over_several_calls_as_one_would(client:
     assert layout.upload(layout.Wire(client.channel), into, out, started) == 12  # grows, rewritten, empty, large, new/*
     assert {i.file.path: client.get_file_bytes(("data", into.id), i.file.path)
             for i in client.walk_files(("data", into.id))} == {f"/{name}": data for name, data in after.items()}
+
+
+def test_a_pods_upload_turns_a_folder_into_a_file_and_a_file_into_a_folder(client: Client, tmp_path: Path) -> None:
+    client.create_repo("data")
+    with client.commit("data") as c:
+        client.put_files(("data", c.id), [("e/z", b"z\n"), ("e/deep/y", b"y\n"), ("f", b"plain\n"), ("k", b"k\n")])
+    commit = pfs_pb2.Commit(repo=pfs_pb2.Repo(name="data"), id=c.id)
+    started = layout.download(layout.Wire(client.channel), [fuse_pb2.CommitMount(commit=commit, alias="out")], tmp_path)
+    out = tmp_path / "out"
+    shutil.rmtree(out / "e")
+    (out / "e").write_bytes(b"now a file\n")
+    (out / "f").unlink()
+    (out / "f").mkdir()
+    (out / "f" / "g").write_bytes(b"inside\n")
+    into = client.start_commit("data", parent=c.id)
+    layout.upload(layout.Wire(client.channel), into, out, started)
+    assert {i.file.path: client.get_file_bytes(("data", into.id), i.file.path)
+            for i in client.walk_files(("data", into.id))} == {"/e": b"now a file\n", "/f/g": b"inside\n", "/k": b"k\n"}
 
 
 class CountingStore(LocalBlockStore):

@@ -99,10 +99,12 @@ def test_a_pachd_killed_while_pods_mount_their_output_leaves_no_mount_and_redoes
             with client.commit("data") as c:
                 client.put_file(("data", c.id), f"in{n}", b"x\n")
         client.flush_commit([("data", "master/0")], timeout=TIMEOUT)
-        wait_until(lambda: _mounts_below(own_pachd.data_dir), timeout=TIMEOUT, what="the second job's pod")
+        wait_until(lambda: any(m.endswith("/pfs/out") for m in _mounts_below(own_pachd.data_dir)), timeout=TIMEOUT,
+                   what="the second job's pod to have its output mounted")
     own_pachd.kill()
     own_pachd.start()
-    assert not _mounts_below(own_pachd.data_dir)  # the restarted pachd detached what the killed one mounted
+    wait_until(lambda: not any("-0-0/" in m for m in _mounts_below(own_pachd.data_dir)), timeout=TIMEOUT,
+               what="the restarted pachd to detach what the killed one mounted")
     with Client(own_pachd.address) as client:
         second = client.flush_commit([("data", "master/1")], timeout=TIMEOUT)[-1]
         assert client.get_file_bytes(("edits", second.commit.id), "a") == b"one\ntwo\n"
@@ -114,6 +116,7 @@ def test_a_pachd_killed_while_pods_mount_their_output_leaves_no_mount_and_redoes
 
 
 def _mounts_below(folder: Path) -> list[str]:
-    base = f"{folder.resolve()}/"
+    """Mounts below the data dir but those of idle warm pods (each one's own /pfs, ready for a job)."""
+    base, warm = f"{folder.resolve()}/", f"{folder.resolve()}/pods/.warm/"
     return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
-            if line.split()[4].startswith(base)]
+            if line.split()[4].startswith(base) and not line.split()[4].startswith(warm)]
