@@ -225,13 +225,17 @@ class Files:
     ) -> AsyncGenerator[tuple[str, tuple[BlockRef, ...]], None]:
         """Every file of the commit with the references its shard and diff select."""
         _, view, old = await self._views(repo, commit_id, diff)
+        if old is not None:  # only the folders that differ, each file beside its old entry: what changed costs
+            async for path, entry, before in view.walk_beside(old, "/", await view.root_entry(), await old.root_entry()):
+                if isinstance(entry, FileEntry):
+                    refs = _selected(path, entry, shard, before, diff)
+                    if refs is not None:
+                        yield path, refs
+            return
         select = selector(shard)
         async for path, entry in view.walk("/", await view.root_entry()):
             if isinstance(entry, FileEntry):
-                if old is not None:
-                    refs = await self._refs(path, entry, shard, old, diff)
-                else:  # nothing to await: no coroutine per file (a job pod's shard walks every file)
-                    refs = select(path, entry.refs)
+                refs = select(path, entry.refs)  # nothing to await: no coroutine per file (a pod's shard walks every file)
                 if refs is not None:
                     yield path, refs
 
@@ -291,16 +295,25 @@ class Files:
         self, path: str, entry: FileEntry, shard: Shard, old: Tree | None, diff: DiffSpec | None
     ) -> tuple[BlockRef, ...] | None:
         """The references of the file the shard and diff select; None for none."""
-        if not file_in_shard(shard, path):
+        if old is None:
+            return _selected(path, entry, shard, None, None)
+        return _selected(path, entry, shard, await old.lookup(path), diff)
+
+
+def _selected(path: str, entry: FileEntry, shard: Shard, before: Entry | None,
+              diff: DiffSpec | None) -> tuple[BlockRef, ...] | None:
+    """The references of the file the shard and diff select, given what the diff's commit had at
+    its path (`before`; no diff: None and None); None for none."""
+    if not file_in_shard(shard, path):
+        return None
+    refs = entry.refs
+    if diff is not None:
+        change = file_change(before, entry)
+        if change is None:
             return None
-        refs = entry.refs
-        if old is not None:
-            change = file_change(await old.lookup(path), entry)
-            if change is None:
-                return None
-            if not (diff is not None and diff.full_file):
-                refs = change[1]
-        return _blocks_in_shard(path, entry, refs, shard)
+        if not diff.full_file:
+            refs = change[1]
+    return _blocks_in_shard(path, entry, refs, shard)
 
 
 def _blocks_in_shard(path: str, entry: FileEntry, refs: tuple[BlockRef, ...],

@@ -41,6 +41,7 @@ master/1)
     printf 'new\n' > /pfs/out/h
     stat -c '%i' /pfs/out/keep /pfs/prev/keep > /pfs/out/identity
     (printf 'no\n' > /pfs/prev/keep) 2>/dev/null && echo writable > /pfs/out/prev-state || echo read-only > /pfs/out/prev-state
+    for f in /run/pfs-layers/changes/keep /run/pfs-layers/work/x; do (: > $f) 2>/dev/null && echo "$f" >> /pfs/out/prev-state || true; done
     ;;
 master/2)
     cd /pfs/prev && find . -type f | sort | while read -r f; do printf '%s %s\n' "$f" "$(cat "$f" | tr '\n' ' ')"; done > /pfs/out/seen
