@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import ipaddress
 import logging
@@ -23,7 +22,7 @@ from pachd.local_fastpath import LocalFastPath
 from pachd.pfs import Pfs, wire
 from pachd.pfs.pods_service import PodDataService
 from pachd.pfs.admin_service import AdminService
-from pachd.pfs.checkout import check_out
+from pachd.pfs.checkout import Checkouts
 from pachd.pfs.urls import Fetcher, UrlPolicy
 from pachd.pfs.service import BlockService, PfsService
 from pachd.pps import Pps
@@ -102,7 +101,7 @@ class Pachd:
         socket_dir = self._pod_socket(server)
         # PPS needs the bound port: local pods dial back to it.
         executor = create_executor(config, port, cluster=self.credentials.cluster, socket_dir=socket_dir,
-                                   check_out=functools.partial(check_out, self.pfs))
+                                   layouts=Checkouts(self.pfs))
         self.pps = Pps(kv=self.kv, pfs=self.pfs, executor=executor,
                        default_image=config.job_shim_image, replica=replica_identity(config.data_dir),
                        lease_ttl=config.lease_ttl, credential=self.credentials.token,

@@ -12,16 +12,16 @@ from typing import Any
 from pachd.config import PachdConfig
 from pachd.executor.base import Executor
 from pachd.executor.namespace import NamespaceSupport, Sandbox, probe
-from pachd.executor.outputs import CheckOut
+from pachd.executor.outputs import Layouts
 
 logger = logging.getLogger(__name__)
 
 
 def create_executor(config: PachdConfig, port: int, *, cluster: str, socket_dir: Path | None = None,
-                    check_out: CheckOut | None = None) -> Executor:
+                    layouts: Layouts | None = None) -> Executor:
     """The executor the config names, reaching pachd on `port` (local pods
-    without a network: through the Unix socket in `socket_dir`); `check_out` lays a
-    commit out on this machine (local pods mount their previous output from it)."""
+    without a network: through the Unix socket in `socket_dir`); `layouts` lays commits
+    out on this machine (local pods mount their previous output from there)."""
     if config.executor == "local":
         from pachd.executor.local import LocalExecutor
 
@@ -38,7 +38,7 @@ def create_executor(config: PachdConfig, port: int, *, cluster: str, socket_dir:
             # Only our own shim knows how to wait for a job (v1.2's Go job-shim does not).
             warm_pods=0 if config.job_shim_command else config.warm_pods,
             own_shim=not config.job_shim_command,
-            check_out=check_out,
+            layouts=layouts,
         )
     if config.executor == "kubernetes":
         from pachd.executor.kubernetes import KubernetesExecutor

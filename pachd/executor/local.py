@@ -12,7 +12,7 @@ With `warm_pods` > 0, pods of our own job shim come from a pool of pods
 started ahead of their jobs, confined the same way (see warm.py): a job's
 pod then costs no process start.
 
-With `check_out`, each pipeline's newest output is kept laid out (outputs.py)
+With `layouts`, each pipeline's newest output is kept laid out (outputs.py)
 and a pod of a job with a parent gets it mounted as /pfs/prev and below its
 /pfs/out (overlay.py) instead of the shim writing it there, a warm pod too:
 its /pfs is a shared mount, so what pachd mounts there before assigning it
@@ -42,7 +42,7 @@ from pathlib import Path
 from pachd.executor import bytecode, overlay
 from pachd.executor.base import JobSpec, LogLine, PodEvent, PodPhase
 from pachd.executor.namespace import RUN, NamespaceSupport, PodProcess, Sandbox, remove_pod_files, spawn_pod, start_time
-from pachd.executor.outputs import CheckOut, OutputTrees
+from pachd.executor.outputs import Layouts, OutputTrees
 from pachd.executor.warm import WARM_DIR, WarmPool
 
 logger = logging.getLogger(__name__)
@@ -66,13 +66,13 @@ class _Job:
 class LocalExecutor:
     def __init__(self, *, root: Path, pachd_address: str, shim: str, base_env: Mapping[str, str],
                  sandbox: Sandbox | None = None, support: NamespaceSupport | None = None, warm_pods: int = 0,
-                 own_shim: bool = False, check_out: CheckOut | None = None) -> None:
+                 own_shim: bool = False, layouts: Layouts | None = None) -> None:
         """`shim` is the job-shim program; `base_env` what every pod gets besides
         the job's own variables (PATH, locale: never pachd's secrets); `sandbox`
         how pods are confined, and `support` whether this machine can;
         `warm_pods` how many pods of `shim` (which must be our job shim) wait for jobs;
         `own_shim`: `shim` is ours, whose bytecode recover() writes ahead (bytecode.py);
-        `check_out` lays out a commit (PFS's check_out): with it, and where pachd may mount
+        `layouts` lays out commits (PFS's Checkouts): with it, and where pachd may mount
         (overlay.problem), our shim's pods get their previous output mounted, not copied."""
         self._root = root
         self._address = pachd_address
@@ -84,12 +84,12 @@ class LocalExecutor:
         self._pool: WarmPool | None = None
         self._own_shim = own_shim
         self._outputs: OutputTrees | None = None
-        if check_out is not None and own_shim:
+        if layouts is not None and own_shim:
             cannot = overlay.problem(root)
             if cannot:
                 logger.info("pods copy their previous output in: %s", cannot)
             else:
-                self._outputs = OutputTrees(root / OUTPUTS_DIR, check_out, self._owner)
+                self._outputs = OutputTrees(root / OUTPUTS_DIR, layouts, self._owner)
                 self._sandbox = dataclasses.replace(self._sandbox, layers=True)
         if warm_pods > 0 and self._support.supported:
             self._pool = WarmPool(root=root, size=warm_pods, argv=[shim, "--warm"],

@@ -19,22 +19,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
 IDLE_WAIT = 30.0  # seconds a move waits for the pods using the folder to end
 
-# (repo, commit, folder, since, owner): makes `folder`, which holds `since` ("": nothing), hold `commit`.
-CheckOut = Callable[[str, str, Path, str, "tuple[int, int] | None"], Awaitable[int]]
+class Layouts(Protocol):
+    """How commits are laid out (PFS's checkout.Checkouts)."""
+
+    async def root(self, repo: str, commit: str) -> str:
+        """The root node of the finished commit's tree: what its files are, whatever its ID (a
+        pipeline made again can make commits of the same IDs with other files)."""
+
+    async def check_out(self, repo: str, commit: str, folder: Path, since: str | None,
+                        owner: tuple[int, int] | None) -> int:
+        """Makes `folder`, holding the tree of root node `since` (None: nothing), hold `commit`."""
 
 
 @dataclass
 class _Tree:
     folder: Path
-    commit: str = ""  # what the folder holds; "" while it holds nothing known
+    root: str | None = None  # the root node of the tree the folder holds; None while it holds nothing known
     users: int = 0  # pods mounting it now
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no pod mounts it
@@ -44,9 +52,9 @@ class _Tree:
 
 
 class OutputTrees:
-    def __init__(self, root: Path, check_out: CheckOut, owner: tuple[int, int] | None) -> None:
+    def __init__(self, root: Path, layouts: Layouts, owner: tuple[int, int] | None) -> None:
         self._root = root
-        self._check_out = check_out
+        self._layouts = layouts
         self._owner = owner
         self._trees: dict[str, _Tree] = {}
         self._ahead: set[asyncio.Task[None]] = set()
@@ -56,12 +64,17 @@ class OutputTrees:
         be had now (pods use it at another commit past IDLE_WAIT, or laying it out failed: logged)."""
         tree = self._trees.setdefault(repo, _Tree(self._root / repo))
         async with tree.lock:
-            if tree.commit != commit:
+            try:
+                wanted = await self._layouts.root(repo, commit)
+            except Exception as err:  # noqa: BLE001  # gone meanwhile, say: the shim copies instead
+                logger.warning("cannot lay out %s@%s for its pods (they copy it instead): %s", repo, commit, err)
+                return None
+            if tree.root != wanted:
                 try:
                     await asyncio.wait_for(tree.idle.wait(), IDLE_WAIT)
                 except TimeoutError:
                     return None
-                if not await self._move(repo, tree, commit):
+                if not await self._move(repo, tree, commit, wanted):
                     return None
             tree.users += 1
             tree.idle.clear()
@@ -86,20 +99,21 @@ class OutputTrees:
         if await self.lease(repo, commit) is not None:
             self.release(repo)
 
-    async def _move(self, repo: str, tree: _Tree, commit: str) -> bool:
-        since, tree.commit = tree.commit, ""
+    async def _move(self, repo: str, tree: _Tree, commit: str, wanted: str) -> bool:
+        since, tree.root = tree.root, None
         try:
-            if not since:
+            if since is None:
                 await asyncio.to_thread(shutil.rmtree, tree.folder, True)
-            changed = await self._check_out(repo, commit, tree.folder, since, self._owner)
+            changed = await self._layouts.check_out(repo, commit, tree.folder, since, self._owner)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001  # the pods fall back to the shim's copy; nothing is lost
             logger.warning("cannot lay out %s@%s for its pods (they copy it instead): %s", repo, commit, err)
             await asyncio.to_thread(shutil.rmtree, tree.folder, True)  # what it wrote is of no use: its room back
             return False
-        tree.commit = commit
-        logger.debug("laid out %s@%s (%d paths changed since %s)", repo, commit, changed, since or "nothing")
+        tree.root = wanted
+        logger.debug("laid out %s@%s (%d paths changed since %s)", repo, commit, changed,
+                     "nothing" if since is None else f"tree {since[:12] or 'empty'}")
         return True
 
     async def close(self) -> None:

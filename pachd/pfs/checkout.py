@@ -32,17 +32,38 @@ ROOM = 256 * 1024 * 1024  # left free on the folder's disk, beyond what block wr
 Owner = tuple[int, int]  # (uid, gid) of what is written, or None: the writer's own
 
 
-async def check_out(pfs: Pfs, repo: str, commit: str, folder: Path, since: str = "",
+class Checkouts:
+    """What the local executor lays out pipelines' outputs with (executor/outputs.py): a
+    finished commit's tree, named by its root node, and check_out."""
+
+    def __init__(self, pfs: Pfs) -> None:
+        self._pfs = pfs
+
+    async def root(self, repo: str, commit: str) -> str:
+        """The root node of the finished commit's tree: what its files are, whatever its ID."""
+        record = (await self._pfs.commits.get(repo, commit))[0]
+        if record.is_open or record.finishing:
+            raise ValueError(f"{repo}@{commit} is not finished")
+        return record.root
+
+    async def check_out(self, repo: str, commit: str, folder: Path, since: str | None,
+                        owner: Owner | None = None) -> int:
+        """check_out, from the tree whose root node is `since` (None: an empty folder)."""
+        return await check_out(self._pfs, repo, commit, folder, since, owner)
+
+
+async def check_out(pfs: Pfs, repo: str, commit: str, folder: Path, since: str | None = None,
                     owner: Owner | None = None) -> int:
-    """Makes `folder` hold the files of `commit`, given that it holds those of `since`
-    ("": it is empty); returns how many paths changed. Folders and files are made
-    owned by `owner` (a pod's user, who writes over them through an overlay)."""
+    """Makes `folder` hold the files of the finished `commit`, given that it holds those of the
+    tree whose root node is `since` (None: it is empty); returns how many paths changed.
+    Folders and files are made owned by `owner` (a pod's user, who writes over them through
+    an overlay)."""
     new = await pfs.commits.view((await pfs.commits.get(repo, commit))[0])
-    old = await pfs.commits.view((await pfs.commits.get(repo, since))[0]) if since else Tree(pfs.nodes, EMPTY)
+    old = Tree(pfs.nodes, since or EMPTY)
     folder.mkdir(parents=True, exist_ok=True)
     # A copy is a convenience: it never takes the room put-file needs (a whole commit, or a move by
     # what changed, which is not known before it is walked, into less than ROOM).
-    needed = ROOM + (0 if since else (await new.root_entry()).size)
+    needed = ROOM + (0 if since is not None else (await new.root_entry()).size)
     if shutil.disk_usage(folder).free < needed:
         raise OSError(errno.ENOSPC, f"{needed >> 20} MiB are not free for a copy of {repo}@{commit}", str(folder))
     if owner is not None:

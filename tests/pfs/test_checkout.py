@@ -70,7 +70,7 @@ async def test_a_folder_follows_a_commit_and_then_only_what_changed(tmp_path: Pa
         assert await check_out(pfs, "out", first.id, folder) > 40
         assert _folder(folder) == await _contents(pfs, first.id)
         written.clear()
-        await check_out(pfs, "out", second.id, folder, since=first.id)
+        await check_out(pfs, "out", second.id, folder, since=(await pfs.commits.get("out", first.id))[0].root)
         assert _folder(folder) == await _contents(pfs, second.id)
         assert not (folder / "d").exists() and not (folder / "c").exists()
         assert not any(p.startswith("/n/") for p in written)  # the unchanged folder was not walked

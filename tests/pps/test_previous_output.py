@@ -121,3 +121,22 @@ def _mounts_below(folder: Path) -> list[str]:
     base, warm = f"{folder.resolve()}/", f"{folder.resolve()}/pods/.warm/"
     return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
             if line.split()[4].startswith(base) and not line.split()[4].startswith(warm)]
+
+
+def test_a_pipeline_made_again_sees_its_own_previous_output(client: Client) -> None:
+    # Made again on the same input, the pipeline's jobs and output commits take the same IDs: the
+    # laid-out copy is known by what it holds, not by those IDs.
+    script = 'cat /pfs/prev/f > /pfs/out/seen 2>/dev/null || true; echo "{v}" > /pfs/out/f'
+    client.create_repo("data")
+    with client.commit("data") as c:
+        client.put_file(("data", c.id), "in0", b"x\n")
+    client.create_pipeline(pipeline("again", script.format(v="one"), [("data", MAP)]))
+    first = client.flush_commit([("data", "master/0")], timeout=TIMEOUT)[-1].commit.id
+    client.delete_pipeline("again")
+    client.delete_repo("again")
+    client.create_pipeline(pipeline("again", script.format(v="two"), [("data", MAP)]))
+    assert client.flush_commit([("data", "master/0")], timeout=TIMEOUT)[-1].commit.id == first  # the same ID...
+    with client.commit("data") as c:
+        client.put_file(("data", c.id), "in1", b"x\n")
+    second = client.flush_commit([("data", "master/1")], timeout=TIMEOUT)[-1].commit.id
+    assert client.get_file_bytes(("again", second), "seen") == b"two\n"  # ...but its own files
