@@ -4,7 +4,10 @@
 incremental inputs); /pfs/prev the previous output; /pfs/out starts as the
 previous output too, so `>>` appends to it and `>` rewrites it. After the
 user's code ran, each file of /pfs/out is compared with how it started: new
-bytes at the end are appended; anything else replaces the file.
+bytes at the end are appended; anything else replaces the file. Where pachd
+mounted /pfs/prev and /pfs/out over its laid-out copy of the previous output
+(pachd/executor/overlay.py), neither is written here, and only what the
+overlay's upper folder holds is compared (upload_over).
 
 Data moves in a few calls however many files there are: each block of the
 inputs is read once (ListFileRefs, then GetBlock), and the output goes up

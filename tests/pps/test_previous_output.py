@@ -140,3 +140,18 @@ def test_a_pipeline_made_again_sees_its_own_previous_output(client: Client) -> N
         client.put_file(("data", c.id), "in1", b"x\n")
     second = client.flush_commit([("data", "master/1")], timeout=TIMEOUT)[-1].commit.id
     assert client.get_file_bytes(("again", second), "seen") == b"two\n"  # ...but its own files
+
+
+def test_pods_of_one_job_share_the_previous_output_and_each_adds_its_own(client: Client) -> None:
+    script = 'cp /pfs/data/* /pfs/out/; for f in /pfs/data/*; do ls /pfs/prev | tr "\\n" " " > "/pfs/out/seen-$(basename "$f")"; done'
+    client.create_repo("data")
+    client.create_pipeline(pipeline("both", script, [("data", MAP)], parallelism=2))
+    for names in (("a", "b"), ("c", "d", "e", "f")):
+        with client.commit("data") as c:
+            client.put_files(("data", c.id), [(name, name.encode()) for name in names])
+    second = client.flush_commit([("data", "master/1")], timeout=TIMEOUT)[-1].commit.id
+    assert len(client.list_job("both")[0].pod_commits) == 2
+    files = _files(client, ("both", second))
+    assert {k: v for k, v in files.items() if not k.startswith("seen-")} == {n: n.encode() for n in "abcdef"}
+    assert {k: v for k, v in files.items() if k in ("seen-c", "seen-d", "seen-e", "seen-f")} == {
+        f"seen-{n}": b"a b seen-a seen-b " for n in "cdef"}
