@@ -2,16 +2,17 @@
 
 A folder per output repo holds the files of one commit of it, written only by
 pachd (PFS's check_out, from the commit's own blocks) and never by a pod: pods
-mount it below their /pfs/out and at /pfs/prev (overlay.py). When a job wants
-another commit, the folder is brought to it by what changed between the two, so
-a pipeline's incremental job costs what it changes, not the size of its output.
+mount it below their /pfs/out and at /pfs/prev (overlay.py). It is known by the
+root node of the tree it holds, not by a commit ID (a pipeline made again makes
+commits of the same IDs with other files). When a job wants another commit, the
+folder is brought to it by what changed between the two trees, so a pipeline's
+incremental job costs what it changes, not the size of its output.
 
 A folder is moved only while no pod uses it: the pods of the job before, which
 have reported but may still be ending, are waited for (up to IDLE_WAIT); a pod
 that would need it at another commit meanwhile gets its output written the old
-way (the shim's copy). The
-folders live as long as pachd: a restarted pachd removes them (recover), since a
-kill -9 may have stopped one between two commits.
+way (the shim's copy). The folders live as long as pachd: a restarted pachd
+removes them (recover), since a kill -9 may have stopped one between two trees.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Protocol
 logger = logging.getLogger(__name__)
 
 IDLE_WAIT = 30.0  # seconds a move waits for the pods using the folder to end
+
 
 class Layouts(Protocol):
     """How commits are laid out (PFS's checkout.Checkouts)."""

@@ -72,8 +72,10 @@ def mount_output(pfs_dir: Path, tree: Path, owner: tuple[int, int] | None) -> No
     if owner is not None:
         os.chown(changes, *owner)  # the folder above is what /pfs/out's own attributes come from
     lower = tree.resolve()
+    # redirect_dir=off: a folder moved is copied up whole (a redirect would leave its files below,
+    # where the shim's look at `changes` cannot tell them from the base's); metacopy=off likewise.
     mount("overlay", str(out), "overlay", MS_NOSUID | MS_NODEV,
-          f"lowerdir={lower},upperdir={changes.resolve()},workdir={work.resolve()}")
+          f"lowerdir={lower},upperdir={changes.resolve()},workdir={work.resolve()},redirect_dir=off,metacopy=off")
     try:  # overlay wants two lower folders where it has no upper one: the second is empty
         mount("overlay", str(prev), "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, f"lowerdir={lower}:{empty.resolve()}")
     except OSError:

@@ -27,8 +27,9 @@ set -e
 case "$PACH_DATA_COMMIT_ID" in
 master/0)
     printf 'one\n' > /pfs/out/a; printf 'bee\n' > /pfs/out/b; printf 'sea\n' > /pfs/out/c
-    mkdir -p /pfs/out/d/deep /pfs/out/e
+    mkdir -p /pfs/out/d/deep /pfs/out/e /pfs/out/m/inner
     printf 'x\n' > /pfs/out/d/x; printf 'y\n' > /pfs/out/d/deep/y; printf 'z\n' > /pfs/out/e/z
+    printf 'moved\n' > /pfs/out/m/inner/w
     printf 'plain\n' > /pfs/out/f; printf 'kept\n' > /pfs/out/keep
     for i in $(seq 1 300); do printf '%s\n' "$i" > /pfs/out/n$i; done ;;
 master/1)
@@ -39,6 +40,7 @@ master/1)
     rm -r /pfs/out/e; printf 'now a file\n' > /pfs/out/e   # a folder becomes a file
     rm /pfs/out/f; mkdir /pfs/out/f; printf 'inside\n' > /pfs/out/f/g   # a file becomes a folder
     printf 'new\n' > /pfs/out/h
+    mv /pfs/out/m /pfs/out/moved          # a folder moved, its files with it
     stat -c '%i' /pfs/out/keep /pfs/prev/keep > /pfs/out/identity
     (printf 'no\n' > /pfs/prev/keep) 2>/dev/null && echo writable > /pfs/out/prev-state || echo read-only > /pfs/out/prev-state
     for f in /run/pfs-layers/changes/keep /run/pfs-layers/work/x; do (: > $f) 2>/dev/null && echo "$f" >> /pfs/out/prev-state || true; done
@@ -73,7 +75,7 @@ def test_a_pods_previous_output_is_mounted_not_copied(client: Client) -> None:
     out_inode, prev_inode = files["identity"].split()
     assert out_inode == prev_inode  # /pfs/out's untouched file is /pfs/prev's: the pod wrote neither
     assert files["prev-state"] == b"read-only\n"
-    assert len(_files(client, ("edits", first))) == 308
+    assert len(_files(client, ("edits", first))) == 309
 
 
 def test_what_the_code_changed_over_its_previous_output_is_what_the_commit_holds(client: Client) -> None:
@@ -82,7 +84,7 @@ def test_what_the_code_changed_over_its_previous_output_is_what_the_commit_holds
     numbered = {f"n{i}": f"{i}\n".encode() for i in range(1, 301)}
     assert {k: v for k, v in files.items() if k not in ("identity",)} == {
         "a": b"one\ntwo\n", "b": b"B\n", "e": b"now a file\n", "f/g": b"inside\n", "h": b"new\n",
-        "keep": b"kept\n", "prev-state": b"read-only\n", **numbered}
+        "keep": b"kept\n", "prev-state": b"read-only\n", "moved/inner/w": b"moved\n", **numbered}
     # The third job's /pfs/prev is the second's output: the laid-out copy moved with it.
     seen = dict(line.split(" ", 1) for line in _files(client, ("edits", third))["seen"].decode().splitlines())
     assert {k.removeprefix("./"): v.strip() for k, v in seen.items()} == {
