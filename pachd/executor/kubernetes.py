@@ -277,6 +277,9 @@ class KubernetesExecutor:
     def output_finished(self, repo: str, commit: str) -> None:
         """Pods here copy their previous output in (the shim's layout): nothing to lay out ahead."""
 
+    async def output_dropped(self, repo: str) -> None:
+        """Nothing is laid out here."""
+
     async def node_count(self) -> int:
         """Nodes that are Ready and not cordoned."""
         nodes = await self._call(self._core.list_node)

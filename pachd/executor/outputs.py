@@ -11,8 +11,9 @@ incremental job costs what it changes, not the size of its output.
 A folder is moved only while no pod uses it: the pods of the job before, which
 have reported but may still be ending, are waited for (up to IDLE_WAIT); a pod
 that would need it at another commit meanwhile gets its output written the old
-way (the shim's copy). The folders live as long as pachd: a restarted pachd
-removes them (recover), since a kill -9 may have stopped one between two trees.
+way (the shim's copy). A folder goes with its pipeline (drop), and a restarted
+pachd removes them all (recover), since a kill -9 may have stopped one between
+two trees.
 """
 
 from __future__ import annotations
@@ -117,6 +118,19 @@ class OutputTrees:
         logger.debug("laid out %s@%s (%d paths changed since %s)", repo, commit, changed,
                      "nothing" if since is None else f"tree {since[:12] or 'empty'}")
         return True
+
+    async def drop(self, repo: str) -> None:
+        """Removes the repo's folder (its pipeline was deleted), once no pod uses it."""
+        tree = self._trees.get(repo)
+        if tree is None:
+            return
+        async with tree.lock:
+            try:
+                await asyncio.wait_for(tree.idle.wait(), IDLE_WAIT)
+            except TimeoutError:
+                return  # still mounted: removed when pachd next starts
+            tree.root = None  # kept, with its lock: a pipeline made again under the name waits for this
+            await asyncio.to_thread(shutil.rmtree, tree.folder, True)
 
     async def close(self) -> None:
         for task in self._ahead:

@@ -61,7 +61,7 @@ class Pps:
                                         launch=lambda job, pipeline: self.supervisor.launch(job, pipeline))
         self.supervisor = Supervisor(kv=kv, controller=controller, driver=driver,
                                      ownership=Ownership(kv=kv, replica=replica, ttl=lease_ttl),
-                                     finish_delete=self.pipelines.finish_delete,
+                                     finish_delete=self._finish_delete,
                                      chained=executor.reserve)
 
     # -- lifecycle --------------------------------------------------------------
@@ -75,6 +75,10 @@ class Pps:
         """Stops every task and hands ownership over (pods keep running; start() reconciles)."""
         await self.supervisor.close()
         await self.executor.close()
+
+    async def _finish_delete(self, pipeline: str) -> None:
+        await self.pipelines.finish_delete(pipeline)
+        await self.executor.output_dropped(pipeline)  # its output repo's name
 
     async def _delete_job(self, job: str) -> None:
         """Removes an ended job's record and its pods (and, on a cluster, their objects)."""

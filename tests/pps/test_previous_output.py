@@ -157,3 +157,16 @@ def test_pods_of_one_job_share_the_previous_output_and_each_adds_its_own(client:
     assert {k: v for k, v in files.items() if not k.startswith("seen-")} == {n: n.encode() for n in "abcdef"}
     assert {k: v for k, v in files.items() if k in ("seen-c", "seen-d", "seen-e", "seen-f")} == {
         f"seen-{n}": b"a b seen-a seen-b " for n in "cdef"}
+
+
+def test_a_deleted_pipelines_laid_out_output_is_removed(own_pachd: PachdProcess) -> None:
+    folder = own_pachd.data_dir / "pods" / ".outputs" / "gone"
+    with Client(own_pachd.address) as client:
+        client.create_repo("data")
+        with client.commit("data") as c:
+            client.put_file(("data", c.id), "in0", b"x\n")
+        client.create_pipeline(pipeline("gone", "cp /pfs/data/* /pfs/out/", [("data", MAP)]))
+        client.flush_commit([("data", "master/0")], timeout=TIMEOUT)
+        wait_until(lambda: (folder / "in0").exists(), timeout=TIMEOUT, what="the output laid out for the next job")
+        client.delete_pipeline("gone")
+        wait_until(lambda: not folder.exists(), timeout=TIMEOUT, what="the deleted pipeline's copy to go")
