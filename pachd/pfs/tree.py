@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,18 +269,14 @@ class Tree:
             else:
                 stack.pop()
 
-
     async def walk_beside(self, old: Tree, path: str, entry: DirEntry,
                           before: Entry | None) -> AsyncIterator[tuple[str, Entry, Entry | None]]:
         """Every entry below `entry` (at `path`) with what `old` has at its path (`before` is
         `old`'s entry there), depth first, in name order, leaving out each folder whose node is
         the same in `old`: nothing below it changed, so it is not read."""
-        def old_children(prior: Entry | None) -> Awaitable[Node] | None:
-            return old.node(prior.node) if isinstance(prior, DirEntry) else None
-
         async def children_of(node: str, prior: Entry | None) -> tuple[Iterator[tuple[str, Entry]], Node]:
-            olds = old_children(prior)
-            return iter((await self.node(node)).items()), (await olds if olds is not None else _EMPTY_NODE)
+            olds = await old.node(prior.node) if isinstance(prior, DirEntry) else _EMPTY_NODE
+            return iter((await self.node(node)).items()), olds
 
         if isinstance(before, DirEntry) and before.node == entry.node:
             return
