@@ -133,8 +133,9 @@ class Executor(Protocol):
         """A hint: `commit` is a pipeline's newest output, which its next job's pods start
         from. An executor that lays outputs out for pods starts on it now; the others ignore it."""
 
-    async def output_dropped(self, repo: str) -> None:
-        """The pipeline whose output `repo` is was deleted: what was laid out of it is not needed."""
+    def output_dropped(self, repo: str) -> None:
+        """A hint: the pipeline whose output `repo` is was deleted, so what an executor laid out
+        of it is not needed (removed in the background)."""
 
     async def close(self) -> None:
         """Stops watching; pods keep their state for recover()."""

@@ -226,7 +226,7 @@ class DockerExecutor:
     def output_finished(self, repo: str, commit: str) -> None:
         """Pods here copy their previous output in (the shim's layout): nothing to lay out ahead."""
 
-    async def output_dropped(self, repo: str) -> None:
+    def output_dropped(self, repo: str) -> None:
         """Nothing is laid out here."""
 
     async def node_count(self) -> int:

@@ -215,9 +215,9 @@ class LocalExecutor:
         if self._outputs is not None:
             self._outputs.lay_out_ahead(repo, commit)
 
-    async def output_dropped(self, repo: str) -> None:
+    def output_dropped(self, repo: str) -> None:
         if self._outputs is not None:
-            await self._outputs.drop(repo)
+            self._outputs.drop(repo)
 
     def _pod_address(self) -> dict[str, str]:
         """How the pod reaches pachd: its socket without a network, else loopback (TLS: trusting pachd's certificate)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -60,7 +61,7 @@ class OutputTrees:
         self._layouts = layouts
         self._owner = owner
         self._trees: dict[str, _Tree] = {}
-        self._ahead: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     async def lease(self, repo: str, commit: str) -> Path | None:
         """The folder holding `commit` of `repo`, in use until release(repo); None if it cannot
@@ -94,9 +95,17 @@ class OutputTrees:
         """Starts bringing the repo's folder to `commit` now (a pipeline's newest output), so its
         next job's pods find it ready; a lease asked for meanwhile waits for it."""
         # One under way is not cancelled for a newer one: its writes run in threads, which a cancel would not stop.
-        task = asyncio.create_task(self._ready(repo, commit), name=f"lay-out-{repo}")
-        self._ahead.add(task)
-        task.add_done_callback(self._ahead.discard)
+        self._in_background(self._ready(repo, commit), f"lay-out-{repo}")
+
+    def drop(self, repo: str) -> None:
+        """Starts removing the repo's folder (its pipeline was deleted), once no pod uses it."""
+        if repo in self._trees:
+            self._in_background(self._remove(self._trees[repo]), f"drop-{repo}")
+
+    def _in_background(self, work: Coroutine[object, object, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._background.discard)
 
     async def _ready(self, repo: str, commit: str) -> None:
         if await self.lease(repo, commit) is not None:
@@ -119,11 +128,7 @@ class OutputTrees:
                      "nothing" if since is None else f"tree {since[:12] or 'empty'}")
         return True
 
-    async def drop(self, repo: str) -> None:
-        """Removes the repo's folder (its pipeline was deleted), once no pod uses it."""
-        tree = self._trees.get(repo)
-        if tree is None:
-            return
+    async def _remove(self, tree: _Tree) -> None:
         async with tree.lock:
             try:
                 await asyncio.wait_for(tree.idle.wait(), IDLE_WAIT)
@@ -133,6 +138,6 @@ class OutputTrees:
             await asyncio.to_thread(shutil.rmtree, tree.folder, True)
 
     async def close(self) -> None:
-        for task in self._ahead:
+        for task in self._background:
             task.cancel()
-        await asyncio.gather(*self._ahead, return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)

@@ -78,7 +78,9 @@ class Pps:
 
     async def _finish_delete(self, pipeline: str) -> None:
         await self.pipelines.finish_delete(pipeline)
-        await self.executor.output_dropped(pipeline)  # its output repo's name
+        # Its output repo's name. A hint, started and not awaited: with the record gone, the supervisor
+        # may cancel this task at any moment.
+        self.executor.output_dropped(pipeline)
 
     async def _delete_job(self, job: str) -> None:
         """Removes an ended job's record and its pods (and, on a cluster, their objects)."""
