@@ -54,14 +54,15 @@ class Pps:
         self._pfs = pfs
         self.executor = executor
         self.jobs = Jobs(kv=kv, pfs=pfs)
-        self.pipelines = Pipelines(kv=kv, pfs=pfs, jobs=self.jobs, stop_job=self.stop_job, delete_job=self._delete_job)
+        self.pipelines = Pipelines(kv=kv, pfs=pfs, jobs=self.jobs, stop_job=self.stop_job, delete_job=self._delete_job,
+                                   drop_output=executor.output_dropped)
         driver = JobDriver(kv=kv, pfs=pfs, jobs=self.jobs, executor=executor, default_image=default_image,
                            credential=credential)
         controller = PipelineController(kv=kv, pfs=pfs, jobs=self.jobs,
                                         launch=lambda job, pipeline: self.supervisor.launch(job, pipeline))
         self.supervisor = Supervisor(kv=kv, controller=controller, driver=driver,
                                      ownership=Ownership(kv=kv, replica=replica, ttl=lease_ttl),
-                                     finish_delete=self._finish_delete,
+                                     finish_delete=self.pipelines.finish_delete,
                                      chained=executor.reserve)
 
     # -- lifecycle --------------------------------------------------------------
@@ -75,12 +76,6 @@ class Pps:
         """Stops every task and hands ownership over (pods keep running; start() reconciles)."""
         await self.supervisor.close()
         await self.executor.close()
-
-    async def _finish_delete(self, pipeline: str) -> None:
-        await self.pipelines.finish_delete(pipeline)
-        # Its output repo's name. A hint, started and not awaited: with the record gone, the supervisor
-        # may cancel this task at any moment.
-        self.executor.output_dropped(pipeline)
 
     async def _delete_job(self, job: str) -> None:
         """Removes an ended job's record and its pods (and, on a cluster, their objects)."""

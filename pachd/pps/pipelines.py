@@ -64,13 +64,15 @@ def chain_depth(pipelines: Sequence[PipelineRecord]) -> int:
 class Pipelines:
     def __init__(
         self, *, kv: KV, pfs: Pfs, jobs: Jobs, stop_job: Callable[[str, str], Awaitable[None]],
-        delete_job: Callable[[str], Awaitable[None]], now: Callable[[], float] = time.time,
+        delete_job: Callable[[str], Awaitable[None]], drop_output: Callable[[str], None] = lambda repo: None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self._kv = kv
         self._pfs = pfs
         self._jobs = jobs
         self._stop_job = stop_job  # (job ID, reason): ends an unfinished job
         self._delete_job = delete_job  # (job ID): removes an ended job and what its pods left
+        self._drop_output = drop_output  # (output repo): a hint to the executor (Executor.output_dropped)
         self._now = now
 
     async def get(self, name: str) -> tuple[PipelineRecord, int]:
@@ -183,6 +185,8 @@ class Pipelines:
             if not job.state.done:
                 await self._stop_job(job.id, "its pipeline was deleted")
             await self._delete_job(job.id)
+        # Before the record goes: once it has, the supervisor may cancel this task at any await.
+        self._drop_output(name)
         await self._kv.txn([], [Delete(keys.pipeline(name)), Delete(keys.head(name)),
                                 DeletePrefix(keys.triggers(name))])
         logger.info("deleted pipeline %s", name)
