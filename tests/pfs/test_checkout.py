@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -75,5 +77,23 @@ async def test_a_folder_follows_a_commit_and_then_only_what_changed(tmp_path: Pa
         assert not (folder / "d").exists() and not (folder / "c").exists()
         assert not any(p.startswith("/n/") for p in written)  # the unchanged folder was not walked
         assert set(written) <= {"/a", "/big", "/b", "/c", "/d", "/e", "/f", "/f/g", "/h"}
+    finally:
+        await kv.close()
+
+
+async def test_a_copy_never_takes_the_room_puts_need(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kv = await SqliteKV.open(tmp_path / "kv.db")
+    try:
+        pfs = Pfs(kv=kv, blocks=LocalBlockStore(tmp_path / "blocks"), shared=False)
+        await pfs.repos.create("out", ())
+        commit = await pfs.commits.start("out", "master", (), new_branch=True)
+        await _put(pfs, commit.id, {"a": b"one\n"})
+        await pfs.commits.finish("out", commit.id)
+        # More than the disk has free (by far: other processes may free some meanwhile).
+        monkeypatch.setattr(checkout_module, "ROOM", shutil.disk_usage(tmp_path).free + (1 << 30))
+        with pytest.raises(OSError) as refused:
+            await check_out(pfs, "out", commit.id, tmp_path / "tree")
+        assert refused.value.errno == errno.ENOSPC and "are not free for a copy of out@" in str(refused.value)
+        assert not any((tmp_path / "tree").iterdir())
     finally:
         await kv.close()
