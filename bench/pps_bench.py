@@ -211,7 +211,7 @@ def _reruns(sizes: tuple[int, ...], changed: int = 100, rounds: int = 5, size: i
             for n in sizes:
                 repo = f"in{n}"
                 # The previous job's output is laid out as soon as it finished: the gap a real commit leaves.
-                pachd_idle(pid)
+                _pachd_idle(pid)
                 commit = client.start_commit(repo)
                 names = [f"f{(round_ * changed + k) * 7919 % n}" for k in range(changed)]
                 client.put_files((repo, commit.id), [(name, b"changed %d %s\n" % (round_, name.encode()))
@@ -240,7 +240,7 @@ def _reruns(sizes: tuple[int, ...], changed: int = 100, rounds: int = 5, size: i
     return lines
 
 
-def pachd_idle(pid: int, quiet: float = 0.2, deadline: float = 30.0) -> None:
+def _pachd_idle(pid: int, quiet: float = 0.2, deadline: float = 30.0) -> None:
     """Waits until pachd has used almost no CPU for `quiet` seconds (its work after a job is done)."""
     ends = time.monotonic() + deadline
     while time.monotonic() < ends:

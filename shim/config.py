@@ -19,10 +19,13 @@ class ShimConfig:
     job_token: str  # the pod's credential for its own job (PACH_JOB_TOKEN), "" if pachd gave none
     pfs_mode: str  # "copy" (download the shard, upload /pfs/out after) or "fuse" (mount it)
     environment: dict[str, str]  # what the user's code starts from (the pod's environment)
-    # Set by the local executor when /pfs/prev and /pfs/out already show this commit (an overlay
-    # of pachd's laid-out copy, pachd/executor/overlay.py) and the overlay's changes are read here.
+    # Set by the local executor (OUT_ENV) when /pfs/prev and /pfs/out already show this commit (an
+    # overlay of pachd's laid-out copy, pachd/executor/overlay.py) and the overlay's changes are read here.
     out_base: str = ""
     out_changes: Path | None = None
+
+
+OUT_ENV = ("PACH_OUT_BASE", "PACH_OUT_CHANGES")  # the shim's own: not passed on to the user's code
 
 
 def load() -> ShimConfig:

@@ -31,6 +31,8 @@ from pachyderm_client import Client, FailedPreconditionError, NotFoundError, pod
 from shim import config as shim_config
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pachyderm_client.proto import fuse_pb2
 
 # Until StartJob has answered, a cold pod loads only what asking for its job takes: the client's
@@ -98,7 +100,7 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
         return 0
     mounts = list(started.commit_mounts)
     out = next(m.commit for m in mounts if m.alias == "out")
-    env = {k: v for k, v in config.environment.items() if k not in ("PACH_OUT_BASE", "PACH_OUT_CHANGES")}  # the shim's own
+    env = {k: v for k, v in config.environment.items() if k not in shim_config.OUT_ENV}
     env.update(transform.env)
     env["PACH_OUTPUT_COMMIT_ID"] = out.id
     for mount in mounts:
@@ -107,7 +109,8 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
     stdin = "".join(line + "\n" for line in transform.stdin).encode()
     over_fuse = env.get("PACH_PFS_MODE", config.pfs_mode) == "fuse"  # a pipeline's env may choose
     report_times = env.get("PACH_SHIM_TIMES") == "1"  # the pod's environment or the pipeline's
-    mounted = not over_fuse and _mounted_output(mounts, config)
+    changes = None if over_fuse else _mounted_output(mounts, config)  # the overlay's changes folder, if mounted
+    mounted = changes is not None
     steps.mark("start")
     if over_fuse:
         import asyncio  # only FUSE pods need an event loop
@@ -129,8 +132,8 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
     steps.mark("code")
     success = code == 0 or code in transform.accept_return_code
     if success and not over_fuse:
-        if mounted and config.out_changes is not None:
-            upload_over(wire, out, config.pfs_root / "out", config.pfs_root / "prev", config.out_changes)
+        if changes is not None:
+            upload_over(wire, out, config.pfs_root / "out", config.pfs_root / "prev", changes)
         else:
             upload(wire, out, config.pfs_root / "out", baseline)
         steps.mark("upload")
@@ -140,10 +143,13 @@ def _run(client: Client, job_id: str, config: shim_config.ShimConfig, metadata: 
     return 0
 
 
-def _mounted_output(mounts: list[fuse_pb2.CommitMount], config: shim_config.ShimConfig) -> bool:
-    """Whether /pfs/out and /pfs/prev are already there, mounted by the executor over its
-    laid-out copy of the previous output (pachd/executor/overlay.py), instead of copied here."""
-    return bool(config.out_base and config.out_changes is not None and any(m.alias == "prev" for m in mounts))
+def _mounted_output(mounts: list[fuse_pb2.CommitMount], config: shim_config.ShimConfig) -> Path | None:
+    """The overlay's changes folder if /pfs/out and /pfs/prev are already there, mounted by the
+    executor over its laid-out copy of the previous output (pachd/executor/overlay.py), instead
+    of copied here; else None."""
+    if config.out_base and any(m.alias == "prev" for m in mounts):
+        return config.out_changes
+    return None
 
 
 def _execute(cmd: list[str], stdin: bytes, env: dict[str, str]) -> int:

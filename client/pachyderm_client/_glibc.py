@@ -59,33 +59,30 @@ MNT_DETACH = 2  # umount2: detach now, free once unused
 
 def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     """mount(2); raises OSError with its errno (only root may)."""
-    libc = _mount_calls()
-    if libc is None:
-        raise OSError(0, "this C library cannot mount")
-    if libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
-                  data.encode() if data else None) != 0:
-        number = ctypes.get_errno()
-        raise OSError(number, os.strerror(number), target)
+    _checked(_mount_calls().mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                                  data.encode() if data else None), target)
 
 
 def unmount(target: str, flags: int = MNT_DETACH) -> None:
     """umount2(2); raises OSError with its errno."""
-    libc = _mount_calls()
-    if libc is None:
-        raise OSError(0, "this C library cannot unmount")
-    if libc.umount2(target.encode(), flags) != 0:
+    _checked(_mount_calls().umount2(target.encode(), flags), target)
+
+
+def _checked(result: int, target: str) -> None:
+    if result != 0:
         number = ctypes.get_errno()
         raise OSError(number, os.strerror(number), target)
 
 
 @functools.cache
-def _mount_calls() -> ctypes.CDLL | None:
+def _mount_calls() -> ctypes.CDLL:
+    """The C library with mount and umount2; an OSError where it has not got them."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
         libc.mount.restype = ctypes.c_int
         libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
         libc.umount2.restype = ctypes.c_int
-    except (OSError, AttributeError):
-        return None
+    except (OSError, AttributeError) as err:
+        raise OSError(0, f"this C library cannot mount: {err}") from err
     return libc

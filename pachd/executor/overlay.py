@@ -114,7 +114,7 @@ def _mount_points() -> set[str]:
     except OSError:
         return set()
     # The fifth field, with spaces and the like written as octal escapes.
-    return {_unescape(line.split()[4]) for line in lines if len(line.split()) > 4}
+    return {_unescape(fields[4]) for fields in map(bytes.split, lines) if len(fields) > 4}
 
 
 def _unescape(field: bytes) -> str:

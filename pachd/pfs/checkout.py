@@ -115,9 +115,7 @@ def _write_run(folder: Path, run: Sequence[tuple[str, FileDiff]], held: dict[str
         try:
             for ref in diff.refs:
                 lower, data = held[ref.hash]
-                piece = memoryview(data)[ref.lower - lower:ref.upper - lower]
-                while piece:
-                    piece = piece[os.write(fd, piece):]
+                _write_all(fd, memoryview(data)[ref.lower - lower:ref.upper - lower])
         finally:
             os.close(fd)
 

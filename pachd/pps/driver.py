@@ -84,7 +84,7 @@ class JobDriver:
         """
         commits = self._pfs.commits
         provenance = [(i.repo, i.commit) for i in job.inputs]
-        parent_output = (await self._jobs.get(job.parent))[0].output_commit if job.parent else ""
+        parent_output = await self._jobs.parent_output(job)
         output = None
         if parent_output:
             try:
@@ -158,9 +158,9 @@ class JobDriver:
     async def _run_pods(self, job: JobRecord) -> None:
         """Starts the pods not yet done and waits until every pod index has reported."""
         indices = [k for k, pod in enumerate(job.pods) if pod.state in (PodState.PENDING, PodState.RUNNING)]
-        previous = (await self._jobs.get(job.parent))[0].output_commit if job.parent else ""
         await self._executor.start(job_spec(job, indices=indices, default_image=self._default_image,
-                                              token=self._credential(job.id), previous_output=previous))
+                                              token=self._credential(job.id),
+                                              previous_output=await self._jobs.parent_output(job)))
 
         async def all_reported() -> bool | None:
             current = (await self._jobs.get(job.id))[0]

@@ -241,7 +241,7 @@ class Jobs:
             return existing.id
         try:
             if job.parent:
-                parent = await self._output_of(job.parent)
+                parent = await self.parent_output(job)
                 return (await commits.fork(job.output_repo, parent, branch, provenance, archived=True,
                                            squash_into=job.output_commit)).id
             return (await commits.start(job.output_repo, branch, provenance, archived=True, new_branch=True,
@@ -249,9 +249,9 @@ class Jobs:
         except CommitExists:
             return f"{branch}/0"
 
-    async def _output_of(self, job_id: str) -> str:
-        job, _ = await self.get(job_id)
-        return job.output_commit
+    async def parent_output(self, job: JobRecord) -> str:
+        """The output commit of the job's parent ("" for none)."""
+        return (await self.get(job.parent))[0].output_commit if job.parent else ""
 
     async def _mounts(self, job: JobRecord, index: int) -> tuple[Mount, ...]:
         parent = (await self.get(job.parent))[0] if job.parent else None
