@@ -33,8 +33,11 @@ def scratch() -> Iterator[Path]:
 
 
 @contextmanager
-def running_pachd(folder: Path) -> Iterator[PachdProcess]:
-    server = PachdProcess(folder / "pachd").start()
+def running_pachd(folder: Path, user: tuple[int, int] | None = None) -> Iterator[PachdProcess]:
+    """pachd on `folder`, as this process's user or as `user` (uid, gid), whose the folder then becomes."""
+    if user is not None:
+        os.chown(folder, *user)
+    server = PachdProcess(folder / "pachd", user=user).start()
     try:
         yield server
     finally:

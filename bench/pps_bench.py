@@ -25,6 +25,7 @@ from pathlib import Path
 from bench.common import ROOT, extract_revision, process_cpu, running_pachd, scratch
 from pachd.executor.warm import READY
 from tests.support.pachd import PachdProcess
+from tests.support.unprivileged import NOBODY
 from pachyderm_client import Client
 from pachyderm_client.proto import pps_pb2
 from tests.support.pipelines import MAP, REDUCE, pipeline
@@ -34,7 +35,8 @@ BURN = "for f in /pfs/{repo}/*; do i=0; while [ $i -lt {rounds} ]; do sha256sum 
        "cat $f >> /pfs/out/done; done"
 
 
-def run(latency_runs: int = 20, files: int = 10_000, sections: tuple[str, ...] = (), before: str = "") -> list[str]:
+def run(latency_runs: int = 20, files: int = 10_000, sections: tuple[str, ...] = (), before: str = "",
+        user: tuple[int, int] | None = None) -> list[str]:
     wanted = set(sections) or {"latency", "chain", "parallel", "incremental", "files", "reruns", "shim"}
     lines = ["## PPS", ""]
     with scratch() as folder, running_pachd(folder) as pachd, Client(pachd.address) as client:
@@ -59,7 +61,7 @@ def run(latency_runs: int = 20, files: int = 10_000, sections: tuple[str, ...] =
     if "files" in wanted:
         lines += _many_files(files)
     if "reruns" in wanted:
-        lines += _reruns((files, 3 * files))
+        lines += _reruns((files, 3 * files), user=user)
     return lines
 
 
@@ -183,14 +185,16 @@ def _many_files(files: int, size: int = 100) -> list[str]:
             f"{reference:.2f} s.", ""]
 
 
-def _reruns(sizes: tuple[int, ...], changed: int = 100, rounds: int = 5, size: int = 1024) -> list[str]:
+def _reruns(sizes: tuple[int, ...], changed: int = 100, rounds: int = 5, size: int = 1024,
+            user: tuple[int, int] | None = None) -> list[str]:
     """A `cp` pipeline's first job over each number of files, then its re-runs, each after a commit
     replacing the same number of files (`changed`): interleaved between the sizes, in one pachd. A
     re-run that costs what changed takes as long whatever the previous output holds; one that
-    copies the previous output grows with it, as the first job does."""
+    copies the previous output grows with it, as the first job does. With `user`, pachd runs as
+    that unprivileged user (and mounts inside its pods' namespaces)."""
     first: dict[int, tuple[float, float]] = {}
     again: dict[int, list[tuple[float, float]]] = {n: [] for n in sizes}
-    with scratch() as folder, running_pachd(folder) as pachd, Client(pachd.address) as client:
+    with scratch() as folder, running_pachd(folder, user) as pachd, Client(pachd.address) as client:
         assert pachd.process is not None
         pid = pachd.process.pid
 
@@ -225,7 +229,8 @@ def _reruns(sizes: tuple[int, ...], changed: int = 100, rounds: int = 5, size: i
         walls, cpus = sorted(w for w, _ in runs), sorted(c for _, c in runs)
         return f"{walls[0]:.3f} / {statistics.median(walls):.3f} s (pachd and pods' CPU {statistics.median(cpus):.3f} s)"
 
-    lines = [f"`cp` pipelines over {' and '.join(f'{n:,}' for n in sizes)} files of {size} B; each re-run after "
+    who = "" if user is None else f"pachd as uid {user[0]}; "
+    lines = [f"{who}`cp` pipelines over {' and '.join(f'{n:,}' for n in sizes)} files of {size} B; each re-run after "
              f"{changed} files changed (a map input: the re-run's /pfs/<input> holds those {changed}), {rounds} "
              "rounds interleaved between the sizes, min / median:", "",
              "| previous output | first job | re-run | first / re-run |", "|---|---|---|---|"]
@@ -321,6 +326,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sections", nargs="*", help="latency, chain, parallel, incremental, files, reruns, shim (default: all)")
     parser.add_argument("--before", default="", help="git revision whose cold shim runs beside this one's")
+    parser.add_argument("--as-nobody", action="store_true", help="reruns: pachd runs as nobody, not as root")
     args = parser.parse_args()
     print("\n".join(run(latency_runs=int(os.environ.get("RUNS", "12")), files=int(os.environ.get("FILES", "10000")),
-                        sections=tuple(args.sections), before=args.before)))
+                        sections=tuple(args.sections), before=args.before,
+                        user=NOBODY if args.as_nobody else None)))

@@ -16,7 +16,8 @@ With `layouts`, each pipeline's newest output is kept laid out (outputs.py)
 and a pod of a job with a parent gets it mounted as /pfs/prev and below its
 /pfs/out (overlay.py) instead of the shim writing it there, a warm pod too:
 its /pfs is a shared mount, so what pachd mounts there before assigning it
-shows in it.
+shows in it. A pachd that is not root mounts them inside a warm pod's own
+namespaces instead; its cold pods, which run at once, copy.
 
 Layout under `root` (the data dir's pods/ folder):
     <job>/<pod name>/pfs/   the pod's /pfs, removed when the pod ends
@@ -104,6 +105,8 @@ class LocalExecutor:
             _kill_recorded(pid_file)
         if os.geteuid() == 0 and self._root.exists():
             await asyncio.to_thread(overlay.unmount_below, self._root)  # pods' mounts an earlier pachd left
+        for layers in [*self._root.glob("*/*/layers"), *self._root.glob(f"{WARM_DIR}/*/layers")]:
+            overlay.open_work(layers.parent)  # what a killed pachd's pods left, so that it can be removed
         await asyncio.to_thread(shutil.rmtree, self._root / WARM_DIR, True)
         await remove_pod_files(self._root / OUTPUTS_DIR)
 
@@ -139,9 +142,12 @@ class LocalExecutor:
         if process is None:
             argv = [self._shim if job.spec.command[0] == "job-shim" else job.spec.command[0], *job.spec.command[1:]]
             (pod_dir / "pfs").mkdir(parents=True, exist_ok=True)
+            if tree is not None and overlay.in_pods():  # nothing runs yet to mount it in: the shim copies
+                self._give_back(job, name)
+                tree = None
             try:
                 if sandbox.layers:
-                    await asyncio.to_thread(overlay.share, pod_dir / "pfs")
+                    await asyncio.to_thread(overlay.prepare, pod_dir / "pfs")
                 if tree is not None:
                     await self._mount_output(job, name, pod_dir, tree, env)
                 process = await spawn_pod(argv=argv, env=env, pfs_dir=pod_dir / "pfs", log_path=pod_dir / "log",
@@ -165,8 +171,8 @@ class LocalExecutor:
         pod_dir.parent.mkdir(parents=True, exist_ok=True)
         pod.directory.rename(pod_dir)
         pod.directory = pod_dir
-        if tree is not None:  # its /pfs is a shared mount: what is mounted there now shows in the pod
-            await self._mount_output(job, pod.name, pod_dir, tree, env)
+        if tree is not None:  # its /pfs is a shared mount (or pachd mounts in its namespace): it shows in the pod
+            await self._mount_output(job, pod.name, pod_dir, tree, env, pod.process.pid)
         try:
             await pod.assign(job.spec.job_id, env)
         except (OSError, ConnectionError):  # it ended just now: a cold pod instead
@@ -185,11 +191,16 @@ class LocalExecutor:
             job.leased.add(name)
         return tree
 
-    async def _mount_output(self, job: _Job, name: str, pod_dir: Path, tree: Path, env: dict[str, str]) -> None:
-        """Mounts `tree` as the pod's /pfs/prev and below its /pfs/out, and tells its shim so (in
-        `env`); where that fails, the shim copies the previous output in instead."""
+    async def _mount_output(self, job: _Job, name: str, pod_dir: Path, tree: Path, env: dict[str, str],
+                            pid: int = 0) -> None:
+        """Mounts `tree` as the pod's /pfs/prev and below its /pfs/out (in the namespace of the pod
+        `pid` runs, where pachd is not root), and tells its shim so (in `env`); where that fails,
+        the shim copies the previous output in instead."""
         try:
-            await asyncio.to_thread(overlay.mount_output, pod_dir / "pfs", tree, self._owner)
+            if overlay.in_pods():
+                await asyncio.to_thread(overlay.mount_in_pod, pid, pod_dir / "pfs", tree)
+            else:
+                await asyncio.to_thread(overlay.mount_output, pod_dir / "pfs", tree, self._owner)
         except OSError as err:
             logger.warning("pod %s copies its previous output in: cannot mount it: %s", name, err)
             for key in OUT_ENV:
@@ -203,7 +214,10 @@ class LocalExecutor:
         if self._outputs is None:
             return
         overlay.release(self._root / job.spec.job_id / name)
-        if name in job.leased:
+        self._give_back(job, name)
+
+    def _give_back(self, job: _Job, name: str) -> None:
+        if self._outputs is not None and name in job.leased:
             job.leased.discard(name)
             self._outputs.release(job.spec.output_repo)
 

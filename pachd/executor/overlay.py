@@ -16,12 +16,19 @@ folder is bound read-only at LAYERS, where the shim reads `changes` to send back
 only what the code changed (shim/layout.py). The pod has no capability to undo
 the mounts; release() detaches them when the pod ends, and a restarted pachd
 detaches any a killed one left (unmount_below).
+
+A pachd that is not root cannot mount on the host, but its pods' namespaces are
+its user's (bubblewrap made them): mount_in_pod mounts the same two overlays inside
+a running pod's own mount namespace (podmount.py), where they end with the pod. It
+needs the pod running first, so only a warm pod, waiting for its job, gets them.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from pachyderm_client._glibc import MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_SHARED, mount, unmount
@@ -29,6 +36,9 @@ from pachyderm_client._glibc import MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_
 LAYERS = Path("/run/pfs-layers")  # inside the pod: its layers folder, read-only (not below /run/pachd: pachd's socket)
 CHANGES = LAYERS / "changes"
 UNSAFE_IN_OPTIONS = (",", ":", "\\", "\n")  # overlay's option syntax cannot carry these in a folder's name
+IN_POD_KERNEL = (5, 11)  # the first Linux to mount an overlay in a user namespace
+PODMOUNT = Path(__file__).with_name("podmount.py")
+PODMOUNT_TIMEOUT = 30.0
 
 
 def layers_of(pfs_dir: Path) -> Path:
@@ -36,10 +46,15 @@ def layers_of(pfs_dir: Path) -> Path:
     return pfs_dir.parent / "layers"
 
 
+def in_pods() -> bool:
+    """Whether pods' outputs are mounted in their own namespaces (pachd is not root), not on the host."""
+    return os.geteuid() != 0
+
+
 def problem(root: Path) -> str:
     """Why pods' outputs cannot be mounted here ("" when they can)."""
-    if os.geteuid() != 0:
-        return "mounting a pod's layers takes root"
+    if in_pods() and _kernel() < IN_POD_KERNEL:
+        return "mounting a pod's layers takes root, or Linux 5.11 or later"
     if any(c in str(root.resolve()) for c in UNSAFE_IN_OPTIONS):
         return f"{root} has a character overlay's options cannot hold"
     try:
@@ -51,10 +66,18 @@ def problem(root: Path) -> str:
     return ""
 
 
-def share(pfs_dir: Path) -> None:
-    """Makes the pod's /pfs folder a shared mount of its own, and its layers folder, before the pod starts."""
+def _kernel() -> tuple[int, ...]:
+    release = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return (int(release[1]), int(release[2])) if release else (0, 0)
+
+
+def prepare(pfs_dir: Path) -> None:
+    """Makes the pod's /pfs folder and its layers folder before the pod starts; as root, makes
+    /pfs a shared mount of its own (what pachd mounts there later reaches the pod)."""
     pfs_dir.mkdir(parents=True, exist_ok=True)
     layers_of(pfs_dir).mkdir(exist_ok=True)
+    if in_pods():
+        return
     mount(str(pfs_dir), str(pfs_dir), None, MS_BIND)
     try:
         mount("none", str(pfs_dir), None, MS_SHARED)
@@ -83,9 +106,37 @@ def mount_output(pfs_dir: Path, tree: Path, owner: tuple[int, int] | None) -> No
         raise
 
 
+def mount_in_pod(pod_pid: int, pfs_dir: Path, tree: Path) -> None:
+    """As mount_output, inside the running pod's own mount namespace (`pod_pid`: its sandbox's
+    outer process), for a pachd that is not root: the pod's user is pachd's own."""
+    out, prev, layers = pfs_dir / "out", pfs_dir / "prev", layers_of(pfs_dir)
+    changes, work, empty = layers / "changes", layers / "work", layers / "empty"
+    for folder in (out, prev, changes, work, empty):
+        folder.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-I", "-S", str(PODMOUNT), str(pod_pid),
+            *(str(p.resolve()) for p in (tree, changes, work, empty))]
+    try:
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=PODMOUNT_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.SubprocessError as err:
+        raise OSError(f"mounting in pod {pod_pid}: {err}") from err
+    if run.returncode != 0:
+        raise OSError((run.stderr.strip().splitlines() or [f"podmount exited with {run.returncode}"])[-1])
+
+
 def release(pod_dir: Path) -> int:
-    """Detaches every mount in the pod's directory (its /pfs folder's own, out, prev)."""
-    return unmount_below(pod_dir)
+    """Detaches every mount in the pod's directory (its /pfs folder's own, out, prev), and lets
+    its overlay's work folder be removed; returns how many mounts it detached."""
+    detached = unmount_below(pod_dir)
+    open_work(pod_dir)
+    return detached
+
+
+def open_work(pod_dir: Path) -> None:
+    """The overlay leaves a folder of mode 0 in its work folder: only root could remove it as it is."""
+    try:
+        os.chmod(layers_of(pod_dir / "pfs") / "work" / "work", 0o700)
+    except OSError:
+        pass
 
 
 def unmount_below(root: Path) -> int:

@@ -121,7 +121,7 @@ class WarmPool:
         try:
             try:
                 if self.sandbox.layers:  # what pachd mounts in its /pfs once a job takes it reaches it
-                    await asyncio.to_thread(overlay.share, directory / "pfs")
+                    await asyncio.to_thread(overlay.prepare, directory / "pfs")
                 process = await spawn_pod(argv=self._argv, env=self._env, pfs_dir=directory / "pfs",
                                           log_path=directory / "log", sandbox=self.sandbox, stdin=theirs.fileno())
             finally:

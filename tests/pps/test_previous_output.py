@@ -8,6 +8,9 @@ written by the pod. Each check looks from the pod (what its code sees) or from t
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from pachyderm_client import Client
 from tests.support.pachd import PachdProcess
 from tests.support.pipelines import MAP, pipeline
+from tests.support.unprivileged import NOBODY
 from tests.support.wait import wait_until
 
 TIMEOUT = 90
@@ -80,6 +84,11 @@ def test_a_pods_previous_output_is_mounted_not_copied(client: Client) -> None:
 
 def test_what_the_code_changed_over_its_previous_output_is_what_the_commit_holds(client: Client) -> None:
     _, second, third = _run_jobs(client, 3)
+    _assert_edits_landed(client, second, third)
+
+
+def _assert_edits_landed(client: Client, second: str, third: str) -> None:
+    """The second job's output is exactly what SCRIPT made of the first's; the third job saw it at /pfs/prev."""
     files = _files(client, ("edits", second))
     numbered = {f"n{i}": f"{i}\n".encode() for i in range(1, 301)}
     assert {k: v for k, v in files.items() if k not in ("identity",)} == {
@@ -89,6 +98,61 @@ def test_what_the_code_changed_over_its_previous_output_is_what_the_commit_holds
     seen = dict(line.split(" ", 1) for line in _files(client, ("edits", third))["seen"].decode().splitlines())
     assert {k.removeprefix("./"): v.strip() for k, v in seen.items()} == {
         k: v.decode().strip().replace("\n", " ") for k, v in files.items()}
+
+
+@pytest.fixture
+def user_pachd() -> Iterator[PachdProcess]:
+    """A pachd run as an unprivileged user (nobody), with a data dir of that user's."""
+    base = Path(tempfile.mkdtemp(prefix="pachd-user-"))
+    os.chown(base, *NOBODY)
+    server = PachdProcess(base / "data", user=NOBODY)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_pachd_without_root_mounts_the_previous_output_in_its_warm_pods_own_namespaces(
+        user_pachd: PachdProcess) -> None:
+    with Client(user_pachd.address) as client:
+        _, second, third = _run_jobs(client, 3)
+        files = _files(client, ("edits", second))
+        out_inode, prev_inode = files["identity"].split()
+        assert out_inode == prev_inode  # mounted (a copy is another file), by pachd as nobody
+        assert files["prev-state"] == b"read-only\n"  # /pfs/prev, the layers: the pod cannot write them
+        _assert_edits_landed(client, second, third)
+    assert "copies its previous output in" not in user_pachd.logs()
+    assert not _mounts_below(user_pachd.data_dir)  # nothing mounted on the host: all in the pods' namespaces
+    pods = user_pachd.data_dir / "pods"  # each ended pod's layers are removed (the overlay's work folder too)
+    wait_until(lambda: not [p for p in pods.glob("*/*/layers") if p.parts[-3] != ".warm"], timeout=TIMEOUT,
+               what="the ended pods' layers to go")
+
+
+def test_a_pachd_without_root_killed_while_a_pod_has_its_output_mounted_redoes_the_job_and_leaves_nothing(
+        user_pachd: PachdProcess) -> None:
+    # The second job's first pod marks its /pfs/out (the mark lands in its layers on the host) and hangs.
+    hang = ('case "$PACH_DATA_COMMIT_ID $PACH_POD_NAME" in "master/1 "*-0-0) '
+            ': > /pfs/out/hung; while :; do sleep 1; done ;; esac\n')
+    pods = user_pachd.data_dir / "pods"
+    with Client(user_pachd.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(pipeline("edits", hang + SCRIPT, [("data", MAP)]))
+        for n in range(2):
+            with client.commit("data") as c:
+                client.put_file(("data", c.id), f"in{n}", b"x\n")
+        wait_until(lambda: [*pods.glob("*/*-0-0/layers/changes/hung")], timeout=TIMEOUT,
+                   what="the second job's pod to write over its mounted output")
+    user_pachd.kill()
+    user_pachd.start()
+    with Client(user_pachd.address) as client:
+        second = client.flush_commit([("data", "master/1")], timeout=TIMEOUT)[-1]
+        assert client.get_file_bytes(("edits", second.commit.id), "a") == b"one\ntwo\n"
+        assert "hung" not in _files(client, ("edits", second.commit.id))
+        client.delete_all()
+    # Every pod's folder goes with its job, the killed pachd's too (its overlay's work folder included).
+    wait_until(lambda: not [d for d in pods.iterdir() if not d.name.startswith(".")], timeout=TIMEOUT,
+               what="the deleted jobs' pod folders to go")
 
 
 def test_a_pachd_killed_while_pods_mount_their_output_leaves_no_mount_and_redoes_the_job(

@@ -13,6 +13,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from pachyderm_client.proto import health_pb2_grpc
+from tests.support import unprivileged
 from tests.support.ports import free_port
 
 START_TIMEOUT = 30.0
@@ -23,7 +24,9 @@ class PachdProcess:
 
     def __init__(self, data_dir: Path, *, etcd: str = "", extra_args: list[str] | None = None,
                  env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
-                 source: Path | None = None, python: Path | None = None) -> None:
+                 source: Path | None = None, python: Path | None = None,
+                 user: tuple[int, int] | None = None) -> None:
+        self.user = user  # (uid, gid): pachd runs as this unprivileged user (unprivileged.py), not as the tests' own
         self.source = source  # another checkout's pachd to run (benchmarks compare builds); None: this one
         self.python = python or Path(sys.executable)  # the Python it runs on (a build's own, see bench/common.py)
         self.data_dir = data_dir
@@ -50,6 +53,10 @@ class PachdProcess:
             args += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PORT", "PACH", "ETCD", "STORAGE"))}
         env.update(self.env)
+        if self.user is not None:
+            env["HOME"] = str(self.data_dir)
+            args = unprivileged.as_user(args, self.user, self.data_dir.parent / f"{self.data_dir.name}-views",
+                                        [self.data_dir, Path(__file__).resolve().parents[2]])
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                         cwd=self.source)
