@@ -16,8 +16,8 @@ With `layouts`, each pipeline's newest output is kept laid out (outputs.py)
 and a pod of a job with a parent gets it mounted as /pfs/prev and below its
 /pfs/out (overlay.py) instead of the shim writing it there, a warm pod too:
 its /pfs is a shared mount, so what pachd mounts there before assigning it
-shows in it. A pachd that is not root mounts them inside a warm pod's own
-namespaces instead; its cold pods, which run at once, copy.
+shows in it. A pachd that is not root mounts them inside a waiting pod's own
+namespaces instead: a warm pod's, or a pod of our shim started to wait likewise.
 
 Layout under `root` (the data dir's pods/ folder):
     <job>/<pod name>/pfs/   the pod's /pfs, removed when the pod ends
@@ -31,6 +31,7 @@ Layout under `root` (the data dir's pods/ folder):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -44,7 +45,7 @@ from pachd.executor import bytecode, overlay
 from pachd.executor.base import JobSpec, LogLine, PodEvent, PodPhase
 from pachd.executor.namespace import RUN, NamespaceSupport, PodProcess, Sandbox, remove_pod_files, spawn_pod, start_time
 from pachd.executor.outputs import Layouts, OutputTrees
-from pachd.executor.warm import WARM_DIR, WarmPool
+from pachd.executor.warm import WARM_DIR, WarmPool, start_waiting
 
 logger = logging.getLogger(__name__)
 
@@ -142,16 +143,19 @@ class LocalExecutor:
         if process is None:
             argv = [self._shim if job.spec.command[0] == "job-shim" else job.spec.command[0], *job.spec.command[1:]]
             (pod_dir / "pfs").mkdir(parents=True, exist_ok=True)
-            if tree is not None and overlay.in_pods():  # nothing runs yet to mount it in: the shim copies
-                self._give_back(job, name)
-                tree = None
             try:
-                if sandbox.layers:
-                    await asyncio.to_thread(overlay.prepare, pod_dir / "pfs")
-                if tree is not None:
-                    await self._mount_output(job, name, pod_dir, tree, env)
-                process = await spawn_pod(argv=argv, env=env, pfs_dir=pod_dir / "pfs", log_path=pod_dir / "log",
-                                          sandbox=sandbox)
+                if tree is not None and overlay.in_pods():
+                    process = await self._waiting_pod(job, name, pod_dir, env, tree)
+                    if process is None:  # it could not wait for its job: one that copies instead
+                        self._give_back(job, name)
+                        tree = None
+                if process is None:
+                    if sandbox.layers:
+                        await asyncio.to_thread(overlay.prepare, pod_dir / "pfs")
+                    if tree is not None:
+                        await self._mount_output(job, name, pod_dir, tree, env)
+                    process = await spawn_pod(argv=argv, env=env, pfs_dir=pod_dir / "pfs", log_path=pod_dir / "log",
+                                              sandbox=sandbox)
             except BaseException:
                 self._pod_ended(job, name)  # no pod, so no watcher to undo its mounts
                 raise
@@ -179,6 +183,28 @@ class LocalExecutor:
             await pod.discard()
             return None
         return pod.process
+
+    async def _waiting_pod(self, job: _Job, name: str, pod_dir: Path, env: dict[str, str],
+                           tree: Path) -> PodProcess | None:
+        """A pod of our shim started as a warm one, for this job alone: a pachd without root can mount
+        the previous output only in a pod that runs, so the pod waits for its job until it is mounted.
+        None if it ended first."""
+        try:
+            pod = await start_waiting(name, pod_dir, [self._shim, "--warm"],
+                                      {**self._base_env, **self._pod_address()}, self._sandbox)
+        except OSError as err:
+            logger.warning("cannot start pod %s to wait for its job: %s", name, err)
+            return None
+        with contextlib.suppress(OSError, ConnectionError):
+            if await pod.ready:
+                await self._mount_output(job, name, pod_dir, tree, env, pod.process.pid)
+                await pod.assign(job.spec.job_id, env)
+                return pod.process
+        logger.warning("pod %s ended before it could take its job: one that copies its previous output instead", name)
+        await pod.discard()
+        for key in OUT_ENV:
+            env.pop(key, None)
+        return None
 
     async def _lease_output(self, job: _Job, name: str) -> Path | None:
         """The pipeline's laid-out previous output, for the pod `name` to mount, if the job has one

@@ -115,41 +115,19 @@ class WarmPool:
             self._starting[name] = asyncio.create_task(self._start(name), name=f"pod-{name}")
 
     async def _start(self, name: str) -> None:
-        directory = self._root / name
-        ours, theirs = socket.socketpair()
-        process: PodProcess | None = None
         try:
-            try:
-                if self.sandbox.layers:  # what pachd mounts in its /pfs once a job takes it reaches it
-                    await asyncio.to_thread(overlay.prepare, directory / "pfs")
-                process = await spawn_pod(argv=self._argv, env=self._env, pfs_dir=directory / "pfs",
-                                          log_path=directory / "log", sandbox=self.sandbox, stdin=theirs.fileno())
-            finally:
-                theirs.close()
-            if os.geteuid() == 0:
-                _set_priority(process.pid, WAITING_NICE)
-            (directory / "pid").write_text(f"{process.pid} {start_time(process.pid)}")
-            reader, writer = await asyncio.open_unix_connection(sock=ours)
-        except BaseException as err:
-            ours.close()
-            if process is not None:
-                process.kill()
-                await asyncio.gather(process.wait(), return_exceptions=True)
-            await remove_directory(directory)
-            if isinstance(err, OSError):
-                logger.warning("cannot start a warm pod: %s", err)
-                return
-            raise
+            pod = await start_waiting(name, self._root / name, self._argv, self._env, self.sandbox)
+        except OSError as err:
+            logger.warning("cannot start a warm pod: %s", err)
+            return
         finally:
             self._starting.pop(name, None)
 
-        async def said_ready() -> bool:
-            ready = await reader.readline() == READY
-            if ready:
+        def said_ready(ready: asyncio.Task[bool]) -> None:
+            if not ready.cancelled() and ready.exception() is None and ready.result():
                 self._failures = 0
-            return ready
 
-        pod = WarmPod(name, directory, process, writer, asyncio.create_task(said_ready()))
+        pod.ready.add_done_callback(said_ready)
         pod.tasks.append(asyncio.create_task(self._forget_when_ended(pod)))
         self._idle.append(pod)
 
@@ -206,6 +184,38 @@ class WarmPool:
                 task.cancel()
             await asyncio.gather(*pod.tasks, return_exceptions=True)
             await pod.discard()
+
+
+async def start_waiting(name: str, directory: Path, argv: Sequence[str], env: Mapping[str, str],
+                        sandbox: Sandbox) -> WarmPod:
+    """Starts a pod of our shim (`argv` with --warm) that waits for its job in `directory`, at a lower
+    priority until assigned; its directory is removed if it cannot be started."""
+    ours, theirs = socket.socketpair()
+    process: PodProcess | None = None
+    try:
+        try:
+            if sandbox.layers:  # what pachd mounts in its /pfs once a job takes it reaches it
+                await asyncio.to_thread(overlay.prepare, directory / "pfs")
+            process = await spawn_pod(argv=argv, env=env, pfs_dir=directory / "pfs", log_path=directory / "log",
+                                      sandbox=sandbox, stdin=theirs.fileno())
+        finally:
+            theirs.close()
+        if os.geteuid() == 0:
+            _set_priority(process.pid, WAITING_NICE)
+        (directory / "pid").write_text(f"{process.pid} {start_time(process.pid)}")
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+    except BaseException:
+        ours.close()
+        if process is not None:
+            process.kill()
+            await asyncio.gather(process.wait(), return_exceptions=True)
+        await remove_directory(directory)
+        raise
+
+    async def said_ready() -> bool:
+        return await reader.readline() == READY
+
+    return WarmPod(name, directory, process, writer, asyncio.create_task(said_ready()))
 
 
 async def remove_directory(directory: Path) -> None:

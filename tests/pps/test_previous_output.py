@@ -7,6 +7,7 @@ written by the pod. Each check looks from the pod (what its code sees) or from t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -100,17 +101,23 @@ def _assert_edits_landed(client: Client, second: str, third: str) -> None:
         k: v.decode().strip().replace("\n", " ") for k, v in files.items()}
 
 
-@pytest.fixture
-def user_pachd() -> Iterator[PachdProcess]:
+@contextlib.contextmanager
+def _pachd_as_nobody(*extra_args: str) -> Iterator[PachdProcess]:
     """A pachd run as an unprivileged user (nobody), with a data dir of that user's."""
     base = Path(tempfile.mkdtemp(prefix="pachd-user-"))
     os.chown(base, *NOBODY)
-    server = PachdProcess(base / "data", user=NOBODY)
+    server = PachdProcess(base / "data", user=NOBODY, extra_args=list(extra_args))
     try:
         yield server.start()
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def user_pachd() -> Iterator[PachdProcess]:
+    with _pachd_as_nobody() as server:
+        yield server
 
 
 def test_a_pachd_without_root_mounts_the_previous_output_in_its_warm_pods_own_namespaces(
@@ -127,6 +134,13 @@ def test_a_pachd_without_root_mounts_the_previous_output_in_its_warm_pods_own_na
     pods = user_pachd.data_dir / "pods"  # each ended pod's layers are removed (the overlay's work folder too)
     wait_until(lambda: not [p for p in pods.glob("*/*/layers") if p.parts[-3] != ".warm"], timeout=TIMEOUT,
                what="the ended pods' layers to go")
+
+
+def test_a_pachd_without_root_nor_warm_pods_starts_pods_that_wait_to_have_the_previous_output_mounted() -> None:
+    with _pachd_as_nobody("--warm-pods", "0") as server, Client(server.address) as client:
+        _, second = _run_jobs(client, 2)
+        out_inode, prev_inode = _files(client, ("edits", second))["identity"].split()
+        assert out_inode == prev_inode
 
 
 def test_a_pachd_without_root_killed_while_a_pod_has_its_output_mounted_redoes_the_job_and_leaves_nothing(
