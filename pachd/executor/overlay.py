@@ -20,7 +20,8 @@ detaches any a killed one left (unmount_below).
 A pachd that is not root cannot mount on the host, but its pods' namespaces are
 its user's (bubblewrap made them): mount_in_pod mounts the same two overlays inside
 a running pod's own mount namespace (podmount.py), where they end with the pod. It
-needs the pod running first, so only a warm pod, waiting for its job, gets them.
+needs the pod running first: the pod waits for its job meanwhile (a warm pod, or one
+started to wait alike: local.py).
 """
 
 from __future__ import annotations
