@@ -12,9 +12,11 @@ from pachd import allocator
 from pachd import config as pachd_config
 from pachd import loopwatch
 from pachd.app import serve
+from pachd.executor import overlay
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    private = overlay.keep_mounts_private()  # first: it needs pachd to have one thread
     allocator.keep_freed_buffers()
     config = pachd_config.load(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
@@ -22,6 +24,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("grpc").setLevel(logging.INFO)  # its debug lines say nothing about requests
+    if private:
+        logging.getLogger(__name__).warning("%s", private)
     asyncio.run(_run(config))
 
 

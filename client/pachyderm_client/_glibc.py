@@ -1,7 +1,7 @@
 """The C library's calls Python's os module lacks, through ctypes: glibc's allocator controls
 (mallopt, malloc_trim) for the processes that move large messages (pachd, pachctl get-file),
-sync_file_range for pachd's block writes, and mount and umount2 for the layers of local pods
-(pachd/executor/overlay.py). None, or nothing done, where the C library has not got them
+sync_file_range for pachd's block writes, and mount, umount2 and unshare for the layers of local
+pods (pachd/executor/overlay.py). None, or nothing done, where the C library has not got them
 (musl's allocator, macOS), which then keeps its defaults."""
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
     return function
 
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_SHARED = 1, 2, 4, 4096, 1 << 20  # mount's flags (sys/mount.h)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC = 1, 2, 4, 4096, 16384  # mount's flags (sys/mount.h)
+MS_SLAVE, MS_SHARED = 1 << 19, 1 << 20
 MNT_DETACH = 2  # umount2: detach now, free once unused
+CLONE_NEWNS = 0x00020000  # unshare: a mount namespace of the process's own (sched.h)
 
 
 def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
@@ -68,6 +70,11 @@ def unmount(target: str, flags: int = MNT_DETACH) -> None:
     _checked(_mount_calls().umount2(target.encode(), flags), target)
 
 
+def unshare(flags: int) -> None:
+    """unshare(2) (Python's os has it from 3.12 on); raises OSError with its errno."""
+    _checked(_mount_calls().unshare(flags), "unshare")
+
+
 def _checked(result: int, target: str) -> None:
     if result != 0:
         number = ctypes.get_errno()
@@ -76,13 +83,15 @@ def _checked(result: int, target: str) -> None:
 
 @functools.cache
 def _mount_calls() -> ctypes.CDLL:
-    """The C library with mount and umount2; an OSError where it has not got them."""
+    """The C library with mount, umount2 and unshare; an OSError where it has not got them."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
         libc.mount.restype = ctypes.c_int
         libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
         libc.umount2.restype = ctypes.c_int
+        libc.unshare.argtypes = [ctypes.c_int]
+        libc.unshare.restype = ctypes.c_int
     except (OSError, AttributeError) as err:
         raise OSError(0, f"this C library cannot mount: {err}") from err
     return libc

@@ -14,7 +14,9 @@ pachd mounts in it reaches the pod even once the pod runs: a warm pod, started
 before its job was known, gets its mounts before its assignment. The pod's layers
 folder is bound read-only at LAYERS, where the shim reads `changes` to send back
 only what the code changed (shim/layout.py). The pod has no capability to undo
-the mounts; release() detaches them when the pod ends, and a restarted pachd
+the mounts; release() detaches them when the pod ends. All of them are made in
+pachd's own mount namespace (keep_mounts_private), so they also end with a
+pachd that is killed; where that namespace could not be had, a restarted pachd
 detaches any a killed one left (unmount_below).
 
 A pachd that is not root cannot mount on the host, but its pods' namespaces are
@@ -32,7 +34,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pachyderm_client._glibc import MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_SHARED, mount, unmount
+from pachyderm_client._glibc import (CLONE_NEWNS, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REC, MS_SHARED,
+                                     MS_SLAVE, mount, unmount, unshare)
 
 LAYERS = Path("/run/pfs-layers")  # inside the pod: its layers folder, read-only (not below /run/pachd: pachd's socket)
 CHANGES = LAYERS / "changes"
@@ -50,6 +53,21 @@ def layers_of(pfs_dir: Path) -> Path:
 def in_pods() -> bool:
     """Whether pods' outputs are mounted in their own namespaces (pachd is not root), not on the host."""
     return os.geteuid() != 0
+
+
+def keep_mounts_private() -> str:
+    """Moves pachd (root) into a mount namespace of its own, where the host's mounts still reach it
+    but its pods' do not leave it: they end with pachd and its pods, even when pachd is killed and
+    never started again. Called first thing, while pachd has one thread (unshare needs that).
+    Returns why it could not ("" when it did): pachd then mounts in the host's namespace."""
+    if in_pods():
+        return ""
+    try:
+        unshare(CLONE_NEWNS)
+        mount("none", "/", None, MS_REC | MS_SLAVE)
+    except OSError as err:
+        return f"pods' mounts stay in the host's mount namespace: {err}"
+    return ""
 
 
 def problem(root: Path) -> str:

@@ -180,12 +180,16 @@ def test_a_pachd_killed_while_pods_mount_their_output_leaves_no_mount_and_redoes
             with client.commit("data") as c:
                 client.put_file(("data", c.id), f"in{n}", b"x\n")
         client.flush_commit([("data", "master/0")], timeout=TIMEOUT)
-        wait_until(lambda: any(m.endswith("/pfs/out") for m in _mounts_below(own_pachd.data_dir)), timeout=TIMEOUT,
-                   what="the second job's pod to have its output mounted")
+        wait_until(lambda: any(m.endswith("/pfs/out") for m in _mounts_below(own_pachd.data_dir, own_pachd)),
+                   timeout=TIMEOUT, what="the second job's pod to have its output mounted")
     own_pachd.kill()
+    # Its mounts (the pods', the warm pods' own /pfs) end with it: none is left on the host, even
+    # before a pachd starts again there, and so the data dir could be removed.
+    wait_until(lambda: not _mounts_below(own_pachd.data_dir, warm=True), timeout=TIMEOUT,
+               what="the killed pachd's mounts to end with it")
     own_pachd.start()
-    wait_until(lambda: not any("-0-0/" in m for m in _mounts_below(own_pachd.data_dir)), timeout=TIMEOUT,
-               what="the restarted pachd to detach what the killed one mounted")
+    wait_until(lambda: not any("-0-0/" in m for m in _mounts_below(own_pachd.data_dir, own_pachd)), timeout=TIMEOUT,
+               what="no mount of the killed pachd's pod in the restarted one")
     with Client(own_pachd.address) as client:
         second = client.flush_commit([("data", "master/1")], timeout=TIMEOUT)[-1]
         assert client.get_file_bytes(("edits", second.commit.id), "a") == b"one\ntwo\n"
@@ -193,14 +197,17 @@ def test_a_pachd_killed_while_pods_mount_their_output_leaves_no_mount_and_redoes
             client.put_file(("data", c.id), "in2", b"x\n")
         third = client.flush_commit([("data", "master/2")], timeout=TIMEOUT)[-1]
         assert b"./a one two" in client.get_file_bytes(("edits", third.commit.id), "seen")
-    wait_until(lambda: not _mounts_below(own_pachd.data_dir), timeout=TIMEOUT, what="the pods' mounts to go")
+    wait_until(lambda: not _mounts_below(own_pachd.data_dir, own_pachd), timeout=TIMEOUT,
+               what="the pods' mounts to go")
 
 
-def _mounts_below(folder: Path) -> list[str]:
-    """Mounts below the data dir but those of idle warm pods (each one's own /pfs, ready for a job)."""
-    base, warm = f"{folder.resolve()}/", f"{folder.resolve()}/pods/.warm/"
-    return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
-            if line.split()[4].startswith(base) and not line.split()[4].startswith(warm)]
+def _mounts_below(folder: Path, pachd: PachdProcess | None = None, *, warm: bool = False) -> list[str]:
+    """Mounts below the data dir, as `pachd` sees them (else as the host does), but those of
+    idle warm pods (each one's own /pfs, ready for a job) unless `warm`."""
+    base, warm_base = f"{folder.resolve()}/", f"{folder.resolve()}/pods/.warm/"
+    seen = "self" if pachd is None or pachd.process is None else pachd.process.pid
+    points = [line.split()[4] for line in Path(f"/proc/{seen}/mountinfo").read_text().splitlines()]
+    return [p for p in points if p.startswith(base) and (warm or not p.startswith(warm_base))]
 
 
 def test_a_pipeline_made_again_sees_its_own_previous_output(client: Client) -> None:
