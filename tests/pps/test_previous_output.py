@@ -143,18 +143,23 @@ def test_a_pachd_without_root_nor_warm_pods_starts_pods_that_wait_to_have_the_pr
         assert out_inode == prev_inode
 
 
-def test_a_pachd_without_root_killed_while_a_pod_has_its_output_mounted_redoes_the_job_and_leaves_nothing(
-        user_pachd: PachdProcess) -> None:
-    # The second job's first pod marks its /pfs/out (the mark lands in its layers on the host) and hangs.
+def _start_hanging_job(client: Client) -> None:
+    """SCRIPT's first two jobs, where the second job's first pod marks its /pfs/out (the mark lands
+    in its layers on the host) and hangs; its replacement, after a restart, goes on."""
     hang = ('case "$PACH_DATA_COMMIT_ID $PACH_POD_NAME" in "master/1 "*-0-0) '
             ': > /pfs/out/hung; while :; do sleep 1; done ;; esac\n')
+    client.create_repo("data")
+    client.create_pipeline(pipeline("edits", hang + SCRIPT, [("data", MAP)]))
+    for n in range(2):
+        with client.commit("data") as c:
+            client.put_file(("data", c.id), f"in{n}", b"x\n")
+
+
+def test_a_pachd_without_root_killed_while_a_pod_has_its_output_mounted_redoes_the_job_and_leaves_nothing(
+        user_pachd: PachdProcess) -> None:
     pods = user_pachd.data_dir / "pods"
     with Client(user_pachd.address) as client:
-        client.create_repo("data")
-        client.create_pipeline(pipeline("edits", hang + SCRIPT, [("data", MAP)]))
-        for n in range(2):
-            with client.commit("data") as c:
-                client.put_file(("data", c.id), f"in{n}", b"x\n")
+        _start_hanging_job(client)
         wait_until(lambda: [*pods.glob("*/*-0-0/layers/changes/hung")], timeout=TIMEOUT,
                    what="the second job's pod to write over its mounted output")
     user_pachd.kill()
@@ -171,15 +176,8 @@ def test_a_pachd_without_root_killed_while_a_pod_has_its_output_mounted_redoes_t
 
 def test_a_pachd_killed_while_pods_mount_their_output_leaves_no_mount_and_redoes_the_job(
         own_pachd: PachdProcess) -> None:
-    # The second job's first pod hangs once its output is mounted; its replacement (after the restart) goes on.
-    hang = 'case "$PACH_DATA_COMMIT_ID $PACH_POD_NAME" in "master/1 "*-0-0) while :; do sleep 1; done ;; esac\n'
     with Client(own_pachd.address) as client:
-        client.create_repo("data")
-        client.create_pipeline(pipeline("edits", hang + SCRIPT, [("data", MAP)]))
-        for n in range(2):
-            with client.commit("data") as c:
-                client.put_file(("data", c.id), f"in{n}", b"x\n")
-        client.flush_commit([("data", "master/0")], timeout=TIMEOUT)
+        _start_hanging_job(client)
         wait_until(lambda: any(m.endswith("/pfs/out") for m in _mounts_below(own_pachd.data_dir, own_pachd)),
                    timeout=TIMEOUT, what="the second job's pod to have its output mounted")
     own_pachd.kill()
