@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     logging.getLogger("grpc").setLevel(logging.INFO)  # its debug lines say nothing about requests
     if private:
-        logging.getLogger(__name__).warning("%s", private)
+        logging.getLogger(__name__).info("%s", private)
     asyncio.run(_run(config))
 
 

@@ -195,11 +195,15 @@ class LocalExecutor:
         except OSError as err:
             logger.warning("cannot start pod %s to wait for its job: %s", name, err)
             return None
-        with contextlib.suppress(OSError, ConnectionError):
-            if await pod.ready:
-                await self._mount_output(job, name, pod_dir, tree, env, pod.process.pid)
-                await pod.assign(job.spec.job_id, env)
-                return pod.process
+        try:
+            with contextlib.suppress(OSError, ConnectionError):
+                if await pod.ready:
+                    await self._mount_output(job, name, pod_dir, tree, env, pod.process.pid)
+                    await pod.assign(job.spec.job_id, env)
+                    return pod.process
+        except BaseException:  # cancelled (the job stopped): the pod must not run on
+            pod.process.kill()
+            raise
         logger.warning("pod %s ended before it could take its job: one that copies its previous output instead", name)
         await pod.discard()
         for key in OUT_ENV:
