@@ -1,6 +1,6 @@
 """A new commit through a chain of 5 `cp` pipelines, before and after a change, side by side.
 
-    python -m bench.chain_bench [--before REV] [--after REV] [--runs N]
+    python -m bench.chain_bench [--before REV] [--after REV] [--runs N] [--beside-nobody]
 
 Each build (the checkout as it is, or --after REV; and --before REV, extracted
 with `git archive` and run on a Python of its own, so its pachd, client library,
@@ -9,7 +9,8 @@ running at once; each round times one commit through the chain and one through a
 single `cp` stage on every build in turn, alternating which build goes first, so
 load on the machine hits them alike. Reported: min / median of each, the load
 average, and where a stage's time went (medians over every stage of every run,
-from each pachd's debug log).
+from each pachd's debug log). With --beside-nobody, the build measured also runs on a
+pachd of its own as the user nobody (mounting inside its pods' namespaces, not on the host).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bench.common import ROOT, extract_build, process_cpu
 from bench.pps_bench import chain_seconds, setup_chain, single_seconds
 from pachyderm_client import Client
 from tests.support.pachd import PachdProcess
+from tests.support.unprivileged import NOBODY
 
 STAGES = 5
 # (phase, log line that starts it, log line that ends it): see _phases.
@@ -87,7 +89,7 @@ def _span(values: list[float], unit: str = " s", digits: int = 3) -> str:
     return f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f}{unit}"
 
 
-def run(before: str = "", after: str = "", runs: int = 7) -> list[str]:
+def run(before: str = "", after: str = "", runs: int = 7, beside_nobody: bool = False) -> list[str]:
     loads = [os.getloadavg()[0]]
     # Not under /tmp: local pods get a /tmp of their own, which would hide the build's shim from them.
     with tempfile.TemporaryDirectory(prefix=".bench-builds-", dir=ROOT) as tmp, ExitStack() as stack:
@@ -95,13 +97,20 @@ def run(before: str = "", after: str = "", runs: int = 7) -> list[str]:
             "after": extract_build(after, Path(tmp) / "after") if after else None}
         if before:
             builds = {"before": extract_build(before, Path(tmp) / "before"), **builds}
+        users = {"after as nobody": NOBODY} if beside_nobody else {}  # the same build, its pachd not root
+        if beside_nobody:
+            builds["after as nobody"] = builds["after"]
+            os.chmod(tmp, 0o755)
         sources = list(builds)
         servers: dict[str, PachdProcess] = {}
         clients: dict[str, Client] = {}
         for build, extracted in builds.items():
             source, python = extracted if extracted else (None, None)
             (Path(tmp) / build).mkdir(exist_ok=True)
-            server = PachdProcess(Path(tmp) / build / "pachd", source=source, python=python).start()
+            if build in users:
+                os.chown(Path(tmp) / build, *users[build])
+            server = PachdProcess(Path(tmp) / build / "pachd", source=source, python=python,
+                                  user=users.get(build)).start()
             stack.callback(server.stop)
             servers[build] = server
             clients[build] = stack.enter_context(Client(server.address))
@@ -143,5 +152,7 @@ if __name__ == "__main__":
     parser.add_argument("--before", default="", help="git revision to compare with, side by side")
     parser.add_argument("--after", default="", help="git revision to measure (default: this checkout as it is)")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--beside-nobody", action="store_true",
+                        help="also the same build with its pachd run as nobody, not root")
     options = parser.parse_args()
-    print("\n".join(run(options.before, options.after, options.runs)))
+    print("\n".join(run(options.before, options.after, options.runs, options.beside_nobody)))
