@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from pachyderm_client._glibc import (CLONE_NEWNS, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REC, MS_SHARED,
@@ -132,14 +134,42 @@ def mount_in_pod(pod_pid: int, pfs_dir: Path, tree: Path) -> None:
     changes, work, empty = layers / "changes", layers / "work", layers / "empty"
     for folder in (out, prev, changes, work, empty):
         folder.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-I", "-S", str(PODMOUNT), str(pod_pid),
-            *(str(p.resolve()) for p in (tree, changes, work, empty))]
-    try:
-        run = subprocess.run(argv, capture_output=True, text=True, timeout=PODMOUNT_TIMEOUT, stdin=subprocess.DEVNULL)
-    except subprocess.SubprocessError as err:
-        raise OSError(f"mounting in pod {pod_pid}: {err}") from err
-    if run.returncode != 0:
-        raise OSError((run.stderr.strip().splitlines() or [f"podmount exited with {run.returncode}"])[-1])
+    if any(c in str(p.resolve()) for p in (tree, changes) for c in ("\t", "\n")):
+        raise OSError(f"{pfs_dir} has a character podmount's requests cannot hold")
+    _podmount.ask("\t".join([str(pod_pid), *(str(p.resolve()) for p in (tree, changes, work, empty))]))
+
+
+class _PodMount:
+    """pachd's one podmount.py program (started when first needed, again if it ended), asked one
+    pod at a time from the executor's threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[str] | None = None
+
+    def ask(self, request: str) -> None:
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-I", "-S", str(PODMOUNT), "--serve"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+            process = self._process
+            assert process.stdin is not None and process.stdout is not None
+            try:
+                process.stdin.write(request + "\n")
+                process.stdin.flush()
+                answered, _, _ = select.select([process.stdout], [], [], PODMOUNT_TIMEOUT)
+                answer = process.stdout.readline().strip() if answered else ""
+            except OSError as err:
+                answer = f"podmount: {err}"
+            if not answer or process.poll() is not None:
+                process.kill()  # stuck, or ended: the next pod starts another
+                self._process = None
+            if answer != "ok":
+                raise OSError(answer or f"podmount gave no answer in {PODMOUNT_TIMEOUT:.0f} s")
+
+
+_podmount = _PodMount()
 
 
 def release(pod_dir: Path) -> int:

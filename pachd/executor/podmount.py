@@ -10,9 +10,12 @@ the pod's mount namespace (through the user namespace that owns it, where pachd'
 every right) and attaches them at /pfs/out and /pfs/prev. The pod, which holds no capability
 in that namespace, cannot undo them; they end with the pod's namespace.
 
-Only the standard library: it starts in about 20 ms (`python -I -S`), once per pod.
+Only the standard library. pachd starts it once (`python -I -S podmount.py --serve`: a Python's
+start is about 20 ms) and asks it for each pod on its stdin; each pod's mounts are made by a
+child of its own, since building them changes the namespaces of the process that does.
 
-    podmount.py POD_PID LOWER CHANGES WORK EMPTY
+    podmount.py POD_PID LOWER CHANGES WORK EMPTY     one pod's, then exit
+    podmount.py --serve                              one pod's per line, tab-separated
 POD_PID is the sandbox's outer process (bwrap); the pod is its child.
 """
 
@@ -83,8 +86,9 @@ def attach(pod_pid: int, mounts: list[int]) -> None:
         _check(_libc.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH), target.decode())
 
 
-def main(argv: list[str]) -> int:
-    pod_pid, lower, changes, work, empty = int(argv[0]), *argv[1:5]
+def mount_in(pod_pid: int, lower: str, changes: str, work: str, empty: str) -> int:
+    """Both overlays built here and attached in the pod; the exit code (errors said on stderr).
+    This process's own namespaces change: it is a child of the caller's (see serve)."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     child = os.fork()
     if child == 0:  # stays in the host's user namespace: only from there can it enter the pod's
@@ -113,5 +117,32 @@ def main(argv: list[str]) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def serve() -> int:
+    """Mounts for one pod per line read ("POD_PID LOWER CHANGES WORK EMPTY", tab-separated), each
+    from a child of its own, answering "ok" or the error on a line; until stdin ends (pachd's
+    end). Started once, it spares each pod a Python's start."""
+    for line in sys.stdin:
+        request = line.rstrip("\n").split("\t")
+        errors_r, errors_w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(errors_r)
+            os.dup2(errors_w, 2)
+            try:
+                code = mount_in(int(request[0]), *request[1:5]) if len(request) == 5 else 2
+            except Exception as err:  # whatever it is, it is this request's answer, not the server's end
+                print(f"podmount: {err}", file=sys.stderr, flush=True)
+                code = 1
+            os._exit(code)
+        os.close(errors_w)
+        with os.fdopen(errors_r, "rb") as errors:
+            said = errors.read().decode(errors="replace").strip().splitlines()
+        _, status = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(status)
+        answer = "ok" if code == 0 else (said[-1] if said else f"podmount: exit code {code}")
+        print(answer.replace("\n", " "), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(serve() if sys.argv[1:] == ["--serve"] else mount_in(int(sys.argv[1]), *sys.argv[2:6]))

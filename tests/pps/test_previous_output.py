@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,6 +142,42 @@ def test_a_pachd_without_root_nor_warm_pods_starts_pods_that_wait_to_have_the_pr
         _, second = _run_jobs(client, 2)
         out_inode, prev_inode = _files(client, ("edits", second))["identity"].split()
         assert out_inode == prev_inode
+
+
+def test_a_pachd_without_root_starts_its_mount_helper_again_when_it_ended(user_pachd: PachdProcess) -> None:
+    script = "stat -c %i /pfs/out/keep /pfs/prev/keep > /pfs/out/identity 2>/dev/null || true; echo kept > /pfs/out/keep"
+    with Client(user_pachd.address) as client:
+        client.create_repo("data")
+        client.create_pipeline(pipeline("ids", script, [("data", MAP)]))
+
+        def run_job(n: int) -> str:
+            with client.commit("data") as c:
+                client.put_file(("data", c.id), f"in{n}", b"x\n")
+            return client.flush_commit([("data", c.id)], timeout=TIMEOUT)[-1].commit.id
+
+        run_job(0)
+        run_job(1)  # the first job with a parent: pachd's mount helper has started
+        helpers = _podmount_helpers(user_pachd)
+        assert helpers
+        for pid in helpers:
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not set(helpers) & set(_podmount_helpers(user_pachd)), timeout=TIMEOUT, what="the helper to end")
+        out_inode, prev_inode = client.get_file_bytes(("ids", run_job(2)), "identity").split()
+        assert out_inode == prev_inode  # mounted by a helper started again, not copied
+
+
+def _podmount_helpers(pachd: PachdProcess) -> list[int]:
+    """The mount helpers `pachd` runs (its children running podmount.py --serve)."""
+    assert pachd.process is not None
+    found = []
+    for folder in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((folder / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pachd.process.pid and b"podmount.py\0--serve" in (folder / "cmdline").read_bytes():
+                found.append(int(folder.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 def _start_hanging_job(client: Client) -> None:
