@@ -9,7 +9,7 @@ that output at /pfs/prev. Instead of the pod writing it there file by file, pach
     prev   the laid-out output, through an overlay with no folder to write to: read-only
            in the file system itself, so in every copy of the mount (a bind's
            read-only flag would not reach the pod's copy).
-Each pod's /pfs folder is first made a shared mount of its own (share()), so what
+Each pod's /pfs folder is first made a shared mount of its own (prepare()), so what
 pachd mounts in it reaches the pod even once the pod runs: a warm pod, started
 before its job was known, gets its mounts before its assignment. The pod's layers
 folder is bound read-only at LAYERS, where the shim reads `changes` to send back
@@ -164,6 +164,7 @@ class _PodMount:
                 answer = f"podmount: {err}"
             if not answer or process.poll() is not None:
                 process.kill()  # stuck, or ended: the next pod starts another
+                process.wait()
                 self._process = None
             if answer != "ok":
                 raise OSError(answer or f"podmount gave no answer in {PODMOUNT_TIMEOUT:.0f} s")
