@@ -25,7 +25,7 @@ from tests.support.wait import wait_until
 
 TIMEOUT = 90
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pachd mounts a pod's previous output as root only")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs pachd as root, and as nobody (which takes root)")
 
 # Each job (one per commit of `data`) does something else to the output its parent left.
 SCRIPT = r"""
@@ -161,7 +161,8 @@ def test_a_pachd_without_root_starts_its_mount_helper_again_when_it_ended(user_p
         assert helpers
         for pid in helpers:
             os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not set(helpers) & set(_podmount_helpers(user_pachd)), timeout=TIMEOUT, what="the helper to end")
+        wait_until(lambda: not set(helpers) & set(_podmount_helpers(user_pachd)), timeout=TIMEOUT,
+                   what="the helper to end")
         out_inode, prev_inode = client.get_file_bytes(("ids", run_job(2)), "identity").split()
         assert out_inode == prev_inode  # mounted by a helper started again, not copied
 
