@@ -7,20 +7,16 @@ written by the pod. Each check looks from the pod (what its code sees) or from t
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pachyderm_client import Client
-from tests.support.pachd import PachdProcess
+from tests.support.pachd import PachdProcess, pachd_as_nobody
 from tests.support.pipelines import MAP, pipeline
-from tests.support.unprivileged import NOBODY
 from tests.support.wait import wait_until
 
 TIMEOUT = 90
@@ -102,22 +98,9 @@ def _assert_edits_landed(client: Client, second: str, third: str) -> None:
         k: v.decode().strip().replace("\n", " ") for k, v in files.items()}
 
 
-@contextlib.contextmanager
-def _pachd_as_nobody(*extra_args: str) -> Iterator[PachdProcess]:
-    """A pachd run as an unprivileged user (nobody), with a data dir of that user's."""
-    base = Path(tempfile.mkdtemp(prefix="pachd-user-"))
-    os.chown(base, *NOBODY)
-    server = PachdProcess(base / "data", user=NOBODY, extra_args=list(extra_args))
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.fixture
 def user_pachd() -> Iterator[PachdProcess]:
-    with _pachd_as_nobody() as server:
+    with pachd_as_nobody() as server:
         yield server
 
 
@@ -138,7 +121,7 @@ def test_a_pachd_without_root_mounts_the_previous_output_in_its_warm_pods_own_na
 
 
 def test_a_pachd_without_root_nor_warm_pods_starts_pods_that_wait_to_have_the_previous_output_mounted() -> None:
-    with _pachd_as_nobody("--warm-pods", "0") as server, Client(server.address) as client:
+    with pachd_as_nobody("--warm-pods", "0") as server, Client(server.address) as client:
         _, second = _run_jobs(client, 2)
         out_inode, prev_inode = _files(client, ("edits", second))["identity"].split()
         assert out_inode == prev_inode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ import pytest
 
 from pachyderm_client import Client
 from pachyderm_client.proto import pps_pb2
-from tests.support.pachd import PachdProcess
+from tests.support.pachd import PachdProcess, pachd_as_nobody
 from tests.support.pipelines import MAP, only_job, pipeline
 
 TIMEOUT = 120
@@ -38,11 +39,26 @@ def pachd_with(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pachd
     server.stop()
 
 
-def test_a_pod_cannot_escape(own_pachd: PachdProcess) -> None:
-    data_dir = own_pachd.data_dir.resolve()
+@pytest.fixture(params=["root", "nobody"])
+def pachd_as_either(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PachdProcess]:
+    """A pachd as the tests' own user (root), and one as nobody: its pods then run in user namespaces
+    of its user's, as pachd's own user, and get their previous output mounted from inside them."""
+    if request.param == "root":
+        server = PachdProcess(tmp_path / "data").start()
+        yield server
+        server.stop()
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("running pachd as nobody takes root")
+        with pachd_as_nobody() as server:
+            yield server
+
+
+def test_a_pod_cannot_escape(pachd_as_either: PachdProcess) -> None:
+    data_dir = pachd_as_either.data_dir.resolve()
     marker = f"other-repo-secret-{uuid.uuid4().hex}"
     head, tail = marker[:10], marker[10:]  # the script never holds the whole marker
-    with Client(own_pachd.address) as client:
+    with Client(pachd_as_either.address) as client:
         client.create_repo("other")
         with client.commit("other") as c:
             client.put_file(("other", c.id), "secret", f"{marker}\n".encode())

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -109,3 +113,16 @@ class PachdProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def pachd_as_nobody(*extra_args: str) -> Iterator[PachdProcess]:
+    """A pachd run as an unprivileged user (nobody), with a data dir of that user's (the tests' must be root)."""
+    base = Path(tempfile.mkdtemp(prefix="pachd-user-"))
+    os.chown(base, *unprivileged.NOBODY)
+    server = PachdProcess(base / "data", user=unprivileged.NOBODY, extra_args=list(extra_args))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
