@@ -45,7 +45,7 @@ from pachd.executor import bytecode, overlay
 from pachd.executor.base import JobSpec, LogLine, PodEvent, PodPhase
 from pachd.executor.namespace import RUN, NamespaceSupport, PodProcess, Sandbox, remove_pod_files, spawn_pod, start_time
 from pachd.executor.outputs import Layouts, OutputTrees
-from pachd.executor.warm import WARM_DIR, WarmPool, start_waiting
+from pachd.executor.warm import WARM_DIR, WarmPod, WarmPool, start_waiting
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +104,13 @@ class LocalExecutor:
             await asyncio.to_thread(bytecode.write_ahead)
         for pid_file in [*self._root.glob("*/*/pid"), *self._root.glob(f"{WARM_DIR}/*/pid")]:
             _kill_recorded(pid_file)
-        if os.geteuid() == 0 and self._root.exists():
-            await asyncio.to_thread(overlay.unmount_below, self._root)  # pods' mounts an earlier pachd left
-        for layers in [*self._root.glob("*/*/layers"), *self._root.glob(f"{WARM_DIR}/*/layers")]:
-            overlay.open_work(layers.parent)  # what a killed pachd's pods left, so that it can be removed
+        def release_left() -> None:  # what an earlier pachd's pods left: mounts, work folders to open for removal
+            if os.geteuid() == 0 and self._root.exists():
+                overlay.unmount_below(self._root)
+            for layers in [*self._root.glob("*/*/layers"), *self._root.glob(f"{WARM_DIR}/*/layers")]:
+                overlay.open_work(layers.parent)
+
+        await asyncio.to_thread(release_left)
         await asyncio.to_thread(shutil.rmtree, self._root / WARM_DIR, True)
         await remove_pod_files(self._root / OUTPUTS_DIR)
 
@@ -175,12 +178,21 @@ class LocalExecutor:
         pod_dir.parent.mkdir(parents=True, exist_ok=True)
         pod.directory.rename(pod_dir)
         pod.directory = pod_dir
-        if tree is not None:  # its /pfs is a shared mount (or pachd mounts in its namespace): it shows in the pod
+        return await self._hand_over(job, pod, pod_dir, env, tree)
+
+    async def _hand_over(self, job: _Job, pod: WarmPod, pod_dir: Path, env: dict[str, str],
+                         tree: Path | None) -> PodProcess | None:
+        """Gives a waiting pod its job, its previous output mounted first given `tree` (its /pfs is
+        a shared mount, or pachd mounts in its namespace: it shows in the pod); None, the pod
+        discarded, if it ended just now (a cold pod instead)."""
+        if tree is not None:
             await self._mount_output(job, pod.name, pod_dir, tree, env, pod.process.pid)
         try:
             await pod.assign(job.spec.job_id, env)
-        except (OSError, ConnectionError):  # it ended just now: a cold pod instead
+        except (OSError, ConnectionError):
             await pod.discard()
+            for key in OUT_ENV:
+                env.pop(key, None)
             return None
         return pod.process
 
@@ -198,16 +210,12 @@ class LocalExecutor:
         try:
             with contextlib.suppress(OSError, ConnectionError):
                 if await pod.ready:
-                    await self._mount_output(job, name, pod_dir, tree, env, pod.process.pid)
-                    await pod.assign(job.spec.job_id, env)
-                    return pod.process
+                    return await self._hand_over(job, pod, pod_dir, env, tree)
         except BaseException:  # cancelled (the job stopped): the pod must not run on
             pod.process.kill()
             raise
         logger.warning("pod %s ended before it could take its job: one that copies its previous output instead", name)
         await pod.discard()
-        for key in OUT_ENV:
-            env.pop(key, None)
         return None
 
     async def _lease_output(self, job: _Job, name: str) -> Path | None:

@@ -107,12 +107,18 @@ def prepare(pfs_dir: Path) -> None:
         raise
 
 
+def _folders(pfs_dir: Path) -> tuple[Path, Path, Path, Path, Path]:
+    """The pod's out and prev, and its layers' changes, work and empty folders, made if missing."""
+    layers = layers_of(pfs_dir)
+    folders = (pfs_dir / "out", pfs_dir / "prev", layers / "changes", layers / "work", layers / "empty")
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    return folders
+
+
 def mount_output(pfs_dir: Path, tree: Path, owner: tuple[int, int] | None) -> None:
     """Mounts `tree` in the (shared) `pfs_dir` as the pod's out (below its changes) and prev (read-only)."""
-    out, prev, layers = pfs_dir / "out", pfs_dir / "prev", layers_of(pfs_dir)
-    changes, work, empty = layers / "changes", layers / "work", layers / "empty"
-    for folder in (out, prev, changes, work, empty):
-        folder.mkdir(parents=True, exist_ok=True)
+    out, prev, changes, work, empty = _folders(pfs_dir)
     if owner is not None:
         os.chown(changes, *owner)  # the folder above is what /pfs/out's own attributes come from
     lower = tree.resolve()
@@ -130,10 +136,7 @@ def mount_output(pfs_dir: Path, tree: Path, owner: tuple[int, int] | None) -> No
 def mount_in_pod(pod_pid: int, pfs_dir: Path, tree: Path) -> None:
     """As mount_output, inside the running pod's own mount namespace (`pod_pid`: its sandbox's
     outer process), for a pachd that is not root: the pod's user is pachd's own."""
-    out, prev, layers = pfs_dir / "out", pfs_dir / "prev", layers_of(pfs_dir)
-    changes, work, empty = layers / "changes", layers / "work", layers / "empty"
-    for folder in (out, prev, changes, work, empty):
-        folder.mkdir(parents=True, exist_ok=True)
+    _, _, changes, work, empty = _folders(pfs_dir)
     if any(c in str(p.resolve()) for p in (tree, changes) for c in ("\t", "\n")):
         raise OSError(f"{pfs_dir} has a character podmount's requests cannot hold")
     _podmount.ask("\t".join([str(pod_pid), *(str(p.resolve()) for p in (tree, changes, work, empty))]))

@@ -14,8 +14,7 @@ Only the standard library. pachd starts it once (`python -I -S podmount.py --ser
 start is about 20 ms) and asks it for each pod on its stdin; each pod's mounts are made by a
 child of its own, since building them changes the namespaces of the process that does.
 
-    podmount.py POD_PID LOWER CHANGES WORK EMPTY     one pod's, then exit
-    podmount.py --serve                              one pod's per line, tab-separated
+    podmount.py --serve     then, per line: POD_PID LOWER CHANGES WORK EMPTY, tab-separated
 POD_PID is the sandbox's outer process (bwrap); the pod is its child.
 """
 
@@ -145,4 +144,4 @@ def serve() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(serve() if sys.argv[1:] == ["--serve"] else mount_in(int(sys.argv[1]), *sys.argv[2:6]))
+    sys.exit(serve())
