@@ -178,8 +178,9 @@ _podmount = _PodMount()
 
 def release(pod_dir: Path) -> int:
     """Detaches every mount in the pod's directory (its /pfs folder's own, out, prev), and lets
-    its overlay's work folder be removed; returns how many mounts it detached."""
-    detached = unmount_below(pod_dir)
+    its overlay's work folder be removed; returns how many mounts it detached (none without root:
+    its mounts were in the pod's namespaces, gone with it)."""
+    detached = 0 if in_pods() else unmount_below(pod_dir)
     open_work(pod_dir)
     return detached
 
